@@ -1,0 +1,42 @@
+"""Metrics on hand-made codes and a trained tiny model."""
+import numpy as np
+import torch
+
+from cae.metrics import encode_images, evaluate, knn_predict, per_class_mean, reconstruction_errors
+from cae.model import CAE
+from tests.helpers import make_dataset
+
+
+def test_knn_votes_and_ties():
+    train = np.array([[0, 0], [0, 1], [1, 0], [10, 10], [10, 11], [11, 10]], np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    query = np.array([[0.2, 0.2], [10.5, 10.5], [5, 5]], np.float32)
+    assert knn_predict(train, labels, query, k=3).tolist() == [0, 1, 0]
+    # k=2 with one neighbour of each class: the nearer one wins the tie.
+    assert knn_predict(train, labels, np.array([[6, 6]], np.float32), k=2).tolist() == [1]
+    # Batching does not change the answer.
+    q = np.random.default_rng(0).normal(5, 4, (100, 2)).astype(np.float32)
+    np.testing.assert_array_equal(knn_predict(train, labels, q, batch_size=7),
+                                  knn_predict(train, labels, q, batch_size=1000))
+
+
+def test_per_class_mean():
+    assert per_class_mean(np.array([1.0, 3.0, 5.0]), np.array([0, 0, 2]), 3)[0] == 2.0
+    assert np.isnan(per_class_mean(np.array([1.0]), np.array([0]), 2)[1])
+
+
+def test_reconstruction_error_and_codes_match_the_model():
+    torch.manual_seed(0)
+    model = CAE()
+    ds = make_dataset(32, 16)
+    x = torch.from_numpy(ds.test_images).float().div(255).unsqueeze(1)
+    with torch.no_grad():
+        expected = ((model(x).clamp(0, 1) - x) ** 2).mean(dim=(1, 2, 3)).numpy()
+        codes = model.encode(x).numpy()
+    np.testing.assert_allclose(reconstruction_errors(model, ds.test_images, batch_size=5), expected,
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(encode_images(model, ds.test_images, batch_size=3), codes,
+                               rtol=1e-5, atol=1e-6)
+    result = evaluate(model, ds)
+    assert abs(result["test_mse"] - expected.mean()) < 1e-6
+    assert len(result["per_class_mse"]) == 10 and 0 <= result["knn5_accuracy"] <= 1
