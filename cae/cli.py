@@ -10,13 +10,13 @@ import json
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
 from . import __version__
 from .checkpoint import load_checkpoint, save_checkpoint
+from .codes import write_codes
 from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
 from .errors import CAEError
 from .metrics import encode_images, evaluate
@@ -139,25 +139,6 @@ def cmd_encode(args: argparse.Namespace) -> int:
     write_codes(args.out, codes, labels)
     print(f"wrote {len(codes)} codes to {args.out}", file=sys.stderr)
     return 0
-
-
-def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray) -> None:
-    """Latent codes and labels to .npz (arrays ``codes``, ``labels``) or .csv (z1,z2,label)."""
-    path = Path(path)
-    try:
-        if path.suffix.lower() == ".csv":
-            table = np.column_stack([codes, labels]).astype(np.float64)
-            header = ",".join([f"z{i + 1}" for i in range(codes.shape[1])] + ["label"])
-            np.savetxt(path, table, delimiter=",", header=header, comments="",
-                       fmt=["%.6f"] * codes.shape[1] + ["%d"])
-        elif path.suffix.lower() == ".npz":
-            np.savez(path, codes=codes, labels=labels)
-        elif path.suffix.lower() == ".npy":
-            np.save(path, np.column_stack([codes, labels]).astype(np.float32))
-        else:
-            raise CAEError(f"{path}: unknown format; use .csv, .npz or .npy")
-    except OSError as exc:
-        raise CAEError(f"could not write {path}: {exc.strerror or exc}") from None
 
 
 def cmd_info(args: argparse.Namespace) -> int:

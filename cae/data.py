@@ -333,11 +333,19 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
                  cancel: CancelToken | None = None) -> Dataset:
     """Find (or, with ``download``, fetch) and load a named dataset, verified.
 
-    ``name="folder"`` loads any IDX folder given as ``data_dir`` without checksums.
+    ``name="folder"`` loads any IDX folder given as ``data_dir`` without checksums; ``"auto"``
+    recognises a named dataset in ``data_dir`` by its checksums and falls back to ``"folder"``.
     """
-    if name == "folder":
+    if name in ("folder", "auto"):
         if not data_dir:
-            raise DataError("the 'folder' dataset needs a folder (--data DIR)")
+            raise DataError(f"the '{name}' dataset needs a folder (--data DIR)")
+        if name == "auto":
+            for spec in DATASETS.values():
+                if _folder_files(Path(data_dir), spec):
+                    try:
+                        return load_folder(data_dir, spec)
+                    except DataError:
+                        continue
         return load_folder(data_dir)
     spec = get_spec(name)
     folder = find_dataset(name, data_dir)

@@ -147,6 +147,7 @@ class Trainer:
         self._running = threading.Event()
         self._running.set()
         self.epochs_done = 0
+        self.global_step = 0  # optimiser steps taken so far (read by tests and monitors)
 
     # thread-safe controls -------------------------------------------------------------
     def stop(self) -> None:
@@ -172,9 +173,13 @@ class Trainer:
 
     @torch.no_grad()
     def _test_loss(self, test_u8: torch.Tensor) -> float:
+        """Mean test loss; NaN when stop() interrupts it (the run then ends at once)."""
         self.model.eval()
         total = torch.zeros((), device=self.device)
         for start in range(0, len(test_u8), 1000):
+            if self._stop.is_set():
+                self.model.train()
+                return float("nan")
             x = test_u8[start:start + 1000].unsqueeze(1).float().div_(255.0)
             total += reconstruction_loss(self.model(x), x) * len(x)
         self.model.train()
@@ -260,6 +265,7 @@ class Trainer:
                     raise
                 sched.step()
                 global_step += 1
+                self.global_step = global_step
                 run_loss += loss.detach() * len(idx)
                 epoch_loss += loss.detach() * len(idx)
                 run_count += len(idx)
@@ -287,6 +293,10 @@ class Trainer:
             self.epochs_done = epoch
             train_loss = float(epoch_loss) / n
             test_loss = self._test_loss(test_u8)
+            if self._stop.is_set():
+                self.model.eval()
+                yield Finished(True, self.epochs_done, time.perf_counter() - t_start)
+                return
             yield EpochEnd(epoch, train_loss, test_loss, time.perf_counter() - epoch_t0)
             yield self._snapshot(snap_u8, snap_labels, epoch, global_step)
             last_snapshot_t = time.perf_counter()

@@ -23,3 +23,38 @@ def isolated_env(tmp_path_factory, monkeypatch):
 def tiny_folder(tmp_path):
     from tests.helpers import write_dataset_folder
     return write_dataset_folder(tmp_path / "tiny")
+
+
+@pytest.fixture
+def settings(tmp_path):
+    from PySide6.QtCore import QSettings
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def no_bundled_model(monkeypatch, tmp_path):
+    """Pretend the bundled model is absent (a fresh install without resources)."""
+    import app.main_window as mw
+    monkeypatch.setattr(mw, "BUNDLED_MODEL", tmp_path / "no-bundled-model.safetensors")
+
+
+@pytest.fixture
+def window(qtbot, settings, tiny_folder, tmp_path, no_bundled_model):
+    """A main window with a small trained-from-seed model file and the tiny dataset loaded."""
+    import torch
+
+    from app.main_window import MainWindow
+    from cae.checkpoint import save_checkpoint
+    from cae.model import CAE
+
+    torch.manual_seed(1)
+    model_path = save_checkpoint(tmp_path / "model.safetensors", CAE(), {"dataset": "synthetic"})
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.start(str(model_path), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: len(w.map.codes) == 64, timeout=20000)
+    yield w
+    w.close()

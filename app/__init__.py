@@ -1,0 +1,1 @@
+"""CAE Latent Explorer's Qt GUI.  Widgets reach the engine (`cae`) only through the services here."""

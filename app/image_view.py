@@ -1,0 +1,48 @@
+"""A grey-scale image shown large with nearest-neighbour scaling, as pixels really are."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtGui import QImage, QPainter
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """float [0, 1] (H, W) -> an 8-bit grey QImage that owns its pixels."""
+    data = np.ascontiguousarray((np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    h, w = data.shape
+    return QImage(data.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+
+
+class ImageView(QWidget):
+    """Paints the last image given to :meth:`set_image`, square, scaled to fit."""
+
+    def __init__(self, minimum: int = 112, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.image: np.ndarray | None = None  # what is shown, float [0, 1]
+        self._qimage: QImage | None = None
+        self._minimum = minimum
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return QSize(self._minimum, self._minimum)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(2 * self._minimum, 2 * self._minimum)
+
+    def set_image(self, image: np.ndarray | None) -> None:
+        self.image = None if image is None else np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+        self._qimage = None if image is None else to_qimage(self.image)
+        self.update()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        side = min(self.width(), self.height())
+        x, y = (self.width() - side) // 2, (self.height() - side) // 2
+        if self._qimage is None:
+            painter.fillRect(x, y, side, side, Qt.GlobalColor.black)
+        else:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
+            painter.drawImage(QRect(x, y, side, side), self._qimage)
+        painter.end()

@@ -1,0 +1,162 @@
+"""The latent map: codes as one scatter per class, click or drag anywhere to explore.
+
+Mouse: left click or left drag explores (emits the latent point under the cursor); middle drag or
+Shift/Ctrl + left drag pans; the wheel and right drag zoom.  Hovering near a data point emits its
+index.  The widget knows nothing of the model: it shows arrays and emits coordinates.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+
+# Okabe-Ito's colour-blind-safe set, extended by two of Paul Tol's for ten classes.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
+           "#D55E00", "#F0E442", "#000000", "#999999", "#882255")
+HOVER_RADIUS_PX = 6.0
+
+
+class ExploreViewBox(pg.ViewBox):
+    """A ViewBox whose plain left drag explores instead of panning."""
+
+    sigExploreDrag = pg.QtCore.Signal(float, float, bool)  # x, y, finished
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
+        pan_mods = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+        if ev.button() == Qt.MouseButton.LeftButton and not (ev.modifiers() & pan_mods):
+            ev.accept()
+            p = self.mapSceneToView(ev.scenePos())
+            self.sigExploreDrag.emit(p.x(), p.y(), ev.isFinish())
+            return
+        super().mouseDragEvent(ev, axis)  # Shift/Ctrl + left or middle: pan; right: zoom
+
+
+class LatentMap(pg.PlotWidget):
+    """Scatter of latent codes with a class legend, an exploration marker and hover look-up."""
+
+    explored = Signal(float, float)  # a click or a drag position: decode this point
+    dragFinished = Signal(float, float)
+    hovered = Signal(int)  # index into the codes, or -1 when no point is near
+
+    def __init__(self, parent=None) -> None:
+        self.view_box = ExploreViewBox()
+        super().__init__(parent, viewBox=self.view_box, background="w")
+        self.plot_item = self.getPlotItem()
+        self.plot_item.setLabel("bottom", "z1")
+        self.plot_item.setLabel("left", "z2")
+        self.plot_item.showGrid(x=True, y=True, alpha=0.15)
+        self.plot_item.setMenuEnabled(False)
+        self.view_box.setAspectLocked(False)
+        self.legend = self.plot_item.addLegend(offset=(8, 8), labelTextColor="k",
+                                               brush=pg.mkBrush(255, 255, 255, 200))
+        self.scatters: list[pg.ScatterPlotItem] = []
+        self.codes = np.zeros((0, 2), np.float32)
+        self.labels = np.zeros(0, np.int64)
+        self.class_names: tuple[str, ...] = ()
+        self.marker = pg.ScatterPlotItem(size=16, symbol="+", pen=pg.mkPen("#FF0000", width=3),
+                                         brush=None, pxMode=True)
+        self.marker.setZValue(10)
+        self.marker.setVisible(False)
+        self.plot_item.addItem(self.marker, ignoreBounds=True)
+        self.view_box.sigExploreDrag.connect(self._on_drag)
+        self.scene().sigMouseClicked.connect(self._on_click)
+        self.scene().sigMouseMoved.connect(self._on_move)
+        self._hover_pos: QPointF | None = None
+        self._hover_timer = QTimer(self)
+        self._hover_timer.setSingleShot(True)
+        self._hover_timer.setInterval(16)
+        self._hover_timer.timeout.connect(self._update_hover)
+        self.hover_index = -1
+
+    # --------------------------------------------------------------------------- data
+    def set_codes(self, codes: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
+                  fit: bool = False) -> None:
+        """Show ``codes`` (N, 2) coloured by ``labels``; keeps each class's visibility."""
+        codes = np.asarray(codes, np.float32)
+        labels = np.asarray(labels, np.int64)
+        if tuple(class_names) != self.class_names:
+            self._rebuild_classes(tuple(class_names))
+            fit = True
+        fit = fit or len(self.codes) == 0
+        self.codes, self.labels = codes, labels
+        for c, scatter in enumerate(self.scatters):
+            sel = codes[labels == c]
+            scatter.setData(x=sel[:, 0], y=sel[:, 1])
+        self.hover_index = -1
+        if fit:
+            self.fit_view()
+
+    def _rebuild_classes(self, class_names: tuple[str, ...]) -> None:
+        for s in self.scatters:
+            self.plot_item.removeItem(s)
+            self.legend.removeItem(s)
+        self.scatters = []
+        self.class_names = class_names
+        for c, name in enumerate(class_names):
+            colour = PALETTE[c % len(PALETTE)]
+            s = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(colour), pxMode=True,
+                                   name=name, hoverable=False)
+            self.plot_item.addItem(s)
+            self.scatters.append(s)
+
+    def set_class_visible(self, cls: int, visible: bool) -> None:
+        self.scatters[cls].setVisible(visible)
+
+    def class_visible(self, cls: int) -> bool:
+        return self.scatters[cls].isVisible()
+
+    def fit_view(self) -> None:
+        """Frame all codes, with a small margin (ignores outliers beyond the 0.1-99.9 % range)."""
+        if len(self.codes) == 0:
+            return
+        lo = np.percentile(self.codes, 0.1, axis=0).astype(float)
+        hi = np.percentile(self.codes, 99.9, axis=0).astype(float)
+        pad = np.maximum((hi - lo) * 0.05, 1e-3)
+        self.view_box.setRange(xRange=(float(lo[0] - pad[0]), float(hi[0] + pad[0])),
+                               yRange=(float(lo[1] - pad[1]), float(hi[1] + pad[1])), padding=0)
+
+    def set_marker(self, x: float, y: float) -> None:
+        self.marker.setData([x], [y])
+        self.marker.setVisible(True)
+
+    # --------------------------------------------------------------------------- mouse
+    def _on_click(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or ev.double():
+            return
+        if not self.view_box.sceneBoundingRect().contains(ev.scenePos()):
+            return  # a click on an axis or the legend is not a point of the plane
+        if self.legend.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        p = self.view_box.mapSceneToView(ev.scenePos())
+        self.explored.emit(p.x(), p.y())
+
+    def _on_drag(self, x: float, y: float, finished: bool) -> None:
+        self.explored.emit(x, y)
+        if finished:
+            self.dragFinished.emit(x, y)
+
+    def _on_move(self, scene_pos: QPointF) -> None:
+        self._hover_pos = scene_pos
+        if not self._hover_timer.isActive():
+            self._hover_timer.start()
+
+    def _update_hover(self) -> None:
+        index = self.nearest_point(self._hover_pos) if self._hover_pos is not None else -1
+        if index != self.hover_index:
+            self.hover_index = index
+            self.hovered.emit(index)
+
+    def nearest_point(self, scene_pos: QPointF, radius_px: float = HOVER_RADIUS_PX) -> int:
+        """Index of the visible data point nearest ``scene_pos`` within ``radius_px``, else -1."""
+        if len(self.codes) == 0 or not self.view_box.sceneBoundingRect().contains(scene_pos):
+            return -1
+        p = self.view_box.mapSceneToView(scene_pos)
+        px, py = self.view_box.viewPixelSize()
+        if not (px > 0 and py > 0):
+            return -1
+        d2 = ((self.codes[:, 0] - p.x()) / px) ** 2 + ((self.codes[:, 1] - p.y()) / py) ** 2
+        hidden = [c for c, s in enumerate(self.scatters) if not s.isVisible()]
+        if hidden:
+            d2[np.isin(self.labels, hidden)] = np.inf
+        i = int(np.argmin(d2))
+        return i if d2[i] <= radius_px ** 2 else -1

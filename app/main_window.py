@@ -1,0 +1,622 @@
+"""The main window: the latent map in the middle, decoded and hovered digits on the right, the
+training dock below; menus for files, data and view.  It wires widgets to the services."""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QStackedWidget,
+                               QToolBar, QVBoxLayout, QWidget)
+
+from cae.codes import write_codes
+from cae.data import Dataset, not_found_message
+from cae.errors import CAEError
+from cae.metrics import encode_images
+from cae.model import CAE
+from cae.train import EpochEnd, Finished, Progress, Snapshot, TrainConfig, build_model
+
+from .data_service import DataService
+from .image_view import ImageView
+from .latent_map import LatentMap
+from .model_service import ModelService
+from .tasks import TaskRunner
+from .training_panel import TrainingPanel
+from .training_service import TrainingService
+
+APP_NAME = "CAE Latent Explorer"
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+BUNDLED_MODEL = RESOURCES / "model.safetensors"
+MAX_RECENT = 8
+DECODE_INTERVAL_MS = 16  # drags decode at most at the display rate
+SNAPSHOT_EVERY_S = 1.0
+ENCODE_CHUNK = 1000
+
+
+def _encode_chunks(cancel, report, model: CAE, images: np.ndarray) -> np.ndarray:
+    """Encode in chunks so a cancel (new model, closing window) takes effect quickly."""
+    parts = []
+    for start in range(0, len(images), ENCODE_CHUNK):
+        if cancel.cancelled:
+            raise CAEError("cancelled")
+        parts.append(encode_images(model, images[start:start + ENCODE_CHUNK]))
+        report(min(start + ENCODE_CHUNK, len(images)) / len(images))
+    return np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)
+
+
+class WelcomePage(QWidget):
+    """Shown when there is neither a model nor data: says what to do."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        title = QLabel(f"<h2>{APP_NAME}</h2>")
+        text = QLabel("There is no model and no dataset yet.<br>Download MNIST (about 11 MB), "
+                      "choose a folder that holds the four MNIST IDX files, or open a trained "
+                      "model (.safetensors).")
+        text.setWordWrap(True)
+        self.download_button = QPushButton("Download MNIST")
+        self.folder_button = QPushButton("Choose data folder…")
+        self.open_button = QPushButton("Open model…")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box = QVBoxLayout()
+        box.addWidget(title)
+        box.addWidget(text)
+        for b in (self.download_button, self.folder_button, self.open_button):
+            box.addWidget(b)
+        box.addWidget(self.message)
+        box.addStretch(1)
+        outer = QHBoxLayout(self)
+        outer.addStretch(1)
+        outer.addLayout(box, 2)
+        outer.addStretch(1)
+
+
+class MainWindow(QMainWindow):
+    decoded = Signal(float, float)  # a latent point was decoded and shown
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or QSettings("cae-explorer", "cae-explorer")
+        self.runner = TaskRunner(self)
+        self.models = ModelService(self)
+        self.data = DataService(self.runner, self)
+        self.training = TrainingService(self)
+
+        self.dataset: Dataset | None = None
+        self.map_images: np.ndarray | None = None  # uint8 images behind the map's points
+        self.map_all = False  # False: the 10,000 test digits; True: all 70,000
+        self.current_z: tuple[float, float] | None = None
+        self._pending_z: tuple[float, float] | None = None
+        self._encode_task = None
+        self._error_box: QMessageBox | None = None
+        self._train_config: TrainConfig | None = None
+        self._history: list[dict] = []
+        self.last_error = ""
+        self.decode_count = 0
+        self.last_decode_ms = 0.0
+        self.dirty = False
+        self.closing = False  # set in closeEvent: late worker results are then ignored
+
+        self._build_ui()
+        self._connect()
+        self._restore_settings()
+        self._update_page()
+
+    # =========================================================================== building
+    def _build_ui(self) -> None:
+        self.setWindowTitle(APP_NAME)
+        self.map = LatentMap()
+        self.welcome = WelcomePage()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.map)
+        self.setCentralWidget(self.stack)
+
+        # Decoded + hovered panels
+        right = QWidget()
+        lay = QVBoxLayout(right)
+        lay.addWidget(QLabel("<b>Decoded</b> (click or drag on the map)"))
+        self.decoded_view = ImageView(minimum=168)
+        lay.addWidget(self.decoded_view, 3)
+        self.z_label = QLabel("z = –")
+        self.z_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.z_label)
+        lay.addWidget(QLabel("<b>Digit under the cursor</b>"))
+        self.hover_view = ImageView(minimum=84)
+        lay.addWidget(self.hover_view, 2)
+        self.hover_label = QLabel("hover over a point")
+        lay.addWidget(self.hover_label)
+        self.side_dock = QDockWidget("Images", self)
+        self.side_dock.setObjectName("imagesDock")
+        self.side_dock.setWidget(right)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.side_dock)
+
+        self.training_panel = TrainingPanel()
+        self.training_panel.setMaximumWidth(380)
+        self.training_dock = QDockWidget("Training", self)
+        self.training_dock.setObjectName("trainingDock")
+        self.training_dock.setWidget(self.training_panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.training_dock)
+
+        # Status bar: message, coordinates, background work with cancel
+        self.coords_label = QLabel("")
+        self.work_bar = QProgressBar()
+        self.work_bar.setMaximumWidth(220)
+        self.work_bar.setRange(0, 1000)
+        self.work_bar.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.statusBar().addPermanentWidget(self.coords_label)
+        self.statusBar().addPermanentWidget(self.work_bar)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+
+        self._build_menus()
+
+    def _action(self, text: str, slot, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda checked=False: slot())
+        return action
+
+    def _build_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        self.open_action = self._action("&Open model…", self.open_model, QKeySequence.StandardKey.Open)
+        self.save_action = self._action("&Save model…", self.save_model, QKeySequence.StandardKey.Save)
+        m.addAction(self.open_action)
+        self.recent_menu = m.addMenu("Recent models")
+        m.addAction(self.save_action)
+        m.addSeparator()
+        m.addAction(self._action("Export latent codes (CSV/NPY/NPZ)…", self.export_codes, "Ctrl+E"))
+        m.addAction(self._action("Export map as PNG…", self.export_map_png, "Ctrl+Shift+E"))
+        m.addSeparator()
+        quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        m.addAction(quit_action)
+
+        d = self.menuBar().addMenu("&Data")
+        d.addAction(self._action("Download MNIST", lambda: self.load_data("mnist", download=True)))
+        d.addAction(self._action("Download Fashion-MNIST",
+                                 lambda: self.load_data("fashion-mnist", download=True)))
+        d.addAction(self._action("Choose data folder…", self.choose_data_folder))
+
+        v = self.menuBar().addMenu("&View")
+        v.addAction(self._action("&Fit view", self.map.fit_view, "Ctrl+F"))
+        v.addAction(self.side_dock.toggleViewAction())
+        v.addAction(self.training_dock.toggleViewAction())
+
+        bar = QToolBar("Map")
+        bar.setObjectName("mapToolbar")
+        bar.addAction(self._action("Fit view", self.map.fit_view))
+        self.map_set = QComboBox()
+        self.map_set.addItem("Test digits (10,000)", False)
+        self.map_set.addItem("All digits (70,000)", True)
+        self.map_set.activated.connect(lambda _: self.set_map_all(self.map_set.currentData()))
+        bar.addWidget(QLabel(" Show: "))
+        bar.addWidget(self.map_set)
+        bar.addWidget(QLabel("   left drag: explore · Shift+drag or middle drag: pan · wheel: zoom"))
+        self.addToolBar(bar)
+
+    def _connect(self) -> None:
+        self.map.explored.connect(self.request_decode)
+        self.map.hovered.connect(self._on_hover)
+        self._decode_timer = QTimer(self)
+        self._decode_timer.setInterval(DECODE_INTERVAL_MS)
+        self._decode_timer.setSingleShot(True)
+        self._decode_timer.timeout.connect(self._decode_pending)
+
+        self.models.modelChanged.connect(self._on_model_changed)
+        self.data.loaded.connect(self._on_dataset_loaded)
+        self.data.failed.connect(self._on_data_failed)
+        self.data.progress.connect(self._on_download_progress)
+        self.data.busyChanged.connect(self._on_data_busy)
+        self.cancel_button.clicked.connect(self.data.cancel)
+
+        tp = self.training_panel
+        tp.trainRequested.connect(self.start_training)
+        tp.pauseRequested.connect(self.training.pause)
+        tp.resumeRequested.connect(self.training.resume)
+        tp.stopRequested.connect(self.training.stop)
+        tp.datasetChosen.connect(lambda name: self.load_data(name))
+        self.training.progress.connect(self._on_progress)
+        self.training.snapshot.connect(self._on_snapshot)
+        self.training.epochEnded.connect(self._on_epoch)
+        self.training.finished.connect(self._on_training_finished)
+        self.training.failed.connect(self._on_training_failed)
+        self.training.runningChanged.connect(tp.set_running)
+
+        self.welcome.download_button.clicked.connect(lambda: self.load_data("mnist", download=True))
+        self.welcome.folder_button.clicked.connect(self.choose_data_folder)
+        self.welcome.open_button.clicked.connect(self.open_model)
+
+    # =========================================================================== start-up
+    def start(self, model_path: str | None = None, data_dir: str | None = None,
+              dataset: str = "mnist") -> None:
+        """Load the model (given, last used, or bundled) now and look for data in the background."""
+        candidates = [model_path] if model_path else [self.settings.value("lastModel", ""),
+                                                       str(BUNDLED_MODEL)]
+        for path in candidates:
+            if path and Path(path).is_file():
+                try:
+                    self.models.load(path)
+                    break
+                except CAEError as exc:
+                    if model_path:
+                        self.show_error("Could not open the model", str(exc))
+        folder = data_dir or self.settings.value("dataFolder", "") or None
+        if folder and Path(folder).is_dir() and dataset == "mnist":
+            dataset = "auto"  # the folder used last time, whatever dataset it holds
+        self.load_data(dataset, folder)
+
+    # =========================================================================== pages/state
+    def _update_page(self) -> None:
+        has_content = self.models.model is not None or self.dataset is not None
+        self.stack.setCurrentWidget(self.map if has_content else self.welcome)
+        self.save_action.setEnabled(self.models.model is not None)
+        title = APP_NAME
+        if self.models.path is not None:
+            title += f" — {self.models.path.name}"
+        elif self.models.model is not None:
+            title += " — trained model" if self.models.trained else " — untrained model"
+        self.setWindowTitle(title + (" *" if self.dirty else ""))
+
+    def show_error(self, title: str, text: str) -> None:
+        """Tell the user without blocking the event loop (training and tests keep running)."""
+        self.last_error = text
+        self.statusBar().showMessage(f"{title}: {text.splitlines()[0]}", 10000)
+        if self._error_box is not None:
+            self._error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setModal(False)
+        box.open()
+        self._error_box = box
+
+    # =========================================================================== data
+    def load_data(self, name: str = "mnist", folder: str | None = None, download: bool = False) -> None:
+        if self.closing:
+            return
+        if self.training.running:
+            self.show_error("Training is running", "Stop training before changing the dataset.")
+            return
+        self.statusBar().showMessage("downloading " + name if download else f"looking for {name}…")
+        self.data.load(name, folder, download)
+
+    def choose_data_folder(self, folder: str | None = None) -> None:
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Folder with the four IDX files")
+            if not folder:
+                return
+        self.load_data("auto", folder)
+
+    @Slot(object)
+    def _on_dataset_loaded(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        if dataset.source:
+            self.settings.setValue("dataFolder", dataset.source)
+        i = self.training_panel.dataset.findData(dataset.name)
+        if i >= 0:
+            self.training_panel.dataset.setCurrentIndex(i)
+        self.statusBar().showMessage(f"{dataset.name}: {len(dataset.train_images):,} training and "
+                                     f"{len(dataset.test_images):,} test images from {dataset.source}",
+                                     8000)
+        self.welcome.message.setText("")
+        if self.models.model is None:
+            self.models.new_model()  # emits modelChanged -> encode
+        else:
+            self.refresh_codes()
+        self._update_page()
+
+    @Slot(str)
+    def _on_data_failed(self, message: str) -> None:
+        if self.models.model is None and self.dataset is None:
+            self.welcome.message.setText(message)  # the welcome page explains what to do
+            self.statusBar().showMessage("no dataset found", 8000)
+        else:
+            self.show_error("Dataset", message)
+
+    @Slot(str, int, int)
+    def _on_download_progress(self, file: str, done: int, total: int) -> None:
+        self.work_bar.setFormat(f"{file}: {done / 1e6:.1f} MB")
+        self.work_bar.setValue(int(1000 * done / total) if total else 0)
+
+    @Slot(bool)
+    def _on_data_busy(self, busy: bool) -> None:
+        self.work_bar.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.work_bar.setValue(0)
+            self.work_bar.setFormat("loading data…")
+
+    # =========================================================================== codes
+    def set_map_all(self, all_digits: bool) -> None:
+        self.map_all = bool(all_digits)
+        self.map_set.setCurrentIndex(1 if self.map_all else 0)
+        self.refresh_codes()
+
+    def _map_source(self) -> tuple[np.ndarray, np.ndarray] | None:
+        ds = self.dataset
+        if ds is None:
+            return None
+        if self.map_all:
+            return (np.concatenate([ds.train_images, ds.test_images]),
+                    np.concatenate([ds.train_labels, ds.test_labels]))
+        return ds.test_images, ds.test_labels
+
+    def refresh_codes(self) -> None:
+        """Re-encode the map's digits with the current model, off the GUI thread."""
+        source = self._map_source()
+        if source is None or self.models.model is None or self.closing:
+            return
+        if self._encode_task is not None:
+            self._encode_task.cancel()
+        images, labels = source
+        task = self.runner.submit(_encode_chunks, self.models.model, images)
+        task.done.connect(self._on_codes)
+        task.failed.connect(self._on_codes_failed)
+        task.progress.connect(self._on_encode_progress)
+        task.images, task.labels = images, labels
+        self._encode_task = task
+        self.statusBar().showMessage(f"encoding {len(images):,} digits…")
+
+    @Slot(object)
+    def _on_codes(self, codes: np.ndarray) -> None:
+        task = self.sender()
+        if task is not self._encode_task or self.training.running:
+            return
+        self._encode_task = None
+        self.map_images = task.images
+        self.map.set_codes(codes, task.labels, self.dataset.class_names)
+        self.statusBar().showMessage(f"{len(codes):,} digits on the map", 5000)
+
+    @Slot(str)
+    def _on_codes_failed(self, message: str) -> None:
+        if self.sender() is self._encode_task:
+            self._encode_task = None
+            self.show_error("Encoding failed", message)
+
+    @Slot(object)
+    def _on_encode_progress(self, fraction: float) -> None:
+        if self.sender() is self._encode_task:
+            self.statusBar().showMessage(f"encoding digits… {100 * fraction:.0f} %")
+
+    @Slot()
+    def _on_model_changed(self) -> None:
+        self._update_page()
+        self.refresh_codes()
+        if self.current_z is not None:
+            self.request_decode(*self.current_z)
+
+    # =========================================================================== explore
+    @Slot(float, float)
+    def request_decode(self, x: float, y: float) -> None:
+        """Decode now if idle, else at the next display tick (drags coalesce to <= 60 Hz)."""
+        self._pending_z = (x, y)
+        if not self._decode_timer.isActive():
+            self._decode_pending()
+
+    @Slot()
+    def _decode_pending(self) -> None:
+        if self._pending_z is None or self.models.model is None:
+            return
+        x, y = self._pending_z
+        self._pending_z = None
+        t0 = time.perf_counter()
+        image = self.models.decode_one(x, y)
+        self.last_decode_ms = 1e3 * (time.perf_counter() - t0)
+        self.decode_count += 1
+        self.current_z = (x, y)
+        self.decoded_view.set_image(image)
+        self.map.set_marker(x, y)
+        self.z_label.setText(f"z = ({x:.3f}, {y:.3f})")
+        self.coords_label.setText(f"z1 {x:+.3f}  z2 {y:+.3f}  ·  decode {self.last_decode_ms:.1f} ms")
+        self._decode_timer.start()
+        self.decoded.emit(x, y)
+
+    @Slot(int)
+    def _on_hover(self, index: int) -> None:
+        if index < 0 or self.map_images is None or index >= len(self.map_images):
+            self.hover_view.set_image(None)
+            self.hover_label.setText("hover over a point")
+            return
+        self.hover_view.set_image(self.map_images[index] / 255.0)
+        label = int(self.map.labels[index])
+        names = self.map.class_names
+        name = names[label] if label < len(names) else str(label)
+        self.hover_label.setText(f"label {name} · index {index}")
+
+    # =========================================================================== training
+    @Slot()
+    def start_training(self) -> None:
+        if self.training.running:
+            return
+        if self.dataset is None:
+            self.show_error("No dataset", "Load a dataset first (Data menu): training needs images.\n"
+                            + not_found_message("mnist"))
+            return
+        try:
+            device_probe = self.training_panel.config()
+            snapshot_size = 10000 if device_probe.device.startswith("cuda") else 2000
+            config = self.training_panel.config(snapshot_every_s=SNAPSHOT_EVERY_S,
+                                                snapshot_size=snapshot_size)
+            if self.training_panel.continue_training.isChecked() and self.models.model is not None:
+                model = copy.deepcopy(self.models.model)
+            else:
+                model = build_model(seed=config.seed)
+            self.training_panel.reset_curves()
+            self._history = []
+            self.training.start(self.dataset, config, model)
+        except CAEError as exc:
+            self.show_error("Cannot train", str(exc))
+            return
+        self._train_config = config
+        self.statusBar().showMessage(f"training on {self.training.trainer.device}…")
+
+    @Slot(object)
+    def _on_progress(self, p: Progress) -> None:
+        self.training_panel.show_progress(p)
+
+    @Slot(object)
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        if self.models.model is not None:
+            self.models.update_decoder(snap.decoder_state)
+        if self.dataset is not None:
+            self.map_images = self.dataset.test_images[:len(snap.codes)]
+            self.map.set_codes(snap.codes, snap.labels, self.dataset.class_names,
+                               fit=snap.global_step == 0)
+        if self.current_z is not None:
+            self.request_decode(*self.current_z)
+
+    @Slot(object)
+    def _on_epoch(self, e: EpochEnd) -> None:
+        self.training_panel.show_epoch(e)
+        self._history.append({"epoch": e.epoch, "train_loss": e.train_loss,
+                              "test_loss": e.test_loss, "seconds": e.seconds})
+
+    def _adopt_trained(self, state: dict, extra: dict) -> None:
+        if self.closing:
+            return
+        model = CAE(self.models.model.config if self.models.model else None)
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        cfg = self._train_config
+        meta = {"dataset": self.dataset.name if self.dataset else "",
+                "class_names": list(self.dataset.class_names) if self.dataset else [],
+                "train_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+                "history": list(self._history), **extra}
+        self.dirty = True
+        self.models.set_model(model, meta, None, trained=True)
+
+    @Slot(object, object)
+    def _on_training_finished(self, rec: Finished, state: dict) -> None:
+        text = (f"stopped after {rec.epochs_done} epoch(s)" if rec.stopped
+                else f"finished {rec.epochs_done} epoch(s)") + f" in {rec.seconds:.0f} s"
+        self.training_panel.show_finished(text)
+        self.statusBar().showMessage("training " + text, 10000)
+        self._adopt_trained(state, {"epochs_done": rec.epochs_done, "stopped_early": rec.stopped})
+
+    @Slot(str, object)
+    def _on_training_failed(self, message: str, state: dict) -> None:
+        self.training_panel.show_finished("training failed")
+        self.show_error("Training failed", message)
+        if state:
+            self._adopt_trained(state, {"note": "last good weights of a failed run"})
+
+    # =========================================================================== files
+    def open_model(self, path: str | None = None) -> bool:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open model", "",
+                                                  "Models (*.safetensors);;All files (*)")
+            if not path:
+                return False
+        if self.training.running:
+            self.show_error("Training is running", "Stop training before opening another model.")
+            return False
+        try:
+            self.models.load(path)
+        except CAEError as exc:
+            self.show_error("Could not open the model", str(exc))
+            return False
+        self.dirty = False
+        self._remember_model(path)
+        self._update_page()
+        return True
+
+    def save_model(self, path: str | None = None) -> bool:
+        if self.models.model is None:
+            return False
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save model", "model.safetensors",
+                                                  "Models (*.safetensors)")
+            if not path:
+                return False
+        if not path.endswith(".safetensors"):
+            path += ".safetensors"
+        try:
+            self.models.save(path)
+        except CAEError as exc:
+            self.show_error("Could not save the model", str(exc))
+            return False
+        self.dirty = False
+        self._remember_model(path)
+        self._update_page()
+        self.statusBar().showMessage(f"saved {path}", 5000)
+        return True
+
+    def export_codes(self, path: str | None = None) -> bool:
+        if len(self.map.codes) == 0:
+            self.show_error("Nothing to export", "There are no latent codes on the map yet.")
+            return False
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export latent codes", "codes.csv",
+                                                  "CSV (*.csv);;NumPy (*.npy);;NumPy archive (*.npz)")
+            if not path:
+                return False
+        try:
+            write_codes(path, self.map.codes, self.map.labels)
+        except CAEError as exc:
+            self.show_error("Could not export", str(exc))
+            return False
+        self.statusBar().showMessage(f"wrote {len(self.map.codes):,} codes to {path}", 5000)
+        return True
+
+    def export_map_png(self, path: str | None = None) -> bool:
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export map", "latent-map.png", "PNG (*.png)")
+            if not path:
+                return False
+        if not self.map.grab().save(path, "PNG"):
+            self.show_error("Could not export", f"could not write {path}")
+            return False
+        self.statusBar().showMessage(f"saved {path}", 5000)
+        return True
+
+    def _remember_model(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        recent = [p for p in self.recent_models() if p != path]
+        self.settings.setValue("recentModels", [path, *recent][:MAX_RECENT])
+        self.settings.setValue("lastModel", path)
+        self._rebuild_recent_menu()
+
+    def recent_models(self) -> list[str]:
+        value = self.settings.value("recentModels", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_models():
+            self.recent_menu.addAction(self._action(path, lambda p=path: self.open_model(p)))
+        self.recent_menu.setEnabled(bool(self.recent_models()))
+
+    # =========================================================================== lifecycle
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = self.settings.value("windowState")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        self._rebuild_recent_menu()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        """Stop training, downloads and encodes, and wait for them: no thread outlives the window."""
+        self.closing = True
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("windowState", self.saveState())
+        self.settings.sync()
+        self._decode_timer.stop()
+        self.data.cancel()
+        if self._encode_task is not None:
+            self._encode_task.cancel()
+        self.training.shutdown(1500)
+        self.runner.shutdown(1500)
+        super().closeEvent(event)

@@ -1,0 +1,78 @@
+"""The GUI's own copy of the model: instant decodes on the GUI thread, loads, saves.
+
+During training the worker owns its model; this copy's decoder is refreshed from the worker's
+snapshots, so a click decodes with the weights being trained without touching the worker.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from cae.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cae.model import CAE, CAEConfig
+from cae.train import build_model
+
+
+class ModelService(QObject):
+    """Holds the current model (CPU, eval mode) and its metadata."""
+
+    modelChanged = Signal()  # a different model (loaded, trained, new): codes must be recomputed
+    decoderUpdated = Signal()  # same model, new decoder weights (a training snapshot)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model: CAE | None = None
+        self.metadata: dict = {}
+        self.path: Path | None = None
+        self.trained = False
+
+    # --------------------------------------------------------------------------- state
+    def set_model(self, model: CAE, metadata: dict | None = None, path: Path | None = None,
+                  trained: bool = True) -> None:
+        self.model = model.to("cpu").eval()
+        self.metadata = dict(metadata or {})
+        self.path = path
+        self.trained = trained
+        self.modelChanged.emit()
+
+    def new_model(self, seed: int = 0, config: CAEConfig | None = None) -> None:
+        """An untrained model, so a user with data but no model can start training at once."""
+        self.set_model(build_model(config, seed), {"note": "untrained"}, None, trained=False)
+
+    def load(self, path: str | Path) -> Checkpoint:
+        """Load a model file (raises CheckpointError with a clear message; nothing changes then)."""
+        ckpt = load_checkpoint(path)
+        self.set_model(ckpt.model, ckpt.metadata, Path(path), trained=True)
+        return ckpt
+
+    def save(self, path: str | Path, extra_metadata: dict | None = None) -> Path:
+        if self.model is None:
+            raise ValueError("there is no model to save")
+        meta = {**self.metadata, **(extra_metadata or {})}
+        meta.pop("note", None)
+        saved = save_checkpoint(path, self.model, meta)
+        self.path = saved
+        return saved
+
+    def update_decoder(self, state: dict[str, np.ndarray]) -> None:
+        """Copy decoder weights from a training snapshot into the GUI's model."""
+        if self.model is None:
+            return
+        with torch.no_grad():
+            for name, tensor in self.model.decoder.state_dict().items():
+                tensor.copy_(torch.from_numpy(state[name]))
+        self.decoderUpdated.emit()
+
+    # --------------------------------------------------------------------------- decode
+    @torch.no_grad()
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """Latent points (N, 2) -> images (N, 28, 28) float32 clamped to [0, 1], as displayed."""
+        assert self.model is not None
+        t = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(-1, self.model.config.latent_dim))
+        return self.model.decode(t).clamp_(0, 1)[:, 0].numpy()
+
+    def decode_one(self, x: float, y: float) -> np.ndarray:
+        return self.decode(np.array([[x, y]], np.float32))[0]

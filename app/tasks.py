@@ -1,0 +1,105 @@
+"""Run engine functions (load, download, encode) off the GUI thread, with cancellation.
+
+Each task gets a :class:`cae.data.CancelToken` as its first argument and reports through signals
+of a QObject that lives on the GUI thread, so results always arrive in GUI-thread slots.
+"""
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from cae.data import CancelToken
+from cae.errors import CAEError
+
+
+def describe_error(exc: BaseException) -> str:
+    """A message for a person: the engine's own text, or the type and text of anything else."""
+    if isinstance(exc, CAEError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Task(QObject):
+    """One background call; ``done`` carries its result, ``failed`` a message, ``progress`` any
+    payload the function reports through the ``report`` callable it is given."""
+
+    done = Signal(object)
+    failed = Signal(str)
+    progress = Signal(object)
+    ended = Signal()
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        self.args = args
+        self.cancel_token = CancelToken()
+
+    def cancel(self) -> None:
+        self.cancel_token.cancel()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_token.cancelled
+
+    def _run(self) -> None:
+        try:
+            result = self.fn(self.cancel_token, self.progress.emit, *self.args)
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the app
+            if not isinstance(exc, CAEError):
+                traceback.print_exc()
+            if not self.cancelled:
+                self.failed.emit(describe_error(exc))
+        else:
+            if not self.cancelled:
+                self.done.emit(result)
+        finally:
+            self.ended.emit()
+
+
+class _Runnable(QRunnable):
+    def __init__(self, task: Task) -> None:
+        super().__init__()
+        self.task = task
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        self.task._run()
+
+
+class TaskRunner(QObject):
+    """A small thread pool that remembers its tasks so they can be cancelled and awaited."""
+
+    def __init__(self, parent: QObject | None = None, threads: int = 2) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(threads)
+        self._tasks: set[Task] = set()
+        self.closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Task:
+        """Start ``fn(cancel_token, report, *args)`` in the pool; connect to the returned Task."""
+        if self.closed:
+            raise RuntimeError("the task runner has been shut down")
+        task = Task(fn, *args)
+        self._tasks.add(task)
+        task.ended.connect(self._forget)
+        self.pool.start(_Runnable(task))
+        return task
+
+    @Slot()
+    def _forget(self) -> None:
+        self._tasks = {t for t in self._tasks if t is not self.sender()}
+
+    @property
+    def busy(self) -> bool:
+        return self.pool.activeThreadCount() > 0
+
+    def shutdown(self, timeout_ms: int = 2000) -> bool:
+        """Cancel everything and wait; True when every task ended in time."""
+        self.closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        return self.pool.waitForDone(timeout_ms)

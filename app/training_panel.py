@@ -1,0 +1,163 @@
+"""The training dock: settings, Train/Pause/Resume/Stop, progress and the loss curve.
+
+It only shows state and emits the user's requests; the main window wires it to the services.
+"""
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from cae.train import EpochEnd, Progress, TrainConfig
+
+DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"))
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """(label, device string) for Auto, CPU and every accelerator torch can see."""
+    choices = [("Auto", "auto"), ("CPU", "cpu")]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            choices.append((f"CUDA {i}: {torch.cuda.get_device_name(i)}", f"cuda:{i}"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        choices.append(("Apple MPS", "mps"))
+    return choices
+
+
+def format_eta(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else \
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class TrainingPanel(QWidget):
+    trainRequested = Signal()
+    pauseRequested = Signal()
+    resumeRequested = Signal()
+    stopRequested = Signal()
+    datasetChosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        form = QFormLayout()
+        self.dataset = QComboBox()
+        for label, name in DATASET_CHOICES:
+            self.dataset.addItem(label, name)
+        self.dataset.activated.connect(lambda _: self.datasetChosen.emit(self.dataset.currentData()))
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(5)
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 65536)
+        self.batch_size.setValue(128)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1.0)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(2e-3)
+        self.device = QComboBox()
+        for label, dev in device_choices():
+            self.device.addItem(label, dev)
+        form.addRow("Dataset", self.dataset)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Device", self.device)
+        self.continue_training = QCheckBox("Continue from the current model")
+        self.continue_training.setToolTip("Off: train a freshly initialised model")
+        form.addRow("", self.continue_training)
+
+        self.train_button = QPushButton("Train")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.train_button.clicked.connect(self.trainRequested)
+        self.pause_button.clicked.connect(self._on_pause)
+        self.stop_button.clicked.connect(self.stopRequested)
+        buttons = QHBoxLayout()
+        for b in (self.train_button, self.pause_button, self.stop_button):
+            buttons.addWidget(b)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("idle")
+        self.progress.setTextVisible(True)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        self.loss_plot = pg.PlotWidget(background="w")
+        self.loss_plot.setMinimumHeight(140)
+        pi = self.loss_plot.getPlotItem()
+        pi.setLabel("bottom", "step")
+        pi.setLabel("left", "loss (MSE)")
+        pi.setLogMode(y=True)
+        pi.addLegend(offset=(-4, 4), labelTextColor="k")
+        self.train_curve = pi.plot([], [], pen=pg.mkPen("#0072B2", width=1.5), name="train")
+        self.test_curve = pi.plot([], [], pen=pg.mkPen("#D55E00", width=2), symbol="o",
+                                  symbolSize=6, symbolBrush="#D55E00", name="test")
+        self.train_points: list[tuple[int, float]] = []
+        self.test_points: list[tuple[int, float]] = []
+        self._steps_per_epoch = 1
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.loss_plot, 1)
+        self.set_running(False)
+
+    # --------------------------------------------------------------------------- requests
+    def config(self, **overrides) -> TrainConfig:
+        """The settings as a TrainConfig (raises TrainingError for impossible values)."""
+        return TrainConfig(epochs=self.epochs.value(), batch_size=self.batch_size.value(),
+                           lr=float(self.lr.value()), device=self.device.currentData(), **overrides)
+
+    def _on_pause(self) -> None:
+        if self.pause_button.text() == "Pause":
+            self.pauseRequested.emit()
+            self.pause_button.setText("Resume")
+        else:
+            self.resumeRequested.emit()
+            self.pause_button.setText("Pause")
+
+    # --------------------------------------------------------------------------- display
+    def set_running(self, running: bool) -> None:
+        self.train_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.pause_button.setText("Pause")
+        for w in (self.dataset, self.epochs, self.batch_size, self.lr, self.device,
+                  self.continue_training):
+            w.setEnabled(not running)
+
+    def reset_curves(self) -> None:
+        self.train_points, self.test_points = [], []
+        self.train_curve.setData([], [])
+        self.test_curve.setData([], [])
+
+    def show_progress(self, p: Progress) -> None:
+        self._steps_per_epoch = p.steps_per_epoch
+        self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
+        self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
+                                f"{p.images_per_s:,.0f} img/s  ETA {format_eta(p.eta_s)}")
+        if math.isfinite(p.loss) and p.loss > 0:
+            self.train_points.append((p.global_step, p.loss))
+            xs, ys = zip(*self.train_points)
+            self.train_curve.setData(xs, ys)
+
+    def show_epoch(self, e: EpochEnd) -> None:
+        if math.isfinite(e.test_loss) and e.test_loss > 0:
+            self.test_points.append((e.epoch * self._steps_per_epoch, e.test_loss))
+            xs, ys = zip(*self.test_points)
+            self.test_curve.setData(xs, ys)
+        self.status.setText(f"epoch {e.epoch}: train loss {e.train_loss:.4f}, "
+                            f"test loss {e.test_loss:.4f} ({e.seconds:.1f} s)")
+
+    def show_finished(self, text: str) -> None:
+        self.progress.setFormat(text)
+        self.status.setText(text)

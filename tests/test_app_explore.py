@@ -1,0 +1,118 @@
+"""Exploring the map with real mouse events: click, drag, hover, legend."""
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from cae.metrics import encode_images
+
+
+def view_to_widget(window, x: float, y: float) -> QPoint:
+    scene = window.map.view_box.mapViewToScene(QPointF(x, y))
+    return window.map.mapFromScene(scene)
+
+
+def send_mouse(widget, kind, pos: QPoint, button, buttons):
+    ev = QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)), button, buttons,
+                     Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, ev)
+
+
+def expected_decode(window, z):
+    with torch.no_grad():
+        return window.models.model.decode(torch.tensor([z], dtype=torch.float32)).clamp(0, 1)[0, 0].numpy()
+
+
+def test_map_shows_the_models_codes(window):
+    ds = window.dataset
+    np.testing.assert_allclose(window.map.codes, encode_images(window.models.model, ds.test_images),
+                               atol=1e-5)
+    counts = [len(s.data) for s in window.map.scatters]
+    assert counts == np.bincount(ds.test_labels, minlength=10).tolist()
+
+
+def test_click_anywhere_decodes_that_point(window, qtbot):
+    vb = window.map.view_box
+    (x0, x1), (y0, y1) = vb.viewRange()
+    target = (x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))  # not necessarily on a data point
+    pos = view_to_widget(window, *target)
+    with qtbot.waitSignal(window.decoded, timeout=3000) as blocker:
+        qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    z = blocker.args
+    px, py = vb.viewPixelSize()
+    assert abs(z[0] - target[0]) <= 2 * px and abs(z[1] - target[1]) <= 2 * py
+    np.testing.assert_allclose(window.decoded_view.image, expected_decode(window, z), atol=1e-6)
+    assert window.current_z == tuple(z)
+    mx, my = window.map.marker.getData()
+    assert (mx[0], my[0]) == pytest.approx(z)
+    assert f"{z[0]:+.3f}" in window.coords_label.text()
+
+
+def test_drag_decodes_along_the_path(window, qtbot):
+    vb = window.map.view_box
+    (x0, x1), (y0, y1) = vb.viewRange()
+    path = [(x0 + t * (x1 - x0), y0 + 0.5 * (y1 - y0)) for t in np.linspace(0.2, 0.8, 8)]
+    seen = []
+    window.decoded.connect(lambda x, y: seen.append((x, y)))
+    vp = window.map.viewport()
+    start = view_to_widget(window, *path[0])
+    range_before = vb.viewRange()
+    send_mouse(vp, QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
+    for x, y in path[1:]:
+        qtbot.wait(25)  # longer than the 16 ms decode interval
+        send_mouse(vp, QEvent.Type.MouseMove, view_to_widget(window, x, y), Qt.MouseButton.NoButton,
+                   Qt.MouseButton.LeftButton)
+    qtbot.wait(25)
+    send_mouse(vp, QEvent.Type.MouseButtonRelease, view_to_widget(window, *path[-1]),
+               Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: len(seen) >= 5, timeout=3000)
+    xs = [z[0] for z in seen]
+    assert xs == sorted(xs) and xs[-1] - xs[0] > 0.4 * (x1 - x0)  # follows the cursor rightwards
+    np.testing.assert_allclose(window.decoded_view.image, expected_decode(window, seen[-1]), atol=1e-6)
+    assert vb.viewRange() == range_before  # a plain drag explores; it does not pan
+
+
+def test_hover_shows_the_original_digit(window, qtbot):
+    i = 5
+    x, y = window.map.codes[i]
+    vp = window.map.viewport()
+    send_mouse(vp, QEvent.Type.MouseMove, view_to_widget(window, x, y), Qt.MouseButton.NoButton,
+               Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
+    j = window.map.hover_index
+    np.testing.assert_allclose(window.map.codes[j], window.map.codes[i], atol=0.05 * np.ptp(window.map.codes))
+    np.testing.assert_allclose(window.hover_view.image, window.dataset.test_images[j] / 255.0, atol=1e-6)
+    assert f"label {window.dataset.test_labels[j]}" in window.hover_label.text()
+    assert f"index {j}" in window.hover_label.text()
+
+
+def test_legend_click_toggles_a_class(window, qtbot):
+    sample, _label = window.map.legend.items[3]
+    scene_pos = sample.mapToScene(sample.boundingRect().center())
+    pos = window.map.mapFromScene(scene_pos)
+    decodes = window.decode_count
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: not window.map.class_visible(3), timeout=2000)
+    assert window.decode_count == decodes  # a legend click is not a point of the plane
+    # Hidden points are not hovered.
+    idx = int(np.flatnonzero(window.map.labels == 3)[0])
+    assert window.map.nearest_point(window.map.view_box.mapViewToScene(QPointF(*window.map.codes[idx]))) \
+        not in np.flatnonzero(window.map.labels == 3)
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: window.map.class_visible(3), timeout=2000)
+
+
+def test_fit_view_frames_the_codes(window):
+    window.map.view_box.setRange(xRange=(100, 101), yRange=(100, 101), padding=0)
+    window.map.fit_view()
+    (x0, x1), (y0, y1) = window.map.view_box.viewRange()
+    c = window.map.codes
+    assert x0 <= np.median(c[:, 0]) <= x1 and y0 <= np.median(c[:, 1]) <= y1
+
+
+def test_all_digits_view(window, qtbot):
+    window.set_map_all(True)
+    qtbot.waitUntil(lambda: len(window.map.codes) == 256 + 64, timeout=10000)
+    assert len(window.map_images) == 320

@@ -1,0 +1,191 @@
+"""Files, data and the empty state: open/save/export, downloads from the window, bad input."""
+import http.server
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from app.main_window import MainWindow
+from cae import data as D
+from cae.checkpoint import load_checkpoint
+from tests.helpers import FILES, spec_for
+
+
+def test_open_a_bad_model_keeps_the_current_one(window, tmp_path):
+    before = window.models.model
+    for content, message in ((b"\x80\x04garbage", "pickle"), (b"short", "too short")):
+        bad = tmp_path / "bad.safetensors"
+        bad.write_bytes(content)
+        assert not window.open_model(str(bad))
+        assert message in window.last_error
+        assert window.models.model is before
+    window.request_decode(0.0, 0.0)  # the window still works
+    assert window.decoded_view.image is not None
+
+
+def test_save_then_open_and_recent_models(window, tmp_path, qtbot):
+    path = tmp_path / "saved"  # the suffix is added
+    assert window.save_model(str(path))
+    saved = tmp_path / "saved.safetensors"
+    ckpt = load_checkpoint(saved)
+    for k, v in window.models.model.state_dict().items():
+        assert torch.equal(v, ckpt.model.state_dict()[k])
+    assert window.recent_models()[0] == str(saved.resolve())
+    assert window.settings.value("lastModel") == str(saved.resolve())
+    assert [a.text() for a in window.recent_menu.actions()][0] == str(saved.resolve())
+    window.recent_menu.actions()[0].trigger()
+    assert window.models.path == saved.resolve() or window.models.path == saved
+
+
+def test_save_into_a_missing_folder_is_a_clear_message(window, tmp_path):
+    assert not window.save_model(str(tmp_path / "missing" / "m.safetensors"))
+    assert "could not save" in window.last_error
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".npz"])
+def test_export_codes(window, tmp_path, suffix):
+    path = tmp_path / f"codes{suffix}"
+    assert window.export_codes(str(path))
+    if suffix == ".csv":
+        table = np.loadtxt(path, delimiter=",", skiprows=1)
+    elif suffix == ".npy":
+        table = np.load(path)
+    else:
+        z = np.load(path)
+        table = np.column_stack([z["codes"], z["labels"]])
+    np.testing.assert_allclose(table[:, :2], window.map.codes, atol=1e-5)
+    np.testing.assert_array_equal(table[:, 2], window.map.labels)
+
+
+def test_export_failures(window, tmp_path):
+    assert not window.export_codes(str(tmp_path / "nope" / "codes.csv"))
+    assert "could not write" in window.last_error
+    assert not window.export_codes(str(tmp_path / "codes.txt"))
+    assert "unknown format" in window.last_error
+
+
+def test_export_map_png(window, tmp_path):
+    from PySide6.QtGui import QImage
+    path = tmp_path / "map.png"
+    assert window.export_map_png(str(path))
+    img = QImage(str(path))
+    assert img.width() > 100 and img.height() > 100
+    assert not window.export_map_png(str(tmp_path / "missing" / "map.png"))
+
+
+def test_settings_remember_geometry_and_data_folder(window, settings, tiny_folder, qtbot):
+    window.resize(700, 520)
+    qtbot.waitUntil(lambda: window.height() == 520)
+    size = window.size()
+    window.close()
+    assert settings.value("dataFolder") == str(tiny_folder)
+    again = MainWindow(settings)
+    qtbot.addWidget(again)
+    assert again.size() == size
+    again.close()
+
+
+# ----------------------------------------------------------------------------- empty state
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    files: dict = {}
+    release = threading.Event()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        mode, _, name = self.path.strip("/").partition("/")
+        if mode == "missing":
+            self.send_error(404)
+            return
+        body = self.files[name]
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "stall":
+            self.wfile.write(body[:100])
+            self.wfile.flush()
+            self.release.wait(10)
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server(tiny_folder):
+    _Handler.files = {f: (tiny_folder / f).read_bytes() for f in FILES.values()}
+    _Handler.release.clear()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    _Handler.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def empty_window(qtbot, settings, no_bundled_model, monkeypatch, tmp_path):
+    monkeypatch.setattr(D, "system_data_dirs", lambda name: [tmp_path / "no-system-data"])
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    qtbot.waitUntil(lambda: not w.data.busy, timeout=10000)
+    yield w
+    w.close()
+
+
+def test_no_model_no_data_shows_what_to_do(empty_window):
+    w = empty_window
+    assert w.stack.currentWidget() is w.welcome
+    assert "was not found" in w.welcome.message.text() and "cae download" in w.welcome.message.text()
+    assert not w.save_action.isEnabled()
+
+
+def test_download_from_the_welcome_page(empty_window, server, tiny_folder, monkeypatch, qtbot):
+    monkeypatch.setitem(D.DATASETS, "mnist", spec_for(tiny_folder, (f"{server}/good/",), "mnist"))
+    w = empty_window
+    w.welcome.download_button.click()
+    qtbot.waitUntil(lambda: len(w.map.codes) == 64, timeout=20000)
+    assert w.stack.currentWidget() is w.map
+    assert w.models.model is not None and not w.models.trained
+    assert (D.user_cache_dir() / "mnist" / FILES["train_images"]).is_file()
+
+
+def test_failed_download_leaves_the_app_usable(empty_window, server, tiny_folder, monkeypatch, qtbot):
+    monkeypatch.setitem(D.DATASETS, "mnist", spec_for(tiny_folder, (f"{server}/missing/",), "mnist"))
+    w = empty_window
+    w.welcome.download_button.click()
+    qtbot.waitUntil(lambda: not w.data.busy, timeout=10000)
+    assert "HTTP 404" in w.welcome.message.text()
+    assert w.stack.currentWidget() is w.welcome
+    w.choose_data_folder(str(tiny_folder))  # another way in still works
+    qtbot.waitUntil(lambda: len(w.map.codes) == 64, timeout=20000)
+
+
+def test_cancel_a_download(empty_window, server, tiny_folder, monkeypatch, qtbot):
+    monkeypatch.setitem(D.DATASETS, "mnist", spec_for(tiny_folder, (f"{server}/stall/",), "mnist"))
+    w = empty_window
+    w.load_data("mnist", download=True)
+    qtbot.waitUntil(lambda: w.cancel_button.isVisible(), timeout=5000)
+    w.cancel_button.click()
+    assert not w.data.busy and not w.cancel_button.isVisible()
+    _Handler.release.set()
+    qtbot.waitUntil(lambda: not w.runner.busy, timeout=10000)
+    cache = D.user_cache_dir() / "mnist"
+    assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_closing_during_a_download_is_quick(empty_window, server, tiny_folder, monkeypatch, qtbot):
+    import time
+    monkeypatch.setitem(D.DATASETS, "mnist", spec_for(tiny_folder, (f"{server}/stall/",), "mnist"))
+    w = empty_window
+    w.load_data("mnist", download=True)
+    qtbot.waitUntil(lambda: w.cancel_button.isVisible(), timeout=5000)
+    qtbot.wait(200)
+    t = time.perf_counter()
+    w.close()
+    assert time.perf_counter() - t < 2.0

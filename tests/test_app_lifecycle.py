@@ -1,0 +1,65 @@
+"""The real program in a subprocess: it starts, quits with status 0, and closes cleanly mid-work."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               XDG_CACHE_HOME=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    env.pop("CAE_EXPLORER_DATA", None)
+    return env
+
+
+def test_main_starts_and_quits_with_status_zero(tmp_path, tiny_folder):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--data", str(tiny_folder)],
+                            cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    assert proc.poll() is None, proc.stderr.read()  # still running: the window is up
+    proc.send_signal(signal.SIGINT)  # closes the window the normal way
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Fatal Python error" not in err
+    assert (tmp_path / "config" / "cae-explorer" / "cae-explorer.conf").is_file()  # settings saved
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+    from app.main_window import MainWindow
+    app = QApplication([])
+    w = MainWindow(QSettings(sys.argv[2], QSettings.Format.IniFormat))
+    w.show()
+    w.start(None, sys.argv[1], "folder")
+    w.training_panel.epochs.setValue(500)
+    w.training_panel.batch_size.setValue(8)
+    w.training_panel.device.setCurrentIndex(w.training_panel.device.findData("cpu"))
+    started = []
+    def on_progress(p):
+        if not started:
+            started.append(time.perf_counter())
+            QTimer.singleShot(0, w.close)
+    w.training.progress.connect(on_progress)
+    w.data.loaded.connect(lambda ds: QTimer.singleShot(0, w.start_training))
+    code = app.exec()
+    sys.stderr.write(f"closed-after {time.perf_counter() - started[0]:.2f}\\n")
+    sys.exit(code)
+""")
+
+
+def test_closing_mid_training_exits_cleanly(tmp_path, tiny_folder):
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_folder), str(tmp_path / "s.ini")],
+                          cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "QThread: Destroyed while thread is still running" not in proc.stderr
+    assert "Fatal Python error" not in proc.stderr and "Traceback" not in proc.stderr
+    seconds = float(proc.stderr.split("closed-after ")[1].split()[0])
+    assert seconds < 2.0

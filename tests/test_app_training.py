@@ -1,0 +1,157 @@
+"""Training through the worker thread, as a user drives it from the training dock."""
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import Qt
+
+import cae.train
+from cae.model import CAE
+from cae.train import Trainer
+
+
+def set_settings(window, epochs=2, batch=32):
+    p = window.training_panel
+    p.epochs.setValue(epochs)
+    p.batch_size.setValue(batch)
+    p.device.setCurrentIndex(p.device.findData("cpu"))
+
+
+def test_training_runs_to_the_end_and_updates_everything(window, qtbot):
+    set_settings(window, epochs=2, batch=32)
+    before = window.models.model.decoder[0].weight.detach().clone()
+    snapshots = []
+    window.training.snapshot.connect(snapshots.append)
+    with qtbot.waitSignal(window.training.finished, timeout=60000) as done:
+        qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
+        assert window.training.running and not window.training_panel.train_button.isEnabled()
+    finished, state = done.args
+    assert not finished.stopped and finished.epochs_done == 2
+    assert len(window.training_panel.test_points) == 2 and window.training_panel.train_points
+    assert len(snapshots) >= 3  # initial + one per epoch at least
+    # The GUI adopted the trained weights and re-encoded the map with them.
+    assert not torch.equal(window.models.model.decoder[0].weight, before)
+    for k, v in window.models.model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), state[k])
+    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
+    qtbot.waitUntil(lambda: window._encode_task is None, timeout=10000)
+    from cae.metrics import encode_images
+    np.testing.assert_allclose(window.map.codes, encode_images(window.models.model,
+                                                              window.dataset.test_images), atol=1e-5)
+    assert window.training_panel.train_button.isEnabled()
+    assert window.models.metadata["epochs_done"] == 2 and window.dirty
+
+
+def test_decoding_while_training_uses_the_snapshot_decoder(window, qtbot):
+    set_settings(window, epochs=1, batch=16)
+    with qtbot.waitSignal(window.training.snapshot, timeout=30000) as got:
+        window.start_training()
+    snap = got.args[0]
+    # The window's slot ran before ours: its decoder now holds exactly the snapshot's weights.
+    for k, v in window.models.model.decoder.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), snap.decoder_state[k])
+    reference = CAE()
+    reference.decoder.load_state_dict({k: torch.from_numpy(v) for k, v in snap.decoder_state.items()})
+    window._decode_timer.stop()
+    window.request_decode(0.1, -0.2)
+    with torch.no_grad():
+        expected = reference.decode(torch.tensor([[0.1, -0.2]])).clamp(0, 1)[0, 0].numpy()
+    np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
+    qtbot.waitUntil(lambda: not window.training.running, timeout=60000)
+
+
+def test_stop_ends_within_one_batch(window, qtbot):
+    set_settings(window, epochs=200, batch=8)
+    with qtbot.waitSignal(window.training.progress, timeout=30000):
+        window.start_training()
+    trainer = window.training.trainer
+    with qtbot.waitSignal(window.training.finished, timeout=5000) as done:
+        qtbot.mouseClick(window.training_panel.stop_button, Qt.MouseButton.LeftButton)
+        steps_at_stop = trainer.global_step
+    assert done.args[0].stopped
+    assert trainer.global_step <= steps_at_stop + 1
+
+
+def test_pause_and_resume(window, qtbot):
+    set_settings(window, epochs=200, batch=8)
+    with qtbot.waitSignal(window.training.progress, timeout=30000):
+        window.start_training()
+    trainer = window.training.trainer
+    qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
+    assert window.training_panel.pause_button.text() == "Resume"
+    qtbot.wait(300)
+    paused_at = trainer.global_step
+    qtbot.wait(300)
+    assert trainer.global_step == paused_at
+    qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: trainer.global_step > paused_at + 2, timeout=5000)
+    window.training.stop()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
+
+
+def test_closing_mid_training_is_clean_and_fast(window, qtbot):
+    set_settings(window, epochs=200, batch=8)
+    with qtbot.waitSignal(window.training.progress, timeout=30000):
+        window.start_training()
+    import time
+    t = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t < 2.0
+    assert not window.training.running
+
+
+def test_worker_exception_reaches_the_user_and_window_still_works(window, qtbot, monkeypatch):
+    def broken_run(self):
+        yield from ()
+        raise RuntimeError("simulated failure inside the worker")
+
+    monkeypatch.setattr(Trainer, "run", broken_run)
+    set_settings(window, epochs=1)
+    with qtbot.waitSignal(window.training.failed, timeout=10000):
+        window.start_training()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
+    assert "simulated failure inside the worker" in window.last_error
+    assert window._error_box is not None and window._error_box.isVisible()
+    assert window.training_panel.train_button.isEnabled()
+    with qtbot.waitSignal(window.decoded, timeout=2000):
+        window.request_decode(0.0, 0.0)
+
+
+def test_non_finite_loss_is_reported_and_last_good_weights_kept(window, qtbot):
+    set_settings(window, epochs=1, batch=32)
+    window.training_panel.lr.setValue(1.0)
+    original = cae.train.reconstruction_loss
+    calls = {"n": 0}
+
+    def poisoned(x_hat, x):
+        calls["n"] += 1
+        loss = original(x_hat, x)
+        return loss * float("nan") if calls["n"] > 3 else loss
+
+    import pytest as _pytest
+    mp = _pytest.MonkeyPatch()
+    mp.setattr(cae.train, "reconstruction_loss", poisoned)
+    try:
+        window.training_panel.epochs.setValue(3)
+        with qtbot.waitSignal(window.training.failed, timeout=30000) as failed:
+            window.start_training()
+    finally:
+        mp.undo()
+    assert "loss became nan" in failed.args[0]
+    state = failed.args[1]
+    assert all(np.isfinite(v).all() for v in state.values())
+    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
+    assert all(torch.isfinite(p).all() for p in window.models.model.parameters())
+
+
+@pytest.mark.parametrize("field, value", [("batch_size", 0), ("epochs", 0)])
+def test_invalid_settings_get_a_message(window, field, value, monkeypatch):
+    from cae.train import TrainConfig
+    real = window.training_panel.config
+
+    def bad(**kw):
+        cfg = real(**kw)
+        return TrainConfig(**{**{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, field: value})
+
+    monkeypatch.setattr(window.training_panel, "config", bad)
+    window.start_training()
+    assert not window.training.running and "must be" in window.last_error
