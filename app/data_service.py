@@ -40,10 +40,9 @@ class DataService(QObject):
     def load(self, name: str = "mnist", folder: str | Path | None = None, download: bool = False) -> None:
         """Look for (or download) ``name``; with name 'folder', load any IDX folder."""
         self.cancel()
-        self._task = self.runner.submit(_load, name, str(folder) if folder else None, download)
-        self._task.done.connect(self._on_done)
-        self._task.failed.connect(self._on_failed)
-        self._task.progress.connect(self._on_progress)
+        self._task = self.runner.submit(_load, name, str(folder) if folder else None, download,
+                                        on_done=self._on_done, on_failed=self._on_failed,
+                                        on_progress=self._on_progress)
         self.busyChanged.emit(True)
 
     def cancel(self) -> None:

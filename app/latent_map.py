@@ -19,14 +19,17 @@ HOVER_RADIUS_PX = 6.0
 class ExploreViewBox(pg.ViewBox):
     """A ViewBox whose plain left drag explores instead of panning."""
 
-    sigExploreDrag = pg.QtCore.Signal(float, float, bool)  # x, y, finished
+    sigExploreDrag = pg.QtCore.Signal(float, float, bool, bool)  # x, y, started, finished
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
         pan_mods = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
         if ev.button() == Qt.MouseButton.LeftButton and not (ev.modifiers() & pan_mods):
             ev.accept()
             p = self.mapSceneToView(ev.scenePos())
-            self.sigExploreDrag.emit(p.x(), p.y(), ev.isFinish())
+            if ev.isStart():  # the press position, so a drag that starts on a marker grabs it
+                start = self.mapSceneToView(ev.buttonDownScenePos())
+                self.sigExploreDrag.emit(start.x(), start.y(), True, False)
+            self.sigExploreDrag.emit(p.x(), p.y(), False, ev.isFinish())
             return
         super().mouseDragEvent(ev, axis)  # Shift/Ctrl + left or middle: pan; right: zoom
 
@@ -35,7 +38,6 @@ class LatentMap(pg.PlotWidget):
     """Scatter of latent codes with a class legend, an exploration marker and hover look-up."""
 
     explored = Signal(float, float)  # a click or a drag position: decode this point
-    dragFinished = Signal(float, float)
     hovered = Signal(int)  # index into the codes, or -1 when no point is near
 
     def __init__(self, parent=None) -> None:
@@ -58,6 +60,13 @@ class LatentMap(pg.PlotWidget):
         self.marker.setZValue(10)
         self.marker.setVisible(False)
         self.plot_item.addItem(self.marker, ignoreBounds=True)
+        # The drawn digit's code: a star that can be dragged.
+        self.drawn_marker = pg.ScatterPlotItem(size=22, symbol="star", pen=pg.mkPen("k", width=1.5),
+                                               brush=pg.mkBrush("#FF2D2D"), pxMode=True)
+        self.drawn_marker.setZValue(11)
+        self.drawn_marker.setVisible(False)
+        self.plot_item.addItem(self.drawn_marker, ignoreBounds=True)
+        self._dragging_drawn = False
         self.view_box.sigExploreDrag.connect(self._on_drag)
         self.scene().sigMouseClicked.connect(self._on_click)
         self.scene().sigMouseMoved.connect(self._on_move)
@@ -115,6 +124,21 @@ class LatentMap(pg.PlotWidget):
         self.view_box.setRange(xRange=(float(lo[0] - pad[0]), float(hi[0] + pad[0])),
                                yRange=(float(lo[1] - pad[1]), float(hi[1] + pad[1])), padding=0)
 
+    def set_drawn_marker(self, z: tuple[float, float] | None) -> None:
+        """Show (or hide, with None) the drawn digit's code."""
+        if z is None:
+            self.drawn_marker.setVisible(False)
+            return
+        self.drawn_marker.setData([float(z[0])], [float(z[1])])
+        self.drawn_marker.setVisible(True)
+
+    def _near_drawn_marker(self, x: float, y: float) -> bool:
+        if not self.drawn_marker.isVisible():
+            return False
+        mx, my = self.drawn_marker.getData()
+        px, py = self.view_box.viewPixelSize()
+        return ((mx[0] - x) / px) ** 2 + ((my[0] - y) / py) ** 2 <= 12.0 ** 2
+
     def set_marker(self, x: float, y: float) -> None:
         self.marker.setData([x], [y])
         self.marker.setVisible(True)
@@ -130,10 +154,15 @@ class LatentMap(pg.PlotWidget):
         p = self.view_box.mapSceneToView(ev.scenePos())
         self.explored.emit(p.x(), p.y())
 
-    def _on_drag(self, x: float, y: float, finished: bool) -> None:
+    def _on_drag(self, x: float, y: float, started: bool, finished: bool) -> None:
+        if started:
+            self._dragging_drawn = self._near_drawn_marker(x, y)
+            return
+        if self._dragging_drawn:
+            self.drawn_marker.setData([x], [y])
         self.explored.emit(x, y)
         if finished:
-            self.dragFinished.emit(x, y)
+            self._dragging_drawn = False
 
     def _on_move(self, scene_pos: QPointF) -> None:
         self._hover_pos = scene_pos

@@ -11,17 +11,19 @@ import torch
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QStackedWidget,
+                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
 from cae.codes import write_codes
 from cae.data import Dataset, not_found_message
 from cae.errors import CAEError
-from cae.metrics import encode_images
+from cae.metrics import encode_images, knn_indices, vote
+from cae.preprocess import EmptyDrawingError, preprocess
 from cae.model import CAE
 from cae.train import EpochEnd, Finished, Progress, Snapshot, TrainConfig, build_model
 
 from .data_service import DataService
+from .draw_panel import DrawPanel
 from .image_view import ImageView
 from .latent_map import LatentMap
 from .model_service import ModelService
@@ -98,6 +100,10 @@ class MainWindow(QMainWindow):
         self._error_box: QMessageBox | None = None
         self._train_config: TrainConfig | None = None
         self._history: list[dict] = []
+        self.train_codes: np.ndarray | None = None  # training digits' codes, for neighbours
+        self._train_codes_task = None
+        self.drawn_z: np.ndarray | None = None
+        self.drawn_neighbours: np.ndarray | None = None
         self.last_error = ""
         self.decode_count = 0
         self.last_decode_ms = 0.0
@@ -137,6 +143,19 @@ class MainWindow(QMainWindow):
         self.side_dock.setObjectName("imagesDock")
         self.side_dock.setWidget(right)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.side_dock)
+
+        self.draw_panel = DrawPanel()
+        self.draw_dock = QDockWidget("Draw a digit", self)
+        self.draw_dock.setObjectName("drawDock")
+        scroll = QScrollArea()  # the panel is tall: let small screens scroll it
+        scroll.setWidget(self.draw_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.draw_panel.minimumSizeHint().width() + 20)
+        self.draw_dock.setWidget(scroll)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.draw_dock)
+        self.tabifyDockWidget(self.side_dock, self.draw_dock)
+        self.side_dock.raise_()
 
         self.training_panel = TrainingPanel()
         self.training_panel.setMaximumWidth(380)
@@ -191,6 +210,7 @@ class MainWindow(QMainWindow):
         v.addAction(self._action("&Fit view", self.map.fit_view, "Ctrl+F"))
         v.addAction(self.side_dock.toggleViewAction())
         v.addAction(self.training_dock.toggleViewAction())
+        v.addAction(self.draw_dock.toggleViewAction())
 
         bar = QToolBar("Map")
         bar.setObjectName("mapToolbar")
@@ -231,6 +251,15 @@ class MainWindow(QMainWindow):
         self.training.finished.connect(self._on_training_finished)
         self.training.failed.connect(self._on_training_failed)
         self.training.runningChanged.connect(tp.set_running)
+
+        pad = self.draw_panel.pad
+        self._draw_timer = QTimer(self)
+        self._draw_timer.setSingleShot(True)
+        self._draw_timer.setInterval(40)  # live updates while a stroke is drawn
+        self._draw_timer.timeout.connect(self.update_drawing)
+        pad.inkChanged.connect(self._draw_timer.start)
+        pad.strokeFinished.connect(self.update_drawing)
+        self.models.weightsUpdated.connect(self.update_drawing)
 
         self.welcome.download_button.clicked.connect(lambda: self.load_data("mnist", download=True))
         self.welcome.folder_button.clicked.connect(self.choose_data_folder)
@@ -298,6 +327,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_dataset_loaded(self, dataset: Dataset) -> None:
         self.dataset = dataset
+        self._forget_train_codes()
         if dataset.source:
             self.settings.setValue("dataFolder", dataset.source)
         i = self.training_panel.dataset.findData(dataset.name)
@@ -357,10 +387,9 @@ class MainWindow(QMainWindow):
         if self._encode_task is not None:
             self._encode_task.cancel()
         images, labels = source
-        task = self.runner.submit(_encode_chunks, self.models.model, images)
-        task.done.connect(self._on_codes)
-        task.failed.connect(self._on_codes_failed)
-        task.progress.connect(self._on_encode_progress)
+        task = self.runner.submit(_encode_chunks, self.models.model, images, on_done=self._on_codes,
+                                  on_failed=self._on_codes_failed,
+                                  on_progress=self._on_encode_progress)
         task.images, task.labels = images, labels
         self._encode_task = task
         self.statusBar().showMessage(f"encoding {len(images):,} digits…")
@@ -386,10 +415,81 @@ class MainWindow(QMainWindow):
         if self.sender() is self._encode_task:
             self.statusBar().showMessage(f"encoding digits… {100 * fraction:.0f} %")
 
+    def _request_train_codes(self) -> None:
+        """Encode the training digits in the background (once per model and dataset)."""
+        if (self.train_codes is not None or self._train_codes_task is not None or self.closing
+                or self.dataset is None or self.models.model is None or self.training.running):
+            return
+        self._train_codes_task = self.runner.submit(
+            _encode_chunks, self.models.model, self.dataset.train_images,
+            on_done=self._on_train_codes, on_failed=self._on_train_codes_failed)
+
+    @Slot(object)
+    def _on_train_codes(self, codes: np.ndarray) -> None:
+        if self.sender() is self._train_codes_task:
+            self._train_codes_task = None
+            self.train_codes = codes
+            self.update_drawing()
+
+    @Slot(str)
+    def _on_train_codes_failed(self, message: str) -> None:
+        if self.sender() is self._train_codes_task:
+            self._train_codes_task = None
+            self.show_error("Encoding the training digits failed", message)
+
+    def _forget_train_codes(self) -> None:
+        if self._train_codes_task is not None:
+            self._train_codes_task.cancel()
+        self._train_codes_task = None
+        self.train_codes = None
+
+    @Slot()
+    def update_drawing(self) -> None:
+        """Preprocess the pad, reconstruct it, place its code on the map, find its neighbours."""
+        self._draw_timer.stop()
+        panel = self.draw_panel
+        if self.models.model is None or self.closing:
+            return
+        if panel.pad.is_empty:
+            self._show_no_drawing()
+            return
+        try:
+            pre = preprocess(panel.pad.ink())
+        except EmptyDrawingError:
+            self._show_no_drawing()
+            return
+        z, reconstruction = self.models.reconstruct(pre.image)
+        self.drawn_z = z
+        panel.show_result(pre, reconstruction, z)
+        self.map.set_drawn_marker((float(z[0]), float(z[1])))
+        if self.dataset is None:
+            panel.show_neighbours(None, [], "load a dataset to see the nearest training digits")
+            return
+        if self.train_codes is None:
+            self._request_train_codes()
+            panel.show_neighbours(None, [], "finding the nearest training digits…" if
+                                  not self.training.running else "neighbours appear after training")
+            return
+        idx = knn_indices(self.train_codes, z[None], k=5)[0]
+        self.drawn_neighbours = idx
+        labels = self.dataset.train_labels[idx]
+        names = self.dataset.class_names
+        winner = int(vote(labels[None], len(names))[0])
+        panel.show_neighbours(self.dataset.train_images[idx], [names[i] for i in labels],
+                              f"their vote: <b>{names[winner]}</b>")
+
+    def _show_no_drawing(self) -> None:
+        self.drawn_z = None
+        self.drawn_neighbours = None
+        self.draw_panel.show_empty()
+        self.map.set_drawn_marker(None)
+
     @Slot()
     def _on_model_changed(self) -> None:
         self._update_page()
+        self._forget_train_codes()
         self.refresh_codes()
+        self.update_drawing()
         if self.current_z is not None:
             self.request_decode(*self.current_z)
 
@@ -464,8 +564,9 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_snapshot(self, snap: Snapshot) -> None:
+        self._forget_train_codes()
         if self.models.model is not None:
-            self.models.update_decoder(snap.decoder_state)
+            self.models.update_weights(snap.model_state)
         if self.dataset is not None:
             self.map_images = self.dataset.test_images[:len(snap.codes)]
             self.map.set_codes(snap.codes, snap.labels, self.dataset.class_names,

@@ -1,6 +1,6 @@
 """The GUI's own copy of the model: instant decodes on the GUI thread, loads, saves.
 
-During training the worker owns its model; this copy's decoder is refreshed from the worker's
+During training the worker owns its model; this copy's weights are refreshed from the worker's
 snapshots, so a click decodes with the weights being trained without touching the worker.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ class ModelService(QObject):
     """Holds the current model (CPU, eval mode) and its metadata."""
 
     modelChanged = Signal()  # a different model (loaded, trained, new): codes must be recomputed
-    decoderUpdated = Signal()  # same model, new decoder weights (a training snapshot)
+    weightsUpdated = Signal()  # same model, new weights (a training snapshot)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -57,14 +57,14 @@ class ModelService(QObject):
         self.path = saved
         return saved
 
-    def update_decoder(self, state: dict[str, np.ndarray]) -> None:
-        """Copy decoder weights from a training snapshot into the GUI's model."""
+    def update_weights(self, state: dict[str, np.ndarray]) -> None:
+        """Copy the weights of a training snapshot into the GUI's model, in place."""
         if self.model is None:
             return
         with torch.no_grad():
-            for name, tensor in self.model.decoder.state_dict().items():
+            for name, tensor in self.model.state_dict().items():
                 tensor.copy_(torch.from_numpy(state[name]))
-        self.decoderUpdated.emit()
+        self.weightsUpdated.emit()
 
     # --------------------------------------------------------------------------- decode
     @torch.no_grad()
@@ -76,3 +76,11 @@ class ModelService(QObject):
 
     def decode_one(self, x: float, y: float) -> np.ndarray:
         return self.decode(np.array([[x, y]], np.float32))[0]
+
+    @torch.no_grad()
+    def reconstruct(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One (28, 28) image in [0, 1] -> (its code (2,), its reconstruction (28, 28) clamped)."""
+        assert self.model is not None
+        x = torch.as_tensor(np.asarray(image, np.float32))[None, None]
+        z = self.model.encode(x)
+        return z[0].numpy(), self.model.decode(z).clamp_(0, 1)[0, 0].numpy()

@@ -79,11 +79,20 @@ class TaskRunner(QObject):
         self._tasks: set[Task] = set()
         self.closed = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Task:
-        """Start ``fn(cancel_token, report, *args)`` in the pool; connect to the returned Task."""
+    def submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable | None = None,
+               on_failed: Callable | None = None, on_progress: Callable | None = None) -> Task:
+        """Start ``fn(cancel_token, report, *args)`` in the pool.
+
+        The slots are connected before the task starts: a task can finish before ``submit``
+        returns, and a signal emitted with nothing connected is lost.
+        """
         if self.closed:
             raise RuntimeError("the task runner has been shut down")
         task = Task(fn, *args)
+        for signal, slot in ((task.done, on_done), (task.failed, on_failed),
+                             (task.progress, on_progress)):
+            if slot is not None:
+                signal.connect(slot)
         self._tasks.add(task)
         task.ended.connect(self._forget)
         self.pool.start(_Runnable(task))

@@ -51,24 +51,38 @@ def per_class_mean(values: np.ndarray, labels: np.ndarray, n_classes: int) -> li
 
 
 @torch.no_grad()
-def knn_predict(train_codes: np.ndarray, train_labels: np.ndarray, query_codes: np.ndarray,
-                k: int = 5, batch_size: int = 512) -> np.ndarray:
-    """Majority vote of the k nearest training codes (Euclidean); a tie goes to the label whose
-    voters are nearer."""
+def knn_indices(train_codes: np.ndarray, query_codes: np.ndarray, k: int = 5,
+                batch_size: int = 512) -> np.ndarray:
+    """Indices (Q, k) of the k nearest training codes of each query, nearest first."""
     train = torch.from_numpy(np.ascontiguousarray(train_codes, dtype=np.float32))
-    labels = torch.from_numpy(np.asarray(train_labels, dtype=np.int64))
-    n_classes = int(labels.max()) + 1 if len(labels) else 1
     k = min(k, len(train))
-    # Each vote counts 1, plus a tie-breaker smaller than any whole vote that favours near ranks.
-    weights = 1.0 + 1e-3 * torch.arange(k, 0, -1, dtype=torch.float64) / k
-    preds = []
+    out = []
     for start in range(0, len(query_codes), batch_size):
         q = torch.from_numpy(np.ascontiguousarray(query_codes[start:start + batch_size], np.float32))
-        nearest = torch.cdist(q, train).topk(k, largest=False).indices
-        votes = torch.zeros(len(q), n_classes, dtype=torch.float64)
-        votes.scatter_add_(1, labels[nearest], weights.expand(len(q), k).contiguous())
-        preds.append(votes.argmax(1))
-    return torch.cat(preds).numpy() if preds else np.zeros(0, np.int64)
+        d = torch.cdist(q, train)
+        out.append(d.topk(k, largest=False, sorted=True).indices)
+    return torch.cat(out).numpy() if out else np.zeros((0, k), np.int64)
+
+
+def vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Majority label of each row of neighbours (nearest first); a tie goes to the label whose
+    voters are nearer."""
+    q, k = neighbour_labels.shape
+    # Each vote counts 1, plus a tie-breaker smaller than any whole vote that favours near ranks.
+    weights = 1.0 + 1e-3 * np.arange(k, 0, -1) / k
+    votes = np.zeros((q, n_classes))
+    np.add.at(votes, (np.repeat(np.arange(q), k), neighbour_labels.ravel()), np.tile(weights, q))
+    return votes.argmax(1)
+
+
+def knn_predict(train_codes: np.ndarray, train_labels: np.ndarray, query_codes: np.ndarray,
+                k: int = 5, batch_size: int = 512) -> np.ndarray:
+    """Majority vote of the k nearest training codes (Euclidean)."""
+    labels = np.asarray(train_labels, dtype=np.int64)
+    if len(query_codes) == 0:
+        return np.zeros(0, np.int64)
+    nearest = knn_indices(train_codes, query_codes, k, batch_size)
+    return vote(labels[nearest], int(labels.max()) + 1)
 
 
 def evaluate(model: CAE, dataset: Dataset, k: int = 5) -> dict:

@@ -37,6 +37,7 @@ class TrainConfig:
     snapshot_every_s: float = 0.0  # 0: latent snapshots at epoch ends only
     snapshot_size: int = 2000  # test digits encoded for each snapshot
     test_size: int | None = None  # test digits for the per-epoch test loss (None: all)
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast: bfloat16 matmuls, float32 weights)
 
     def __post_init__(self) -> None:
         problems = []
@@ -48,6 +49,8 @@ class TrainConfig:
             problems.append(f"learning rate must be a positive number (got {self.lr!r})")
         if self.schedule not in ("cosine", "constant"):
             problems.append(f"schedule must be 'cosine' or 'constant' (got {self.schedule!r})")
+        if self.precision not in ("fp32", "bf16"):
+            problems.append(f"precision must be 'fp32' or 'bf16' (got {self.precision!r})")
         if self.report_every < 1 or self.snapshot_size < 1 or self.snapshot_every_s < 0:
             problems.append("report_every and snapshot_size must be >= 1, snapshot_every_s >= 0")
         if problems:
@@ -69,13 +72,14 @@ class Progress:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Latent codes of a fixed set of test digits and the decoder weights at that moment."""
+    """Latent codes of a fixed set of test digits and the model's weights at that moment (the
+    whole model is small, 1.8 MB, and a GUI needs its encoder too, e.g. for drawn digits)."""
 
     epoch: int
     global_step: int
     codes: np.ndarray  # (K, latent_dim) float32
     labels: np.ndarray  # (K,) int64
-    decoder_state: dict[str, np.ndarray]
+    model_state: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ class Trainer:
                            for i in range(0, len(snap_u8), 1000)])
         self.model.train()
         state = {k: v.detach().to("cpu", torch.float32).numpy().copy()
-                 for k, v in self.model.decoder.state_dict().items()}
+                 for k, v in self.model.state_dict().items()}
         return Snapshot(epoch, step, codes.float().cpu().numpy(), labels.copy(), state)
 
     def _restore(self, state: dict[str, torch.Tensor]) -> None:
@@ -252,7 +256,10 @@ class Trainer:
                 idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 x = self._batch(train_u8, idx)
                 try:
-                    loss = reconstruction_loss(self.model(x), x)
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                        enabled=cfg.precision == "bf16"):
+                        x_hat = self.model(x)
+                    loss = reconstruction_loss(x_hat.float(), x)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

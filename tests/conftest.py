@@ -55,6 +55,7 @@ def window(qtbot, settings, tiny_folder, tmp_path, no_bundled_model):
     w.show()
     qtbot.waitExposed(w)
     w.start(str(model_path), str(tiny_folder), "folder")
-    qtbot.waitUntil(lambda: len(w.map.codes) == 64, timeout=20000)
+    qtbot.waitUntil(lambda: len(w.map.codes) == 64 or bool(w.last_error), timeout=20000)
+    assert not w.last_error
     yield w
     w.close()

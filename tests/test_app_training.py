@@ -47,10 +47,10 @@ def test_decoding_while_training_uses_the_snapshot_decoder(window, qtbot):
         window.start_training()
     snap = got.args[0]
     # The window's slot ran before ours: its decoder now holds exactly the snapshot's weights.
-    for k, v in window.models.model.decoder.state_dict().items():
-        np.testing.assert_array_equal(v.numpy(), snap.decoder_state[k])
+    for k, v in window.models.model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), snap.model_state[k])
     reference = CAE()
-    reference.decoder.load_state_dict({k: torch.from_numpy(v) for k, v in snap.decoder_state.items()})
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in snap.model_state.items()})
     window._decode_timer.stop()
     window.request_decode(0.1, -0.2)
     with torch.no_grad():

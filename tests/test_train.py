@@ -30,7 +30,7 @@ def test_run_yields_records_and_learns():
     assert all(p.images_per_s > 0 and p.eta_s >= 0 for p in progress)
     snaps = [r for r in records if isinstance(r, Snapshot)]
     assert snaps[-1].codes.shape == (50, 2) and snaps[-1].labels.shape == (50,)
-    assert set(snaps[-1].decoder_state) == set(trainer.model.decoder.state_dict())
+    assert set(snaps[-1].model_state) == set(trainer.model.state_dict())
     # Records are copies: later training does not change an earlier snapshot.
     assert not np.array_equal(snaps[0].codes, snaps[-1].codes)
     assert trainer.epochs_done == 3 and not trainer.model.training

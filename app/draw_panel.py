@@ -1,0 +1,130 @@
+"""The "Draw a digit" dock: the pad, what the model sees (the preprocessing steps), its
+reconstruction and error, and the drawn digit's nearest training digits with their vote."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from cae.preprocess import Preprocessed
+
+from .drawing_pad import PAD_SIZE, DrawingPad
+from .image_view import ImageView
+
+N_NEIGHBOURS = 5
+
+
+def _captioned(view: ImageView, caption: str) -> tuple[QWidget, QLabel]:
+    box = QWidget()
+    lay = QVBoxLayout(box)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.addWidget(view)
+    label = QLabel(caption)
+    lay.addWidget(label)
+    return box, label
+
+
+class DrawPanel(QWidget):
+    imageOpened = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pad = DrawingPad()
+        clear = QPushButton("Clear")
+        clear.setToolTip("Esc or Delete")
+        clear.clicked.connect(self.pad.clear)
+        undo = QPushButton("Undo")
+        undo.setToolTip("Ctrl+Z: remove the last stroke")
+        undo.clicked.connect(self.pad.undo)
+        open_button = QPushButton("Open image…")
+        open_button.clicked.connect(self.open_image)
+        self.pen = QSpinBox()
+        self.pen.setRange(4, 80)
+        self.pen.setValue(int(self.pad.pen_width))
+        self.pen.setSuffix(" px pen")
+        self.pen.valueChanged.connect(self.pad.set_pen_width)
+        buttons = QHBoxLayout()
+        for w in (clear, undo, open_button, self.pen):
+            buttons.addWidget(w)
+
+        self.step_views = [ImageView(56) for _ in range(3)]
+        steps = QHBoxLayout()
+        for view, caption in zip(self.step_views, ("cropped", "20 px", "centred 28x28")):
+            steps.addWidget(_captioned(view, caption)[0])
+
+        self.input_view = ImageView(84)
+        self.recon_view = ImageView(84)
+        pair = QHBoxLayout()
+        pair.addWidget(_captioned(self.input_view, "input")[0])
+        pair.addWidget(_captioned(self.recon_view, "reconstruction")[0])
+        self.result_label = QLabel("draw a digit")
+        self.result_label.setWordWrap(True)
+
+        self.neighbour_views = [ImageView(40) for _ in range(N_NEIGHBOURS)]
+        self.neighbour_labels: list[QLabel] = []
+        grid = QGridLayout()
+        for i, view in enumerate(self.neighbour_views):
+            box, label = _captioned(view, "")
+            grid.addWidget(box, 0, i)
+            self.neighbour_labels.append(label)
+        self.vote_label = QLabel("")
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.pad)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("<b>What the model sees</b>"))
+        layout.addLayout(steps)
+        layout.addLayout(pair)
+        layout.addWidget(self.result_label)
+        layout.addWidget(QLabel(f"<b>{N_NEIGHBOURS} nearest training digits</b> (in the latent space)"))
+        layout.addLayout(grid)
+        layout.addWidget(self.vote_label)
+        layout.addStretch(1)
+        self.setMinimumWidth(PAD_SIZE + 24)
+
+    def open_image(self, path: str | None = None) -> bool:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Open an image of a digit", "",
+                                                  "Images (*.png *.jpg *.jpeg *.bmp)")
+            if not path:
+                return False
+        image = QImage(path)
+        if image.isNull():
+            self.result_label.setText(f"could not read {path} as an image")
+            return False
+        self.pad.load_image(image)
+        self.imageOpened.emit(path)
+        return True
+
+    def show_empty(self) -> None:
+        for view in (*self.step_views, self.input_view, self.recon_view, *self.neighbour_views):
+            view.set_image(None)
+        for label in self.neighbour_labels:
+            label.setText("")
+        self.result_label.setText("draw a digit")
+        self.vote_label.setText("")
+
+    def show_result(self, pre: Preprocessed, reconstruction: np.ndarray, z: np.ndarray) -> float:
+        """Show the steps and the reconstruction; returns the reconstruction MSE it displays."""
+        self.step_views[0].set_image(pre.cropped)
+        self.step_views[1].set_image(pre.scaled)
+        self.step_views[2].set_image(pre.image)
+        self.input_view.set_image(pre.image)
+        self.recon_view.set_image(reconstruction)
+        mse = float(np.mean((reconstruction - pre.image) ** 2))
+        self.result_label.setText(f"z = ({z[0]:.3f}, {z[1]:.3f})   reconstruction MSE {mse:.4f}")
+        return mse
+
+    def show_neighbours(self, images: np.ndarray | None, labels: list[str], vote: str) -> None:
+        if images is None:
+            for view, label in zip(self.neighbour_views, self.neighbour_labels):
+                view.set_image(None)
+                label.setText("…")
+            self.vote_label.setText(vote)
+            return
+        for view, label, image, name in zip(self.neighbour_views, self.neighbour_labels, images, labels):
+            view.set_image(image / 255.0)
+            label.setText(name)
+        self.vote_label.setText(vote)

@@ -1,0 +1,162 @@
+"""A square pad to draw a digit with the mouse (or a tablet, through Qt's synthesised mouse
+events): white ink on black, anti-aliased round strokes, undo, clear, open an image."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPen, QShortcut
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from cae.preprocess import normalize_ink
+
+PAD_SIZE = 280  # logical pixels, ten times MNIST's 28
+
+
+class DrawingPad(QWidget):
+    """Keeps strokes in logical coordinates and renders them at the screen's pixel density."""
+
+    strokeStarted = Signal()
+    inkChanged = Signal()  # during a stroke (every mouse move)
+    strokeFinished = Signal()  # a stroke ended, an undo, a clear or an opened image
+    cleared = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFixedSize(PAD_SIZE, PAD_SIZE)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.pen_width = PAD_SIZE / 10
+        self.strokes: list[tuple[float, list[QPointF]]] = []  # (pen width, points)
+        self.background: QImage | None = None  # an opened image, under the strokes
+        self._drawing = False
+        self._canvas = self._new_canvas()
+        for keys, slot in ((QKeySequence.StandardKey.Undo, self.undo),
+                           (QKeySequence(Qt.Key.Key_Escape), self.clear),
+                           (QKeySequence(Qt.Key.Key_Delete), self.clear)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(slot)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(PAD_SIZE, PAD_SIZE)
+
+    # --------------------------------------------------------------------------- canvas
+    def _new_canvas(self) -> QImage:
+        ratio = self.devicePixelRatioF()
+        side = max(1, round(PAD_SIZE * ratio))
+        canvas = QImage(side, side, QImage.Format.Format_Grayscale8)
+        canvas.setDevicePixelRatio(ratio)
+        canvas.fill(QColor("black"))
+        return canvas
+
+    def _painter(self) -> QPainter:
+        painter = QPainter(self._canvas)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        return painter
+
+    def _stroke_pen(self, width: float) -> QPen:
+        return QPen(QColor("white"), width, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap,
+                    Qt.PenJoinStyle.RoundJoin)
+
+    def _paint_stroke(self, painter: QPainter, width: float, points: list[QPointF]) -> None:
+        """The same operations as while drawing (a dot, then one segment per mouse move), so
+        an undo re-renders the remaining strokes pixel for pixel."""
+        painter.setPen(self._stroke_pen(width))
+        painter.drawPoint(points[0])
+        for a, b in zip(points[:-1], points[1:]):
+            painter.drawLine(a, b)
+
+    def _render(self) -> None:
+        """Redraw everything (after an undo or a change of pixel density)."""
+        self._canvas = self._new_canvas()
+        painter = self._painter()
+        if self.background is not None:
+            painter.drawImage(QRectF(0, 0, PAD_SIZE, PAD_SIZE), self.background)
+        for width, points in self.strokes:
+            self._paint_stroke(painter, width, points)
+        painter.end()
+        self.update()
+
+    def ink(self) -> np.ndarray:
+        """The pad as float [0, 1], ink = 1, at device pixel resolution."""
+        img = self._canvas
+        h, w, stride = img.height(), img.width(), img.bytesPerLine()
+        buf = np.frombuffer(img.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, :w]
+        return buf.astype(np.float32) / 255.0
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.strokes and self.background is None
+
+    # --------------------------------------------------------------------------- actions
+    def clear(self) -> None:
+        self.strokes = []
+        self.background = None
+        self._render()
+        self.cleared.emit()
+        self.strokeFinished.emit()
+
+    def undo(self) -> None:
+        if self.strokes:
+            self.strokes.pop()
+            self._render()
+            self.strokeFinished.emit()
+
+    def set_pen_width(self, width: float) -> None:
+        self.pen_width = float(width)
+
+    def load_image(self, image: QImage) -> None:
+        """Show an image (any colours): converted to grey, inverted if dark-on-light, fitted."""
+        grey = image.convertToFormat(QImage.Format.Format_Grayscale8)
+        h, w, stride = grey.height(), grey.width(), grey.bytesPerLine()
+        arr = np.frombuffer(grey.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, :w]
+        ink = np.ascontiguousarray((normalize_ink(arr / 255.0) * 255).astype(np.uint8))
+        side = max(h, w)
+        square = np.zeros((side, side), np.uint8)
+        square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = ink
+        self.background = QImage(square.data, side, side, side, QImage.Format.Format_Grayscale8).copy()
+        self.strokes = []
+        self._render()
+        self.strokeFinished.emit()
+
+    # --------------------------------------------------------------------------- events
+    def changeEvent(self, event) -> None:  # noqa: N802
+        super().changeEvent(event)
+        if abs(self._canvas.devicePixelRatio() - self.devicePixelRatioF()) > 1e-6:
+            self._render()  # moved to a screen of another density
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        self._drawing = True
+        self.strokes.append((self.pen_width, [event.position()]))
+        painter = self._painter()
+        self._paint_stroke(painter, self.pen_width, self.strokes[-1][1])
+        painter.end()
+        self.update()
+        self.strokeStarted.emit()
+        self.inkChanged.emit()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if not self._drawing:
+            return
+        width, points = self.strokes[-1]
+        last = points[-1]
+        points.append(event.position())
+        painter = self._painter()
+        painter.setPen(self._stroke_pen(width))
+        painter.drawLine(last, event.position())
+        painter.end()
+        self.update()
+        self.inkChanged.emit()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton and self._drawing:
+            self._drawing = False
+            self.strokeFinished.emit()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.drawImage(QRectF(0, 0, PAD_SIZE, PAD_SIZE), self._canvas)
+        painter.end()

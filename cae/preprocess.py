@@ -1,0 +1,102 @@
+"""Turn a drawing (or a photo of a digit) into an MNIST-style 28x28 image, MNIST's own way.
+
+MNIST's recipe: crop the ink to its bounding box, scale it so the longer side is 20 px keeping the
+aspect ratio with an area (anti-aliasing) filter, paste it into a 28x28 field, then shift it so
+the intensity centre of mass lands on the field's centre.  On MNIST itself that centre is pixel
+(14, 14) in row/column index coordinates (mean over the training set: 14.00 +- 0.29), which a
+whole-pixel shift reaches to within half a pixel.  Numpy only: no Qt, no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import CAEError
+
+FIELD = 28
+BOX = 20
+CENTRE = 14.0
+INK_THRESHOLD = 0.05  # below this a pixel counts as background when finding the bounding box
+
+
+class EmptyDrawingError(CAEError):
+    """There is no ink to preprocess."""
+
+
+@dataclass(frozen=True)
+class Preprocessed:
+    """The steps, so a user can see what the model sees."""
+
+    cropped: np.ndarray  # the ink's bounding box at the drawing's resolution
+    scaled: np.ndarray  # longer side 20 px
+    image: np.ndarray  # (28, 28) float32 in [0, 1], ink = 1: the model's input
+    shift: tuple[int, int]  # rows, columns moved to centre the mass
+
+
+def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) weights: each output pixel averages the input it covers (fractional overlap)."""
+    scale = n_in / n_out
+    lo = np.arange(n_out)[:, None] * scale
+    hi = lo + scale
+    idx = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, idx + 1) - np.maximum(lo, idx), 0.0, None)
+    return overlap / scale
+
+
+def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-filter resampling (like OpenCV's INTER_AREA / PIL's BOX) for any scale factor."""
+    image = np.asarray(image, np.float64)
+    return _area_matrix(image.shape[0], height) @ image @ _area_matrix(image.shape[1], width).T
+
+
+def normalize_ink(image: np.ndarray) -> np.ndarray:
+    """Grey image in [0, 1] -> ink = 1 on background = 0; dark ink on a light page is inverted
+    (decided by the border, which is background in any sensible picture of a digit)."""
+    image = np.clip(np.asarray(image, np.float64), 0.0, 1.0)
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    if np.median(border) > 0.5:
+        image = 1.0 - image
+    return image
+
+
+def preprocess(ink: np.ndarray) -> Preprocessed:
+    """A drawing (H, W) in [0, 1] with ink = 1 -> the MNIST-style 28x28 input and its steps.
+
+    Raises EmptyDrawingError when there is no ink.
+    """
+    ink = np.nan_to_num(np.clip(np.asarray(ink, np.float64), 0.0, 1.0))
+    if ink.ndim != 2:
+        raise CAEError(f"expected a grey image (H, W), got shape {ink.shape}")
+    rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
+    if len(rows) == 0:
+        raise EmptyDrawingError("draw a digit")
+    cropped = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = cropped.shape
+    if h >= w:
+        sh, sw = BOX, max(1, int(round(w * BOX / h)))
+    else:
+        sh, sw = max(1, int(round(h * BOX / w))), BOX
+    scaled = np.clip(resize_area(cropped, sh, sw), 0.0, 1.0)
+    field = np.zeros((FIELD, FIELD))
+    top, left = (FIELD - sh) // 2, (FIELD - sw) // 2
+    field[top:top + sh, left:left + sw] = scaled
+    mass = field.sum()
+    idx = np.arange(FIELD)
+    com_r = (field.sum(axis=1) @ idx) / mass
+    com_c = (field.sum(axis=0) @ idx) / mass
+    # Whole-pixel shift towards the centre, limited so that no ink leaves the field.
+    dr = int(np.clip(round(CENTRE - com_r), -top, FIELD - (top + sh)))
+    dc = int(np.clip(round(CENTRE - com_c), -left, FIELD - (left + sw)))
+    image = np.roll(field, (dr, dc), axis=(0, 1))
+    return Preprocessed(cropped.astype(np.float32), scaled.astype(np.float32),
+                        image.astype(np.float32), (dr, dc))
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    """(row, column) intensity centre of mass in index coordinates."""
+    image = np.asarray(image, np.float64)
+    idx_r, idx_c = np.arange(image.shape[0]), np.arange(image.shape[1])
+    mass = image.sum()
+    return float(image.sum(axis=1) @ idx_r / mass), float(image.sum(axis=0) @ idx_c / mass)

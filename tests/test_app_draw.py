@@ -1,0 +1,113 @@
+"""Drawing on the pad with real mouse events: reconstruction, marker, neighbours, tools."""
+import numpy as np
+import torch
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
+
+from cae.metrics import encode_images, knn_indices
+from cae.preprocess import preprocess
+from tests.test_app_explore import send_mouse, view_to_widget
+
+
+def draw(qtbot, pad, points):
+    qtbot.mousePress(pad, Qt.MouseButton.LeftButton, pos=QPoint(*points[0]))
+    for p in points[1:]:
+        qtbot.mouseMove(pad, QPoint(*p))
+    qtbot.mouseRelease(pad, Qt.MouseButton.LeftButton, pos=QPoint(*points[-1]))
+
+
+SEVEN = [(60, 60), (120, 60), (180, 60), (220, 60), (190, 120), (160, 180), (140, 240)]
+
+
+def test_drawing_shows_reconstruction_marker_and_neighbours(window, qtbot):
+    window.draw_dock.raise_()
+    pad = window.draw_panel.pad
+    draw(qtbot, pad, SEVEN)
+    assert not pad.is_empty and pad.ink().max() == 1.0
+    pre = preprocess(pad.ink())
+    model = window.models.model
+    with torch.no_grad():
+        z = model.encode(torch.from_numpy(pre.image)[None, None])
+        rec = model.decode(z).clamp(0, 1)[0, 0].numpy()
+    panel = window.draw_panel
+    np.testing.assert_allclose(panel.input_view.image, pre.image, atol=1e-6)
+    np.testing.assert_allclose(panel.recon_view.image, rec, atol=1e-6)
+    mx, my = window.map.drawn_marker.getData()
+    np.testing.assert_allclose([mx[0], my[0]], z[0].numpy(), atol=1e-6)
+    assert window.map.drawn_marker.isVisible()
+    assert f"{float(np.mean((rec - pre.image) ** 2)):.4f}" in panel.result_label.text()
+    # Neighbours arrive once the training digits are encoded in the background.
+    qtbot.waitUntil(lambda: window.drawn_neighbours is not None, timeout=20000)
+    train_codes = encode_images(model, window.dataset.train_images)
+    expected = knn_indices(train_codes, z.numpy(), k=5)[0]
+    np.testing.assert_array_equal(window.drawn_neighbours, expected)
+    np.testing.assert_allclose(panel.neighbour_views[0].image,
+                               window.dataset.train_images[expected[0]] / 255.0, atol=1e-6)
+    assert panel.neighbour_labels[0].text() == str(window.dataset.train_labels[expected[0]])
+    assert "their vote" in panel.vote_label.text()
+
+
+def test_undo_and_clear(window, qtbot):
+    pad = window.draw_panel.pad
+    draw(qtbot, pad, SEVEN)
+    first = pad.ink().copy()
+    draw(qtbot, pad, [(40, 240), (240, 240)])
+    assert not np.array_equal(pad.ink(), first)
+    pad.setFocus()
+    qtbot.keyClick(pad, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(pad.ink(), first)
+    qtbot.keyClick(pad, Qt.Key.Key_Escape)
+    assert pad.is_empty and pad.ink().max() == 0.0
+    assert window.draw_panel.result_label.text() == "draw a digit"
+    assert not window.map.drawn_marker.isVisible()
+
+
+def test_single_click_dot_and_pen_width(window, qtbot):
+    pad = window.draw_panel.pad
+    window.draw_panel.pen.setValue(6)
+    qtbot.mouseClick(pad, Qt.MouseButton.LeftButton, pos=QPoint(140, 140))
+    ink = pad.ink()
+    assert 0 < (ink > 0.5).sum() < 80 * pad.devicePixelRatioF() ** 2
+    assert np.isfinite(window.draw_panel.recon_view.image).all()
+
+
+def test_open_image_inverts_dark_ink(window, qtbot, tmp_path):
+    image = QImage(100, 60, QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    p = QPainter(image)
+    p.setPen(QPen(QColor("black"), 8))
+    p.drawLine(50, 5, 50, 55)
+    p.end()
+    path = tmp_path / "digit.png"
+    image.save(str(path))
+    assert window.draw_panel.open_image(str(path))
+    ink = window.draw_panel.pad.ink()
+    h, w = ink.shape
+    assert ink[h // 2, w // 2] > 0.9 and ink[h // 2, 5] < 0.1  # the stroke is ink, paper is not
+    assert window.map.drawn_marker.isVisible()
+    bad = tmp_path / "not-an-image.png"
+    bad.write_bytes(b"nope")
+    assert not window.draw_panel.open_image(str(bad))
+    assert "could not read" in window.draw_panel.result_label.text()
+
+
+def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
+    draw(qtbot, window.draw_panel.pad, SEVEN)
+    mx, my = window.map.drawn_marker.getData()
+    window.map.view_box.setRange(xRange=(mx[0] - 1, mx[0] + 1), yRange=(my[0] - 1, my[0] + 1))
+    vp = window.map.viewport()
+    start = view_to_widget(window, mx[0], my[0])
+    seen = []
+    window.decoded.connect(lambda x, y: seen.append((x, y)))
+    send_mouse(vp, QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
+    for dx in (10, 20, 30, 40, 50):
+        qtbot.wait(25)
+        send_mouse(vp, QEvent.Type.MouseMove, start + QPoint(dx, 0), Qt.MouseButton.NoButton,
+                   Qt.MouseButton.LeftButton)
+    end = start + QPoint(50, 0)
+    send_mouse(vp, QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=2000)
+    nx, ny = window.map.drawn_marker.getData()
+    target = window.map.view_box.mapSceneToView(window.map.mapToScene(end))
+    assert abs(nx[0] - target.x()) < 0.05 and nx[0] > mx[0]
+    assert seen[-1][0] > seen[0][0]
