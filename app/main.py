@@ -4,12 +4,16 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
+
+STARTED = time.perf_counter()  # as early as possible: the start-up probe measures from here
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from cae.data import DATASETS
 
+from . import probe
 from .main_window import APP_NAME, MainWindow
 
 
@@ -29,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("cae-explorer")
     window = MainWindow()
     window.show()
+    probe.install(window, STARTED)
     dataset = "auto" if args.data and args.dataset == "mnist" else args.dataset
     QTimer.singleShot(0, lambda: window.start(args.model, args.data, dataset))
     # Ctrl+C in the terminal closes the window the normal way (threads stopped and awaited).

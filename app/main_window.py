@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self.last_decode_ms = 0.0
         self.dirty = False
         self.closing = False  # set in closeEvent: late worker results are then ignored
+        self._data_requested = False
 
         self._build_ui()
         self._connect()
@@ -282,7 +283,7 @@ class MainWindow(QMainWindow):
         folder = data_dir or self.settings.value("dataFolder", "") or None
         if folder and Path(folder).is_dir() and dataset == "mnist":
             dataset = "auto"  # the folder used last time, whatever dataset it holds
-        self.load_data(dataset, folder)
+        self.load_data(dataset, folder, requested=bool(data_dir))
 
     # =========================================================================== pages/state
     def _update_page(self) -> None:
@@ -308,13 +309,17 @@ class MainWindow(QMainWindow):
         self._error_box = box
 
     # =========================================================================== data
-    def load_data(self, name: str = "mnist", folder: str | None = None, download: bool = False) -> None:
+    def load_data(self, name: str = "mnist", folder: str | None = None, download: bool = False,
+                  requested: bool = True) -> None:
+        """Load (or download) a dataset in the background; ``requested`` is False for the quiet
+        search at start-up, whose failure is a hint rather than an error."""
         if self.closing:
             return
         if self.training.running:
             self.show_error("Training is running", "Stop training before changing the dataset.")
             return
         self.statusBar().showMessage("downloading " + name if download else f"looking for {name}…")
+        self._data_requested = requested
         self.data.load(name, folder, download)
 
     def choose_data_folder(self, folder: str | None = None) -> None:
@@ -348,8 +353,12 @@ class MainWindow(QMainWindow):
         if self.models.model is None and self.dataset is None:
             self.welcome.message.setText(message)  # the welcome page explains what to do
             self.statusBar().showMessage("no dataset found", 8000)
-        else:
+        elif self._data_requested:
             self.show_error("Dataset", message)
+        else:
+            # The quiet search at start-up: the map works without data, so only a hint.
+            self.statusBar().showMessage("MNIST not found on this computer: hover thumbnails, the "
+                                         "70,000-digit view and training need it (Data menu).")
 
     @Slot(str, int, int)
     def _on_download_progress(self, file: str, done: int, total: int) -> None:
@@ -386,7 +395,15 @@ class MainWindow(QMainWindow):
             return
         if self._encode_task is not None:
             self._encode_task.cancel()
+            self._encode_task = None
         images, labels = source
+        stored = self.models.stored_test_codes(self.dataset.name)
+        if (stored is not None and not self.map_all and len(stored[0]) == len(images)
+                and np.array_equal(stored[1], labels)):
+            # The codes saved with the model are this dataset's test digits: no need to encode.
+            self.map_images = images
+            self.map.set_codes(stored[0], labels, self.dataset.class_names)
+            return
         task = self.runner.submit(_encode_chunks, self.models.model, images, on_done=self._on_codes,
                                   on_failed=self._on_codes_failed,
                                   on_progress=self._on_encode_progress)
@@ -488,6 +505,13 @@ class MainWindow(QMainWindow):
     def _on_model_changed(self) -> None:
         self._update_page()
         self._forget_train_codes()
+        stored = self.models.stored_test_codes()
+        if self.dataset is None and stored is not None:
+            # A map at once, before any dataset is found (no hover images until then).
+            names = tuple(self.models.metadata.get("class_names") or
+                          (str(i) for i in range(int(stored[1].max()) + 1)))
+            self.map_images = None
+            self.map.set_codes(stored[0], stored[1], names)
         self.refresh_codes()
         self.update_drawing()
         if self.current_z is not None:

@@ -28,15 +28,25 @@ class ModelService(QObject):
         self.metadata: dict = {}
         self.path: Path | None = None
         self.trained = False
+        self.extras: dict[str, np.ndarray] = {}  # arrays saved with the model (e.g. test codes)
 
     # --------------------------------------------------------------------------- state
     def set_model(self, model: CAE, metadata: dict | None = None, path: Path | None = None,
-                  trained: bool = True) -> None:
+                  trained: bool = True, extras: dict[str, np.ndarray] | None = None) -> None:
         self.model = model.to("cpu").eval()
         self.metadata = dict(metadata or {})
         self.path = path
         self.trained = trained
+        self.extras = dict(extras or {})
         self.modelChanged.emit()
+
+    def stored_test_codes(self, dataset_name: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The test digits' codes saved with the model (for ``dataset_name``, if given)."""
+        if "test_codes" not in self.extras or "test_labels" not in self.extras:
+            return None
+        if dataset_name is not None and self.metadata.get("dataset") != dataset_name:
+            return None
+        return self.extras["test_codes"], self.extras["test_labels"].astype(np.int64)
 
     def new_model(self, seed: int = 0, config: CAEConfig | None = None) -> None:
         """An untrained model, so a user with data but no model can start training at once."""
@@ -45,7 +55,7 @@ class ModelService(QObject):
     def load(self, path: str | Path) -> Checkpoint:
         """Load a model file (raises CheckpointError with a clear message; nothing changes then)."""
         ckpt = load_checkpoint(path)
-        self.set_model(ckpt.model, ckpt.metadata, Path(path), trained=True)
+        self.set_model(ckpt.model, ckpt.metadata, Path(path), trained=True, extras=ckpt.extras)
         return ckpt
 
     def save(self, path: str | Path, extra_metadata: dict | None = None) -> Path:

@@ -124,6 +124,23 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def fast_precision(device: torch.device) -> str:
+    """The precision of the fast path on ``device``: bf16 where the hardware computes it
+    natively (CUDA GPUs from Ampere on, CPUs with AVX512-BF16 or AMX), else fp32."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        try:  # oneDNN also emulates bf16 on plain AVX512, slower than fp32: ask for the real thing
+            flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+            return "bf16" if {"avx512_bf16", "amx_bf16"} & set(flags.split()) else "fp32"
+        except OSError:  # not Linux: trust oneDNN's own check
+            try:
+                return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+            except (AttributeError, RuntimeError):
+                return "fp32"
+    return "fp32"
+
+
 def build_model(config: CAEConfig | None = None, seed: int = 0) -> CAE:
     """A freshly initialised model; the seed makes the initial weights reproducible."""
     with torch.random.fork_rng(devices=[]):

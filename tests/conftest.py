@@ -59,3 +59,12 @@ def window(qtbot, settings, tiny_folder, tmp_path, no_bundled_model):
     assert not w.last_error
     yield w
     w.close()
+
+
+@pytest.fixture
+def server(tiny_folder):
+    """A local HTTP server with the tiny dataset's files (see tests/http_server.py)."""
+    from tests.helpers import FILES
+    from tests.http_server import serve
+    with serve({f: (tiny_folder / f).read_bytes() for f in FILES.values()}) as url:
+        yield url

@@ -1,6 +1,4 @@
 """Files, data and the empty state: open/save/export, downloads from the window, bad input."""
-import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -9,6 +7,7 @@ import torch
 from app.main_window import MainWindow
 from cae import data as D
 from cae.checkpoint import load_checkpoint
+from tests.http_server import release_stalled
 from tests.helpers import FILES, spec_for
 
 
@@ -88,43 +87,6 @@ def test_settings_remember_geometry_and_data_folder(window, settings, tiny_folde
 # ----------------------------------------------------------------------------- empty state
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict = {}
-    release = threading.Event()
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        mode, _, name = self.path.strip("/").partition("/")
-        if mode == "missing":
-            self.send_error(404)
-            return
-        body = self.files[name]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if mode == "stall":
-            self.wfile.write(body[:100])
-            self.wfile.flush()
-            self.release.wait(10)
-            return
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def server(tiny_folder):
-    _Handler.files = {f: (tiny_folder / f).read_bytes() for f in FILES.values()}
-    _Handler.release.clear()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    _Handler.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-
-
 @pytest.fixture
 def empty_window(qtbot, settings, no_bundled_model, monkeypatch, tmp_path):
     monkeypatch.setattr(D, "system_data_dirs", lambda name: [tmp_path / "no-system-data"])
@@ -172,7 +134,7 @@ def test_cancel_a_download(empty_window, server, tiny_folder, monkeypatch, qtbot
     qtbot.waitUntil(lambda: w.cancel_button.isVisible(), timeout=5000)
     w.cancel_button.click()
     assert not w.data.busy and not w.cancel_button.isVisible()
-    _Handler.release.set()
+    release_stalled()
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=10000)
     cache = D.user_cache_dir() / "mnist"
     assert not cache.exists() or not any(cache.iterdir())

@@ -36,6 +36,11 @@ def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
     assert info["metadata"]["epochs_done"] == 2 and info["metadata"]["metrics"]["test_mse"] > 0
     assert info["metadata"]["train_config"]["batch_size"] == 32
     assert info["model_config"]["latent_dim"] == 2
+    assert info["extras"] == {"test_codes": [64, 2], "test_labels": [64]}
+    from cae.checkpoint import load_checkpoint
+    ckpt = load_checkpoint(model)
+    np.testing.assert_allclose(ckpt.extras["test_codes"], npz["codes"], atol=1e-6)
+    np.testing.assert_array_equal(ckpt.extras["test_labels"], npz["labels"])
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,7 +1,5 @@
 """The IDX reader, dataset look-up and the download path against a real HTTP server on 127.0.0.1."""
 import gzip
-import http.server
-import threading
 import time
 from pathlib import Path
 
@@ -127,54 +125,6 @@ def test_not_found_says_where_and_how(monkeypatch, tmp_path):
 
 
 # ----------------------------------------------------------------------------- downloads
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    stall = threading.Event()
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        mode, _, name = self.path.strip("/").partition("/")
-        if mode == "missing":
-            self.send_error(404)
-            return
-        if mode == "broken":
-            self.send_error(500)
-            return
-        body = self.files[name]
-        if mode == "corrupt":
-            body = gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x03abc")
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if mode == "truncated":
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.connection.close()
-            return
-        if mode == "stall":
-            self.wfile.write(body[:10])
-            self.wfile.flush()
-            self.stall.wait(10)
-            return
-        self.wfile.write(body)
-
-
-@pytest.fixture
-def server(tiny_folder):
-    _Handler.files = {f: (tiny_folder / f).read_bytes() for f in FILES.values()}
-    _Handler.stall.clear()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    _Handler.stall.set()
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def _leftovers(folder: Path) -> list[str]:

@@ -1,0 +1,51 @@
+"""Start-up measurement for the benchmark suite: with ``CAE_EXPLORER_STARTUP_PROBE=FILE`` set,
+the app writes how long it took to paint an interactive map (and its peak memory) to FILE, then
+quits.  With ``CAE_EXPLORER_PROBE_WAIT_DATA=1`` it also waits until the dataset is loaded."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+PROBE_ENV = "CAE_EXPLORER_STARTUP_PROBE"
+WAIT_DATA_ENV = "CAE_EXPLORER_PROBE_WAIT_DATA"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def install(window, started: float) -> None:
+    """If the probe is requested, poll until the map is interactive, then report and quit."""
+    path = os.environ.get(PROBE_ENV)
+    if not path:
+        return
+    wait_data = os.environ.get(WAIT_DATA_ENV) == "1"
+    timer = QTimer(window)
+
+    def check() -> None:
+        ready = len(window.map.codes) > 0 and window.models.model is not None
+        if window.stack.currentWidget() is window.welcome and not window.data.busy:
+            ready = True  # nothing to plot (no model, no data): the welcome page is the interface
+        elif wait_data:
+            ready = ready and window.dataset is not None and window.map_images is not None
+        if not ready:
+            return
+        timer.stop()
+        window.map.viewport().repaint()  # the first paint of the plotted map, synchronously
+        report = {"first_paint_s": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
+                  "points": int(len(window.map.codes)), "data_loaded": window.dataset is not None}
+        with open(path, "w") as f:
+            json.dump(report, f)
+        window.close()
+        QApplication.quit()
+
+    timer.timeout.connect(check)
+    timer.start(5)

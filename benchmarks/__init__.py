@@ -1,0 +1,1 @@
+"""CAE Latent Explorer's benchmark suite: `python -m benchmarks [--quick] [--json FILE]`."""
