@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 
 # Okabe-Ito's colour-blind-safe set, extended by two of Paul Tol's for ten classes.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
@@ -39,6 +39,8 @@ class LatentMap(pg.PlotWidget):
 
     explored = Signal(float, float)  # a click or a drag position: decode this point
     hovered = Signal(int)  # index into the codes, or -1 when no point is near
+    nudged = Signal(float, float)  # arrow keys: a step in fractions of the visible width/height
+    viewChanged = Signal()  # panned or zoomed
 
     def __init__(self, parent=None) -> None:
         self.view_box = ExploreViewBox()
@@ -67,6 +69,14 @@ class LatentMap(pg.PlotWidget):
         self.drawn_marker.setVisible(False)
         self.plot_item.addItem(self.drawn_marker, ignoreBounds=True)
         self._dragging_drawn = False
+        # The decoded-image map lies under the points.
+        self.mosaic_item = pg.ImageItem(axisOrder="row-major")
+        self.mosaic_item.setZValue(-10)
+        self.mosaic_item.setVisible(False)
+        self.plot_item.addItem(self.mosaic_item, ignoreBounds=True)
+        self.mosaic_rect: tuple[float, float, float, float] | None = None
+        self.view_box.sigRangeChanged.connect(lambda *_: self.viewChanged.emit())
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.view_box.sigExploreDrag.connect(self._on_drag)
         self.scene().sigMouseClicked.connect(self._on_click)
         self.scene().sigMouseMoved.connect(self._on_move)
@@ -107,6 +117,34 @@ class LatentMap(pg.PlotWidget):
                                    name=name, hoverable=False)
             self.plot_item.addItem(s)
             self.scatters.append(s)
+
+    def set_mosaic(self, image: np.ndarray | None, rect: tuple[float, float, float, float] | None = None,
+                   ) -> None:
+        """Show ``image`` (row 0 at the bottom) over rect = (x0, x1, y0, y1); None hides it."""
+        if image is None:
+            self.mosaic_item.setVisible(False)
+            self.mosaic_rect = None
+            return
+        x0, x1, y0, y1 = rect
+        self.mosaic_item.setImage(image, levels=(0.0, 1.0), autoLevels=False)
+        self.mosaic_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.mosaic_item.setVisible(True)
+        self.mosaic_rect = rect
+
+    def visible_rect(self) -> tuple[float, float, float, float]:
+        (x0, x1), (y0, y1) = self.view_box.viewRange()
+        return float(x0), float(x1), float(y0), float(y1)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        steps = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
+                 Qt.Key.Key_Up: (0, 1), Qt.Key.Key_Down: (0, -1)}
+        if event.key() in steps:
+            scale = 0.1 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 0.01
+            dx, dy = steps[event.key()]
+            self.nudged.emit(dx * scale, dy * scale)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def set_class_visible(self, cls: int, visible: bool) -> None:
         self.scatters[cls].setVisible(visible)

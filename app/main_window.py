@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
+                               QSpinBox,
                                QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
@@ -26,6 +27,7 @@ from .data_service import DataService
 from .draw_panel import DrawPanel
 from .image_view import ImageView
 from .latent_map import LatentMap
+from .mosaic import mosaic
 from .model_service import ModelService
 from .tasks import TaskRunner
 from .training_panel import TrainingPanel
@@ -38,6 +40,10 @@ MAX_RECENT = 8
 DECODE_INTERVAL_MS = 16  # drags decode at most at the display rate
 SNAPSHOT_EVERY_S = 1.0
 ENCODE_CHUNK = 1000
+
+
+def _mosaic_task(cancel, report, model: CAE, rect: tuple, n: int) -> np.ndarray:
+    return mosaic(model, *rect, n)
 
 
 def _encode_chunks(cancel, report, model: CAE, images: np.ndarray) -> np.ndarray:
@@ -106,6 +112,8 @@ class MainWindow(QMainWindow):
         self.drawn_neighbours: np.ndarray | None = None
         self.last_error = ""
         self.decode_count = 0
+        self._decode_times: list[float] = []  # when the decodes of the last second happened
+        self._mosaic_task = None
         self.last_decode_ms = 0.0
         self.dirty = False
         self.closing = False  # set in closeEvent: late worker results are then ignored
@@ -135,6 +143,17 @@ class MainWindow(QMainWindow):
         self.z_label = QLabel("z = –")
         self.z_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.z_label)
+        goto = QHBoxLayout()
+        self.z1_edit, self.z2_edit = QLineEdit(), QLineEdit()
+        for edit, name in ((self.z1_edit, "z1"), (self.z2_edit, "z2")):
+            edit.setPlaceholderText(name)
+            edit.returnPressed.connect(self.go_to_typed_z)
+            goto.addWidget(edit)
+        go = QPushButton("Go")
+        go.setToolTip("Decode exactly this z (arrow keys on the map nudge it; Shift: bigger steps)")
+        go.clicked.connect(self.go_to_typed_z)
+        goto.addWidget(go)
+        lay.addLayout(goto)
         lay.addWidget(QLabel("<b>Digit under the cursor</b>"))
         self.hover_view = ImageView(minimum=84)
         lay.addWidget(self.hover_view, 2)
@@ -222,12 +241,33 @@ class MainWindow(QMainWindow):
         self.map_set.activated.connect(lambda _: self.set_map_all(self.map_set.currentData()))
         bar.addWidget(QLabel(" Show: "))
         bar.addWidget(self.map_set)
-        bar.addWidget(QLabel("   left drag: explore · Shift+drag or middle drag: pan · wheel: zoom"))
+        self.mosaic_action = QAction("Decoded-image map", self)
+        self.mosaic_action.setCheckable(True)
+        self.mosaic_action.setToolTip("Lay what the decoder draws everywhere under the points")
+        self.mosaic_action.toggled.connect(self.set_mosaic_enabled)
+        bar.addAction(self.mosaic_action)
+        self.mosaic_size = QSpinBox()
+        self.mosaic_size.setRange(2, 40)
+        self.mosaic_size.setValue(16)
+        self.mosaic_size.setSuffix(" × n")
+        self.mosaic_size.setPrefix("n = ")
+        self.mosaic_size.valueChanged.connect(lambda _: self._schedule_mosaic())
+        bar.addWidget(self.mosaic_size)
+        bar.addWidget(QLabel("   left drag: explore · Shift+drag or middle drag: pan · wheel: zoom"
+                             " · arrows: nudge"))
         self.addToolBar(bar)
 
     def _connect(self) -> None:
         self.map.explored.connect(self.request_decode)
         self.map.hovered.connect(self._on_hover)
+        self.map.nudged.connect(self.nudge)
+        self.map.viewChanged.connect(self._schedule_mosaic)
+        self._mosaic_timer = QTimer(self)
+        self._mosaic_timer.setSingleShot(True)
+        self._mosaic_timer.setInterval(120)  # recompute once panning or zooming pauses
+        self._mosaic_timer.timeout.connect(self.refresh_mosaic)
+        self.models.modelChanged.connect(self._schedule_mosaic)
+        self.models.weightsUpdated.connect(self._schedule_mosaic)
         self._decode_timer = QTimer(self)
         self._decode_timer.setInterval(DECODE_INTERVAL_MS)
         self._decode_timer.setSingleShot(True)
@@ -535,13 +575,86 @@ class MainWindow(QMainWindow):
         image = self.models.decode_one(x, y)
         self.last_decode_ms = 1e3 * (time.perf_counter() - t0)
         self.decode_count += 1
+        now = time.perf_counter()
+        self._decode_times = [t for t in self._decode_times if now - t < 1.0] + [now]
         self.current_z = (x, y)
         self.decoded_view.set_image(image)
         self.map.set_marker(x, y)
         self.z_label.setText(f"z = ({x:.3f}, {y:.3f})")
-        self.coords_label.setText(f"z1 {x:+.3f}  z2 {y:+.3f}  ·  decode {self.last_decode_ms:.1f} ms")
+        self.coords_label.setText(f"z1 {x:+.3f}  z2 {y:+.3f}  ·  decode {self.last_decode_ms:.1f} ms"
+                                  f"  ·  {len(self._decode_times)} decodes/s")
         self._decode_timer.start()
         self.decoded.emit(x, y)
+
+    @Slot(float, float)
+    def nudge(self, fx: float, fy: float) -> None:
+        """Move the decoded point by a fraction of the visible width/height (arrow keys)."""
+        if self.current_z is None:
+            return
+        x0, x1, y0, y1 = self.map.visible_rect()
+        self.request_decode(self.current_z[0] + fx * (x1 - x0), self.current_z[1] + fy * (y1 - y0))
+
+    def go_to_typed_z(self) -> bool:
+        """Decode the z typed into the two fields; anything but two finite numbers is refused."""
+        try:
+            z = (float(self.z1_edit.text()), float(self.z2_edit.text()))
+        except ValueError:
+            self.show_error("Not a latent point", "Type two numbers, z1 and z2 (e.g. 0.5 and -1.2).")
+            return False
+        if not all(np.isfinite(z)):
+            self.show_error("Not a latent point", "z1 and z2 must be finite numbers (not NaN or inf).")
+            return False
+        self._decode_timer.stop()
+        self.request_decode(*z)
+        return True
+
+    # =========================================================================== mosaic
+    def set_mosaic_enabled(self, enabled: bool) -> None:
+        if self.mosaic_action.isChecked() != enabled:
+            self.mosaic_action.setChecked(enabled)  # re-enters through toggled
+            return
+        if enabled:
+            self.refresh_mosaic()
+        else:
+            if self._mosaic_task is not None:
+                self._mosaic_task.cancel()
+                self._mosaic_task = None
+            self.map.set_mosaic(None)
+
+    @Slot()
+    def _schedule_mosaic(self) -> None:
+        if self.mosaic_action.isChecked():
+            self._mosaic_timer.start()
+
+    @Slot()
+    def refresh_mosaic(self) -> None:
+        """Decode an n x n grid over exactly the visible region, in one batch, off the GUI thread
+        (on a copy of the model, so training snapshots can update the GUI's copy meanwhile)."""
+        if not self.mosaic_action.isChecked() or self.models.model is None or self.closing:
+            return
+        if self._mosaic_task is not None:
+            self._mosaic_task.cancel()
+        rect = self.map.visible_rect()
+        n = self.mosaic_size.value()
+        task = self.runner.submit(_mosaic_task, copy.deepcopy(self.models.model), rect, n,
+                                  on_done=self._on_mosaic, on_failed=self._on_mosaic_failed)
+        task.rect, task.n = rect, n
+        self._mosaic_task = task
+
+    @Slot(object)
+    def _on_mosaic(self, image: np.ndarray) -> None:
+        task = self.sender()
+        if task is not self._mosaic_task or not self.mosaic_action.isChecked():
+            return
+        self._mosaic_task = None
+        self.map.set_mosaic(image, task.rect)
+        self.mosaic_n = task.n
+
+    @Slot(str)
+    def _on_mosaic_failed(self, message: str) -> None:
+        if self.sender() is self._mosaic_task:
+            self._mosaic_task = None
+            self.show_error("Decoded-image map failed", message)
 
     @Slot(int)
     def _on_hover(self, index: int) -> None:
@@ -740,8 +853,9 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self._decode_timer.stop()
         self.data.cancel()
-        if self._encode_task is not None:
-            self._encode_task.cancel()
+        for task in (self._encode_task, self._mosaic_task, self._train_codes_task):
+            if task is not None:
+                task.cancel()
         self.training.shutdown(1500)
         self.runner.shutdown(1500)
         super().closeEvent(event)
