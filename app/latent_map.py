@@ -41,6 +41,7 @@ class LatentMap(pg.PlotWidget):
     hovered = Signal(int)  # index into the codes, or -1 when no point is near
     nudged = Signal(float, float)  # arrow keys: a step in fractions of the visible width/height
     viewChanged = Signal()  # panned or zoomed
+    endpointKey = Signal(str)  # "A" or "B" pressed: an interpolation end point
 
     def __init__(self, parent=None) -> None:
         self.view_box = ExploreViewBox()
@@ -69,6 +70,13 @@ class LatentMap(pg.PlotWidget):
         self.drawn_marker.setVisible(False)
         self.plot_item.addItem(self.drawn_marker, ignoreBounds=True)
         self._dragging_drawn = False
+        # The interpolation path between two end points.
+        self.path_item = pg.PlotDataItem(pen=pg.mkPen("#222222", width=2, style=Qt.PenStyle.DashLine),
+                                         symbol="o", symbolSize=6, symbolBrush="#FFFFFF",
+                                         symbolPen=pg.mkPen("#222222"))
+        self.path_item.setZValue(9)
+        self.path_item.setVisible(False)
+        self.plot_item.addItem(self.path_item, ignoreBounds=True)
         # The decoded-image map lies under the points.
         self.mosaic_item = pg.ImageItem(axisOrder="row-major")
         self.mosaic_item.setZValue(-10)
@@ -138,6 +146,10 @@ class LatentMap(pg.PlotWidget):
     def keyPressEvent(self, event) -> None:  # noqa: N802
         steps = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
                  Qt.Key.Key_Up: (0, 1), Qt.Key.Key_Down: (0, -1)}
+        if event.key() in (Qt.Key.Key_A, Qt.Key.Key_B) and not event.modifiers():
+            self.endpointKey.emit("A" if event.key() == Qt.Key.Key_A else "B")
+            event.accept()
+            return
         if event.key() in steps:
             scale = 0.1 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 0.01
             dx, dy = steps[event.key()]
@@ -161,6 +173,14 @@ class LatentMap(pg.PlotWidget):
         pad = np.maximum((hi - lo) * 0.05, 1e-3)
         self.view_box.setRange(xRange=(float(lo[0] - pad[0]), float(hi[0] + pad[0])),
                                yRange=(float(lo[1] - pad[1]), float(hi[1] + pad[1])), padding=0)
+
+    def set_path(self, points: np.ndarray | None) -> None:
+        """Show the interpolation path (K, 2), or hide it with None."""
+        if points is None:
+            self.path_item.setVisible(False)
+            return
+        self.path_item.setData(points[:, 0].astype(float), points[:, 1].astype(float))
+        self.path_item.setVisible(True)
 
     def set_drawn_marker(self, z: tuple[float, float] | None) -> None:
         """Show (or hide, with None) the drawn digit's code."""

@@ -26,6 +26,7 @@ from cae.train import EpochEnd, Finished, Progress, Snapshot, TrainConfig, build
 from .data_service import DataService
 from .draw_panel import DrawPanel
 from .image_view import ImageView
+from .interpolation_panel import InterpolationPanel, path_points
 from .latent_map import LatentMap
 from .mosaic import mosaic
 from .model_service import ModelService
@@ -111,6 +112,7 @@ class MainWindow(QMainWindow):
         self.drawn_z: np.ndarray | None = None
         self.drawn_neighbours: np.ndarray | None = None
         self.last_error = ""
+        self.endpoints: dict[str, np.ndarray | None] = {"A": None, "B": None}
         self.decode_count = 0
         self._decode_times: list[float] = []  # when the decodes of the last second happened
         self._mosaic_task = None
@@ -175,6 +177,12 @@ class MainWindow(QMainWindow):
         self.draw_dock.setWidget(scroll)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.draw_dock)
         self.tabifyDockWidget(self.side_dock, self.draw_dock)
+        self.interp_panel = InterpolationPanel()
+        self.interp_dock = QDockWidget("Interpolation", self)
+        self.interp_dock.setObjectName("interpolationDock")
+        self.interp_dock.setWidget(self.interp_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.interp_dock)
+        self.tabifyDockWidget(self.draw_dock, self.interp_dock)
         self.side_dock.raise_()
 
         self.training_panel = TrainingPanel()
@@ -231,6 +239,7 @@ class MainWindow(QMainWindow):
         v.addAction(self.side_dock.toggleViewAction())
         v.addAction(self.training_dock.toggleViewAction())
         v.addAction(self.draw_dock.toggleViewAction())
+        v.addAction(self.interp_dock.toggleViewAction())
 
         bar = QToolBar("Map")
         bar.setObjectName("mapToolbar")
@@ -261,6 +270,14 @@ class MainWindow(QMainWindow):
         self.map.explored.connect(self.request_decode)
         self.map.hovered.connect(self._on_hover)
         self.map.nudged.connect(self.nudge)
+        self.map.endpointKey.connect(lambda end: self.set_endpoint(end, "hovered"))
+        self.interp_panel.endpointRequested.connect(self.set_endpoint)
+        self.interp_panel.stepsChanged.connect(lambda _: self.update_interpolation())
+        self.interp_panel.export_png.clicked.connect(
+            lambda: self._export_problem(self.interp_panel.save_png()))
+        self.interp_panel.export_csv.clicked.connect(
+            lambda: self._export_problem(self.interp_panel.save_csv()))
+        self.models.weightsUpdated.connect(self.update_interpolation)
         self.map.viewChanged.connect(self._schedule_mosaic)
         self._mosaic_timer = QTimer(self)
         self._mosaic_timer.setSingleShot(True)
@@ -545,6 +562,7 @@ class MainWindow(QMainWindow):
     def _on_model_changed(self) -> None:
         self._update_page()
         self._forget_train_codes()
+        self.update_interpolation()
         stored = self.models.stored_test_codes()
         if self.dataset is None and stored is not None:
             # A map at once, before any dataset is found (no hover images until then).
@@ -607,6 +625,42 @@ class MainWindow(QMainWindow):
         self._decode_timer.stop()
         self.request_decode(*z)
         return True
+
+    # =========================================================================== interpolation
+    def set_endpoint(self, end: str, source: str) -> bool:
+        """Set interpolation end ``end`` from the hovered digit (else the decoded point), the
+        decoded point or the drawn digit."""
+        z = None
+        if source == "hovered" and 0 <= self.map.hover_index < len(self.map.codes):
+            z = self.map.codes[self.map.hover_index]
+        elif source in ("hovered", "decoded") and self.current_z is not None:
+            z = np.asarray(self.current_z, np.float32)
+        elif source == "drawn" and self.drawn_z is not None:
+            z = self.drawn_z
+        if z is None:
+            what = {"drawn": "draw a digit first", "decoded": "click on the map first",
+                    "hovered": "hover over a digit or click on the map first"}[source]
+            self.statusBar().showMessage(f"cannot set {end}: {what}", 5000)
+            return False
+        self.endpoints[end] = np.array(z, np.float32)
+        self.interp_panel.set_endpoints(self.endpoints["A"], self.endpoints["B"])
+        self.update_interpolation()
+        return True
+
+    @Slot()
+    def update_interpolation(self) -> None:
+        a, b = self.endpoints["A"], self.endpoints["B"]
+        if a is None or b is None or self.models.model is None:
+            return
+        zs = path_points(a, b, self.interp_panel.steps.value())
+        self.interp_panel.set_result(zs, self.models.decode(zs))
+        self.map.set_path(zs)
+
+    def _export_problem(self, problem: str) -> bool:
+        """Show what went wrong with an export (empty: nothing did)."""
+        if problem:
+            self.show_error("Could not export", problem)
+        return not problem
 
     # =========================================================================== mosaic
     def set_mosaic_enabled(self, enabled: bool) -> None:

@@ -1,0 +1,121 @@
+"""Interpolation between two latent points: the straight path and a filmstrip of its decodes."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRect, Signal
+from PySide6.QtGui import QPainter
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from .image_view import ImageView, to_qimage
+
+STRIP_SCALE = 4  # exported strips are upscaled (nearest) so each frame is 112 px
+
+
+def path_points(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """(steps, 2) evenly spaced points from a to b, both included."""
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    return ((1 - t) * np.asarray(a, np.float64) + t * np.asarray(b, np.float64)).astype(np.float32)
+
+
+def filmstrip(frames: np.ndarray, gap: int = 2) -> np.ndarray:
+    """(K, H, W) frames side by side with a dark gap, as one float image."""
+    k, h, w = frames.shape
+    strip = np.full((h, k * w + (k - 1) * gap), 0.15, np.float32)
+    for i, frame in enumerate(frames):
+        strip[:, i * (w + gap):i * (w + gap) + w] = frame
+    return strip
+
+
+class InterpolationPanel(QWidget):
+    """Buttons set the end points A and B; the main window computes and shows the strip."""
+
+    endpointRequested = Signal(str, str)  # "A"/"B", source: "decoded", "drawn" or "hovered"
+    stepsChanged = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        grid = QGridLayout()
+        self.a_label, self.b_label = QLabel("A: –"), QLabel("B: –")
+        for row, (end, label) in enumerate((("A", self.a_label), ("B", self.b_label))):
+            grid.addWidget(label, row, 0)
+            for col, (source, text) in enumerate((("decoded", "decoded point"),
+                                                  ("drawn", "drawn digit"))):
+                button = QPushButton(f"{end} ← {text}")
+                button.clicked.connect(lambda _=False, e=end, s=source: self.endpointRequested.emit(e, s))
+                grid.addWidget(button, row, col + 1)
+        self.steps = QSpinBox()
+        self.steps.setRange(2, 50)
+        self.steps.setValue(10)
+        self.steps.setPrefix("steps: ")
+        self.steps.valueChanged.connect(self.stepsChanged)
+        self.export_png = QPushButton("Export strip (PNG)…")
+        self.export_csv = QPushButton("Export z (CSV)…")
+        row = QHBoxLayout()
+        for w in (self.steps, self.export_png, self.export_csv):
+            row.addWidget(w)
+        self.strip_view = StripView()
+        self.message = QLabel("Set A and B (hover a digit on the map and press A or B, or use the "
+                              "buttons); the strip shows the decodes along the straight path.")
+        self.message.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addLayout(row)
+        layout.addWidget(self.strip_view, 1)
+        layout.addWidget(self.message)
+        self.zs: np.ndarray | None = None
+        self.frames: np.ndarray | None = None
+        self.set_result(None, None)
+
+    def set_endpoints(self, a: np.ndarray | None, b: np.ndarray | None) -> None:
+        self.a_label.setText("A: –" if a is None else f"A: ({a[0]:.3f}, {a[1]:.3f})")
+        self.b_label.setText("B: –" if b is None else f"B: ({b[0]:.3f}, {b[1]:.3f})")
+
+    def set_result(self, zs: np.ndarray | None, frames: np.ndarray | None) -> None:
+        self.zs, self.frames = zs, frames
+        self.strip_view.set_image(None if frames is None else filmstrip(frames))
+        self.export_png.setEnabled(frames is not None)
+        self.export_csv.setEnabled(zs is not None)
+
+    def save_png(self, path: str | None = None) -> str:
+        """Write the strip; returns '' on success, else the reason (shown by the caller)."""
+        if self.frames is None:
+            return "no interpolation yet"
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export strip", "interpolation.png", "PNG (*.png)")
+            if not path:
+                return ""
+        strip = np.kron(filmstrip(self.frames), np.ones((STRIP_SCALE, STRIP_SCALE), np.float32))
+        if not to_qimage(strip).save(path, "PNG"):
+            return f"could not write {path}"
+        return ""
+
+    def save_csv(self, path: str | None = None) -> str:
+        if self.zs is None:
+            return "no interpolation yet"
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export z", "interpolation.csv", "CSV (*.csv)")
+            if not path:
+                return ""
+        table = np.column_stack([np.arange(len(self.zs)), self.zs])
+        try:
+            np.savetxt(path, table, delimiter=",", header="step,z1,z2", comments="",
+                       fmt=["%d", "%.6f", "%.6f"])
+        except OSError as exc:
+            return f"could not write {path}: {exc.strerror or exc}"
+        return ""
+
+
+class StripView(ImageView):
+    """An ImageView that keeps the strip's aspect ratio instead of a square."""
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        if self._qimage is not None:
+            iw, ih = self._qimage.width(), self._qimage.height()
+            scale = min(self.width() / iw, self.height() / ih)
+            w, h = int(iw * scale), int(ih * scale)
+            painter.drawImage(QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h), self._qimage)
+        painter.end()
+
