@@ -14,6 +14,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
            "#D55E00", "#F0E442", "#000000", "#999999", "#882255")
 HOVER_RADIUS_PX = 6.0
+ERROR_BINS = 8
+KNN_RIGHT, KNN_WRONG = "#C8C8C8", "#D55E00"
 
 
 class ExploreViewBox(pg.ViewBox):
@@ -55,6 +57,11 @@ class LatentMap(pg.PlotWidget):
         self.legend = self.plot_item.addLegend(offset=(8, 8), labelTextColor="k",
                                                brush=pg.mkBrush(255, 255, 255, 200))
         self.scatters: list[pg.ScatterPlotItem] = []
+        self.overlays: list[pg.ScatterPlotItem] = []  # points coloured by error or k-NN vote
+        self.colour_mode = "class"
+        self.colour_values: np.ndarray | None = None
+        self.colour_bar: pg.ColorBarItem | None = None
+        self._class_visible: list[bool] | None = None  # the legend's choice, kept while recoloured
         self.codes = np.zeros((0, 2), np.float32)
         self.labels = np.zeros(0, np.int64)
         self.class_names: tuple[str, ...] = ()
@@ -109,6 +116,7 @@ class LatentMap(pg.PlotWidget):
         for c, scatter in enumerate(self.scatters):
             sel = codes[labels == c]
             scatter.setData(x=sel[:, 0], y=sel[:, 1])
+        self.set_colouring("class")  # other colourings belong to the previous codes
         self.hover_index = -1
         if fit:
             self.fit_view()
@@ -125,6 +133,48 @@ class LatentMap(pg.PlotWidget):
                                    name=name, hoverable=False)
             self.plot_item.addItem(s)
             self.scatters.append(s)
+
+    def set_colouring(self, mode: str, values: np.ndarray | None = None) -> None:
+        """'class' (one colour per class, the legend), 'error' (``values``: per-point error, on a
+        colour bar) or 'knn' (``values``: True where the 5-NN vote is wrong, drawn on top)."""
+        for item in self.overlays:
+            self.plot_item.removeItem(item)
+        self.overlays = []
+        if self.colour_bar is not None:
+            self.plot_item.layout.removeItem(self.colour_bar)
+            self.colour_bar.setParentItem(None)
+            self.colour_bar = None
+        if mode == "class" and self._class_visible is not None:
+            for s, visible in zip(self.scatters, self._class_visible):
+                s.setVisible(visible)  # back to what the legend said
+            self._class_visible = None
+        elif mode != "class" and self._class_visible is None:
+            self._class_visible = [s.isVisible() for s in self.scatters]
+            for s in self.scatters:
+                s.setVisible(False)
+        self.legend.setVisible(mode == "class")
+        self.colour_mode, self.colour_values = mode, values
+        if mode == "class" or values is None:
+            return
+        if mode == "error":
+            lo, hi = (float(v) for v in np.percentile(values, [1, 99]))
+            hi = max(hi, lo + 1e-9)
+            bins = np.clip(((values - lo) / (hi - lo) * ERROR_BINS).astype(int), 0, ERROR_BINS - 1)
+            cmap = pg.colormap.get("viridis")
+            colours = cmap.map(np.linspace(0, 1, ERROR_BINS), mode="qcolor")
+            groups = [(bins == b, colours[b]) for b in range(ERROR_BINS)]
+            self.colour_bar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False,
+                                              label="reconstruction MSE", width=14)
+            self.plot_item.layout.addItem(self.colour_bar, 2, 5)
+        else:
+            wrong = np.asarray(values, bool)
+            groups = [(~wrong, pg.mkColor(KNN_RIGHT)), (wrong, pg.mkColor(KNN_WRONG))]
+        for mask, colour in groups:
+            sel = self.codes[mask]
+            item = pg.ScatterPlotItem(x=sel[:, 0], y=sel[:, 1], size=4, pen=None,
+                                      brush=pg.mkBrush(colour), pxMode=True, hoverable=False)
+            self.plot_item.addItem(item)
+            self.overlays.append(item)
 
     def set_mosaic(self, image: np.ndarray | None, rect: tuple[float, float, float, float] | None = None,
                    ) -> None:
@@ -162,6 +212,8 @@ class LatentMap(pg.PlotWidget):
         self.scatters[cls].setVisible(visible)
 
     def class_visible(self, cls: int) -> bool:
+        if self._class_visible is not None:
+            return self._class_visible[cls]
         return self.scatters[cls].isVisible()
 
     def fit_view(self) -> None:
@@ -243,7 +295,7 @@ class LatentMap(pg.PlotWidget):
             return -1
         d2 = ((self.codes[:, 0] - p.x()) / px) ** 2 + ((self.codes[:, 1] - p.y()) / py) ** 2
         hidden = [c for c, s in enumerate(self.scatters) if not s.isVisible()]
-        if hidden:
+        if hidden and self.colour_mode == "class":
             d2[np.isin(self.labels, hidden)] = np.inf
         i = int(np.argmin(d2))
         return i if d2[i] <= radius_px ** 2 else -1

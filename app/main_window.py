@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
 from cae.codes import write_codes
 from cae.data import Dataset, not_found_message
 from cae.errors import CAEError
-from cae.metrics import encode_images, knn_indices, vote
+from cae.metrics import (encode_images, knn_indices, knn_predict_excluding_self,
+                         reconstruction_errors, vote)
 from cae.preprocess import EmptyDrawingError, preprocess
 from cae.model import CAE
 from cae.train import EpochEnd, Finished, Progress, Snapshot, TrainConfig, build_model
@@ -45,6 +46,18 @@ ENCODE_CHUNK = 1000
 
 def _mosaic_task(cancel, report, model: CAE, rect: tuple, n: int) -> np.ndarray:
     return mosaic(model, *rect, n)
+
+
+def _colour_values(cancel, report, model: CAE, mode: str, images: np.ndarray, labels: np.ndarray,
+                   codes: np.ndarray, train_images: np.ndarray, train_labels: np.ndarray,
+                   train_codes: np.ndarray | None, self_index: np.ndarray) -> np.ndarray:
+    """Per-point reconstruction error, or whether the point's 5-NN vote (training digits, a digit
+    never voting for itself) is wrong."""
+    if mode == "error":
+        return reconstruction_errors(model, images)
+    if train_codes is None:
+        train_codes = _encode_chunks(cancel, report, model, train_images)
+    return knn_predict_excluding_self(train_codes, train_labels, codes, self_index) != labels
 
 
 def _encode_chunks(cancel, report, model: CAE, images: np.ndarray) -> np.ndarray:
@@ -116,6 +129,7 @@ class MainWindow(QMainWindow):
         self.decode_count = 0
         self._decode_times: list[float] = []  # when the decodes of the last second happened
         self._mosaic_task = None
+        self._colour_task = None
         self.last_decode_ms = 0.0
         self.dirty = False
         self.closing = False  # set in closeEvent: late worker results are then ignored
@@ -250,6 +264,13 @@ class MainWindow(QMainWindow):
         self.map_set.activated.connect(lambda _: self.set_map_all(self.map_set.currentData()))
         bar.addWidget(QLabel(" Show: "))
         bar.addWidget(self.map_set)
+        self.colour_by = QComboBox()
+        self.colour_by.addItem("Class", "class")
+        self.colour_by.addItem("Reconstruction error", "error")
+        self.colour_by.addItem("5-NN vote wrong", "knn")
+        self.colour_by.activated.connect(lambda _: self.refresh_colouring())
+        bar.addWidget(QLabel(" Colour: "))
+        bar.addWidget(self.colour_by)
         self.mosaic_action = QAction("Decoded-image map", self)
         self.mosaic_action.setCheckable(True)
         self.mosaic_action.setToolTip("Lay what the decoder draws everywhere under the points")
@@ -460,6 +481,7 @@ class MainWindow(QMainWindow):
             # The codes saved with the model are this dataset's test digits: no need to encode.
             self.map_images = images
             self.map.set_codes(stored[0], labels, self.dataset.class_names)
+            self.refresh_colouring()
             return
         task = self.runner.submit(_encode_chunks, self.models.model, images, on_done=self._on_codes,
                                   on_failed=self._on_codes_failed,
@@ -476,6 +498,7 @@ class MainWindow(QMainWindow):
         self._encode_task = None
         self.map_images = task.images
         self.map.set_codes(codes, task.labels, self.dataset.class_names)
+        self.refresh_colouring()
         self.statusBar().showMessage(f"{len(codes):,} digits on the map", 5000)
 
     @Slot(str)
@@ -661,6 +684,54 @@ class MainWindow(QMainWindow):
         if problem:
             self.show_error("Could not export", problem)
         return not problem
+
+    # =========================================================================== colouring
+    @Slot()
+    def refresh_colouring(self) -> None:
+        """Colour the map's points by the chosen quantity, computed off the GUI thread."""
+        mode = self.colour_by.currentData()
+        if self._colour_task is not None:
+            self._colour_task.cancel()
+            self._colour_task = None
+        if mode == "class" or self.dataset is None or self.map_images is None or self.closing:
+            self.map.set_colouring("class")
+            if mode != "class" and self.dataset is None:
+                self.statusBar().showMessage("colouring by error or vote needs the dataset", 5000)
+            return
+        if self.training.running:
+            self.map.set_colouring("class")
+            self.statusBar().showMessage("colouring by error or vote is available after training", 5000)
+            return
+        ds = self.dataset
+        n_train = len(ds.train_images)
+        # In the 70,000 view the first 60,000 points are the training digits themselves.
+        self_index = (np.concatenate([np.arange(n_train), np.full(len(ds.test_images), -1)])
+                      if len(self.map.codes) == n_train + len(ds.test_images)
+                      else np.full(len(self.map.codes), -1))
+        self._colour_task = self.runner.submit(
+            _colour_values, copy.deepcopy(self.models.model), mode, self.map_images, self.map.labels,
+            self.map.codes, ds.train_images, ds.train_labels, self.train_codes, self_index,
+            on_done=self._on_colour_values, on_failed=self._on_colour_failed)
+        self._colour_task.mode = mode
+        self.statusBar().showMessage("computing the colouring…")
+
+    @Slot(object)
+    def _on_colour_values(self, values: np.ndarray) -> None:
+        task = self.sender()
+        if task is not self._colour_task:
+            return
+        self._colour_task = None
+        if len(values) == len(self.map.codes):
+            self.map.set_colouring(task.mode, values)
+            what = ("mean error %.4f" % float(values.mean()) if task.mode == "error"
+                    else f"{int(values.sum()):,} of {len(values):,} points voted wrong")
+            self.statusBar().showMessage(what, 8000)
+
+    @Slot(str)
+    def _on_colour_failed(self, message: str) -> None:
+        if self.sender() is self._colour_task:
+            self._colour_task = None
+            self.show_error("Colouring failed", message)
 
     # =========================================================================== mosaic
     def set_mosaic_enabled(self, enabled: bool) -> None:
@@ -907,7 +978,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self._decode_timer.stop()
         self.data.cancel()
-        for task in (self._encode_task, self._mosaic_task, self._train_codes_task):
+        for task in (self._encode_task, self._mosaic_task, self._train_codes_task, self._colour_task):
             if task is not None:
                 task.cancel()
         self.training.shutdown(1500)

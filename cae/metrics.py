@@ -75,6 +75,19 @@ def vote(neighbour_labels: np.ndarray, n_classes: int) -> np.ndarray:
     return votes.argmax(1)
 
 
+def knn_predict_excluding_self(train_codes: np.ndarray, train_labels: np.ndarray,
+                               query_codes: np.ndarray, self_index: np.ndarray,
+                               k: int = 5) -> np.ndarray:
+    """k-NN votes where query i is training digit ``self_index[i]`` (or -1 for none): a digit
+    never votes for itself."""
+    labels = np.asarray(train_labels, dtype=np.int64)
+    nearest = knn_indices(train_codes, query_codes, k + 1)
+    is_self = nearest == np.asarray(self_index)[:, None]
+    order = np.argsort(is_self, axis=1, kind="stable")  # the self match, if any, goes last
+    nearest = np.take_along_axis(nearest, order, axis=1)[:, :k]
+    return vote(labels[nearest], int(labels.max()) + 1)
+
+
 def knn_predict(train_codes: np.ndarray, train_labels: np.ndarray, query_codes: np.ndarray,
                 k: int = 5, batch_size: int = 512) -> np.ndarray:
     """Majority vote of the k nearest training codes (Euclidean)."""

@@ -66,3 +66,58 @@ def test_typed_coordinates(window, qtbot):
         assert not window.go_to_typed_z()
         assert message in window.last_error
         assert window.current_z == (0.5, -1.25)
+
+
+def _overlay_points(window):
+    return [np.column_stack(item.getData()) for item in window.map.overlays]
+
+
+def test_colour_by_reconstruction_error(window, qtbot):
+    from app.latent_map import ERROR_BINS
+    from cae.metrics import reconstruction_errors
+    window.colour_by.setCurrentIndex(window.colour_by.findData("error"))
+    window.refresh_colouring()
+    qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=10000)
+    errors = reconstruction_errors(window.models.model, window.dataset.test_images)
+    np.testing.assert_allclose(window.map.colour_values, errors, rtol=1e-5)
+    groups = _overlay_points(window)
+    assert len(groups) == ERROR_BINS and sum(len(g) for g in groups) == len(errors)
+    # Bins go up with the error: every point of a higher bin has at least the error of a lower one.
+    by_point = {tuple(p): e for p, e in zip(window.map.codes.astype(float), errors)}
+    filled = [[by_point[tuple(p)] for p in g] for g in groups if len(g)]
+    assert all(max(a) <= min(b) + 1e-9 for a, b in zip(filled, filled[1:]))
+    assert window.map.colour_bar is not None and not window.map.legend.isVisible()
+    window.colour_by.setCurrentIndex(0)
+    window.refresh_colouring()
+    assert window.map.colour_mode == "class" and window.map.overlays == []
+    assert all(s.isVisible() for s in window.map.scatters) and window.map.legend.isVisible()
+
+
+def test_colour_by_wrong_vote(window, qtbot):
+    from cae.metrics import encode_images, knn_predict
+    window.colour_by.setCurrentIndex(window.colour_by.findData("knn"))
+    window.refresh_colouring()
+    qtbot.waitUntil(lambda: window.map.colour_mode == "knn", timeout=20000)
+    ds = window.dataset
+    train_codes = encode_images(window.models.model, ds.train_images)
+    wrong = knn_predict(train_codes, ds.train_labels, window.map.codes) != ds.test_labels
+    np.testing.assert_array_equal(window.map.colour_values, wrong)
+    right_pts, wrong_pts = _overlay_points(window)
+    assert len(wrong_pts) == wrong.sum() and len(right_pts) == (~wrong).sum()
+
+
+def test_wrong_vote_in_the_70k_view_leaves_each_digit_out_of_its_own_vote(window, qtbot):
+    from cae.metrics import knn_indices, vote
+    window.set_map_all(True)
+    qtbot.waitUntil(lambda: len(window.map.codes) == 320, timeout=10000)
+    window.colour_by.setCurrentIndex(window.colour_by.findData("knn"))
+    window.refresh_colouring()
+    qtbot.waitUntil(lambda: window.map.colour_mode == "knn", timeout=20000)
+    ds = window.dataset
+    train_codes = window.map.codes[:256]
+    nearest = knn_indices(train_codes, train_codes, k=6)
+    expected = []
+    for i, row in enumerate(nearest):
+        row = [j for j in row if j != i][:5]
+        expected.append(vote(ds.train_labels[row][None], 10)[0] != ds.train_labels[i])
+    np.testing.assert_array_equal(window.map.colour_values[:256], expected)
