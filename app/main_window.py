@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
 from cae.codes import write_codes
 from cae.data import Dataset, not_found_message
 from cae.errors import CAEError
-from cae.metrics import (encode_images, knn_indices, knn_predict_excluding_self,
+from cae.metrics import (encode_images, evaluate, knn_indices, knn_predict_excluding_self,
                          reconstruction_errors, vote)
 from cae.preprocess import EmptyDrawingError, preprocess
 from cae.model import CAE
@@ -30,6 +30,7 @@ from .image_view import ImageView
 from .interpolation_panel import InterpolationPanel, path_points
 from .latent_map import LatentMap
 from .mosaic import mosaic
+from .metrics_panel import MetricsPanel
 from .model_service import ModelService
 from .tasks import TaskRunner
 from .training_panel import TrainingPanel
@@ -58,6 +59,13 @@ def _colour_values(cancel, report, model: CAE, mode: str, images: np.ndarray, la
     if train_codes is None:
         train_codes = _encode_chunks(cancel, report, model, train_images)
     return knn_predict_excluding_self(train_codes, train_labels, codes, self_index) != labels
+
+
+def _metrics(cancel, report, model: CAE, dataset: Dataset, train_codes: np.ndarray | None,
+             quick: bool) -> dict:
+    if quick:  # a look after each epoch: 2,000 test digits voted by 10,000 training digits
+        return evaluate(model, dataset, n_test=2000, n_train=10000)
+    return evaluate(model, dataset, train_codes=train_codes)
 
 
 def _encode_chunks(cancel, report, model: CAE, images: np.ndarray) -> np.ndarray:
@@ -130,6 +138,8 @@ class MainWindow(QMainWindow):
         self._decode_times: list[float] = []  # when the decodes of the last second happened
         self._mosaic_task = None
         self._colour_task = None
+        self._metrics_task = None
+        self._metrics_due = False  # an epoch ended: compute metrics with its snapshot
         self.last_decode_ms = 0.0
         self.dirty = False
         self.closing = False  # set in closeEvent: late worker results are then ignored
@@ -205,6 +215,13 @@ class MainWindow(QMainWindow):
         self.training_dock.setObjectName("trainingDock")
         self.training_dock.setWidget(self.training_panel)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.training_dock)
+        self.metrics_panel = MetricsPanel()
+        self.metrics_dock = QDockWidget("Metrics", self)
+        self.metrics_dock.setObjectName("metricsDock")
+        self.metrics_dock.setWidget(self.metrics_panel)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.metrics_dock)
+        self.tabifyDockWidget(self.training_dock, self.metrics_dock)
+        self.training_dock.raise_()
 
         # Status bar: message, coordinates, background work with cancel
         self.coords_label = QLabel("")
@@ -254,6 +271,7 @@ class MainWindow(QMainWindow):
         v.addAction(self.training_dock.toggleViewAction())
         v.addAction(self.draw_dock.toggleViewAction())
         v.addAction(self.interp_dock.toggleViewAction())
+        v.addAction(self.metrics_dock.toggleViewAction())
 
         bar = QToolBar("Map")
         bar.setObjectName("mapToolbar")
@@ -482,6 +500,7 @@ class MainWindow(QMainWindow):
             self.map_images = images
             self.map.set_codes(stored[0], labels, self.dataset.class_names)
             self.refresh_colouring()
+            self.refresh_metrics()
             return
         task = self.runner.submit(_encode_chunks, self.models.model, images, on_done=self._on_codes,
                                   on_failed=self._on_codes_failed,
@@ -493,12 +512,13 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_codes(self, codes: np.ndarray) -> None:
         task = self.sender()
-        if task is not self._encode_task or self.training.running:
+        if task is not self._encode_task:
             return
         self._encode_task = None
         self.map_images = task.images
         self.map.set_codes(codes, task.labels, self.dataset.class_names)
         self.refresh_colouring()
+        self.refresh_metrics()
         self.statusBar().showMessage(f"{len(codes):,} digits on the map", 5000)
 
     @Slot(str)
@@ -733,6 +753,37 @@ class MainWindow(QMainWindow):
             self._colour_task = None
             self.show_error("Colouring failed", message)
 
+    # =========================================================================== metrics
+    def refresh_metrics(self, quick: bool = False) -> None:
+        """Evaluate the current model on the dataset off the GUI thread (a copy of the model)."""
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+            self._metrics_task = None
+        if self.dataset is None or self.models.model is None or self.closing:
+            self.metrics_panel.clear("metrics need a model and the dataset")
+            return
+        source = ("while training (2,000 test / 10,000 training digits)" if quick else
+                  f"{self.models.path.name if self.models.path else 'current model'} on "
+                  f"{self.dataset.name}")
+        task = self.runner.submit(_metrics, copy.deepcopy(self.models.model), self.dataset,
+                                  self.train_codes, quick, on_done=self._on_metrics,
+                                  on_failed=self._on_metrics_failed)
+        task.source = source
+        self._metrics_task = task
+
+    @Slot(object)
+    def _on_metrics(self, metrics: dict) -> None:
+        task = self.sender()
+        if task is self._metrics_task and self.dataset is not None:
+            self._metrics_task = None
+            self.metrics_panel.show_metrics(metrics, self.dataset.class_names, task.source)
+
+    @Slot(str)
+    def _on_metrics_failed(self, message: str) -> None:
+        if self.sender() is self._metrics_task:
+            self._metrics_task = None
+            self.metrics_panel.clear(f"metrics failed: {message}")
+
     # =========================================================================== mosaic
     def set_mosaic_enabled(self, enabled: bool) -> None:
         if self.mosaic_action.isChecked() != enabled:
@@ -813,6 +864,10 @@ class MainWindow(QMainWindow):
                 model = build_model(seed=config.seed)
             self.training_panel.reset_curves()
             self._history = []
+            for task in (self._encode_task, self._colour_task, self._mosaic_task):
+                if task is not None:
+                    task.cancel()  # their results would describe the model before training
+            self._encode_task = self._colour_task = None
             self.training.start(self.dataset, config, model)
         except CAEError as exc:
             self.show_error("Cannot train", str(exc))
@@ -835,9 +890,13 @@ class MainWindow(QMainWindow):
                                fit=snap.global_step == 0)
         if self.current_z is not None:
             self.request_decode(*self.current_z)
+        if self._metrics_due:
+            self._metrics_due = False
+            self.refresh_metrics(quick=True)
 
     @Slot(object)
     def _on_epoch(self, e: EpochEnd) -> None:
+        self._metrics_due = True
         self.training_panel.show_epoch(e)
         self._history.append({"epoch": e.epoch, "train_loss": e.train_loss,
                               "test_loss": e.test_loss, "seconds": e.seconds})
@@ -978,7 +1037,8 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self._decode_timer.stop()
         self.data.cancel()
-        for task in (self._encode_task, self._mosaic_task, self._train_codes_task, self._colour_task):
+        for task in (self._encode_task, self._mosaic_task, self._train_codes_task, self._colour_task,
+                     self._metrics_task):
             if task is not None:
                 task.cancel()
         self.training.shutdown(1500)

@@ -98,17 +98,31 @@ def knn_predict(train_codes: np.ndarray, train_labels: np.ndarray, query_codes: 
     return vote(labels[nearest], int(labels.max()) + 1)
 
 
-def evaluate(model: CAE, dataset: Dataset, k: int = 5) -> dict:
-    """The figures `cae evaluate` prints: test MSE, per-class MSE, k-NN accuracy of the codes."""
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) counts: row = true label, column = predicted label."""
+    return np.bincount(np.asarray(true) * n_classes + np.asarray(pred),
+                       minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def evaluate(model: CAE, dataset: Dataset, k: int = 5, train_codes: np.ndarray | None = None,
+             n_test: int | None = None, n_train: int | None = None) -> dict:
+    """The figures `cae evaluate` prints: test MSE, per-class MSE, k-NN accuracy of the codes and
+    its confusion matrix.  ``train_codes`` reuses codes already computed; ``n_test``/``n_train``
+    evaluate on the first digits only (a quick look while training)."""
     n_classes = len(dataset.class_names)
-    errors = reconstruction_errors(model, dataset.test_images)
-    train_codes = encode_images(model, dataset.train_images)
-    test_codes = encode_images(model, dataset.test_images)
-    pred = knn_predict(train_codes, dataset.train_labels, test_codes, k=k)
+    test_images, test_labels = dataset.test_images[:n_test], dataset.test_labels[:n_test]
+    train_labels = dataset.train_labels[:n_train]
+    errors = reconstruction_errors(model, test_images)
+    if train_codes is None:
+        train_codes = encode_images(model, dataset.train_images[:n_train])
+    test_codes = encode_images(model, test_images)
+    pred = knn_predict(train_codes[:n_train], train_labels, test_codes, k=k)
     return {
         "dataset": dataset.name,
-        "n_test": int(len(dataset.test_images)),
+        "n_test": int(len(test_images)),
+        "n_train": int(len(train_labels)),
         "test_mse": float(errors.mean()),
-        "per_class_mse": per_class_mean(errors.astype(np.float64), dataset.test_labels, n_classes),
-        f"knn{k}_accuracy": float((pred == dataset.test_labels).mean()),
+        "per_class_mse": per_class_mean(errors.astype(np.float64), test_labels, n_classes),
+        f"knn{k}_accuracy": float((pred == test_labels).mean()),
+        f"knn{k}_confusion": confusion_matrix(test_labels, pred, n_classes).tolist(),
     }

@@ -155,3 +155,30 @@ def test_invalid_settings_get_a_message(window, field, value, monkeypatch):
     monkeypatch.setattr(window.training_panel, "config", bad)
     window.start_training()
     assert not window.training.running and "must be" in window.last_error
+
+
+def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
+    from cae.metrics import evaluate
+    panel = window.metrics_panel
+    qtbot.waitUntil(lambda: panel.metrics is not None, timeout=20000)
+    expected = evaluate(window.models.model, window.dataset)
+    assert panel.metrics["test_mse"] == pytest.approx(expected["test_mse"], rel=1e-5)
+    assert panel.metrics["knn5_accuracy"] == expected["knn5_accuracy"]
+    assert panel.metrics["knn5_confusion"] == expected["knn5_confusion"]
+    heights = panel.bars.opts["height"]
+    np.testing.assert_allclose(heights, np.nan_to_num(expected["per_class_mse"]), rtol=1e-5)
+    assert panel.table.item(3, 3).text() == str(expected["knn5_confusion"][3][3])
+    assert f"{expected['test_mse']:.4f}" in panel.summary.text()
+    # While training, a quick look after every epoch.
+    set_settings(window, epochs=2, batch=32)
+    seen = []
+    original = panel.show_metrics
+    panel.show_metrics = lambda m, names, source: (seen.append(source), original(m, names, source))
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=60000)
+    # (a newer request supersedes one still running, so on this tiny data some epochs' looks
+    # are replaced by the next; at least one arrives, and the last word is the full evaluation)
+    qtbot.waitUntil(lambda: seen and "while training" not in seen[-1], timeout=30000)
+    assert any("while training" in s for s in seen)
+    final = evaluate(window.models.model, window.dataset)
+    assert panel.metrics["test_mse"] == pytest.approx(final["test_mse"], rel=1e-5)

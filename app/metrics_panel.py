@@ -1,0 +1,64 @@
+"""The metrics dock: test MSE, per-class MSE as bars, 5-NN accuracy and its confusion matrix."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+
+class MetricsPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.summary = QLabel("no metrics yet")
+        self.summary.setWordWrap(True)
+        self.bars_plot = pg.PlotWidget(background="w")
+        self.bars_plot.setMinimumHeight(150)
+        self.bars_plot.getPlotItem().setLabel("left", "test MSE")
+        self.bars_plot.getPlotItem().setMenuEnabled(False)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#0072B2")
+        self.bars_plot.addItem(self.bars)
+        self.table = QTableWidget()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(200)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.summary)
+        layout.addWidget(QLabel("<b>Per-class reconstruction MSE</b>"))
+        layout.addWidget(self.bars_plot, 1)
+        layout.addWidget(QLabel("<b>5-NN confusion</b> (rows: true label, columns: vote)"))
+        layout.addWidget(self.table, 2)
+        self.metrics: dict | None = None
+
+    def show_metrics(self, metrics: dict, class_names: tuple[str, ...], source: str) -> None:
+        self.metrics = metrics
+        n = len(class_names)
+        self.summary.setText(
+            f"<b>{source}</b><br>test MSE <b>{metrics['test_mse']:.4f}</b> · 5-NN accuracy "
+            f"<b>{metrics['knn5_accuracy']:.3f}</b> ({metrics['n_test']:,} test digits voted by "
+            f"{metrics['n_train']:,} training digits)")
+        per_class = np.nan_to_num(np.asarray(metrics["per_class_mse"], float))
+        self.bars.setOpts(x=np.arange(n), height=per_class, width=0.7)
+        self.bars_plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(class_names))])
+        self.bars_plot.getPlotItem().autoRange()
+        confusion = np.asarray(metrics["knn5_confusion"])
+        self.table.setRowCount(n)
+        self.table.setColumnCount(n)
+        self.table.setHorizontalHeaderLabels(list(class_names))
+        self.table.setVerticalHeaderLabels(list(class_names))
+        row_totals = np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+        for i in range(n):
+            for j in range(n):
+                item = QTableWidgetItem(str(int(confusion[i, j])))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                share = confusion[i, j] / row_totals[i, 0]
+                base = (0, 114, 178) if i == j else (213, 94, 0)
+                item.setBackground(QBrush(QColor(*base, int(30 + 200 * share) if confusion[i, j] else 0)))
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnsToContents()
+
+    def clear(self, text: str = "no metrics yet") -> None:
+        self.metrics = None
+        self.summary.setText(text)
+        self.bars.setOpts(x=[], height=[])
+        self.table.setRowCount(0)
