@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QToolBar, QVBoxLayout, QWidget)
 
 from cae.codes import write_codes
-from cae.data import Dataset, not_found_message
+from cae.data import DATASETS, Dataset, not_found_message
 from cae.errors import CAEError
 from cae.metrics import (encode_images, evaluate, knn_indices, knn_predict_excluding_self,
                          reconstruction_errors, vote)
@@ -341,7 +341,7 @@ class MainWindow(QMainWindow):
         tp.pauseRequested.connect(self.training.pause)
         tp.resumeRequested.connect(self.training.resume)
         tp.stopRequested.connect(self.training.stop)
-        tp.datasetChosen.connect(lambda name: self.load_data(name))
+        tp.datasetChosen.connect(self._on_dataset_chosen)
         self.training.progress.connect(self._on_progress)
         self.training.snapshot.connect(self._on_snapshot)
         self.training.epochEnded.connect(self._on_epoch)
@@ -376,6 +376,8 @@ class MainWindow(QMainWindow):
                 except CAEError as exc:
                     if model_path:
                         self.show_error("Could not open the model", str(exc))
+        if not data_dir and self.models.metadata.get("dataset") in DATASETS:
+            dataset = self.models.metadata["dataset"]  # the data the model was trained on
         folder = data_dir or self.settings.value("dataFolder", "") or None
         if folder and Path(folder).is_dir() and dataset == "mnist":
             dataset = "auto"  # the folder used last time, whatever dataset it holds
@@ -417,6 +419,20 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("downloading " + name if download else f"looking for {name}…")
         self._data_requested = requested
         self.data.load(name, folder, download)
+
+    @Slot(str)
+    def _on_dataset_chosen(self, name: str) -> None:
+        if name == "folder":
+            self.choose_data_folder()
+        else:
+            self.load_data(name)
+
+    def _follow_model_dataset(self) -> None:
+        """A model trained on a named dataset brings that dataset's map (found quietly)."""
+        wanted = self.models.metadata.get("dataset")
+        if wanted in DATASETS and (self.dataset is None or self.dataset.name != wanted) \
+                and not self.training.running:
+            self.load_data(wanted, requested=False)
 
     def choose_data_folder(self, folder: str | None = None) -> None:
         if folder is None:
@@ -947,6 +963,7 @@ class MainWindow(QMainWindow):
         self.dirty = False
         self._remember_model(path)
         self._update_page()
+        self._follow_model_dataset()
         return True
 
     def save_model(self, path: str | None = None) -> bool:

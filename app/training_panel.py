@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 
 from cae.train import EpochEnd, Progress, TrainConfig
 
-DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"))
+DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"), ("IDX folder…", "folder"))
 
 
 def device_choices() -> list[tuple[str, str]]:

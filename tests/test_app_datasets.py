@@ -1,0 +1,48 @@
+"""Datasets: Fashion-MNIST's class names, any IDX folder, and the map following the model's data."""
+import numpy as np
+import pytest
+
+from cae import data as D
+from cae.checkpoint import save_checkpoint
+from cae.model import CAE
+from tests.helpers import spec_for, write_dataset_folder
+
+FASHION_NAMES = D.DATASETS["fashion-mnist"].class_names
+
+
+@pytest.fixture
+def fake_fashion(tmp_path, monkeypatch):
+    """A tiny stand-in for Fashion-MNIST, recognised by its (test) checksums in a system folder."""
+    folder = write_dataset_folder(tmp_path / "system" / "fashion-mnist", seed=5)
+    spec = spec_for(folder, (), "fashion-mnist")
+    monkeypatch.setitem(D.DATASETS, "fashion-mnist", D.DatasetSpec(
+        "fashion-mnist", spec.resources, (), FASHION_NAMES))
+    monkeypatch.setattr(D, "system_data_dirs", lambda name: [tmp_path / "system" / name])
+    return folder
+
+
+def test_choosing_fashion_mnist_in_the_training_panel(window, fake_fashion, qtbot):
+    combo = window.training_panel.dataset
+    combo.setCurrentIndex(combo.findData("fashion-mnist"))
+    window._on_dataset_chosen("fashion-mnist")
+    qtbot.waitUntil(lambda: window.dataset.name == "fashion-mnist", timeout=10000)
+    qtbot.waitUntil(lambda: window.map.class_names == FASHION_NAMES, timeout=10000)
+    legend = [label.text for _, label in window.map.legend.items]
+    assert legend == list(FASHION_NAMES)
+    np.testing.assert_array_equal(window.map.labels, window.dataset.test_labels)
+
+
+def test_a_model_brings_its_dataset(window, fake_fashion, tmp_path, qtbot):
+    path = save_checkpoint(tmp_path / "fashion-model.safetensors", CAE(), {"dataset": "fashion-mnist"})
+    assert window.open_model(str(path))
+    qtbot.waitUntil(lambda: window.dataset.name == "fashion-mnist", timeout=10000)
+    qtbot.waitUntil(lambda: len(window.map.codes) == len(window.dataset.test_images)
+                    and window.map.class_names == FASHION_NAMES, timeout=10000)
+
+
+def test_any_idx_folder_from_the_panel(window, tmp_path, qtbot, monkeypatch):
+    other = write_dataset_folder(tmp_path / "my-digits", n_train=128, n_test=40, seed=9)
+    monkeypatch.setattr("app.main_window.QFileDialog.getExistingDirectory", lambda *a, **k: str(other))
+    window._on_dataset_chosen("folder")
+    qtbot.waitUntil(lambda: window.dataset.name == "my-digits", timeout=10000)
+    qtbot.waitUntil(lambda: len(window.map.codes) == 40, timeout=10000)
