@@ -11,7 +11,7 @@ import torch
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
-                               QSpinBox,
+                               QSlider, QSpinBox,
                                QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
@@ -33,6 +33,7 @@ from .mosaic import mosaic
 from .metrics_panel import MetricsPanel
 from .model_service import ModelService
 from .tasks import TaskRunner
+from .timeline import Timeline
 from .training_panel import TrainingPanel
 from .training_service import TrainingService
 
@@ -134,6 +135,8 @@ class MainWindow(QMainWindow):
         self.drawn_neighbours: np.ndarray | None = None
         self.last_error = ""
         self.endpoints: dict[str, np.ndarray | None] = {"A": None, "B": None}
+        self.timeline = Timeline()
+        self._epoch_ended = False
         self.decode_count = 0
         self._decode_times: list[float] = []  # when the decodes of the last second happened
         self._mosaic_task = None
@@ -289,6 +292,13 @@ class MainWindow(QMainWindow):
         self.colour_by.activated.connect(lambda _: self.refresh_colouring())
         bar.addWidget(QLabel(" Colour: "))
         bar.addWidget(self.colour_by)
+        self.timeline_slider = QSlider(Qt.Orientation.Horizontal)
+        self.timeline_slider.setMinimumWidth(140)
+        self.timeline_slider.setToolTip("Scrub through the epochs of the training run")
+        self.timeline_slider.valueChanged.connect(self.show_epoch)
+        self.timeline_label = QLabel("")
+        self.timeline_actions = [bar.addWidget(QLabel(" Epoch: ")), bar.addWidget(self.timeline_slider),
+                                 bar.addWidget(self.timeline_label)]
         self.mosaic_action = QAction("Decoded-image map", self)
         self.mosaic_action.setCheckable(True)
         self.mosaic_action.setToolTip("Lay what the decoder draws everywhere under the points")
@@ -619,6 +629,12 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_model_changed(self) -> None:
+        try:
+            self.timeline = Timeline.from_extras(self.models.extras, self.models.model.config)
+        except CAEError as exc:
+            self.timeline = Timeline()
+            self.show_error("Training timeline", str(exc))
+        self._update_timeline_controls()
         self._update_page()
         self._forget_train_codes()
         self.update_interpolation()
@@ -800,6 +816,47 @@ class MainWindow(QMainWindow):
             self._metrics_task = None
             self.metrics_panel.clear(f"metrics failed: {message}")
 
+    # =========================================================================== timeline
+    def _update_timeline_controls(self, restart: bool = True) -> None:
+        """Fit the slider to the timeline; ``restart`` (a new timeline) puts it on the last
+        epoch, else it stays where the user is looking unless that was the last epoch."""
+        n = len(self.timeline)
+        for action in self.timeline_actions:
+            action.setVisible(n > 1)
+        slider = self.timeline_slider
+        following = restart or slider.value() >= slider.maximum()
+        slider.blockSignals(True)
+        slider.setRange(0, max(n - 1, 0))
+        if following:
+            slider.setValue(max(n - 1, 0))
+        slider.blockSignals(False)
+        if n:
+            self.timeline_label.setText(f"{self.timeline.epochs[-1]} (now)")
+
+    @Slot(int)
+    def show_epoch(self, index: int) -> None:
+        """Show epoch ``index`` of the timeline: its codes on the map, its decoder for clicks.
+        The last position is the current model."""
+        if not (0 <= index < len(self.timeline)) or self.models.model is None:
+            return
+        last = index == len(self.timeline) - 1
+        epoch = self.timeline.epochs[index]
+        self.timeline_label.setText(f"{epoch} (now)" if last else str(epoch))
+        if last and not self.training.running:
+            self.models.decoder_override = None
+            self.refresh_codes()
+        else:
+            self.models.decoder_override = self.timeline.model_at(index, self.models.model.config)
+            codes = self.timeline.codes[index]
+            if self.dataset is not None and len(codes) <= len(self.dataset.test_images):
+                self.map_images = self.dataset.test_images[:len(codes)]
+            names = self.dataset.class_names if self.dataset else self.map.class_names
+            self.map.set_codes(codes, self.timeline.labels, names)
+        if self.current_z is not None:
+            self.request_decode(*self.current_z)
+        self._schedule_mosaic()
+        self.update_interpolation()
+
     # =========================================================================== mosaic
     def set_mosaic_enabled(self, enabled: bool) -> None:
         if self.mosaic_action.isChecked() != enabled:
@@ -880,6 +937,9 @@ class MainWindow(QMainWindow):
                 model = build_model(seed=config.seed)
             self.training_panel.reset_curves()
             self._history = []
+            self.timeline = Timeline()
+            self.models.decoder_override = None
+            self._update_timeline_controls()
             for task in (self._encode_task, self._colour_task, self._mosaic_task):
                 if task is not None:
                     task.cancel()  # their results would describe the model before training
@@ -898,9 +958,14 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_snapshot(self, snap: Snapshot) -> None:
         self._forget_train_codes()
+        if snap.global_step == 0 or self._epoch_ended:  # the start, or an epoch's end
+            self._epoch_ended = False
+            self.timeline.add(snap.epoch, snap.codes, snap.labels, snap.model_state)
+            self._update_timeline_controls(restart=False)
         if self.models.model is not None:
             self.models.update_weights(snap.model_state)
-        if self.dataset is not None:
+        scrubbing = self.timeline_slider.value() < self.timeline_slider.maximum()
+        if self.dataset is not None and not scrubbing:
             self.map_images = self.dataset.test_images[:len(snap.codes)]
             self.map.set_codes(snap.codes, snap.labels, self.dataset.class_names,
                                fit=snap.global_step == 0)
@@ -913,6 +978,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_epoch(self, e: EpochEnd) -> None:
         self._metrics_due = True
+        self._epoch_ended = True
         self.training_panel.show_epoch(e)
         self._history.append({"epoch": e.epoch, "train_loss": e.train_loss,
                               "test_loss": e.test_loss, "seconds": e.seconds})
@@ -928,7 +994,7 @@ class MainWindow(QMainWindow):
                 "train_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
                 "history": list(self._history), **extra}
         self.dirty = True
-        self.models.set_model(model, meta, None, trained=True)
+        self.models.set_model(model, meta, None, trained=True, extras=self.timeline.to_extras())
 
     @Slot(object, object)
     def _on_training_finished(self, rec: Finished, state: dict) -> None:

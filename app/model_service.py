@@ -29,6 +29,7 @@ class ModelService(QObject):
         self.path: Path | None = None
         self.trained = False
         self.extras: dict[str, np.ndarray] = {}  # arrays saved with the model (e.g. test codes)
+        self.decoder_override: CAE | None = None  # decode with another decoder (a past epoch)
 
     # --------------------------------------------------------------------------- state
     def set_model(self, model: CAE, metadata: dict | None = None, path: Path | None = None,
@@ -38,6 +39,7 @@ class ModelService(QObject):
         self.path = path
         self.trained = trained
         self.extras = dict(extras or {})
+        self.decoder_override = None
         self.modelChanged.emit()
 
     def stored_test_codes(self, dataset_name: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -63,7 +65,7 @@ class ModelService(QObject):
             raise ValueError("there is no model to save")
         meta = {**self.metadata, **(extra_metadata or {})}
         meta.pop("note", None)
-        saved = save_checkpoint(path, self.model, meta)
+        saved = save_checkpoint(path, self.model, meta, self.extras)
         self.path = saved
         return saved
 
@@ -81,8 +83,9 @@ class ModelService(QObject):
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Latent points (N, 2) -> images (N, 28, 28) float32 clamped to [0, 1], as displayed."""
         assert self.model is not None
+        model = self.decoder_override or self.model
         t = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(-1, self.model.config.latent_dim))
-        return self.model.decode(t).clamp_(0, 1)[:, 0].numpy()
+        return model.decode(t).clamp_(0, 1)[:, 0].numpy()
 
     def decode_one(self, x: float, y: float) -> np.ndarray:
         return self.decode(np.array([[x, y]], np.float32))[0]

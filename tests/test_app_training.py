@@ -182,3 +182,39 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     assert any("while training" in s for s in seen)
     final = evaluate(window.models.model, window.dataset)
     assert panel.metrics["test_mse"] == pytest.approx(final["test_mse"], rel=1e-5)
+
+
+def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
+    set_settings(window, epochs=3, batch=32)
+    snapshots = []
+    window.training.snapshot.connect(snapshots.append)
+    with qtbot.waitSignal(window.training.finished, timeout=60000):
+        window.start_training()
+    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
+    tl = window.timeline
+    assert tl.epochs == [0, 1, 2, 3]
+    slider = window.timeline_slider
+    assert slider.maximum() == 3 and slider.value() == 3
+    # Epoch 1 as the trainer saw it: the epoch-end snapshot of epoch 1.
+    snap1 = [s for s in snapshots if s.epoch == 1][-1]
+    slider.setValue(1)
+    np.testing.assert_array_equal(window.map.codes, snap1.codes)
+    reference = CAE()
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in snap1.model_state.items()})
+    window._decode_timer.stop()
+    window.request_decode(0.3, 0.1)
+    with torch.no_grad():
+        expected = reference.decode(torch.tensor([[0.3, 0.1]])).clamp(0, 1)[0, 0].numpy()
+    np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
+    # Saved with the model, replayed after reopening.
+    path = tmp_path / "run.safetensors"
+    assert window.save_model(str(path))
+    assert window.open_model(str(path))
+    assert window.timeline.epochs == [0, 1, 2, 3]
+    window.timeline_slider.setValue(1)
+    np.testing.assert_array_equal(window.map.codes, snap1.codes)
+    window._decode_timer.stop()
+    window.request_decode(0.3, 0.1)
+    np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
+    window.timeline_slider.setValue(3)  # back to now: the current model
+    assert window.models.decoder_override is None
