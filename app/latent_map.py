@@ -16,6 +16,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
 HOVER_RADIUS_PX = 6.0
 ERROR_BINS = 8
 KNN_RIGHT, KNN_WRONG = "#C8C8C8", "#D55E00"
+GREYED = "#D9D9D9"
 
 
 class ExploreViewBox(pg.ViewBox):
@@ -62,6 +63,8 @@ class LatentMap(pg.PlotWidget):
         self.colour_values: np.ndarray | None = None
         self.colour_bar: pg.ColorBarItem | None = None
         self._class_visible: list[bool] | None = None  # the legend's choice, kept while recoloured
+        self.grey_hidden = False
+        self.greyed: set[int] = set()
         self.codes = np.zeros((0, 2), np.float32)
         self.labels = np.zeros(0, np.int64)
         self.class_names: tuple[str, ...] = ()
@@ -133,6 +136,33 @@ class LatentMap(pg.PlotWidget):
                                    name=name, hoverable=False)
             self.plot_item.addItem(s)
             self.scatters.append(s)
+            s.visibleChanged.connect(lambda c=c: self._on_class_visibility(c))
+        self.greyed = set()
+
+    def set_grey_hidden(self, on: bool) -> None:
+        """Hidden classes stay on the map in light grey (behind the others) instead of vanishing."""
+        self.grey_hidden = on
+        if on:
+            hidden = [c for c, s in enumerate(self.scatters) if not s.isVisible()]
+            for c in hidden:
+                self._set_greyed(c, True)
+        else:
+            for c in sorted(self.greyed):
+                self._set_greyed(c, False)
+                self.scatters[c].setVisible(False)
+
+    def _set_greyed(self, c: int, greyed: bool) -> None:
+        s = self.scatters[c]
+        (self.greyed.add if greyed else self.greyed.discard)(c)
+        s.setBrush(pg.mkBrush(GREYED if greyed else PALETTE[c % len(PALETTE)]))
+        s.setZValue(-1 if greyed else 0)
+        s.setVisible(True)
+
+    def _on_class_visibility(self, c: int) -> None:
+        """The legend hid a class: in grey mode, grey it out (or bring its colour back)."""
+        s = self.scatters[c]
+        if self.grey_hidden and self.colour_mode == "class" and not s.isVisible():
+            self._set_greyed(c, c not in self.greyed)
 
     def set_colouring(self, mode: str, values: np.ndarray | None = None) -> None:
         """'class' (one colour per class, the legend), 'error' (``values``: per-point error, on a
@@ -144,6 +174,7 @@ class LatentMap(pg.PlotWidget):
             self.plot_item.layout.removeItem(self.colour_bar)
             self.colour_bar.setParentItem(None)
             self.colour_bar = None
+        self.colour_mode, self.colour_values = mode, values  # first: visibility handlers read it
         if mode == "class" and self._class_visible is not None:
             for s, visible in zip(self.scatters, self._class_visible):
                 s.setVisible(visible)  # back to what the legend said
@@ -153,7 +184,6 @@ class LatentMap(pg.PlotWidget):
             for s in self.scatters:
                 s.setVisible(False)
         self.legend.setVisible(mode == "class")
-        self.colour_mode, self.colour_values = mode, values
         if mode == "class" or values is None:
             return
         if mode == "error":
@@ -212,9 +242,10 @@ class LatentMap(pg.PlotWidget):
         self.scatters[cls].setVisible(visible)
 
     def class_visible(self, cls: int) -> bool:
+        """Whether the class is shown in its colour (not hidden, not greyed out)."""
         if self._class_visible is not None:
-            return self._class_visible[cls]
-        return self.scatters[cls].isVisible()
+            return self._class_visible[cls] and cls not in self.greyed
+        return self.scatters[cls].isVisible() and cls not in self.greyed
 
     def fit_view(self) -> None:
         """Frame all codes, with a small margin (ignores outliers beyond the 0.1-99.9 % range)."""

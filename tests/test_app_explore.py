@@ -116,3 +116,22 @@ def test_all_digits_view(window, qtbot):
     window.set_map_all(True)
     qtbot.waitUntil(lambda: len(window.map.codes) == 256 + 64, timeout=10000)
     assert len(window.map_images) == 320
+
+
+def test_grey_out_hidden_classes_instead_of_removing(window, qtbot):
+    from app.latent_map import GREYED
+    window.grey_action.setChecked(True)
+    sample, _label = window.map.legend.items[4]
+    pos = window.map.mapFromScene(sample.mapToScene(sample.boundingRect().center()))
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    scatter = window.map.scatters[4]
+    qtbot.waitUntil(lambda: 4 in window.map.greyed, timeout=2000)
+    assert scatter.isVisible() and not window.map.class_visible(4)
+    assert scatter.opts["brush"].color().name() == GREYED.lower()
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)  # colour back
+    qtbot.waitUntil(lambda: 4 not in window.map.greyed, timeout=2000)
+    assert scatter.isVisible() and window.map.class_visible(4)
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: 4 in window.map.greyed, timeout=2000)
+    window.grey_action.setChecked(False)  # greyed classes become hidden ones
+    assert not scatter.isVisible() and not window.map.greyed

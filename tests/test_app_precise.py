@@ -121,3 +121,11 @@ def test_wrong_vote_in_the_70k_view_leaves_each_digit_out_of_its_own_vote(window
         row = [j for j in row if j != i][:5]
         expected.append(vote(ds.train_labels[row][None], 10)[0] != ds.train_labels[i])
     np.testing.assert_array_equal(window.map.colour_values[:256], expected)
+
+
+def test_colouring_with_grey_mode_on_hides_the_class_scatters(window, qtbot):
+    window.grey_action.setChecked(True)
+    window.colour_by.setCurrentIndex(window.colour_by.findData("error"))
+    window.refresh_colouring()
+    qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=10000)
+    assert not any(s.isVisible() for s in window.map.scatters) and not window.map.greyed
