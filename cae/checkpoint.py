@@ -7,6 +7,7 @@ temporary file that replaces the target only when complete.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -39,6 +40,19 @@ class Checkpoint:
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _digest(arrays: dict[str, np.ndarray], header: dict[str, str]) -> str:
+    """SHA-256 over the header fields and every tensor (name, dtype, shape, bytes): detects a
+    corrupted file whose container still parses (a flipped bit in the weights or metadata)."""
+    h = hashlib.sha256()
+    for key in ("format", "format_version", "model_config", "metadata"):
+        h.update(f"{key}={header.get(key, '')}|".encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, model: CAE, metadata: dict | None = None,
                     extras: dict[str, np.ndarray] | None = None) -> Path:
     """Write atomically; on failure the previous file at ``path`` (if any) is left intact."""
@@ -51,6 +65,7 @@ def save_checkpoint(path: str | os.PathLike, model: CAE, metadata: dict | None =
     meta.setdefault("version", __version__)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "model_config": json.dumps(model.config.to_dict()), "metadata": json.dumps(meta)}
+    header["sha256"] = _digest(tensors, header)
     tmp = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -146,6 +161,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         arrays = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt tensor data ({exc})") from None
+    if "sha256" in meta and _digest(arrays, meta) != meta["sha256"]:
+        raise CheckpointError(f"{path}: the file is corrupt (its tensors do not match the checksum "
+                              "saved with them)")
     state = {k[len("model."):]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
     if bad:
