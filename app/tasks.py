@@ -76,6 +76,9 @@ class TaskRunner(QObject):
         super().__init__(parent)
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(threads)
+        # Keep the threads: each new thread that runs torch gets its own OpenMP team, arena and
+        # caches, so recycling idle threads (Qt's default after 30 s) makes memory creep up.
+        self.pool.setExpiryTimeout(-1)
         self._tasks: set[Task] = set()
         self.closed = False
 

@@ -72,6 +72,9 @@ def save_checkpoint(path: str | os.PathLike, model: CAE, metadata: dict | None =
         os.close(fd)
         tmp = Path(tmp_name)
         save_file(tensors, str(tmp), metadata=header)
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # mkstemp's 0600 would make a shared model unreadable to others
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -271,8 +271,8 @@ class Trainer:
                     yield Finished(True, self.epochs_done, time.perf_counter() - t_start)
                     return
                 idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-                x = self._batch(train_u8, idx)
                 try:
+                    x = self._batch(train_u8, idx)
                     with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                         enabled=cfg.precision == "bf16"):
                         x_hat = self.model(x)

@@ -15,7 +15,7 @@ needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason="canonical MNIST is 
 
 @pytest.fixture(scope="module")
 def bundled():
-    return load_checkpoint(BUNDLED)
+    return load_checkpoint(BUNDLED_MODEL)
 
 
 def test_quality_bar_and_provenance(bundled):

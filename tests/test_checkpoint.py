@@ -141,3 +141,12 @@ def test_missing_file_and_folder(tmp_path):
         load_checkpoint(tmp_path / "nope.safetensors")
     with pytest.raises(CheckpointError, match="folder"):
         load_checkpoint(tmp_path)
+
+
+def test_saved_file_permissions_follow_the_umask(tmp_path, model):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m.safetensors", model)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
