@@ -36,13 +36,16 @@ class ImageView(QWidget):
         self.update()
 
     def paintEvent(self, event) -> None:  # noqa: N802
+        """Scale to fit, keeping the aspect ratio (a 20 x 13 crop stays narrow); no smoothing."""
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
-        side = min(self.width(), self.height())
-        x, y = (self.width() - side) // 2, (self.height() - side) // 2
+        iw, ih = (1, 1) if self._qimage is None else (self._qimage.width(), self._qimage.height())
+        scale = min(self.width() / iw, self.height() / ih)
+        w, h = int(iw * scale), int(ih * scale)
+        target = QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h)
         if self._qimage is None:
-            painter.fillRect(x, y, side, side, Qt.GlobalColor.black)
+            painter.fillRect(target, Qt.GlobalColor.black)
         else:
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-            painter.drawImage(QRect(x, y, side, side), self._qimage)
+            painter.drawImage(target, self._qimage)
         painter.end()

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRect, Signal
-from PySide6.QtGui import QPainter
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
@@ -54,7 +53,7 @@ class InterpolationPanel(QWidget):
         row = QHBoxLayout()
         for w in (self.steps, self.export_png, self.export_csv):
             row.addWidget(w)
-        self.strip_view = StripView()
+        self.strip_view = ImageView(56)
         self.message = QLabel("Set A and B (hover a digit on the map and press A or B, or use the "
                               "buttons); the strip shows the decodes along the straight path.")
         self.message.setWordWrap(True)
@@ -104,18 +103,3 @@ class InterpolationPanel(QWidget):
         except OSError as exc:
             return f"could not write {path}: {exc.strerror or exc}"
         return ""
-
-
-class StripView(ImageView):
-    """An ImageView that keeps the strip's aspect ratio instead of a square."""
-
-    def paintEvent(self, event) -> None:  # noqa: N802
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), self.palette().window())
-        if self._qimage is not None:
-            iw, ih = self._qimage.width(), self._qimage.height()
-            scale = min(self.width() / iw, self.height() / ih)
-            w, h = int(iw * scale), int(ih * scale)
-            painter.drawImage(QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h), self._qimage)
-        painter.end()
-

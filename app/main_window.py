@@ -56,7 +56,7 @@ def _colour_values(cancel, report, model: CAE, mode: str, images: np.ndarray, la
     """Per-point reconstruction error, or whether the point's 5-NN vote (training digits, a digit
     never voting for itself) is wrong."""
     if mode == "error":
-        return reconstruction_errors(model, images)
+        return reconstruction_errors(model, images, cancel=lambda: cancel.cancelled)
     if train_codes is None:
         train_codes = _encode_chunks(cancel, report, model, train_images)
     return knn_predict_excluding_self(train_codes, train_labels, codes, self_index) != labels
@@ -64,18 +64,18 @@ def _colour_values(cancel, report, model: CAE, mode: str, images: np.ndarray, la
 
 def _metrics(cancel, report, model: CAE, dataset: Dataset, train_codes: np.ndarray | None,
              quick: bool) -> dict:
+    stop = lambda: cancel.cancelled  # noqa: E731
     if quick:  # a look after each epoch: 2,000 test digits voted by 10,000 training digits
-        return evaluate(model, dataset, n_test=2000, n_train=10000)
-    return evaluate(model, dataset, train_codes=train_codes)
+        return evaluate(model, dataset, n_test=2000, n_train=10000, cancel=stop)
+    return evaluate(model, dataset, train_codes=train_codes, cancel=stop)
 
 
 def _encode_chunks(cancel, report, model: CAE, images: np.ndarray) -> np.ndarray:
     """Encode in chunks so a cancel (new model, closing window) takes effect quickly."""
     parts = []
     for start in range(0, len(images), ENCODE_CHUNK):
-        if cancel.cancelled:
-            raise CAEError("cancelled")
-        parts.append(encode_images(model, images[start:start + ENCODE_CHUNK]))
+        parts.append(encode_images(model, images[start:start + ENCODE_CHUNK],
+                                   cancel=lambda: cancel.cancelled))
         report(min(start + ENCODE_CHUNK, len(images)) / len(images))
     return np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)
 

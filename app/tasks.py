@@ -46,17 +46,29 @@ class Task(QObject):
 
     def _run(self) -> None:
         try:
-            result = self.fn(self.cancel_token, self.progress.emit, *self.args)
+            result = self.fn(self.cancel_token, self._report, *self.args)
         except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the app
-            if not isinstance(exc, CAEError):
-                traceback.print_exc()
             if not self.cancelled:
-                self.failed.emit(describe_error(exc))
+                if not isinstance(exc, CAEError):
+                    traceback.print_exc()
+                self._emit(self.failed, describe_error(exc))
         else:
             if not self.cancelled:
-                self.done.emit(result)
+                self._emit(self.done, result)
         finally:
-            self.ended.emit()
+            self._emit(self.ended)
+
+    def _report(self, payload: Any) -> None:
+        if not self.cancelled:
+            self._emit(self.progress, payload)
+
+    @staticmethod
+    def _emit(signal, *args: Any) -> None:
+        """Emit unless the receiving side is gone (the app is exiting around a late task)."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            pass
 
 
 class _Runnable(QRunnable):

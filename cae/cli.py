@@ -81,7 +81,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          schedule=args.schedule, seed=args.seed, device=args.device,
                          precision=args.precision)
     trainer = Trainer(dataset, config)
-    bar.line(f"training on {trainer.device} with {len(dataset.train_images)} {dataset.name} images")
+    bar.line(f"training on {trainer.device} ({trainer.precision}) with {len(dataset.train_images)} "
+             f"{dataset.name} images")
     t0 = time.perf_counter()
     finished = None
     history = []
@@ -109,7 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "dataset": dataset.name, "class_names": list(dataset.class_names),
         "train_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
         "epochs_done": trainer.epochs_done, "stopped_early": bool(finished is None or finished.stopped),
-        "wall_time_s": round(wall, 1), "device": str(trainer.device), "history": history,
+        "wall_time_s": round(wall, 1), "device": str(trainer.device),
+        "precision": trainer.precision, "history": history,
     }
     model = trainer.model.to("cpu")
     if not args.no_eval:
@@ -182,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16: bfloat16 autocast (faster on CPUs with AVX512-BF16 and on GPUs)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto (default): bf16 autocast where the CPU (AVX512-BF16/AMX) or GPU "
+                        "computes it natively, else fp32")
     p.add_argument("--out", default="model.safetensors", help="where to save the model")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.set_defaults(func=cmd_train)

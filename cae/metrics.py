@@ -5,15 +5,23 @@ pixel on the images *as shown* (decoder output clamped to [0, 1]), which is what
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from .data import Dataset
+from .errors import CAEError
 from .model import CAE
 
 
-def _batches(images: np.ndarray, batch_size: int, device: torch.device):
+Cancel = Callable[[], bool] | None  # polled between batches; True stops the work
+
+
+def _batches(images: np.ndarray, batch_size: int, device: torch.device, cancel: Cancel = None):
     for start in range(0, len(images), batch_size):
+        if cancel is not None and cancel():
+            raise CAEError("cancelled")
         chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
         yield chunk.unsqueeze(1).float().div_(255.0)
 
@@ -23,22 +31,24 @@ def _device_of(model: CAE) -> torch.device:
 
 
 @torch.no_grad()
-def encode_images(model: CAE, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def encode_images(model: CAE, images: np.ndarray, batch_size: int = 256,
+                  cancel: Cancel = None) -> np.ndarray:
     """uint8 images (N, H, W) -> latent codes (N, latent_dim) as float32."""
     model.eval()
     device = _device_of(model)
-    codes = [model.encode(x).float().cpu() for x in _batches(images, batch_size, device)]
+    codes = [model.encode(x).float().cpu() for x in _batches(images, batch_size, device, cancel)]
     dim = model.config.latent_dim
     return torch.cat(codes).numpy() if codes else np.zeros((0, dim), np.float32)
 
 
 @torch.no_grad()
-def reconstruction_errors(model: CAE, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def reconstruction_errors(model: CAE, images: np.ndarray, batch_size: int = 256,
+                          cancel: Cancel = None) -> np.ndarray:
     """Per-image MSE between each uint8 image and its clamped reconstruction, float32 (N,)."""
     model.eval()
     device = _device_of(model)
     out = [((model(x).clamp(0, 1) - x) ** 2).mean(dim=(1, 2, 3)).float().cpu()
-           for x in _batches(images, batch_size, device)]
+           for x in _batches(images, batch_size, device, cancel)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -105,17 +115,17 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.n
 
 
 def evaluate(model: CAE, dataset: Dataset, k: int = 5, train_codes: np.ndarray | None = None,
-             n_test: int | None = None, n_train: int | None = None) -> dict:
+             n_test: int | None = None, n_train: int | None = None, cancel: Cancel = None) -> dict:
     """The figures `cae evaluate` prints: test MSE, per-class MSE, k-NN accuracy of the codes and
     its confusion matrix.  ``train_codes`` reuses codes already computed; ``n_test``/``n_train``
     evaluate on the first digits only (a quick look while training)."""
     n_classes = len(dataset.class_names)
     test_images, test_labels = dataset.test_images[:n_test], dataset.test_labels[:n_test]
     train_labels = dataset.train_labels[:n_train]
-    errors = reconstruction_errors(model, test_images)
+    errors = reconstruction_errors(model, test_images, cancel=cancel)
     if train_codes is None:
-        train_codes = encode_images(model, dataset.train_images[:n_train])
-    test_codes = encode_images(model, test_images)
+        train_codes = encode_images(model, dataset.train_images[:n_train], cancel=cancel)
+    test_codes = encode_images(model, test_images, cancel=cancel)
     pred = knn_predict(train_codes[:n_train], train_labels, test_codes, k=k)
     return {
         "dataset": dataset.name,

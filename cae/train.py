@@ -37,7 +37,9 @@ class TrainConfig:
     snapshot_every_s: float = 0.0  # 0: latent snapshots at epoch ends only
     snapshot_size: int = 2000  # test digits encoded for each snapshot
     test_size: int | None = None  # test digits for the per-epoch test loss (None: all)
-    precision: str = "fp32"  # "fp32" or "bf16" (autocast: bfloat16 matmuls, float32 weights)
+    # "auto": the fast path, bf16 where the hardware has it (see fast_precision), else fp32;
+    # "bf16" = autocast (bfloat16 convolutions, float32 weights and loss); "fp32" = plain eager.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -49,8 +51,8 @@ class TrainConfig:
             problems.append(f"learning rate must be a positive number (got {self.lr!r})")
         if self.schedule not in ("cosine", "constant"):
             problems.append(f"schedule must be 'cosine' or 'constant' (got {self.schedule!r})")
-        if self.precision not in ("fp32", "bf16"):
-            problems.append(f"precision must be 'fp32' or 'bf16' (got {self.precision!r})")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            problems.append(f"precision must be 'auto', 'fp32' or 'bf16' (got {self.precision!r})")
         if self.report_every < 1 or self.snapshot_size < 1 or self.snapshot_every_s < 0:
             problems.append("report_every and snapshot_size must be >= 1, snapshot_every_s >= 0")
         if problems:
@@ -164,6 +166,8 @@ class Trainer:
             raise TrainingError(f"dataset images are {dataset.image_size} px; the model expects "
                                 f"{model.config.image_size if model else CAEConfig().image_size}")
         self.model = model if model is not None else build_model(seed=self.config.seed)
+        self.precision = (fast_precision(self.device) if self.config.precision == "auto"
+                          else self.config.precision)
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -274,7 +278,7 @@ class Trainer:
                 try:
                     x = self._batch(train_u8, idx)
                     with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                        enabled=cfg.precision == "bf16"):
+                                        enabled=self.precision == "bf16"):
                         x_hat = self.model(x)
                     loss = reconstruction_loss(x_hat.float(), x)
                     opt.zero_grad(set_to_none=True)
