@@ -641,6 +641,8 @@ class MainWindow(QMainWindow):
             self.show_error("Training timeline", str(exc))
         self._update_timeline_controls()
         self._update_page()
+        # The first decode builds the CPU kernels (~50 ms): do it now, not on the user's click.
+        QTimer.singleShot(0, lambda: self.models.model is not None and self.models.decode_one(0.0, 0.0))
         self._forget_train_codes()
         self.update_interpolation()
         stored = self.models.stored_test_codes()
