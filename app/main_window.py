@@ -501,6 +501,15 @@ class MainWindow(QMainWindow):
             self.work_bar.setFormat("loading data…")
 
     # =========================================================================== codes
+    def _current_task(self, attr: str):
+        """The signal's sender if it is still the task kept in ``attr`` (which is then cleared):
+        results of a superseded or cancelled task are ignored."""
+        task = self.sender()
+        if task is None or task is not getattr(self, attr):
+            return None
+        setattr(self, attr, None)
+        return task
+
     def set_map_all(self, all_digits: bool) -> None:
         self.map_all = bool(all_digits)
         self.map_set.setCurrentIndex(1 if self.map_all else 0)
@@ -542,10 +551,9 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_codes(self, codes: np.ndarray) -> None:
-        task = self.sender()
-        if task is not self._encode_task:
+        task = self._current_task("_encode_task")
+        if task is None:
             return
-        self._encode_task = None
         self.map_images = task.images
         self.map.set_codes(codes, task.labels, self.dataset.class_names)
         self.refresh_colouring()
@@ -554,8 +562,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_codes_failed(self, message: str) -> None:
-        if self.sender() is self._encode_task:
-            self._encode_task = None
+        if self._current_task("_encode_task"):
             self.show_error("Encoding failed", message)
 
     @Slot(object)
@@ -574,15 +581,13 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_train_codes(self, codes: np.ndarray) -> None:
-        if self.sender() is self._train_codes_task:
-            self._train_codes_task = None
+        if self._current_task("_train_codes_task"):
             self.train_codes = codes
             self.update_drawing()
 
     @Slot(str)
     def _on_train_codes_failed(self, message: str) -> None:
-        if self.sender() is self._train_codes_task:
-            self._train_codes_task = None
+        if self._current_task("_train_codes_task"):
             self.show_error("Encoding the training digits failed", message)
 
     def _forget_train_codes(self) -> None:
@@ -776,10 +781,9 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_colour_values(self, values: np.ndarray) -> None:
-        task = self.sender()
-        if task is not self._colour_task:
+        task = self._current_task("_colour_task")
+        if task is None:
             return
-        self._colour_task = None
         if len(values) == len(self.map.codes):
             self.map.set_colouring(task.mode, values)
             what = ("mean error %.4f" % float(values.mean()) if task.mode == "error"
@@ -788,8 +792,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_colour_failed(self, message: str) -> None:
-        if self.sender() is self._colour_task:
-            self._colour_task = None
+        if self._current_task("_colour_task"):
             self.show_error("Colouring failed", message)
 
     # =========================================================================== metrics
@@ -812,15 +815,13 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_metrics(self, metrics: dict) -> None:
-        task = self.sender()
-        if task is self._metrics_task and self.dataset is not None:
-            self._metrics_task = None
+        task = self._current_task("_metrics_task")
+        if task is not None and self.dataset is not None:
             self.metrics_panel.show_metrics(metrics, self.dataset.class_names, task.source)
 
     @Slot(str)
     def _on_metrics_failed(self, message: str) -> None:
-        if self.sender() is self._metrics_task:
-            self._metrics_task = None
+        if self._current_task("_metrics_task"):
             self.metrics_panel.clear(f"metrics failed: {message}")
 
     # =========================================================================== timeline
@@ -899,17 +900,15 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_mosaic(self, image: np.ndarray) -> None:
-        task = self.sender()
-        if task is not self._mosaic_task or not self.mosaic_action.isChecked():
+        task = self._current_task("_mosaic_task")
+        if task is None or not self.mosaic_action.isChecked():
             return
-        self._mosaic_task = None
         self.map.set_mosaic(image, task.rect)
         self.mosaic_n = task.n
 
     @Slot(str)
     def _on_mosaic_failed(self, message: str) -> None:
-        if self.sender() is self._mosaic_task:
-            self._mosaic_task = None
+        if self._current_task("_mosaic_task"):
             self.show_error("Decoded-image map failed", message)
 
     @Slot(int)

@@ -34,8 +34,9 @@ def install(window, started: float) -> None:
         ready = len(window.map.codes) > 0 and window.models.model is not None
         if window.stack.currentWidget() is window.welcome and not window.data.busy:
             ready = True  # nothing to plot (no model, no data): the welcome page is the interface
-        elif wait_data:
-            ready = ready and window.dataset is not None and window.map_images is not None
+        elif wait_data:  # the data loaded and plotted, or the search for it over without data
+            ready = ready and not window.data.busy and (
+                window.dataset is None or window.map_images is not None)
         if not ready:
             return
         timer.stop()

@@ -7,7 +7,6 @@ import pytest
 from cae.errors import CAEError
 from cae.preprocess import (EmptyDrawingError, centre_of_mass, normalize_ink, preprocess,
                             resize_area)
-from tests.helpers import synthetic_digits
 
 PAD = 280
 
@@ -53,11 +52,16 @@ def test_synthetic_strokes_are_centred_and_boxed(name):
 
 
 def mnist_style_digits():
+    """Real MNIST test digits when present, else MNIST-style ones: strokes put through MNIST's
+    recipe (20 px box, centred mass) and quantised to bytes as MNIST is."""
     folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
     if folder.is_dir():
         from cae.data import load_dataset
         return load_dataset("mnist", folder).test_images[:300]
-    return synthetic_digits(100)[0]
+    rng = np.random.default_rng(0)
+    strokes = [rng.uniform(30, 250, (rng.integers(2, 6), 2)) for _ in range(60)]
+    return np.stack([np.round(preprocess(stroke([tuple(p) for p in s])).image * 255).astype(np.uint8)
+                     for s in strokes])
 
 
 def test_round_trip_of_upscaled_digits():
