@@ -42,7 +42,7 @@ RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 BUNDLED_MODEL = RESOURCES / "model.safetensors"
 MAX_RECENT = 8
 DECODE_INTERVAL_MS = 16  # drags decode at most at the display rate
-SNAPSHOT_EVERY_S = 1.0
+SNAPSHOT_EVERY_S = 1.5  # the map re-plots this often while training (each costs an encode)
 ENCODE_CHUNK = 1000
 
 

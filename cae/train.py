@@ -206,19 +206,25 @@ class Trainer:
                 self.model.train()
                 return float("nan")
             x = test_u8[start:start + 1000].unsqueeze(1).float().div_(255.0)
-            total += reconstruction_loss(self.model(x), x) * len(x)
+            with self._autocast():
+                x_hat = self.model(x)
+            total += reconstruction_loss(x_hat.float(), x) * len(x)
         self.model.train()
         return float(total) / len(test_u8)
 
     @torch.no_grad()
     def _snapshot(self, snap_u8: torch.Tensor, labels: np.ndarray, epoch: int, step: int) -> Snapshot:
         self.model.eval()
-        codes = torch.cat([self.model.encode(snap_u8[i:i + 1000].unsqueeze(1).float().div_(255.0))
-                           for i in range(0, len(snap_u8), 1000)])
+        with self._autocast():  # a live preview: the fast path's precision is plenty
+            codes = torch.cat([self.model.encode(snap_u8[i:i + 1000].unsqueeze(1).float().div_(255.0))
+                               for i in range(0, len(snap_u8), 1000)])
         self.model.train()
         state = {k: v.detach().to("cpu", torch.float32).numpy().copy()
                  for k, v in self.model.state_dict().items()}
         return Snapshot(epoch, step, codes.float().cpu().numpy(), labels.copy(), state)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def _restore(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
@@ -277,8 +283,7 @@ class Trainer:
                 idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 try:
                     x = self._batch(train_u8, idx)
-                    with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                        enabled=self.precision == "bf16"):
+                    with self._autocast():
                         x_hat = self.model(x)
                     loss = reconstruction_loss(x_hat.float(), x)
                     opt.zero_grad(set_to_none=True)
