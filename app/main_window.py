@@ -1101,9 +1101,11 @@ class MainWindow(QMainWindow):
         return [str(v) for v in (value or [])]
 
     def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
+        self.recent_menu.clear()  # deletes the old actions: they belong to the menu
         for path in self.recent_models():
-            self.recent_menu.addAction(self._action(path, lambda p=path: self.open_model(p)))
+            action = QAction(path, self.recent_menu)
+            action.triggered.connect(lambda checked=False, p=path: self.open_model(p))
+            self.recent_menu.addAction(action)
         self.recent_menu.setEnabled(bool(self.recent_models()))
 
     # =========================================================================== lifecycle

@@ -150,3 +150,15 @@ def test_closing_during_a_download_is_quick(empty_window, server, tiny_folder, m
     t = time.perf_counter()
     w.close()
     assert time.perf_counter() - t < 2.0
+
+
+def test_reopening_models_does_not_pile_up_menu_actions(window, tmp_path):
+    from PySide6.QtGui import QAction
+    path = tmp_path / "again.safetensors"
+    assert window.save_model(str(path))
+    assert window.open_model(str(path))
+    count = len(window.findChildren(QAction))
+    for _ in range(5):
+        assert window.open_model(str(path))
+    assert len(window.findChildren(QAction)) == count
+    assert len(window.recent_menu.actions()) == len(window.recent_models())
