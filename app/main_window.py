@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QMainWindow, QMessageBox, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
                                QToolBar, QVBoxLayout, QWidget)
 
+from cae.batch_decode import BatchDecoder
 from cae.codes import write_codes
 from cae.data import DATASETS, Dataset, not_found_message
 from cae.errors import CAEError
@@ -46,8 +47,13 @@ SNAPSHOT_EVERY_S = 1.5  # the map re-plots this often while training (each costs
 ENCODE_CHUNK = 1000
 
 
-def _mosaic_task(cancel, report, model: CAE, rect: tuple, n: int) -> np.ndarray:
-    return mosaic(model, *rect, n)
+def _mosaic_task(cancel, report, decoder: BatchDecoder | CAE, rect: tuple,
+                 n: int) -> tuple[np.ndarray, BatchDecoder]:
+    """The mosaic, and the decoder it used (built here from a model copy when there was none
+    for these weights, so the GUI can keep it for the next pan or zoom)."""
+    if isinstance(decoder, CAE):
+        decoder = BatchDecoder(decoder)
+    return mosaic(decoder, *rect, n), decoder
 
 
 def _colour_values(cancel, report, model: CAE, mode: str, images: np.ndarray, labels: np.ndarray,
@@ -140,6 +146,8 @@ class MainWindow(QMainWindow):
         self.decode_count = 0
         self._decode_times: list[float] = []  # when the decodes of the last second happened
         self._mosaic_task = None
+        self._batch_decoder: BatchDecoder | None = None  # the mosaic's, for these weights
+        self._batch_decoder_generation = -1
         self._colour_task = None
         self._metrics_task = None
         self._metrics_due = False  # an epoch ended: compute metrics with its snapshot
@@ -851,10 +859,10 @@ class MainWindow(QMainWindow):
         epoch = self.timeline.epochs[index]
         self.timeline_label.setText(f"{epoch} (now)" if last else str(epoch))
         if last and not self.training.running:
-            self.models.decoder_override = None
+            self.models.set_decoder_override(None)
             self.refresh_codes()
         else:
-            self.models.decoder_override = self.timeline.model_at(index, self.models.model.config)
+            self.models.set_decoder_override(self.timeline.model_at(index, self.models.model.config))
             codes = self.timeline.codes[index]
             if self.dataset is not None and len(codes) <= len(self.dataset.test_images):
                 self.map_images = self.dataset.test_images[:len(codes)]
@@ -876,6 +884,7 @@ class MainWindow(QMainWindow):
             if self._mosaic_task is not None:
                 self._mosaic_task.cancel()
                 self._mosaic_task = None
+            self._batch_decoder = None
             self.map.set_mosaic(None)
 
     @Slot()
@@ -893,16 +902,23 @@ class MainWindow(QMainWindow):
             self._mosaic_task.cancel()
         rect = self.map.visible_rect()
         n = self.mosaic_size.value()
-        task = self.runner.submit(_mosaic_task, copy.deepcopy(self.models.model), rect, n,
-                                  on_done=self._on_mosaic, on_failed=self._on_mosaic_failed)
-        task.rect, task.n = rect, n
+        generation = self.models.generation
+        if self._batch_decoder_generation != generation:
+            self._batch_decoder = None  # other weights now: let its matrices go
+        decoder = self._batch_decoder
+        task = self.runner.submit(_mosaic_task, decoder or copy.deepcopy(self.models.decoding_model),
+                                  rect, n, on_done=self._on_mosaic, on_failed=self._on_mosaic_failed)
+        task.rect, task.n, task.generation = rect, n, generation
         self._mosaic_task = task
 
     @Slot(object)
-    def _on_mosaic(self, image: np.ndarray) -> None:
+    def _on_mosaic(self, result: tuple[np.ndarray, BatchDecoder]) -> None:
         task = self._current_task("_mosaic_task")
         if task is None or not self.mosaic_action.isChecked():
             return
+        image, decoder = result
+        if task.generation == self.models.generation:
+            self._batch_decoder, self._batch_decoder_generation = decoder, task.generation
         self.map.set_mosaic(image, task.rect)
         self.mosaic_n = task.n
 
@@ -944,7 +960,7 @@ class MainWindow(QMainWindow):
             self.training_panel.reset_curves()
             self._history = []
             self.timeline = Timeline()
-            self.models.decoder_override = None
+            self.models.set_decoder_override(None)
             self._update_timeline_controls()
             for task in (self._encode_task, self._colour_task, self._mosaic_task):
                 if task is not None:

@@ -30,6 +30,7 @@ class ModelService(QObject):
         self.trained = False
         self.extras: dict[str, np.ndarray] = {}  # arrays saved with the model (e.g. test codes)
         self.decoder_override: CAE | None = None  # decode with another decoder (a past epoch)
+        self.generation = 0  # changes whenever what `decoding_model` decodes with changes
 
     # --------------------------------------------------------------------------- state
     def set_model(self, model: CAE, metadata: dict | None = None, path: Path | None = None,
@@ -40,6 +41,7 @@ class ModelService(QObject):
         self.trained = trained
         self.extras = dict(extras or {})
         self.decoder_override = None
+        self.generation += 1
         self.modelChanged.emit()
 
     def stored_test_codes(self, dataset_name: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -76,14 +78,25 @@ class ModelService(QObject):
         with torch.no_grad():
             for name, tensor in self.model.state_dict().items():
                 tensor.copy_(torch.from_numpy(state[name]))
+        self.generation += 1
         self.weightsUpdated.emit()
+
+    def set_decoder_override(self, model: CAE | None) -> None:
+        """Decode with ``model`` (a past epoch of the timeline), or with the model again (None)."""
+        self.decoder_override = model
+        self.generation += 1
+
+    @property
+    def decoding_model(self) -> CAE | None:
+        """The model whose decoder draws what the user sees."""
+        return self.decoder_override or self.model
 
     # --------------------------------------------------------------------------- decode
     @torch.no_grad()
     def decode(self, z: np.ndarray) -> np.ndarray:
         """Latent points (N, 2) -> images (N, 28, 28) float32 clamped to [0, 1], as displayed."""
         assert self.model is not None
-        model = self.decoder_override or self.model
+        model = self.decoding_model
         t = torch.as_tensor(np.asarray(z, dtype=np.float32).reshape(-1, self.model.config.latent_dim))
         return model.decode(t).clamp_(0, 1)[:, 0].numpy()
 

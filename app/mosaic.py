@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cae.model import CAE
+from cae.batch_decode import BatchDecoder
 
 
 def grid_centres(x0: float, x1: float, y0: float, y1: float, n: int) -> np.ndarray:
@@ -15,13 +15,11 @@ def grid_centres(x0: float, x1: float, y0: float, y1: float, n: int) -> np.ndarr
     return np.column_stack([gx.ravel(), gy.ravel()]).astype(np.float32)
 
 
-@torch.no_grad()
-def mosaic(model: CAE, x0: float, x1: float, y0: float, y1: float, n: int) -> np.ndarray:
+def mosaic(decoder: BatchDecoder, x0: float, x1: float, y0: float, y1: float, n: int) -> np.ndarray:
     """(n*28, n*28) float image, row-major with row 0 at y0 (pyqtgraph's y axis points up), so
     each tile is the decode of its cell's centre, drawn the right way up."""
     centres = torch.from_numpy(grid_centres(x0, x1, y0, y1, n))
-    model.eval()
-    tiles = model.decode(centres).clamp_(0, 1)[:, 0].numpy()  # (n*n, 28, 28)
+    tiles = decoder(centres)[:, 0].numpy()  # (n*n, 28, 28)
     size = tiles.shape[-1]
     tiles = tiles[:, ::-1, :].reshape(n, n, size, size)  # flip each tile: image rows go down
     return tiles.transpose(0, 2, 1, 3).reshape(n * size, n * size).copy()

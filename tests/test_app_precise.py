@@ -12,6 +12,11 @@ def decode(window, z):
         return window.models.model.decode(torch.tensor(np.array([z], np.float32))).clamp(0, 1)[0, 0].numpy()
 
 
+def _mosaic_tolerance(window) -> float:
+    """The mosaic decodes in bf16 where the CPU computes it natively (pixels within ~0.01)."""
+    return 1e-5 if window._batch_decoder.dtype is None else 0.03
+
+
 def test_mosaic_tiles_are_decodes_of_their_cell_centres(window, qtbot):
     window.mosaic_size.setValue(6)
     window.mosaic_action.setChecked(True)
@@ -21,12 +26,32 @@ def test_mosaic_tiles_are_decodes_of_their_cell_centres(window, qtbot):
     centres = grid_centres(*window.map.mosaic_rect, 6)
     for row, col in ((0, 0), (2, 5), (5, 1)):
         np.testing.assert_allclose(tile_at(image, 6, row, col), decode(window, centres[row * 6 + col]),
-                                   atol=1e-5)
+                                   atol=_mosaic_tolerance(window))
     # The item covers exactly the visible region.
     x0, x1, y0, y1 = window.map.visible_rect()
     br = window.map.mosaic_item.mapRectToView(window.map.mosaic_item.boundingRect())
     assert br.left() == pytest.approx(x0) and br.right() == pytest.approx(x1)
     assert br.top() == pytest.approx(y0) and br.bottom() == pytest.approx(y1)
+
+
+def test_mosaic_decoder_is_kept_while_the_weights_are(window, qtbot):
+    window.mosaic_action.setChecked(True)
+    qtbot.waitUntil(lambda: window._batch_decoder is not None, timeout=5000)
+    first = window._batch_decoder
+    window.map.view_box.setRange(xRange=(-0.5, 0.5), yRange=(-0.25, 0.25), padding=0)
+    qtbot.waitUntil(lambda: window.map.mosaic_rect == window.map.visible_rect(), timeout=5000)
+    assert window._batch_decoder is first  # a pan or zoom reuses it
+    # New weights (as a training snapshot brings): a new decoder, and tiles drawn with them.
+    state = {k: (-v).numpy() for k, v in window.models.model.state_dict().items()}
+    window.models.update_weights(state)
+    qtbot.waitUntil(lambda: window._batch_decoder not in (None, first), timeout=5000)
+    qtbot.waitUntil(lambda: window.map.mosaic_rect == window.map.visible_rect(), timeout=5000)
+    n = window.mosaic_n
+    centre = grid_centres(*window.map.mosaic_rect, n)[n + 1]
+    np.testing.assert_allclose(tile_at(window.map.mosaic_item.image, n, 1, 1), decode(window, centre),
+                               atol=_mosaic_tolerance(window))
+    window.mosaic_action.setChecked(False)
+    assert window._batch_decoder is None  # its matrices are let go with the mosaic
 
 
 def test_mosaic_follows_pan_and_zoom_and_turns_off(window, qtbot):

@@ -5,6 +5,7 @@ import torch
 from PySide6.QtCore import Qt
 
 import cae.train
+from app.mosaic import grid_centres, tile_at
 from cae.model import CAE
 from cae.train import Trainer
 
@@ -206,6 +207,16 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     with torch.no_grad():
         expected = reference.decode(torch.tensor([[0.3, 0.1]])).clamp(0, 1)[0, 0].numpy()
     np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
+    # The decoded-image map draws with epoch 1's decoder too.
+    window.mosaic_size.setValue(3)  # 9 points: decoded by the model itself, so exactly
+    window.mosaic_action.setChecked(True)
+    qtbot.waitUntil(lambda: window._batch_decoder is not None
+                    and window.map.mosaic_rect == window.map.visible_rect(), timeout=10000)
+    centre = grid_centres(*window.map.mosaic_rect, 3)[4]
+    with torch.no_grad():
+        tile = reference.decode(torch.from_numpy(centre[None])).clamp(0, 1)[0, 0].numpy()
+    np.testing.assert_allclose(tile_at(window.map.mosaic_item.image, 3, 1, 1), tile, atol=1e-5)
+    window.mosaic_action.setChecked(False)
     # Saved with the model, replayed after reopening.
     path = tmp_path / "run.safetensors"
     assert window.save_model(str(path))
