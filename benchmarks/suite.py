@@ -16,13 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cae.batch_decode import BatchDecoder
+from cae.checkpoint import load_checkpoint
 from cae.data import Dataset, load_dataset
+from cae.fast_forward import fast_forward
 from cae.metrics import encode_images
 from cae.model import CAE, reconstruction_loss
 from cae.train import TrainConfig, Trainer, fast_precision, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
+BUNDLED = ROOT / "resources" / "model.safetensors"
 FWD_MFLOP = 57.0  # per image, forward (see the issue: ~57 MFLOP forward, ~170 forward+backward)
 TRAIN_MFLOP = 170.0
 
@@ -84,9 +88,11 @@ def train_step_throughput(device: torch.device, batch_size: int, steps: int, rep
         t0 = time.perf_counter()
         for i in range(n):
             x = x_all[i * batch_size:(i + 1) * batch_size]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                y = model(x)
-            loss = reconstruction_loss(y.float(), x)
+            if kind == "fast":
+                y = fast_forward(model, x, bf16)
+            else:
+                y = model(x)  # plain eager: nn.Module forward, float32
+            loss = reconstruction_loss(y, x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -117,12 +123,27 @@ def epoch_seconds(ds: Dataset, device: torch.device, batch_size: int, quick: boo
     return seconds * len(ds.train_images) / n, quick
 
 
+def _bundled_model() -> tuple[CAE, tuple[float, float, float, float]]:
+    """The model the app starts with and the region of its test codes (what the decoded-image
+    map shows after "fit view"); a fresh model over [-3, 3]^2 where the file is absent."""
+    if BUNDLED.exists():
+        ckpt = load_checkpoint(BUNDLED)
+        codes = ckpt.extras.get("test_codes")
+        if codes is not None:
+            (x0, y0), (x1, y1) = codes.min(0), codes.max(0)
+            return ckpt.model.eval(), (float(x0), float(x1), float(y0), float(y1))
+        return ckpt.model.eval(), (-3.0, 3.0, -3.0, 3.0)
+    return CAE().eval(), (-3.0, 3.0, -3.0, 3.0)
+
+
 def decode_latency(reps: int) -> dict:
-    model = CAE().eval()
+    """One point through the model (a click or drag), and a 32 x 32 grid in one batch through
+    the decoded-image map's BatchDecoder, against the same grid through the model."""
+    model, (x0, x1, y0, y1) = _bundled_model()
     z = torch.zeros(1, 2)
-    grid = torch.stack(torch.meshgrid(torch.linspace(-3, 3, 32), torch.linspace(-3, 3, 32),
-                                      indexing="ij"), -1).reshape(-1, 2)
-    times, grid_times = [], []
+    xs, ys = torch.meshgrid(torch.linspace(x0, x1, 32), torch.linspace(y0, y1, 32), indexing="xy")
+    grid = torch.stack([xs, ys], -1).reshape(-1, 2)
+    times, grid_times, eager_times, build_times = [], [], [], []
     with torch.no_grad():
         for _ in range(10):
             model.decode(z)
@@ -130,11 +151,23 @@ def decode_latency(reps: int) -> dict:
             t0 = time.perf_counter()
             model.decode(z).clamp_(0, 1)
             times.append(1e3 * (time.perf_counter() - t0))
+        for _ in range(3):
+            t0 = time.perf_counter()
+            decoder = BatchDecoder(model)
+            build_times.append(1e3 * (time.perf_counter() - t0))
+        decoder(grid)
         for _ in range(max(3, reps // 50)):
             t0 = time.perf_counter()
-            model.decode(grid).clamp_(0, 1)
+            fast = decoder(grid)
             grid_times.append(1e3 * (time.perf_counter() - t0))
-    return {"p50": _median(times), "p99": _percentile(times, 99), "grid": _median(grid_times)}
+            t0 = time.perf_counter()
+            eager = model.decode(grid).clamp_(0, 1)
+            eager_times.append(1e3 * (time.perf_counter() - t0))
+    return {"p50": _median(times), "p99": _percentile(times, 99), "grid": _median(grid_times),
+            "grid_eager": _median(eager_times), "grid_build": _median(build_times),
+            "grid_max_error": float((fast - eager).abs().max()),
+            "grid_precision": str(decoder.dtype or "fp32 (model)").replace("torch.", ""),
+            "grid_region": [x0, x1, y0, y1], "bundled": BUNDLED.exists()}
 
 
 def encode_all(ds: Dataset, reps: int, quick: bool) -> float:
@@ -281,7 +314,10 @@ def run_all(quick: bool) -> tuple[dict, dict]:
     rows["epoch_seconds"], rows["epoch_seconds_estimated"] = epoch_seconds(
         ds, torch.device("cpu"), 128, quick)
     dec = decode_latency(200 if quick else 2000)
-    rows.update(decode_p50_ms=dec["p50"], decode_p99_ms=dec["p99"], grid_decode_ms=dec["grid"])
+    details["decode"] = dec
+    rows.update(decode_p50_ms=dec["p50"], decode_p99_ms=dec["p99"], grid_decode_ms=dec["grid"],
+                grid_decode_eager_ms=dec["grid_eager"], grid_decoder_build_ms=dec["grid_build"],
+                grid_decode_max_error=dec["grid_max_error"])
     rows["encode_70k_s"] = encode_all(ds, 1 if quick else 3, quick)
     maps = map_times(5 if quick else 30)
     rows.update(map_build_s_10k=maps[10000]["build_s"], map_redraw_ms_10k=maps[10000]["redraw_ms"],

@@ -20,6 +20,7 @@ import torch
 
 from .data import Dataset
 from .errors import TrainingError
+from .fast_forward import fast_encode, fast_forward
 from .model import CAE, CAEConfig, reconstruction_loss
 
 
@@ -38,7 +39,8 @@ class TrainConfig:
     snapshot_size: int = 2000  # test digits encoded for each snapshot
     test_size: int | None = None  # test digits for the per-epoch test loss (None: all)
     # "auto": the fast path, bf16 where the hardware has it (see fast_precision), else fp32;
-    # "bf16" = autocast (bfloat16 convolutions, float32 weights and loss); "fp32" = plain eager.
+    # "bf16" = bfloat16 convolutions (float32 weights, loss and, on CPU, output layer);
+    # "fp32" = float32 throughout.  Both run cae.fast_forward (same function, faster kernels).
     precision: str = "auto"
 
     def __post_init__(self) -> None:
@@ -206,25 +208,24 @@ class Trainer:
                 self.model.train()
                 return float("nan")
             x = test_u8[start:start + 1000].unsqueeze(1).float().div_(255.0)
-            with self._autocast():
-                x_hat = self.model(x)
-            total += reconstruction_loss(x_hat.float(), x) * len(x)
+            total += reconstruction_loss(fast_forward(self.model, x, self._bf16), x) * len(x)
         self.model.train()
         return float(total) / len(test_u8)
 
     @torch.no_grad()
     def _snapshot(self, snap_u8: torch.Tensor, labels: np.ndarray, epoch: int, step: int) -> Snapshot:
         self.model.eval()
-        with self._autocast():  # a live preview: the fast path's precision is plenty
-            codes = torch.cat([self.model.encode(snap_u8[i:i + 1000].unsqueeze(1).float().div_(255.0))
-                               for i in range(0, len(snap_u8), 1000)])
+        codes = torch.cat([  # a live preview: the fast path's precision is plenty
+            fast_encode(self.model, snap_u8[i:i + 1000].unsqueeze(1).float().div_(255.0), self._bf16)
+            for i in range(0, len(snap_u8), 1000)])
         self.model.train()
         state = {k: v.detach().to("cpu", torch.float32).numpy().copy()
                  for k, v in self.model.state_dict().items()}
         return Snapshot(epoch, step, codes.float().cpu().numpy(), labels.copy(), state)
 
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+    @property
+    def _bf16(self) -> bool:
+        return self.precision == "bf16"
 
     def _restore(self, state: dict[str, torch.Tensor]) -> None:
         self.model.load_state_dict(state)
@@ -283,9 +284,7 @@ class Trainer:
                 idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 try:
                     x = self._batch(train_u8, idx)
-                    with self._autocast():
-                        x_hat = self.model(x)
-                    loss = reconstruction_loss(x_hat.float(), x)
+                    loss = reconstruction_loss(fast_forward(self.model, x, self._bf16), x)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED = ["train_images_per_s", "train_speedup_vs_eager", "epoch_seconds", "decode_p50_ms",
-            "decode_p99_ms", "grid_decode_ms", "encode_70k_s", "map_build_s_10k", "map_redraw_ms_10k",
+            "decode_p99_ms", "grid_decode_ms", "grid_decode_eager_ms", "grid_decoder_build_ms",
+            "grid_decode_max_error", "encode_70k_s", "map_build_s_10k", "map_redraw_ms_10k",
             "map_build_s_70k", "map_redraw_ms_70k", "startup_s", "peak_rss_mb", "gui_stall_ms"]
 
 
@@ -25,3 +26,4 @@ def test_quick_suite_produces_every_figure(tmp_path):
         assert figures[key] >= 0, key
         assert key in proc.stdout
     assert figures["train_images_per_s"] > 0 and figures["startup_s"] > 0
+    assert figures["grid_decode_max_error"] < 0.05  # the fast grid decode draws the same digits

@@ -117,7 +117,7 @@ def test_out_of_memory_says_lower_the_batch_size(monkeypatch):
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(trainer.model, "forward", oom)
+    monkeypatch.setattr(trainer.model.decoder[2], "forward", oom)  # mid-step, as a real OOM
     with pytest.raises(TrainingError, match="lower the batch size"):
         run_all(trainer)
     for k, v in trainer.model.state_dict().items():
