@@ -6,7 +6,7 @@ shows the whole step):
 * bf16 autocast makes the convolutions 1.6-3x faster, except the output layer (transposed conv,
   28x28 kernel, one output channel), where oneDNN's bf16 kernel is 2x *slower* than fp32 (37 ms
   against 18 ms).  Which precision that layer runs in on a CPU is therefore timed once per
-  process and batch shape (a fraction of a second), not assumed;
+  process and device, at the first batch (a fraction of a second), not assumed;
 * PyTorch's CPU 2x2 max-pool takes 8 ms forward + backward on the first pooling layer; four
   strided slices and a mask per slot (:class:`MaxPool2x2`) take 5 ms, with bit-identical output
   and gradient (ties go to the first maximum in scan order, as max_pool2d's indices do).
@@ -23,12 +23,12 @@ from torch import nn
 
 from .model import CAE
 
-_OUTPUT_IN_BF16: dict[tuple, bool] = {}  # (device, input shape) -> bf16 was the faster
+_OUTPUT_IN_BF16: dict[str, bool] = {}  # device -> bf16 was the faster
 
 
 def _output_in_bf16(layer: nn.Module, shape: torch.Size, device: torch.device) -> bool:
     """Whether ``layer`` trains faster under bf16 autocast than in fp32 on this CPU (timed)."""
-    key = (str(device), tuple(shape))
+    key = str(device)
     if key not in _OUTPUT_IN_BF16:
         probe = copy.deepcopy(layer).requires_grad_(True)
         x = torch.rand(shape, device=device, requires_grad=True)

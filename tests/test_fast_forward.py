@@ -48,7 +48,7 @@ def test_bf16_fast_forward_is_close_to_fp32(monkeypatch, output_bf16):
     assert (out - model(x)).abs().max() < 0.05
 
 
-def test_the_output_layer_precision_is_timed_once_per_shape(monkeypatch):
+def test_the_output_layer_precision_is_timed_once_per_device(monkeypatch):
     monkeypatch.setattr(ff, "_OUTPUT_IN_BF16", {})
     model = build_model(seed=2)
     calls = []
@@ -59,7 +59,7 @@ def test_the_output_layer_precision_is_timed_once_per_shape(monkeypatch):
         return real(self, x, *args)
 
     fast_forward(model, torch.rand(4, 1, 28, 28), bf16=True)
-    assert list(ff._OUTPUT_IN_BF16) == [("cpu", (4, 32, 14, 14))]
+    assert list(ff._OUTPUT_IN_BF16) == ["cpu"]
     monkeypatch.setattr(ff.nn.ConvTranspose2d, "forward", counting)
-    fast_forward(model, torch.rand(4, 1, 28, 28), bf16=True)
+    fast_forward(model, torch.rand(3, 1, 28, 28), bf16=True)  # another batch size too
     assert len(calls) == 3  # the three decoder layers, no timing runs the second time
