@@ -34,7 +34,7 @@ from .mosaic import mosaic
 from .metrics_panel import MetricsPanel
 from .model_service import ModelService
 from .tasks import TaskRunner
-from .timeline import Timeline
+from cae.timeline import Timeline
 from .training_panel import TrainingPanel
 from .training_service import TrainingService
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from cae.errors import CheckpointError
-from cae.model import CAE, CAEConfig
+from .errors import CheckpointError
+from .model import CAE, CAEConfig
 
 PREFIX = "timeline."
 
