@@ -49,20 +49,19 @@ class DrawPanel(QWidget):
         for w in (clear, undo, open_button, self.pen):
             buttons.addWidget(w)
 
-        self.step_views = [ImageView(56) for _ in range(3)]
+        # One row from the ink to the reconstruction, so the whole panel fits a 800-px-high window.
+        self.step_views = [ImageView(44) for _ in range(3)]
+        self.recon_view = ImageView(56)
         steps = QHBoxLayout()
-        for view, caption in zip(self.step_views, ("cropped", "20 px", "centred 28x28")):
+        for view, caption in zip(self.step_views, ("cropped", "20 px", "28x28")):
             steps.addWidget(_captioned(view, caption)[0])
-
-        self.input_view = ImageView(84)
-        self.recon_view = ImageView(84)
-        pair = QHBoxLayout()
-        pair.addWidget(_captioned(self.input_view, "input")[0])
-        pair.addWidget(_captioned(self.recon_view, "reconstruction")[0])
+        self.input_view = self.step_views[2]  # the centred 28x28 image is the model's input
+        steps.addWidget(QLabel("→"))
+        steps.addWidget(_captioned(self.recon_view, "decoded")[0])
         self.result_label = QLabel("draw a digit")
         self.result_label.setWordWrap(True)
 
-        self.neighbour_views = [ImageView(40) for _ in range(N_NEIGHBOURS)]
+        self.neighbour_views = [ImageView(36) for _ in range(N_NEIGHBOURS)]
         self.neighbour_labels: list[QLabel] = []
         grid = QGridLayout()
         for i, view in enumerate(self.neighbour_views):
@@ -74,11 +73,11 @@ class DrawPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.pad)
         layout.addLayout(buttons)
-        layout.addWidget(QLabel("<b>What the model sees</b>"))
+        layout.addWidget(QLabel("<b>What the model sees</b> and its reconstruction"))
         layout.addLayout(steps)
-        layout.addLayout(pair)
         layout.addWidget(self.result_label)
-        layout.addWidget(QLabel(f"<b>{N_NEIGHBOURS} nearest training digits</b> (in the latent space)"))
+        self.neighbours_title = QLabel(f"<b>{N_NEIGHBOURS} nearest training digits</b> (latent space)")
+        layout.addWidget(self.neighbours_title)
         layout.addLayout(grid)
         layout.addWidget(self.vote_label)
         layout.addStretch(1)
@@ -99,7 +98,7 @@ class DrawPanel(QWidget):
         return True
 
     def show_empty(self) -> None:
-        for view in (*self.step_views, self.input_view, self.recon_view, *self.neighbour_views):
+        for view in (*self.step_views, self.recon_view, *self.neighbour_views):
             view.set_image(None)
         for label in self.neighbour_labels:
             label.setText("")
@@ -110,7 +109,6 @@ class DrawPanel(QWidget):
         """Show the steps and the reconstruction; returns the reconstruction MSE it displays."""
         self.step_views[0].set_image(pre.cropped)
         self.step_views[1].set_image(pre.scaled)
-        self.step_views[2].set_image(pre.image)
         self.input_view.set_image(pre.image)
         self.recon_view.set_image(reconstruction)
         mse = float(np.mean((reconstruction - pre.image) ** 2))

@@ -9,10 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QPen
 
-# Okabe-Ito's colour-blind-safe set, extended by two of Paul Tol's for ten classes.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9",
-           "#D55E00", "#F0E442", "#000000", "#999999", "#882255")
+# Ten colours that read on the white background and (with the white outline the points get
+# there) on the dark decoded-image mosaic: none is black, white or pale.
+PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD",
+           "#8C564B", "#E377C2", "#17BECF", "#BCBD22", "#7F7F7F")
+POINT_ALPHA = 200  # slightly see-through, so a class drawn later never wholly hides another
 HOVER_RADIUS_PX = 6.0
 ERROR_BINS = 8
 KNN_RIGHT, KNN_WRONG = "#C8C8C8", "#D55E00"
@@ -54,8 +57,11 @@ class LatentMap(pg.PlotWidget):
         self.plot_item.setLabel("left", "z2")  # no grid lines: they cost 25 ms a frame at 70k points
         self.plot_item.setMenuEnabled(False)
         self.view_box.setAspectLocked(False)
-        self.legend = self.plot_item.addLegend(offset=(8, 8), labelTextColor="k",
-                                               brush=pg.mkBrush(255, 255, 255, 200))
+        # The legend sits beside the plot, never over the points; a click on an entry's swatch or
+        # its name shows or hides that class.
+        self.legend = pg.LegendItem(labelTextColor="k", verSpacing=-4)
+        self.plot_item.layout.addItem(self.legend, 2, 3)
+        self.plot_item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         self.scatters: list[pg.ScatterPlotItem] = []
         self.overlays: list[pg.ScatterPlotItem] = []  # points coloured by error or k-NN vote
         self.colour_mode = "class"
@@ -64,6 +70,7 @@ class LatentMap(pg.PlotWidget):
         self._class_visible: list[bool] | None = None  # the legend's choice, kept while recoloured
         self.grey_hidden = False
         self.greyed: set[int] = set()
+        self.outlined = False  # white outlines on the points, for the dark mosaic
         self.codes = np.zeros((0, 2), np.float32)
         self.labels = np.zeros(0, np.int64)
         self.class_names: tuple[str, ...] = ()
@@ -130,13 +137,30 @@ class LatentMap(pg.PlotWidget):
         self.scatters = []
         self.class_names = class_names
         for c, name in enumerate(class_names):
-            colour = PALETTE[c % len(PALETTE)]
-            s = pg.ScatterPlotItem(size=4, pen=None, brush=pg.mkBrush(colour), pxMode=True,
-                                   name=name, hoverable=False)
+            s = pg.ScatterPlotItem(size=4, pen=self._pen(), brush=self._brush(c), pxMode=True,
+                                   hoverable=False)
             self.plot_item.addItem(s)
+            self.legend.addItem(s, name)
+            sample, label = self.legend.items[-1]
+            label.mouseClickEvent = sample.mouseClickEvent  # the name toggles, like the swatch
             self.scatters.append(s)
             s.visibleChanged.connect(lambda c=c: self._on_class_visibility(c))
+        self.legend.setMaximumHeight(self.legend.height())  # its rows, not the plot's height
         self.greyed = set()
+
+    def _brush(self, c: int) -> QBrush:
+        colour = pg.mkColor(GREYED if c in self.greyed else PALETTE[c % len(PALETTE)])
+        colour.setAlpha(POINT_ALPHA)
+        return pg.mkBrush(colour)
+
+    def _pen(self) -> QPen | None:
+        return pg.mkPen(255, 255, 255, 220, width=1) if self.outlined else None
+
+    def set_mosaic_shown(self, shown: bool) -> None:
+        """Outline the points in white while the dark mosaic lies beneath them."""
+        self.outlined = shown
+        for item in (*self.scatters, *self.overlays):
+            item.setPen(self._pen())
 
     def set_grey_hidden(self, on: bool) -> None:
         """Hidden classes stay on the map in light grey (behind the others) instead of vanishing."""
@@ -153,7 +177,7 @@ class LatentMap(pg.PlotWidget):
     def _set_greyed(self, c: int, greyed: bool) -> None:
         s = self.scatters[c]
         (self.greyed.add if greyed else self.greyed.discard)(c)
-        s.setBrush(pg.mkBrush(GREYED if greyed else PALETTE[c % len(PALETTE)]))
+        s.setBrush(self._brush(c))
         s.setZValue(-1 if greyed else 0)
         s.setVisible(True)
 
@@ -200,7 +224,7 @@ class LatentMap(pg.PlotWidget):
             groups = [(~wrong, pg.mkColor(KNN_RIGHT)), (wrong, pg.mkColor(KNN_WRONG))]
         for mask, colour in groups:
             sel = self.codes[mask]
-            item = pg.ScatterPlotItem(x=sel[:, 0], y=sel[:, 1], size=4, pen=None,
+            item = pg.ScatterPlotItem(x=sel[:, 0], y=sel[:, 1], size=4, pen=self._pen(),
                                       brush=pg.mkBrush(colour), pxMode=True, hoverable=False)
             self.plot_item.addItem(item)
             self.overlays.append(item)

@@ -31,18 +31,18 @@ def install(window, started: float) -> None:
     timer = QTimer(window)
 
     def check() -> None:
-        ready = len(window.map.codes) > 0 and window.models.model is not None
-        if window.stack.currentWidget() is window.welcome and not window.data.busy:
+        s = window.session
+        ready = len(window.map.codes) > 0 and s.models.model is not None
+        if window.stack.currentWidget() is window.welcome and not s.data.busy:
             ready = True  # nothing to plot (no model, no data): the welcome page is the interface
         elif wait_data:  # the data loaded and plotted, or the search for it over without data
-            ready = ready and not window.data.busy and (
-                window.dataset is None or window.map_images is not None)
+            ready = ready and not s.data.busy and (s.dataset is None or s.points.images is not None)
         if not ready:
             return
         timer.stop()
         window.map.viewport().repaint()  # the first paint of the plotted map, synchronously
         report = {"first_paint_s": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb(),
-                  "points": int(len(window.map.codes)), "data_loaded": window.dataset is not None}
+                  "points": int(len(window.map.codes)), "data_loaded": s.dataset is not None}
         with open(path, "w") as f:
             json.dump(report, f)
         window.close()

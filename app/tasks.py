@@ -127,3 +127,68 @@ class TaskRunner(QObject):
         for task in list(self._tasks):
             task.cancel()
         return self.pool.waitForDone(timeout_ms)
+
+
+class LatestTasks(QObject):
+    """At most one live task per kind ("codes", "metrics", "mosaic"...): submitting a kind again
+    cancels its previous task, and only the latest task's results reach its callbacks.
+
+    The callbacks run on the GUI thread: the tasks' signals arrive in this object's slots (which
+    live there) and are handed on from there.
+    """
+
+    def __init__(self, runner: TaskRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self._tasks: dict[str, Task] = {}
+        self._callbacks: dict[Task, tuple[Callable | None, Callable | None, Callable | None]] = {}
+
+    def submit(self, kind: str, fn: Callable[..., Any], *args: Any, on_done: Callable | None = None,
+               on_failed: Callable | None = None, on_progress: Callable | None = None) -> Task:
+        """Start ``fn(cancel_token, report, *args)`` as the one task of ``kind``."""
+        self.cancel(kind)
+        task = self.runner.submit(fn, *args, on_done=self._on_done, on_failed=self._on_failed,
+                                  on_progress=self._on_progress)
+        # Safe after submit: the task's signals are queued to this thread, which is busy here.
+        self._tasks[kind] = task
+        self._callbacks[task] = (on_done, on_failed, on_progress)
+        return task
+
+    def cancel(self, *kinds: str) -> None:
+        """Cancel the tasks of ``kinds`` (all kinds when none is named)."""
+        for kind in kinds or list(self._tasks):
+            task = self._tasks.pop(kind, None)
+            if task is not None:
+                task.cancel()
+                self._callbacks.pop(task, None)
+
+    def running(self, kind: str) -> bool:
+        return kind in self._tasks
+
+    def _current(self, final: bool) -> tuple[Callable | None, Callable | None, Callable | None] | None:
+        task = self.sender()
+        callbacks = self._callbacks.get(task)
+        if callbacks is None:
+            return None
+        if final:
+            self._callbacks.pop(task, None)
+            self._tasks = {k: t for k, t in self._tasks.items() if t is not task}
+        return callbacks
+
+    @Slot(object)
+    def _on_done(self, result: Any) -> None:
+        callbacks = self._current(final=True)
+        if callbacks and callbacks[0]:
+            callbacks[0](result)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        callbacks = self._current(final=True)
+        if callbacks and callbacks[1]:
+            callbacks[1](message)
+
+    @Slot(object)
+    def _on_progress(self, payload: Any) -> None:
+        callbacks = self._current(final=False)
+        if callbacks and callbacks[2]:
+            callbacks[2](payload)

@@ -91,10 +91,13 @@ class TrainingPanel(QWidget):
 
         self.loss_plot = pg.PlotWidget(background="w")
         self.loss_plot.setMinimumHeight(140)
+        self.loss_plot.setVisible(False)  # empty axes would mean nothing: shown with the first loss
+        self.loss_hint = QLabel("The loss curve appears here when training starts.")
+        self.loss_hint.setWordWrap(True)
         pi = self.loss_plot.getPlotItem()
         pi.setLabel("bottom", "step")
         pi.setLabel("left", "loss (MSE)")
-        pi.setLogMode(y=True)
+        pi.getAxis("left").enableAutoSIPrefix(False)  # plain 0.04, not "40 (x0.001)"
         pi.addLegend(offset=(-4, 4), labelTextColor="k")
         self.train_curve = pi.plot([], [], pen=pg.mkPen("#0072B2", width=1.5), name="train")
         self.test_curve = pi.plot([], [], pen=pg.mkPen("#D55E00", width=2), symbol="o",
@@ -108,6 +111,7 @@ class TrainingPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.loss_hint)
         layout.addWidget(self.loss_plot, 1)
         self.set_running(False)
 
@@ -136,9 +140,13 @@ class TrainingPanel(QWidget):
             w.setEnabled(not running)
 
     def reset_curves(self) -> None:
+        """A new run: no curves, no progress or messages of the previous one."""
         self.train_points, self.test_points = [], []
         self.train_curve.setData([], [])
         self.test_curve.setData([], [])
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.status.setText("")
 
     def show_progress(self, p: Progress) -> None:
         self._steps_per_epoch = p.steps_per_epoch
@@ -149,6 +157,8 @@ class TrainingPanel(QWidget):
             self.train_points.append((p.global_step, p.loss))
             xs, ys = zip(*self.train_points)
             self.train_curve.setData(xs, ys)
+            self.loss_plot.setVisible(True)
+            self.loss_hint.setVisible(False)
 
     def show_epoch(self, e: EpochEnd) -> None:
         if math.isfinite(e.test_loss) and e.test_loss > 0:
@@ -159,5 +169,5 @@ class TrainingPanel(QWidget):
                             f"test loss {e.test_loss:.4f} ({e.seconds:.1f} s)")
 
     def show_finished(self, text: str) -> None:
+        """The run's outcome goes on the progress bar; the label keeps the last epoch's losses."""
         self.progress.setFormat(text)
-        self.status.setText(text)

@@ -42,9 +42,9 @@ def main() -> int:
         window.resize(1400, 860)
         window.show()
         window.start(None, args.data if Path(args.data).is_dir() else None)
-        wait(app, lambda: window.map_images is not None or not window.data.busy)
+        wait(app, lambda: window.session.points.images is not None or not window.session.data.busy)
         window.map.fit_view()
-        window.request_decode(0.5, 1.0)
+        window.explore.request_decode(0.5, 1.0)
         window.draw_dock.raise_()
         pad = window.draw_panel.pad
         points = [(70, 60), (150, 50), (210, 60), (180, 120), (150, 180), (130, 240)]
@@ -52,7 +52,7 @@ def main() -> int:
         for p in points[1:]:
             QTest.mouseMove(pad, QPoint(*p))
         QTest.mouseRelease(pad, Qt.MouseButton.LeftButton, pos=QPoint(*points[-1]))
-        wait(app, lambda: window.drawn_neighbours is not None, 60)
+        wait(app, lambda: window.draw.neighbours is not None, 60)
         app.processEvents()
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         ok = window.grab().save(args.out)

@@ -15,6 +15,7 @@ def isolated_env(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))  # the app's autosave
     monkeypatch.delenv("CAE_EXPLORER_DATA", raising=False)
     yield
 
@@ -35,7 +36,7 @@ def settings(tmp_path):
 def no_bundled_model(monkeypatch, tmp_path):
     """Pretend the bundled model is absent (a fresh install without resources)."""
     import app.main_window as mw
-    monkeypatch.setattr(mw, "BUNDLED_MODEL", tmp_path / "no-bundled-model.safetensors")
+    monkeypatch.setattr(mw, "bundled_model_path", lambda name="mnist": None)
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def window(qtbot, settings, tiny_folder, tmp_path, no_bundled_model):
     w.show()
     qtbot.waitExposed(w)
     w.start(str(model_path), str(tiny_folder), "folder")
-    qtbot.waitUntil(lambda: len(w.map.codes) == 64 or bool(w.last_error), timeout=20000)
+    qtbot.waitUntil(lambda: len(w.session.points) == 64 or bool(w.last_error), timeout=20000)
     assert not w.last_error
     yield w
     w.close()
@@ -68,3 +69,23 @@ def server(tiny_folder):
     from tests.http_server import serve
     with serve({f: (tiny_folder / f).read_bytes() for f in FILES.values()}) as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def answered_questions(monkeypatch):
+    """Modal questions (save an unsaved model? keep a stopped run?) would block a test forever:
+    they are answered "Discard"/"No" and recorded.  Tests of the dialogs themselves undo this
+    with ``monkeypatch.undo()`` and click the real buttons."""
+    from app.files import FilesController
+    asked: list[tuple[str, str]] = []
+
+    def ask(self, title, text, buttons, default):
+        from PySide6.QtWidgets import QMessageBox
+        asked.append((title, text))
+        for choice in (QMessageBox.StandardButton.Discard, QMessageBox.StandardButton.No):
+            if buttons & choice:
+                return choice
+        return default
+
+    monkeypatch.setattr(FilesController, "ask", ask)
+    return asked

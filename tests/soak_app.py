@@ -71,14 +71,14 @@ def main() -> int:
     seven = [(60, 60), (120, 60), (180, 60), (220, 60), (190, 120), (160, 180), (140, 240)]
 
     def work(n_decodes: int, n_clicks: int, n_draws: int, n_loads: int) -> None:
-        start = window.decode_count
+        start = window.explore.decode_count
         for i in range(n_clicks):
-            window._decode_timer.stop()  # clicks faster than the display rate would coalesce
+            window.explore.stop()  # clicks faster than the display rate would coalesce
             QTest.mouseClick(vp, Qt.MouseButton.LeftButton, pos=points[i % len(points)])
-        clicked = window.decode_count - start
-        while window.decode_count - start < n_decodes:  # the rest through the same decode path
-            window._decode_timer.stop()
-            window.request_decode(float(rng.normal()), float(rng.normal()))
+        clicked = window.explore.decode_count - start
+        while window.explore.decode_count - start < n_decodes:  # the rest through the same decode path
+            window.explore.stop()
+            window.explore.request_decode(float(rng.normal()), float(rng.normal()))
         clicks.append(clicked)
         for _ in range(n_draws):
             QTest.mousePress(pad, Qt.MouseButton.LeftButton, pos=QPoint(*seven[0]))
@@ -87,15 +87,15 @@ def main() -> int:
             QTest.mouseRelease(pad, Qt.MouseButton.LeftButton, pos=QPoint(*seven[-1]))
             pad.clear()
         for _ in range(n_loads):
-            window.open_model(str(model_path))
+            window.files.open_model(str(model_path))
             app.processEvents()
-        pump(lambda: not window.runner.busy)
+        pump(lambda: not window.session.runner.busy)
 
     clicks: list[int] = []
     work(1000, 200, 100, 10)  # warm-up: allocator arenas and torch's kernel caches fill up
-    before, decodes = rss_mb(), window.decode_count
+    before, decodes = rss_mb(), window.explore.decode_count
     work(10000, 2000, 1000, 50)
-    result = {"grown_mb": rss_mb() - before, "decodes": window.decode_count - decodes,
+    result = {"grown_mb": rss_mb() - before, "decodes": window.explore.decode_count - decodes,
               "click_decodes": clicks[-1],
               "warnings": WARNINGS, "error": window.last_error}
     window.close()

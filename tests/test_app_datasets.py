@@ -24,25 +24,25 @@ def fake_fashion(tmp_path, monkeypatch):
 def test_choosing_fashion_mnist_in_the_training_panel(window, fake_fashion, qtbot):
     combo = window.training_panel.dataset
     combo.setCurrentIndex(combo.findData("fashion-mnist"))
-    window._on_dataset_chosen("fashion-mnist")
-    qtbot.waitUntil(lambda: window.dataset.name == "fashion-mnist", timeout=10000)
+    window.training._on_dataset_chosen("fashion-mnist")
+    qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=10000)
     qtbot.waitUntil(lambda: window.map.class_names == FASHION_NAMES, timeout=10000)
     legend = [label.text for _, label in window.map.legend.items]
     assert legend == list(FASHION_NAMES)
-    np.testing.assert_array_equal(window.map.labels, window.dataset.test_labels)
+    np.testing.assert_array_equal(window.map.labels, window.session.dataset.test_labels)
 
 
 def test_a_model_brings_its_dataset(window, fake_fashion, tmp_path, qtbot):
     path = save_checkpoint(tmp_path / "fashion-model.safetensors", CAE(), {"dataset": "fashion-mnist"})
-    assert window.open_model(str(path))
-    qtbot.waitUntil(lambda: window.dataset.name == "fashion-mnist", timeout=10000)
-    qtbot.waitUntil(lambda: len(window.map.codes) == len(window.dataset.test_images)
+    assert window.files.open_model(str(path))
+    qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=10000)
+    qtbot.waitUntil(lambda: len(window.map.codes) == len(window.session.dataset.test_images)
                     and window.map.class_names == FASHION_NAMES, timeout=10000)
 
 
 def test_any_idx_folder_from_the_panel(window, tmp_path, qtbot, monkeypatch):
     other = write_dataset_folder(tmp_path / "my-digits", n_train=128, n_test=40, seed=9)
-    monkeypatch.setattr("app.main_window.QFileDialog.getExistingDirectory", lambda *a, **k: str(other))
-    window._on_dataset_chosen("folder")
-    qtbot.waitUntil(lambda: window.dataset.name == "my-digits", timeout=10000)
+    monkeypatch.setattr("app.files.QFileDialog.getExistingDirectory", lambda *a, **k: str(other))
+    window.training._on_dataset_chosen("folder")
+    qtbot.waitUntil(lambda: window.session.dataset.name == "my-digits", timeout=10000)
     qtbot.waitUntil(lambda: len(window.map.codes) == 40, timeout=10000)

@@ -25,7 +25,7 @@ def test_drawing_shows_reconstruction_marker_and_neighbours(window, qtbot):
     draw(qtbot, pad, SEVEN)
     assert not pad.is_empty and pad.ink().max() == 1.0
     pre = preprocess(pad.ink())
-    model = window.models.model
+    model = window.session.models.model
     with torch.no_grad():
         z = model.encode(torch.from_numpy(pre.image)[None, None])
         rec = model.decode(z).clamp(0, 1)[0, 0].numpy()
@@ -37,13 +37,13 @@ def test_drawing_shows_reconstruction_marker_and_neighbours(window, qtbot):
     assert window.map.drawn_marker.isVisible()
     assert f"{float(np.mean((rec - pre.image) ** 2)):.4f}" in panel.result_label.text()
     # Neighbours arrive once the training digits are encoded in the background.
-    qtbot.waitUntil(lambda: window.drawn_neighbours is not None, timeout=20000)
-    train_codes = encode_images(model, window.dataset.train_images)
+    qtbot.waitUntil(lambda: window.draw.neighbours is not None, timeout=20000)
+    train_codes = encode_images(model, window.session.dataset.train_images)
     expected = knn_indices(train_codes, z.numpy(), k=5)[0]
-    np.testing.assert_array_equal(window.drawn_neighbours, expected)
+    np.testing.assert_array_equal(window.draw.neighbours, expected)
     np.testing.assert_allclose(panel.neighbour_views[0].image,
-                               window.dataset.train_images[expected[0]] / 255.0, atol=1e-6)
-    assert panel.neighbour_labels[0].text() == str(window.dataset.train_labels[expected[0]])
+                               window.session.dataset.train_images[expected[0]] / 255.0, atol=1e-6)
+    assert panel.neighbour_labels[0].text() == str(window.session.dataset.train_labels[expected[0]])
     assert "their vote" in panel.vote_label.text()
 
 
@@ -98,7 +98,7 @@ def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
     vp = window.map.viewport()
     start = view_to_widget(window, mx[0], my[0])
     seen = []
-    window.decoded.connect(lambda x, y: seen.append((x, y)))
+    window.explore.decoded.connect(lambda x, y: seen.append((x, y)))
     send_mouse(vp, QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
     for dx in (10, 20, 30, 40, 50):
         qtbot.wait(25)

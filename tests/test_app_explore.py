@@ -22,12 +22,12 @@ def send_mouse(widget, kind, pos: QPoint, button, buttons):
 
 def expected_decode(window, z):
     with torch.no_grad():
-        return window.models.model.decode(torch.tensor([z], dtype=torch.float32)).clamp(0, 1)[0, 0].numpy()
+        return window.session.models.model.decode(torch.tensor([z], dtype=torch.float32)).clamp(0, 1)[0, 0].numpy()
 
 
 def test_map_shows_the_models_codes(window):
-    ds = window.dataset
-    np.testing.assert_allclose(window.map.codes, encode_images(window.models.model, ds.test_images),
+    ds = window.session.dataset
+    np.testing.assert_allclose(window.map.codes, encode_images(window.session.models.model, ds.test_images),
                                atol=1e-5)
     counts = [len(s.data) for s in window.map.scatters]
     assert counts == np.bincount(ds.test_labels, minlength=10).tolist()
@@ -38,13 +38,13 @@ def test_click_anywhere_decodes_that_point(window, qtbot):
     (x0, x1), (y0, y1) = vb.viewRange()
     target = (x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))  # not necessarily on a data point
     pos = view_to_widget(window, *target)
-    with qtbot.waitSignal(window.decoded, timeout=3000) as blocker:
+    with qtbot.waitSignal(window.explore.decoded, timeout=3000) as blocker:
         qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     z = blocker.args
     px, py = vb.viewPixelSize()
     assert abs(z[0] - target[0]) <= 2 * px and abs(z[1] - target[1]) <= 2 * py
     np.testing.assert_allclose(window.decoded_view.image, expected_decode(window, z), atol=1e-6)
-    assert window.current_z == tuple(z)
+    assert window.session.decoded_z == tuple(z)
     mx, my = window.map.marker.getData()
     assert (mx[0], my[0]) == pytest.approx(z)
     assert f"{z[0]:+.3f}" in window.coords_label.text()
@@ -55,7 +55,7 @@ def test_drag_decodes_along_the_path(window, qtbot):
     (x0, x1), (y0, y1) = vb.viewRange()
     path = [(x0 + t * (x1 - x0), y0 + 0.5 * (y1 - y0)) for t in np.linspace(0.2, 0.8, 8)]
     seen = []
-    window.decoded.connect(lambda x, y: seen.append((x, y)))
+    window.explore.decoded.connect(lambda x, y: seen.append((x, y)))
     vp = window.map.viewport()
     start = view_to_widget(window, *path[0])
     range_before = vb.viewRange()
@@ -83,8 +83,8 @@ def test_hover_shows_the_original_digit(window, qtbot):
     qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
     j = window.map.hover_index
     np.testing.assert_allclose(window.map.codes[j], window.map.codes[i], atol=0.05 * np.ptp(window.map.codes))
-    np.testing.assert_allclose(window.hover_view.image, window.dataset.test_images[j] / 255.0, atol=1e-6)
-    assert f"label {window.dataset.test_labels[j]}" in window.hover_label.text()
+    np.testing.assert_allclose(window.hover_view.image, window.session.dataset.test_images[j] / 255.0, atol=1e-6)
+    assert f"label {window.session.dataset.test_labels[j]}" in window.hover_label.text()
     assert f"index {j}" in window.hover_label.text()
 
 
@@ -92,10 +92,10 @@ def test_legend_click_toggles_a_class(window, qtbot):
     sample, _label = window.map.legend.items[3]
     scene_pos = sample.mapToScene(sample.boundingRect().center())
     pos = window.map.mapFromScene(scene_pos)
-    decodes = window.decode_count
+    decodes = window.explore.decode_count
     qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     qtbot.waitUntil(lambda: not window.map.class_visible(3), timeout=2000)
-    assert window.decode_count == decodes  # a legend click is not a point of the plane
+    assert window.explore.decode_count == decodes  # a legend click is not a point of the plane
     # Hidden points are not hovered.
     idx = int(np.flatnonzero(window.map.labels == 3)[0])
     assert window.map.nearest_point(window.map.view_box.mapViewToScene(QPointF(*window.map.codes[idx]))) \
@@ -113,14 +113,14 @@ def test_fit_view_frames_the_codes(window):
 
 
 def test_all_digits_view(window, qtbot):
-    window.set_map_all(True)
+    window.session.set_map_all(True)
     qtbot.waitUntil(lambda: len(window.map.codes) == 256 + 64, timeout=10000)
-    assert len(window.map_images) == 320
+    assert len(window.session.points.images) == 320
 
 
 def test_grey_out_hidden_classes_instead_of_removing(window, qtbot):
     from app.latent_map import GREYED
-    window.grey_action.setChecked(True)
+    window.toolbar.grey_action.setChecked(True)
     sample, _label = window.map.legend.items[4]
     pos = window.map.mapFromScene(sample.mapToScene(sample.boundingRect().center()))
     qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
@@ -133,5 +133,5 @@ def test_grey_out_hidden_classes_instead_of_removing(window, qtbot):
     assert scatter.isVisible() and window.map.class_visible(4)
     qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     qtbot.waitUntil(lambda: 4 in window.map.greyed, timeout=2000)
-    window.grey_action.setChecked(False)  # greyed classes become hidden ones
+    window.toolbar.grey_action.setChecked(False)  # greyed classes become hidden ones
     assert not scatter.isVisible() and not window.map.greyed

@@ -12,40 +12,40 @@ from tests.helpers import FILES, spec_for
 
 
 def test_open_a_bad_model_keeps_the_current_one(window, tmp_path):
-    before = window.models.model
+    before = window.session.models.model
     for content, message in ((b"\x80\x04garbage", "pickle"), (b"short", "too short")):
         bad = tmp_path / "bad.safetensors"
         bad.write_bytes(content)
-        assert not window.open_model(str(bad))
+        assert not window.files.open_model(str(bad))
         assert message in window.last_error
-        assert window.models.model is before
-    window.request_decode(0.0, 0.0)  # the window still works
+        assert window.session.models.model is before
+    window.explore.request_decode(0.0, 0.0)  # the window still works
     assert window.decoded_view.image is not None
 
 
 def test_save_then_open_and_recent_models(window, tmp_path, qtbot):
     path = tmp_path / "saved"  # the suffix is added
-    assert window.save_model(str(path))
+    assert window.files.save_model(str(path))
     saved = tmp_path / "saved.safetensors"
     ckpt = load_checkpoint(saved)
-    for k, v in window.models.model.state_dict().items():
+    for k, v in window.session.models.model.state_dict().items():
         assert torch.equal(v, ckpt.model.state_dict()[k])
-    assert window.recent_models()[0] == str(saved.resolve())
-    assert window.settings.value("lastModel") == str(saved.resolve())
+    assert window.files.recent_models()[0] == str(saved.resolve())
+    assert window.session.settings.value("lastModel") == str(saved.resolve())
     assert [a.text() for a in window.recent_menu.actions()][0] == str(saved.resolve())
     window.recent_menu.actions()[0].trigger()
-    assert window.models.path == saved.resolve() or window.models.path == saved
+    assert window.session.models.path == saved.resolve() or window.session.models.path == saved
 
 
 def test_save_into_a_missing_folder_is_a_clear_message(window, tmp_path):
-    assert not window.save_model(str(tmp_path / "missing" / "m.safetensors"))
+    assert not window.files.save_model(str(tmp_path / "missing" / "m.safetensors"))
     assert "could not save" in window.last_error
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".npy", ".npz"])
 def test_export_codes(window, tmp_path, suffix):
     path = tmp_path / f"codes{suffix}"
-    assert window.export_codes(str(path))
+    assert window.files.export_codes(str(path))
     if suffix == ".csv":
         table = np.loadtxt(path, delimiter=",", skiprows=1)
     elif suffix == ".npy":
@@ -58,19 +58,19 @@ def test_export_codes(window, tmp_path, suffix):
 
 
 def test_export_failures(window, tmp_path):
-    assert not window.export_codes(str(tmp_path / "nope" / "codes.csv"))
+    assert not window.files.export_codes(str(tmp_path / "nope" / "codes.csv"))
     assert "could not write" in window.last_error
-    assert not window.export_codes(str(tmp_path / "codes.txt"))
+    assert not window.files.export_codes(str(tmp_path / "codes.txt"))
     assert "unknown format" in window.last_error
 
 
 def test_export_map_png(window, tmp_path):
     from PySide6.QtGui import QImage
     path = tmp_path / "map.png"
-    assert window.export_map_png(str(path))
+    assert window.files.export_map_png(str(path))
     img = QImage(str(path))
     assert img.width() > 100 and img.height() > 100
-    assert not window.export_map_png(str(tmp_path / "missing" / "map.png"))
+    assert not window.files.export_map_png(str(tmp_path / "missing" / "map.png"))
 
 
 def test_settings_remember_geometry_and_data_folder(window, settings, tiny_folder, qtbot):
@@ -94,7 +94,7 @@ def empty_window(qtbot, settings, no_bundled_model, monkeypatch, tmp_path):
     qtbot.addWidget(w)
     w.show()
     w.start()
-    qtbot.waitUntil(lambda: not w.data.busy, timeout=10000)
+    qtbot.waitUntil(lambda: not w.session.data.busy, timeout=10000)
     yield w
     w.close()
 
@@ -112,7 +112,7 @@ def test_download_from_the_welcome_page(empty_window, server, tiny_folder, monke
     w.welcome.download_button.click()
     qtbot.waitUntil(lambda: len(w.map.codes) == 64, timeout=20000)
     assert w.stack.currentWidget() is w.map
-    assert w.models.model is not None and not w.models.trained
+    assert w.session.models.model is not None and not w.session.models.trained
     assert (D.user_cache_dir() / "mnist" / FILES["train_images"]).is_file()
 
 
@@ -120,22 +120,22 @@ def test_failed_download_leaves_the_app_usable(empty_window, server, tiny_folder
     monkeypatch.setitem(D.DATASETS, "mnist", spec_for(tiny_folder, (f"{server}/missing/",), "mnist"))
     w = empty_window
     w.welcome.download_button.click()
-    qtbot.waitUntil(lambda: not w.data.busy, timeout=10000)
+    qtbot.waitUntil(lambda: not w.session.data.busy, timeout=10000)
     assert "HTTP 404" in w.welcome.message.text()
     assert w.stack.currentWidget() is w.welcome
-    w.choose_data_folder(str(tiny_folder))  # another way in still works
+    w.files.choose_data_folder(str(tiny_folder))  # another way in still works
     qtbot.waitUntil(lambda: len(w.map.codes) == 64, timeout=20000)
 
 
 def test_cancel_a_download(empty_window, server, tiny_folder, monkeypatch, qtbot):
     monkeypatch.setitem(D.DATASETS, "mnist", spec_for(tiny_folder, (f"{server}/stall/",), "mnist"))
     w = empty_window
-    w.load_data("mnist", download=True)
+    w.session.load_data("mnist", download=True)
     qtbot.waitUntil(lambda: w.cancel_button.isVisible(), timeout=5000)
     w.cancel_button.click()
-    assert not w.data.busy and not w.cancel_button.isVisible()
+    assert not w.session.data.busy and not w.cancel_button.isVisible()
     release_stalled()
-    qtbot.waitUntil(lambda: not w.runner.busy, timeout=10000)
+    qtbot.waitUntil(lambda: not w.session.runner.busy, timeout=10000)
     cache = D.user_cache_dir() / "mnist"
     assert not cache.exists() or not any(cache.iterdir())
 
@@ -144,7 +144,7 @@ def test_closing_during_a_download_is_quick(empty_window, server, tiny_folder, m
     import time
     monkeypatch.setitem(D.DATASETS, "mnist", spec_for(tiny_folder, (f"{server}/stall/",), "mnist"))
     w = empty_window
-    w.load_data("mnist", download=True)
+    w.session.load_data("mnist", download=True)
     qtbot.waitUntil(lambda: w.cancel_button.isVisible(), timeout=5000)
     qtbot.wait(200)
     t = time.perf_counter()
@@ -155,10 +155,10 @@ def test_closing_during_a_download_is_quick(empty_window, server, tiny_folder, m
 def test_reopening_models_does_not_pile_up_menu_actions(window, tmp_path):
     from PySide6.QtGui import QAction
     path = tmp_path / "again.safetensors"
-    assert window.save_model(str(path))
-    assert window.open_model(str(path))
+    assert window.files.save_model(str(path))
+    assert window.files.open_model(str(path))
     count = len(window.findChildren(QAction))
     for _ in range(5):
-        assert window.open_model(str(path))
+        assert window.files.open_model(str(path))
     assert len(window.findChildren(QAction)) == count
-    assert len(window.recent_menu.actions()) == len(window.recent_models())
+    assert len(window.recent_menu.actions()) == len(window.files.recent_models())

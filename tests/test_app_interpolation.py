@@ -10,15 +10,15 @@ from tests.test_app_explore import send_mouse, view_to_widget
 
 def decode(window, zs):
     with torch.no_grad():
-        return window.models.model.decode(torch.from_numpy(np.asarray(zs, np.float32))).clamp(0, 1)[:, 0].numpy()
+        return window.session.models.model.decode(torch.from_numpy(np.asarray(zs, np.float32))).clamp(0, 1)[:, 0].numpy()
 
 
 def test_strip_ends_are_the_decodes_of_the_end_points(window, qtbot):
-    window.request_decode(-0.3, 0.4)
-    assert window.set_endpoint("A", "decoded")
+    window.explore.request_decode(-0.3, 0.4)
+    assert window.interpolation.set_endpoint("A", "decoded")
     draw(qtbot, window.draw_panel.pad, SEVEN)
-    assert window.set_endpoint("B", "drawn")
-    a, b = np.array([-0.3, 0.4], np.float32), window.drawn_z
+    assert window.interpolation.set_endpoint("B", "drawn")
+    a, b = np.array([-0.3, 0.4], np.float32), window.session.drawn_z
     panel = window.interp_panel
     panel.steps.setValue(7)
     assert panel.frames.shape == (7, 28, 28) and panel.zs.shape == (7, 2)
@@ -39,18 +39,18 @@ def test_hovered_data_point_as_end_point_with_the_key(window, qtbot):
     qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
     window.map.setFocus()
     qtbot.keyClick(window.map, Qt.Key.Key_A)
-    np.testing.assert_array_equal(window.endpoints["A"], window.map.codes[window.map.hover_index])
-    assert window.endpoints["B"] is None and window.interp_panel.frames is None
+    np.testing.assert_array_equal(window.session.endpoints["A"], window.map.codes[window.map.hover_index])
+    assert window.session.endpoints["B"] is None and window.interp_panel.frames is None
 
 
 def test_missing_end_point_is_explained(window):
-    assert not window.set_endpoint("B", "drawn")
+    assert not window.interpolation.set_endpoint("B", "drawn")
     assert "draw a digit first" in window.statusBar().currentMessage()
 
 
 def test_exports(window, tmp_path):
-    window.endpoints = {"A": np.array([0, 0], np.float32), "B": np.array([1, 1], np.float32)}
-    window.update_interpolation()
+    window.session.endpoints = {"A": np.array([0, 0], np.float32), "B": np.array([1, 1], np.float32)}
+    window.interpolation.update()
     png, csv = tmp_path / "strip.png", tmp_path / "z.csv"
     assert window.interp_panel.save_png(str(png)) == ""
     image = QImage(str(png))
@@ -59,5 +59,5 @@ def test_exports(window, tmp_path):
     table = np.loadtxt(csv, delimiter=",", skiprows=1)
     np.testing.assert_allclose(table[:, 1:], window.interp_panel.zs, atol=1e-6)
     assert window.interp_panel.save_csv(str(tmp_path / "missing" / "z.csv")).startswith("could not write")
-    assert not window._export_problem("could not write x")
+    window.interpolation._report("could not write x")
     assert "could not write x" in window.last_error

@@ -47,8 +47,8 @@ SCRIPT = textwrap.dedent("""
         if not started:
             started.append(time.perf_counter())
             QTimer.singleShot(0, w.close)
-    w.training.progress.connect(on_progress)
-    w.data.loaded.connect(lambda ds: QTimer.singleShot(0, w.start_training))
+    w.session.training.progress.connect(on_progress)
+    w.session.data.loaded.connect(lambda ds: QTimer.singleShot(0, w.training.start))
     code = app.exec()
     sys.stderr.write(f"closed-after {time.perf_counter() - started[0]:.2f}\\n")
     sys.exit(code)

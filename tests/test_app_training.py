@@ -19,53 +19,53 @@ def set_settings(window, epochs=2, batch=32):
 
 def test_training_runs_to_the_end_and_updates_everything(window, qtbot):
     set_settings(window, epochs=2, batch=32)
-    before = window.models.model.decoder[0].weight.detach().clone()
+    before = window.session.models.model.decoder[0].weight.detach().clone()
     snapshots = []
-    window.training.snapshot.connect(snapshots.append)
-    with qtbot.waitSignal(window.training.finished, timeout=60000) as done:
+    window.session.training.snapshot.connect(snapshots.append)
+    with qtbot.waitSignal(window.session.training.finished, timeout=60000) as done:
         qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
-        assert window.training.running and not window.training_panel.train_button.isEnabled()
+        assert window.session.training.running and not window.training_panel.train_button.isEnabled()
     finished, state = done.args
     assert not finished.stopped and finished.epochs_done == 2
     assert len(window.training_panel.test_points) == 2 and window.training_panel.train_points
     assert len(snapshots) >= 3  # initial + one per epoch at least
     # The GUI adopted the trained weights and re-encoded the map with them.
-    assert not torch.equal(window.models.model.decoder[0].weight, before)
-    for k, v in window.models.model.state_dict().items():
+    assert not torch.equal(window.session.models.model.decoder[0].weight, before)
+    for k, v in window.session.models.model.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), state[k])
-    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
-    qtbot.waitUntil(lambda: window._encode_task is None, timeout=10000)
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    qtbot.waitUntil(lambda: not window.session.tasks.running("codes"), timeout=10000)
     from cae.metrics import encode_images
-    np.testing.assert_allclose(window.map.codes, encode_images(window.models.model,
-                                                              window.dataset.test_images), atol=1e-5)
+    np.testing.assert_allclose(window.map.codes, encode_images(window.session.models.model,
+                                                              window.session.dataset.test_images), atol=1e-5)
     assert window.training_panel.train_button.isEnabled()
-    assert window.models.metadata["epochs_done"] == 2 and window.dirty
+    assert window.session.models.metadata["epochs_done"] == 2 and window.session.dirty
 
 
 def test_decoding_while_training_uses_the_snapshot_decoder(window, qtbot):
     set_settings(window, epochs=1, batch=16)
-    with qtbot.waitSignal(window.training.snapshot, timeout=30000) as got:
-        window.start_training()
+    with qtbot.waitSignal(window.session.training.snapshot, timeout=30000) as got:
+        window.training.start()
     snap = got.args[0]
     # The window's slot ran before ours: its decoder now holds exactly the snapshot's weights.
-    for k, v in window.models.model.state_dict().items():
+    for k, v in window.session.models.model.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), snap.model_state[k])
     reference = CAE()
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in snap.model_state.items()})
-    window._decode_timer.stop()
-    window.request_decode(0.1, -0.2)
+    window.explore.stop()
+    window.explore.request_decode(0.1, -0.2)
     with torch.no_grad():
         expected = reference.decode(torch.tensor([[0.1, -0.2]])).clamp(0, 1)[0, 0].numpy()
     np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
-    qtbot.waitUntil(lambda: not window.training.running, timeout=60000)
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=60000)
 
 
 def test_stop_ends_within_one_batch(window, qtbot):
     set_settings(window, epochs=200, batch=8)
-    with qtbot.waitSignal(window.training.progress, timeout=30000):
-        window.start_training()
-    trainer = window.training.trainer
-    with qtbot.waitSignal(window.training.finished, timeout=5000) as done:
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        window.training.start()
+    trainer = window.session.training.trainer
+    with qtbot.waitSignal(window.session.training.finished, timeout=5000) as done:
         qtbot.mouseClick(window.training_panel.stop_button, Qt.MouseButton.LeftButton)
         steps_at_stop = trainer.global_step
     assert done.args[0].stopped
@@ -74,9 +74,9 @@ def test_stop_ends_within_one_batch(window, qtbot):
 
 def test_pause_and_resume(window, qtbot):
     set_settings(window, epochs=200, batch=8)
-    with qtbot.waitSignal(window.training.progress, timeout=30000):
-        window.start_training()
-    trainer = window.training.trainer
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        window.training.start()
+    trainer = window.session.training.trainer
     qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
     assert window.training_panel.pause_button.text() == "Resume"
     qtbot.wait(300)
@@ -85,19 +85,19 @@ def test_pause_and_resume(window, qtbot):
     assert trainer.global_step == paused_at
     qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: trainer.global_step > paused_at + 2, timeout=5000)
-    window.training.stop()
-    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
+    window.session.training.stop()
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
 
 
 def test_closing_mid_training_is_clean_and_fast(window, qtbot):
     set_settings(window, epochs=200, batch=8)
-    with qtbot.waitSignal(window.training.progress, timeout=30000):
-        window.start_training()
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        window.training.start()
     import time
     t = time.perf_counter()
     window.close()
     assert time.perf_counter() - t < 2.0
-    assert not window.training.running
+    assert not window.session.training.running
 
 
 def test_worker_exception_reaches_the_user_and_window_still_works(window, qtbot, monkeypatch):
@@ -107,14 +107,14 @@ def test_worker_exception_reaches_the_user_and_window_still_works(window, qtbot,
 
     monkeypatch.setattr(Trainer, "run", broken_run)
     set_settings(window, epochs=1)
-    with qtbot.waitSignal(window.training.failed, timeout=10000):
-        window.start_training()
-    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
+    with qtbot.waitSignal(window.session.training.failed, timeout=10000):
+        window.training.start()
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
     assert "simulated failure inside the worker" in window.last_error
     assert window._error_box is not None and window._error_box.isVisible()
     assert window.training_panel.train_button.isEnabled()
-    with qtbot.waitSignal(window.decoded, timeout=2000):
-        window.request_decode(0.0, 0.0)
+    with qtbot.waitSignal(window.explore.decoded, timeout=2000):
+        window.explore.request_decode(0.0, 0.0)
 
 
 def test_non_finite_loss_is_reported_and_last_good_weights_kept(window, qtbot):
@@ -133,15 +133,15 @@ def test_non_finite_loss_is_reported_and_last_good_weights_kept(window, qtbot):
     mp.setattr(cae.train, "reconstruction_loss", poisoned)
     try:
         window.training_panel.epochs.setValue(3)
-        with qtbot.waitSignal(window.training.failed, timeout=30000) as failed:
-            window.start_training()
+        with qtbot.waitSignal(window.session.training.failed, timeout=30000) as failed:
+            window.training.start()
     finally:
         mp.undo()
     assert "loss became nan" in failed.args[0]
     state = failed.args[1]
     assert all(np.isfinite(v).all() for v in state.values())
-    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
-    assert all(torch.isfinite(p).all() for p in window.models.model.parameters())
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    assert all(torch.isfinite(p).all() for p in window.session.models.model.parameters())
 
 
 @pytest.mark.parametrize("field, value", [("batch_size", 0), ("epochs", 0)])
@@ -154,15 +154,15 @@ def test_invalid_settings_get_a_message(window, field, value, monkeypatch):
         return TrainConfig(**{**{k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, field: value})
 
     monkeypatch.setattr(window.training_panel, "config", bad)
-    window.start_training()
-    assert not window.training.running and "must be" in window.last_error
+    window.training.start()
+    assert not window.session.training.running and "must be" in window.last_error
 
 
 def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     from cae.metrics import evaluate
     panel = window.metrics_panel
     qtbot.waitUntil(lambda: panel.metrics is not None, timeout=20000)
-    expected = evaluate(window.models.model, window.dataset)
+    expected = evaluate(window.session.models.model, window.session.dataset)
     assert panel.metrics["test_mse"] == pytest.approx(expected["test_mse"], rel=1e-5)
     assert panel.metrics["knn5_accuracy"] == expected["knn5_accuracy"]
     assert panel.metrics["knn5_confusion"] == expected["knn5_confusion"]
@@ -175,26 +175,26 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     seen = []
     original = panel.show_metrics
     panel.show_metrics = lambda m, names, source: (seen.append(source), original(m, names, source))
-    window.start_training()
-    qtbot.waitUntil(lambda: not window.training.running, timeout=60000)
+    window.training.start()
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=60000)
     # (a newer request supersedes one still running, so on this tiny data some epochs' looks
     # are replaced by the next; at least one arrives, and the last word is the full evaluation)
     qtbot.waitUntil(lambda: seen and "while training" not in seen[-1], timeout=30000)
     assert any("while training" in s for s in seen)
-    final = evaluate(window.models.model, window.dataset)
+    final = evaluate(window.session.models.model, window.session.dataset)
     assert panel.metrics["test_mse"] == pytest.approx(final["test_mse"], rel=1e-5)
 
 
 def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     set_settings(window, epochs=3, batch=32)
     snapshots = []
-    window.training.snapshot.connect(snapshots.append)
-    with qtbot.waitSignal(window.training.finished, timeout=60000):
-        window.start_training()
-    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
-    tl = window.timeline
+    window.session.training.snapshot.connect(snapshots.append)
+    with qtbot.waitSignal(window.session.training.finished, timeout=60000):
+        window.training.start()
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    tl = window.session.timeline
     assert tl.epochs == [0, 1, 2, 3]
-    slider = window.timeline_slider
+    slider = window.toolbar.timeline_slider
     assert slider.maximum() == 3 and slider.value() == 3
     # Epoch 1 as the trainer saw it: the epoch-end snapshot of epoch 1.
     snap1 = [s for s in snapshots if s.epoch == 1][-1]
@@ -202,30 +202,30 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     np.testing.assert_array_equal(window.map.codes, snap1.codes)
     reference = CAE()
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in snap1.model_state.items()})
-    window._decode_timer.stop()
-    window.request_decode(0.3, 0.1)
+    window.explore.stop()
+    window.explore.request_decode(0.3, 0.1)
     with torch.no_grad():
         expected = reference.decode(torch.tensor([[0.3, 0.1]])).clamp(0, 1)[0, 0].numpy()
     np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
     # The decoded-image map draws with epoch 1's decoder too.
-    window.mosaic_size.setValue(3)  # 9 points: decoded by the model itself, so exactly
-    window.mosaic_action.setChecked(True)
-    qtbot.waitUntil(lambda: window._batch_decoder is not None
+    window.toolbar.mosaic_size.setValue(3)  # 9 points: decoded by the model itself, so exactly
+    window.toolbar.mosaic_action.setChecked(True)
+    qtbot.waitUntil(lambda: window.layers.batch_decoder is not None
                     and window.map.mosaic_rect == window.map.visible_rect(), timeout=10000)
     centre = grid_centres(*window.map.mosaic_rect, 3)[4]
     with torch.no_grad():
         tile = reference.decode(torch.from_numpy(centre[None])).clamp(0, 1)[0, 0].numpy()
     np.testing.assert_allclose(tile_at(window.map.mosaic_item.image, 3, 1, 1), tile, atol=1e-5)
-    window.mosaic_action.setChecked(False)
+    window.toolbar.mosaic_action.setChecked(False)
     # Saved with the model, replayed after reopening.
     path = tmp_path / "run.safetensors"
-    assert window.save_model(str(path))
-    assert window.open_model(str(path))
-    assert window.timeline.epochs == [0, 1, 2, 3]
-    window.timeline_slider.setValue(1)
+    assert window.files.save_model(str(path))
+    assert window.files.open_model(str(path))
+    assert window.session.timeline.epochs == [0, 1, 2, 3]
+    window.toolbar.timeline_slider.setValue(1)
     np.testing.assert_array_equal(window.map.codes, snap1.codes)
-    window._decode_timer.stop()
-    window.request_decode(0.3, 0.1)
+    window.explore.stop()
+    window.explore.request_decode(0.3, 0.1)
     np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
-    window.timeline_slider.setValue(3)  # back to now: the current model
-    assert window.models.decoder_override is None
+    window.toolbar.timeline_slider.setValue(3)  # back to now: the current model
+    assert window.session.models.decoder_override is None

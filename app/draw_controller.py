@@ -1,0 +1,78 @@
+"""Drawing a digit: preprocess the pad, reconstruct it, put its code on the map (a star that can
+be dragged) and show its nearest training digits with their vote.
+
+Updates are throttled while the pen moves (a steady rate, not restarted by every move), so the
+reconstruction and the star follow the stroke; the end of a stroke updates at once.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, Slot
+
+from cae.metrics import knn_indices, vote
+from cae.preprocess import EmptyDrawingError, preprocess
+
+from .draw_panel import DrawPanel
+from .latent_map import LatentMap
+from .session import Session
+
+LIVE_INTERVAL_MS = 40  # while a stroke is drawn: 25 updates a second
+
+
+class DrawController(QObject):
+    def __init__(self, session: Session, panel: DrawPanel, map_: LatentMap) -> None:
+        super().__init__(session)
+        self.session, self.panel, self.map = session, panel, map_
+        self.neighbours = None  # indices of the drawn digit's nearest training digits
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(LIVE_INTERVAL_MS)
+        self._timer.timeout.connect(self.update_drawing)
+        panel.pad.inkChanged.connect(self._throttle)
+        panel.pad.strokeFinished.connect(self.update_drawing)
+        session.decoderChanged.connect(self.update_drawing)
+        session.trainCodesReady.connect(self.update_drawing)
+        session.datasetChanged.connect(lambda _: self.update_drawing())
+
+    @Slot()
+    def _throttle(self) -> None:
+        if not self._timer.isActive():  # a running timer is not restarted: that would debounce
+            self._timer.start()
+
+    @Slot()
+    def update_drawing(self) -> None:
+        """Preprocess the pad, reconstruct it, place its code on the map, find its neighbours."""
+        self._timer.stop()
+        s, panel = self.session, self.panel
+        if s.models.model is None or s.closing:
+            return
+        try:
+            if panel.pad.is_empty:
+                raise EmptyDrawingError("nothing drawn")
+            pre = preprocess(panel.pad.ink())
+        except EmptyDrawingError:
+            self.neighbours = None
+            panel.show_empty()
+            self.map.set_drawn_marker(None)
+            s.set_drawn(None)
+            return
+        z, reconstruction = s.models.reconstruct(pre.image)
+        s.set_drawn(z)
+        panel.show_result(pre, reconstruction, z)
+        self.map.set_drawn_marker((float(z[0]), float(z[1])))
+        ds = s.dataset
+        noun = "digits" if ds is None or ds.name == "mnist" else "images"
+        if ds is None:
+            panel.show_neighbours(None, [], f"load a dataset to see the nearest training {noun}")
+            return
+        if s.train_codes is None:
+            s.request_train_codes()
+            panel.show_neighbours(None, [], f"finding the nearest training {noun}…" if
+                                  not s.training.running else "neighbours appear after training")
+            return
+        idx = knn_indices(s.train_codes, z[None], k=5)[0]
+        self.neighbours = idx
+        labels = ds.train_labels[idx]
+        names = ds.class_names
+        winner = int(vote(labels[None], len(names))[0])
+        panel.show_neighbours(ds.train_images[idx], [names[i] for i in labels],
+                              f"their vote: <b>{names[winner]}</b>")

@@ -1,0 +1,130 @@
+"""Exploring the map: click or drag to decode, arrow keys to nudge, typed z, hovered digits.
+
+Decodes run on the GUI thread (one small decode, about a millisecond) and are throttled, not
+debounced: a drag decodes at most once per display frame and always ends on its last point.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtWidgets import QLabel, QLineEdit
+
+from .image_view import ImageView
+from .latent_map import LatentMap
+from .session import Session
+
+DECODE_INTERVAL_MS = 16  # drags decode at most at the display rate
+
+
+class ExploreController(QObject):
+    decoded = Signal(float, float)  # a latent point was decoded and shown
+
+    def __init__(self, session: Session, map_: LatentMap, decoded_view: ImageView, z_label: QLabel,
+                 z_edits: tuple[QLineEdit, QLineEdit], hover_view: ImageView, hover_label: QLabel,
+                 coords_label: QLabel, hover_title: QLabel) -> None:
+        super().__init__(session)
+        self.session, self.map = session, map_
+        self.decoded_view, self.z_label, self.z_edits = decoded_view, z_label, z_edits
+        self.hover_view, self.hover_label, self.hover_title = hover_view, hover_label, hover_title
+        self.coords_label = coords_label
+        self.decode_count = 0
+        self.last_decode_ms = 0.0
+        self._decode_times: list[float] = []  # when the decodes of the last second happened
+        self._pending: tuple[float, float] | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(DECODE_INTERVAL_MS)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._decode_pending)
+        map_.explored.connect(self.request_decode)
+        map_.nudged.connect(self.nudge)
+        map_.hovered.connect(self._on_hover)
+        for edit in z_edits:
+            edit.returnPressed.connect(self.go_to_typed_z)
+        session.decoderChanged.connect(self._redecode)
+        session.modelChanged.connect(self._warm_up)
+        session.datasetChanged.connect(self._on_dataset)
+
+    @Slot(float, float)
+    def request_decode(self, x: float, y: float) -> None:
+        """Decode now if idle, else at the next display tick (drags coalesce to <= 60 Hz)."""
+        self._pending = (x, y)
+        if not self._timer.isActive():
+            self._decode_pending()
+
+    @Slot()
+    def _decode_pending(self) -> None:
+        if self._pending is None or self.session.models.model is None:
+            return
+        x, y = self._pending
+        self._pending = None
+        t0 = time.perf_counter()
+        image = self.session.models.decode_one(x, y)
+        now = time.perf_counter()
+        self.last_decode_ms = 1e3 * (now - t0)
+        self.decode_count += 1
+        self._decode_times = [t for t in self._decode_times if now - t < 1.0] + [now]
+        self.session.set_decoded((x, y))
+        self.decoded_view.set_image(image)
+        self.map.set_marker(x, y)
+        self.z_label.setText(f"z = ({x:.3f}, {y:.3f})")
+        self.coords_label.setText(f"z1 {x:+.3f}  z2 {y:+.3f}  ·  decode {self.last_decode_ms:.1f} ms"
+                                  f"  ·  {len(self._decode_times)} decodes/s")
+        self._timer.start()
+        self.decoded.emit(x, y)
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    @Slot()
+    def _redecode(self) -> None:
+        """New weights draw the decoded point anew (a snapshot, a scrub, another model)."""
+        if self.session.decoded_z is not None:
+            self.request_decode(*self.session.decoded_z)
+
+    @Slot()
+    def _warm_up(self) -> None:
+        """The first decode builds the CPU kernels (~50 ms): do it now, not on the user's click."""
+        QTimer.singleShot(0, lambda: self.session.models.model is not None
+                          and self.session.models.decode_one(0.0, 0.0))
+
+    @Slot(float, float)
+    def nudge(self, fx: float, fy: float) -> None:
+        """Move the decoded point by a fraction of the visible width/height (arrow keys)."""
+        z = self.session.decoded_z
+        if z is None:
+            return
+        x0, x1, y0, y1 = self.map.visible_rect()
+        self.request_decode(z[0] + fx * (x1 - x0), z[1] + fy * (y1 - y0))
+
+    def go_to_typed_z(self) -> bool:
+        """Decode the z typed into the two fields; anything but two finite numbers is refused."""
+        try:
+            z = tuple(float(edit.text()) for edit in self.z_edits)
+        except ValueError:
+            self.session.error.emit("Not a latent point",
+                                    "Type two numbers, z1 and z2 (e.g. 0.5 and -1.2).")
+            return False
+        if not all(np.isfinite(z)):
+            self.session.error.emit("Not a latent point",
+                                    "z1 and z2 must be finite numbers (not NaN or inf).")
+            return False
+        self._timer.stop()
+        self.request_decode(*z)
+        return True
+
+    @Slot(int)
+    def _on_hover(self, index: int) -> None:
+        points = self.session.points
+        if index < 0 or points.images is None or index >= len(points):
+            self.hover_view.set_image(None)
+            self.hover_label.setText("hover over a point")
+            return
+        self.hover_view.set_image(points.images[index] / 255.0)
+        self.hover_label.setText(f"label {points.class_name(index)} · index {index}")
+
+    @Slot(object)
+    def _on_dataset(self, dataset) -> None:
+        noun = "digit" if dataset.name == "mnist" else "image"
+        self.hover_title.setText(f"<b>{noun.capitalize()} under the cursor</b>")

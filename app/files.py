@@ -1,0 +1,161 @@
+"""Files: open, save and recent models, exports, data folders, and never losing an unsaved model
+(Save / Discard / Cancel before it is replaced or the window closes; the autosave of a run that
+was killed is offered back at the next start)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
+
+from cae.codes import write_codes
+from cae.errors import CAEError
+
+from . import autosave
+from .latent_map import LatentMap
+from .session import Session
+
+MAX_RECENT = 8
+Button = QMessageBox.StandardButton
+
+
+class FilesController(QObject):
+    def __init__(self, session: Session, parent: QWidget, map_: LatentMap,
+                 recent_menu: QMenu) -> None:
+        super().__init__(session)
+        self.session, self.parent, self.map, self.recent_menu = session, parent, map_, recent_menu
+        self.rebuild_recent_menu()
+
+    # --------------------------------------------------------------------------- questions
+    def ask(self, title: str, text: str, buttons: Button, default: Button) -> Button:
+        """A modal question (tests replace this method)."""
+        return QMessageBox.question(self.parent, title, text, buttons, default)
+
+    def confirm_replace(self, what: str) -> bool:
+        """Before ``what`` replaces an unsaved model: Save, Discard or Cancel.  True: go on."""
+        s = self.session
+        if not s.dirty or s.models.model is None:
+            return True
+        answer = self.ask("Unsaved model", f"The current model has not been saved. Save it before "
+                          f"you {what}?", Button.Save | Button.Discard | Button.Cancel, Button.Save)
+        if answer == Button.Save:
+            return self.save_model()
+        if answer == Button.Discard:
+            s.discard_unsaved()
+            return True
+        return False
+
+    def ask_keep(self, text: str) -> bool:
+        return self.ask("Training stopped", text, Button.Yes | Button.No, Button.Yes) == Button.Yes
+
+    def offer_autosave(self) -> bool:
+        """At start: a run that was never saved or discarded left its last epoch; reopen it?"""
+        found = autosave.pending()
+        if found is None:
+            return False
+        answer = self.ask("Recover the last training run?",
+                          "The app was closed before the model of the last training run was saved. "
+                          "Open its last autosaved epoch now (you can then save it)?",
+                          Button.Open | Button.Discard | Button.Ignore, Button.Open)
+        if answer == Button.Discard:
+            autosave.clear()
+        if answer != Button.Open:
+            return False
+        if not self.session.load_model(found):
+            return False
+        self.session.models.path = None  # not a document of the user's yet: save asks where
+        self.session.set_dirty(True)
+        return True
+
+    # --------------------------------------------------------------------------- models
+    def open_model(self, path: str | None = None) -> bool:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self.parent, "Open model", "",
+                                                  "Models (*.safetensors);;All files (*)")
+            if not path:
+                return False
+        if not self.confirm_replace("open another model"):
+            return False
+        if not self.session.load_model(path):
+            return False
+        self.remember(path)
+        return True
+
+    def save_model(self, path: str | None = None) -> bool:
+        s = self.session
+        if s.models.model is None:
+            return False
+        if path is None:
+            suggested = str(s.models.path) if s.models.path else "model.safetensors"
+            path, _ = QFileDialog.getSaveFileName(self.parent, "Save model", suggested,
+                                                  "Models (*.safetensors)")
+            if not path:
+                return False
+        if not path.endswith(".safetensors"):
+            path += ".safetensors"
+        if not s.save_model(path):
+            return False
+        self.remember(path)
+        return True
+
+    def remember(self, path: str) -> None:
+        settings = self.session.settings
+        path = str(Path(path).resolve())
+        recent = [p for p in self.recent_models() if p != path]
+        settings.setValue("recentModels", [path, *recent][:MAX_RECENT])
+        settings.setValue("lastModel", path)
+        self.rebuild_recent_menu()
+
+    def recent_models(self) -> list[str]:
+        value = self.session.settings.value("recentModels", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()  # deletes the old actions: they belong to the menu
+        for path in self.recent_models():
+            action = QAction(path, self.recent_menu)
+            action.triggered.connect(lambda checked=False, p=path: self.open_model(p))
+            self.recent_menu.addAction(action)
+        self.recent_menu.setEnabled(bool(self.recent_models()))
+
+    # --------------------------------------------------------------------------- data
+    def choose_data_folder(self, folder: str | None = None) -> None:
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self.parent, "Folder with the four IDX files")
+            if not folder:
+                return
+        self.session.load_data("auto", folder)
+
+    # --------------------------------------------------------------------------- exports
+    def export_codes(self, path: str | None = None) -> bool:
+        points = self.session.points
+        if len(points) == 0:
+            self.session.error.emit("Nothing to export", "There are no latent codes on the map yet.")
+            return False
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self.parent, "Export latent codes", "codes.csv",
+                                                  "CSV (*.csv);;NumPy (*.npy);;NumPy archive (*.npz)")
+            if not path:
+                return False
+        try:
+            write_codes(path, points.codes, points.labels)
+        except CAEError as exc:
+            self.session.error.emit("Could not export", str(exc))
+            return False
+        self.session.status.emit(f"wrote {len(points):,} codes to {path}", 5000)
+        return True
+
+    def export_map_png(self, path: str | None = None) -> bool:
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self.parent, "Export map", "latent-map.png",
+                                                  "PNG (*.png)")
+            if not path:
+                return False
+        if not self.map.grab().save(path, "PNG"):
+            self.session.error.emit("Could not export", f"could not write {path}")
+            return False
+        self.session.status.emit(f"saved {path}", 5000)
+        return True

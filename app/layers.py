@@ -1,0 +1,205 @@
+"""What the map shows and how: the session's points, the view that follows them, the colouring
+(class, reconstruction error, wrong 5-NN vote), the decoded-image mosaic and the timeline slider.
+
+The Colour box, the legend and the map are changed together here, so they always agree.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Slot
+
+from cae.batch_decode import BatchDecoder
+from cae.metrics import knn_predict_excluding_self, reconstruction_errors
+from cae.model import CAE
+
+from .latent_map import LatentMap
+from .map_toolbar import MapToolbar
+from .mosaic import mosaic
+from .points import MapPoints, encode_chunks
+from .session import Session
+
+MOSAIC_DELAY_MS = 120  # recompute once panning or zooming pauses
+
+
+def _mosaic_task(cancel, report, decoder: BatchDecoder | CAE, rect: tuple,
+                 n: int) -> tuple[np.ndarray | None, BatchDecoder]:
+    """The mosaic, and the decoder it used (built here from a model copy when there was none
+    for these weights, so the GUI can keep it for the next pan or zoom)."""
+    if isinstance(decoder, CAE):
+        decoder = BatchDecoder(decoder)
+    return mosaic(decoder, *rect, n, cancelled=lambda: cancel.cancelled), decoder
+
+
+def _colour_values(cancel, report, model: CAE, mode: str, points: MapPoints,
+                   train_images: np.ndarray, train_labels: np.ndarray,
+                   train_codes: np.ndarray | None, self_index: np.ndarray) -> np.ndarray:
+    """Per-point reconstruction error, or whether the point's 5-NN vote (training digits, a digit
+    never voting for itself) is wrong."""
+    if mode == "error":
+        return reconstruction_errors(model, points.images, cancel=lambda: cancel.cancelled)
+    if train_codes is None:
+        train_codes = encode_chunks(cancel, report, model, train_images)
+    return knn_predict_excluding_self(train_codes, train_labels, points.codes,
+                                      self_index) != points.labels
+
+
+class LayersController(QObject):
+    def __init__(self, session: Session, map_: LatentMap, bar: MapToolbar) -> None:
+        super().__init__(session)
+        self.session, self.map, self.bar = session, map_, bar
+        self._decoder: tuple[int, BatchDecoder] | None = None  # the mosaic's, per generation
+        self.mosaic_n = 0  # tiles across the mosaic shown
+        self._mosaic_timer = QTimer(self)
+        self._mosaic_timer.setSingleShot(True)
+        self._mosaic_timer.setInterval(MOSAIC_DELAY_MS)
+        self._mosaic_timer.timeout.connect(self.refresh_mosaic)
+
+        bar.fit_action.triggered.connect(self.fit_view)
+        bar.map_set.activated.connect(lambda _: session.set_map_all(bar.map_set.currentData()))
+        bar.colour_by.activated.connect(lambda _: self.refresh_colouring())
+        bar.grey_action.toggled.connect(map_.set_grey_hidden)
+        bar.mosaic_action.toggled.connect(self.set_mosaic_enabled)
+        bar.mosaic_size.valueChanged.connect(lambda _: self._schedule_mosaic())
+        bar.timeline_slider.valueChanged.connect(session.show_epoch)
+        map_.viewChanged.connect(self._schedule_mosaic)
+        map_.view_box.sigRangeChangedManually.connect(lambda *_: bar.follow_action.setChecked(False))
+
+        session.pointsChanged.connect(self._on_points)
+        session.decoderChanged.connect(self._schedule_mosaic)
+        session.timelineChanged.connect(self._on_timeline)
+        session.datasetChanged.connect(self._on_dataset)
+        session.run.ended.connect(lambda _: self.fit_view())
+        self._on_timeline(True)
+
+    # --------------------------------------------------------------------------- points
+    @Slot(object, bool)
+    def _on_points(self, points: MapPoints, fit: bool) -> None:
+        if fit:
+            self.bar.follow_action.setChecked(True)  # a new set of points: frame them
+        self.map.set_codes(points.codes, points.labels, points.class_names,
+                           fit=self.bar.follow_action.isChecked())
+        self.bar.map_set.setCurrentIndex(1 if self.session.map_all else 0)
+        self.refresh_colouring()
+
+    def fit_view(self) -> None:
+        """Frame the points, and keep them framed as they move."""
+        self.bar.follow_action.setChecked(True)
+        self.map.fit_view()
+
+    @Slot(object)
+    def _on_dataset(self, dataset) -> None:
+        noun = "digits" if dataset.name == "mnist" else "images"
+        n_test, n_all = len(dataset.test_images), len(dataset.test_images) + len(dataset.train_images)
+        self.bar.map_set.setItemText(0, f"Test {noun} ({n_test:,})")
+        self.bar.map_set.setItemText(1, f"All {noun} ({n_all:,})")
+
+    # --------------------------------------------------------------------------- colouring
+    def _show_colouring(self, mode: str, values: np.ndarray | None = None) -> None:
+        self.map.set_colouring(mode, values)
+        self.bar.colour_by.setCurrentIndex(self.bar.colour_by.findData(mode))
+
+    @Slot()
+    def refresh_colouring(self) -> None:
+        """Colour the map's points by the chosen quantity, computed off the GUI thread."""
+        s = self.session
+        mode = self.bar.colour_by.currentData()
+        s.tasks.cancel("colour")
+        problem = ("" if mode == "class" else
+                   "colouring by error or vote needs the dataset" if s.points.images is None else
+                   "colouring by error or vote is available after training" if s.training.running
+                   else "")
+        if mode == "class" or problem:
+            self._show_colouring("class")
+            if problem:
+                s.status.emit(problem, 5000)
+            return
+        ds, points = s.dataset, s.points
+        n_train = len(ds.train_images)
+        # In the all-digits view the first points are the training digits themselves.
+        self_index = (np.concatenate([np.arange(n_train), np.full(len(ds.test_images), -1)])
+                      if points.source == "all" else np.full(len(points), -1))
+
+        def done(values: np.ndarray) -> None:
+            if s.points is not points:
+                return
+            self._show_colouring(mode, values)
+            s.status.emit("mean error %.4f" % float(values.mean()) if mode == "error"
+                          else f"{int(values.sum()):,} of {len(values):,} points voted wrong", 8000)
+
+        s.tasks.submit("colour", _colour_values, copy.deepcopy(s.models.model), mode, points,
+                       ds.train_images, ds.train_labels, s.train_codes, self_index, on_done=done,
+                       on_failed=lambda m: s.error.emit("Colouring failed", m))
+        s.status.emit("computing the colouring…", 0)
+
+    # --------------------------------------------------------------------------- timeline
+    @Slot(bool)
+    def _on_timeline(self, restart: bool) -> None:
+        """Fit the slider to the timeline; it shows the session's epoch."""
+        s, slider = self.session, self.bar.timeline_slider
+        n = len(s.timeline)
+        for action in self.bar.timeline_actions:
+            action.setVisible(n > 1)
+        slider.blockSignals(True)
+        slider.setRange(0, max(n - 1, 0))
+        slider.setValue(max(s.epoch_index, 0))
+        slider.blockSignals(False)
+        self._label_epoch()
+
+    def _label_epoch(self) -> None:
+        s = self.session
+        if len(s.timeline):
+            i = s.epoch_index if s.epoch_index >= 0 else len(s.timeline) - 1
+            epoch = s.timeline.epochs[i]
+            self.bar.timeline_label.setText(f"{epoch} (now)" if not s.scrubbing else str(epoch))
+
+    # --------------------------------------------------------------------------- mosaic
+    @property
+    def batch_decoder(self) -> BatchDecoder | None:
+        """The mosaic's decoder for the current weights, kept between pans and zooms."""
+        return self._decoder[1] if self._decoder else None
+
+    def set_mosaic_enabled(self, enabled: bool) -> None:
+        if self.bar.mosaic_action.isChecked() != enabled:
+            self.bar.mosaic_action.setChecked(enabled)  # re-enters through toggled
+            return
+        self.map.set_mosaic_shown(enabled)
+        if enabled:
+            self.refresh_mosaic()
+        else:
+            self.session.tasks.cancel("mosaic")
+            self._decoder = None  # its matrices are large
+            self.map.set_mosaic(None)
+
+    @Slot()
+    def _schedule_mosaic(self) -> None:
+        self._label_epoch()
+        if self.bar.mosaic_action.isChecked():
+            self._mosaic_timer.start()
+
+    @Slot()
+    def refresh_mosaic(self) -> None:
+        """Decode an n x n grid over exactly the visible region, in one batch, off the GUI thread
+        (on a copy of the model, so training snapshots can update the GUI's copy meanwhile)."""
+        s = self.session
+        if not self.bar.mosaic_action.isChecked() or s.models.model is None or s.closing:
+            return
+        rect = self.map.visible_rect()
+        n = self.bar.mosaic_size.value()
+        generation = s.models.generation
+        if self._decoder is not None and self._decoder[0] != generation:
+            self._decoder = None  # other weights now: let its matrices go
+        decoder = self._decoder[1] if self._decoder else copy.deepcopy(s.models.decoding_model)
+
+        def done(result: tuple[np.ndarray, BatchDecoder]) -> None:
+            if not self.bar.mosaic_action.isChecked():
+                return
+            image, built = result
+            if generation == s.models.generation:
+                self._decoder = (generation, built)
+            self.map.set_mosaic(image, rect)
+            self.mosaic_n = n
+
+        s.tasks.submit("mosaic", _mosaic_task, decoder, rect, n, on_done=done,
+                       on_failed=lambda m: s.error.emit("Decoded-image map failed", m))

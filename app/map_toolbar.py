@@ -1,0 +1,54 @@
+"""The map's toolbar: which points, how they are coloured, the decoded-image mosaic, the
+training timeline and whether the view follows the codes.  Widgets only; see app/layers.py."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QSpinBox, QToolBar
+
+
+class MapToolbar(QToolBar):
+    def __init__(self, parent=None) -> None:
+        super().__init__("Map", parent)
+        self.setObjectName("mapToolbar")
+        self.fit_action = QAction("Fit view", self)
+        self.fit_action.setToolTip("Frame all the points (Ctrl+F)")
+        self.addAction(self.fit_action)
+        self.follow_action = QAction("Follow", self)
+        self.follow_action.setCheckable(True)
+        self.follow_action.setChecked(True)
+        self.follow_action.setToolTip("Keep the points in view as they move (while training); "
+                                      "panning or zooming by hand turns it off")
+        self.addAction(self.follow_action)
+        self.map_set = QComboBox()
+        self.map_set.addItem("Test digits", False)
+        self.map_set.addItem("All digits", True)
+        self.map_set.setToolTip("Which digits are on the map")
+        self.addWidget(self.map_set)
+        self.colour_by = QComboBox()
+        self.colour_by.addItem("Colour: class", "class")
+        self.colour_by.addItem("Colour: reconstruction error", "error")
+        self.colour_by.addItem("Colour: 5-NN vote wrong", "knn")
+        self.addWidget(self.colour_by)
+        self.grey_action = QAction("Grey hidden", self)
+        self.grey_action.setCheckable(True)
+        self.grey_action.setToolTip("Classes switched off in the legend stay on the map in grey")
+        self.addAction(self.grey_action)
+        self.mosaic_action = QAction("Decoded images", self)
+        self.mosaic_action.setCheckable(True)
+        self.mosaic_action.setToolTip("Lay what the decoder draws everywhere under the points")
+        self.addAction(self.mosaic_action)
+        self.mosaic_size = QSpinBox()
+        self.mosaic_size.setRange(2, 40)
+        self.mosaic_size.setValue(16)
+        self.mosaic_size.setPrefix("mosaic ")
+        self.mosaic_size.setToolTip("Tiles across and down")
+        self.mosaic_size.valueChanged.connect(lambda n: self.mosaic_size.setSuffix(f" × {n}"))
+        self.mosaic_size.setSuffix(" × 16")
+        self.addWidget(self.mosaic_size)
+        self.timeline_slider = QSlider(Qt.Orientation.Horizontal)
+        self.timeline_slider.setMinimumWidth(120)
+        self.timeline_slider.setToolTip("Scrub through the epochs of the training run")
+        self.timeline_label = QLabel("")
+        self.timeline_actions = [self.addWidget(QLabel(" Epoch ")), self.addWidget(self.timeline_slider),
+                                 self.addWidget(self.timeline_label)]

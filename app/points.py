@@ -1,0 +1,54 @@
+"""The points on the map as one immutable value, and the encoding that makes them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cae.metrics import encode_images
+from cae.model import CAE
+
+ENCODE_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class MapPoints:
+    """The points on the map: codes, their labels, the images behind them (None until the
+    dataset is loaded) and the class names, kept together so they can never disagree."""
+
+    codes: np.ndarray  # (N, 2) float32
+    labels: np.ndarray  # (N,) int64
+    class_names: tuple[str, ...]
+    images: np.ndarray | None = None  # (N, H, W) uint8
+    source: str = "test"  # "test", "all", "stored" (saved with the model), "training", "epoch"
+
+    def __post_init__(self) -> None:
+        codes = np.array(self.codes, np.float32).reshape(-1, 2)
+        labels = np.array(self.labels, np.int64).reshape(-1)
+        if len(codes) != len(labels) or (self.images is not None and len(self.images) != len(codes)):
+            raise ValueError("codes, labels and images must have one entry per point")
+        for a in (codes, labels):
+            a.setflags(write=False)
+        object.__setattr__(self, "codes", codes)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def class_name(self, index: int) -> str:
+        label = int(self.labels[index])
+        return self.class_names[label] if label < len(self.class_names) else str(label)
+
+
+EMPTY_POINTS = MapPoints(np.zeros((0, 2), np.float32), np.zeros(0, np.int64), ())
+
+
+def encode_chunks(cancel, report, model: CAE, images: np.ndarray) -> np.ndarray:
+    """Encode in chunks so that a cancel (new model, closing window) takes effect quickly."""
+    parts = []
+    for start in range(0, len(images), ENCODE_CHUNK):
+        parts.append(encode_images(model, images[start:start + ENCODE_CHUNK],
+                                   cancel=lambda: cancel.cancelled))
+        report(min(start + ENCODE_CHUNK, len(images)) / len(images))
+    return np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)

@@ -1,0 +1,336 @@
+"""The session: everything the window shows, in one object that emits a signal per kind of change.
+
+It owns the background services (tasks, model, data, training) and holds the state: the dataset,
+the points on the map (one immutable :class:`MapPoints`), the training digits' codes, the
+timeline, the decoded and drawn codes, the interpolation end points and whether the model has
+unsaved changes.  Controllers change it through its methods and redraw from its signals; it
+never touches a widget, so it can be driven and tested without a window.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from cae.data import DATASETS, Dataset, not_found_message
+from cae.errors import CAEError
+from cae.metrics import evaluate
+from cae.model import CAE
+from cae.timeline import Timeline
+
+from . import autosave
+from .data_service import DataService
+from .model_service import ModelService
+from .points import EMPTY_POINTS, MapPoints, encode_chunks
+from .tasks import LatestTasks, TaskRunner
+from .training_run import TrainingRun
+from .training_service import TrainingService
+
+
+def _metrics(cancel, report, model: CAE, dataset: Dataset, train_codes: np.ndarray | None,
+             quick: bool) -> dict:
+    stop = lambda: cancel.cancelled  # noqa: E731
+    if quick:  # a look after each epoch: 2,000 test digits voted by 10,000 training digits
+        return evaluate(model, dataset, n_test=2000, n_train=10000, cancel=stop)
+    return evaluate(model, dataset, train_codes=train_codes, cancel=stop)
+
+
+class Session(QObject):
+    """The app's one model of what is shown; see the module docstring."""
+
+    modelChanged = Signal()  # another model: loaded, new, or adopted after training
+    decoderChanged = Signal()  # the weights that decode changed (any model change, snapshot, scrub)
+    datasetChanged = Signal(object)  # Dataset
+    pointsChanged = Signal(object, bool)  # MapPoints, whether the view should frame them
+    trainCodesReady = Signal()
+    metricsReady = Signal(dict, str)  # metrics, what they describe
+    metricsCleared = Signal(str)  # why there are none
+    timelineChanged = Signal(bool)  # True: a new timeline (go to its end), False: an epoch added
+    drawnChanged = Signal()  # the drawn digit's code (or none)
+    endpointsChanged = Signal()
+    dirtyChanged = Signal(bool)
+    status = Signal(str, int)  # message, milliseconds to show it (0: until replaced)
+    error = Signal(str, str)  # title, text
+
+    def __init__(self, settings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.runner = TaskRunner(self)
+        self.tasks = LatestTasks(self.runner, self)
+        self.models = ModelService(self)
+        self.data = DataService(self.runner, self)
+        self.training = TrainingService(self)
+
+        self.dataset: Dataset | None = None
+        self.points: MapPoints = EMPTY_POINTS
+        self.map_all = False  # False: the test digits; True: training and test digits
+        self.train_codes: np.ndarray | None = None  # training digits' codes, for neighbours
+        self.timeline = Timeline()
+        self.epoch_index = -1  # the timeline position shown (-1 or the last: the current model)
+        self.decoded_z: tuple[float, float] | None = None
+        self.drawn_z: np.ndarray | None = None
+        self.endpoints: dict[str, np.ndarray | None] = {"A": None, "B": None}
+        self.dirty = False
+        self.closing = False
+        self.data_folder: str | None = None  # the folder asked for last (named in messages)
+        self._data_requested = False
+
+        self.models.modelChanged.connect(self._on_model_changed)
+        self.models.weightsUpdated.connect(self.decoderChanged)
+        self.data.loaded.connect(self._on_dataset_loaded)
+        self.data.failed.connect(self._on_data_failed)
+        self.run = TrainingRun(self)
+
+    # =========================================================================== start-up
+    def start(self, model_path: str | None = None, data_dir: str | None = None,
+              dataset: str = "mnist", bundled: Path | None = None) -> None:
+        """Load the model (given, last saved, or bundled) now and look for data in the background."""
+        candidates = [model_path] if model_path else [self.settings.value("lastModel", ""), bundled]
+        for path in candidates:
+            if path and Path(path).is_file():
+                try:
+                    self.models.load(path)
+                    break
+                except CAEError as exc:
+                    self.error.emit("Could not open the model", str(exc))
+        if not data_dir and self.models.metadata.get("dataset") in DATASETS:
+            dataset = self.models.metadata["dataset"]  # the data the model was trained on
+        folder = data_dir or self.settings.value("dataFolder", "") or None
+        if folder and Path(folder).is_dir() and dataset == "mnist":
+            dataset = "auto"  # the folder used last time, whatever dataset it holds
+        self.load_data(dataset, folder, requested=bool(data_dir))
+
+    # =========================================================================== model
+    def load_model(self, path: str | Path) -> bool:
+        """Open a model file; a bad file is reported and changes nothing."""
+        if self.training.running:
+            self.error.emit("Training is running", "Stop training before opening another model.")
+            return False
+        try:
+            ckpt = self.models.load(path)
+        except CAEError as exc:
+            self.error.emit("Could not open the model", str(exc))
+            return False
+        for warning in getattr(ckpt, "warnings", ()):
+            self.error.emit("Model file warning", f"{Path(path).name}: {warning}")
+        self.set_dirty(False)
+        self._follow_model_dataset()
+        return True
+
+    def save_model(self, path: str | Path) -> bool:
+        try:
+            self.models.save(path)
+        except CAEError as exc:
+            self.error.emit("Could not save the model", str(exc))
+            return False
+        self.set_dirty(False)
+        autosave.clear()
+        self.status.emit(f"saved {path}", 5000)
+        return True
+
+    def set_dirty(self, dirty: bool) -> None:
+        if dirty != self.dirty:
+            self.dirty = dirty
+            self.dirtyChanged.emit(dirty)
+
+    def discard_unsaved(self) -> None:
+        """The user chose to throw the unsaved model away: its autosave goes too."""
+        self.set_dirty(False)
+        autosave.clear()
+
+    def _on_model_changed(self) -> None:
+        try:
+            self.timeline = Timeline.from_extras(self.models.extras, self.models.model.config)
+        except CAEError as exc:
+            self.timeline = Timeline()
+            self.error.emit("Training timeline", str(exc))
+        self.epoch_index = len(self.timeline) - 1
+        self.timelineChanged.emit(True)
+        self.forget_train_codes()
+        stored = self.models.stored_test_codes()
+        if self.dataset is None and stored is not None:
+            # A map at once, before any dataset is found (no hover images until then).
+            names = tuple(self.models.metadata.get("class_names") or
+                          (str(i) for i in range(int(stored[1].max()) + 1)))
+            self.set_points(MapPoints(stored[0], stored[1], names, None, "stored"), fit=True)
+        self.modelChanged.emit()
+        self.decoderChanged.emit()
+        self.refresh_codes(fit=True)
+
+    # =========================================================================== data
+    def load_data(self, name: str = "mnist", folder: str | None = None, download: bool = False,
+                  requested: bool = True) -> None:
+        """Load (or download) a dataset in the background; ``requested`` is False for the quiet
+        search at start-up, whose failure is a hint rather than an error."""
+        if self.closing:
+            return
+        if self.training.running:
+            self.error.emit("Training is running", "Stop training before changing the dataset.")
+            return
+        self.status.emit("downloading " + name if download else f"looking for {name}…", 0)
+        self._data_requested = requested
+        self.data_folder = folder
+        self.data.load(name, folder, download)
+
+    def missing_data_message(self) -> str:
+        """Why there is no dataset, naming every place searched (the requested folder too)."""
+        if self.data.busy:
+            return "The dataset is still loading; Train becomes available when it is ready."
+        return ("Load a dataset first (Data menu): training needs images.\n"
+                + not_found_message("mnist", self.data_folder))
+
+    def _follow_model_dataset(self) -> None:
+        """A model trained on a named dataset brings that dataset's map (found quietly)."""
+        wanted = self.models.metadata.get("dataset")
+        if wanted in DATASETS and (self.dataset is None or self.dataset.name != wanted) \
+                and not self.training.running:
+            self.load_data(wanted, requested=False)
+
+    def _on_dataset_loaded(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.forget_train_codes()
+        if dataset.source:
+            self.settings.setValue("dataFolder", dataset.source)
+        self.status.emit(f"{dataset.name}: {len(dataset.train_images):,} training and "
+                         f"{len(dataset.test_images):,} test images from {dataset.source}", 8000)
+        self.datasetChanged.emit(dataset)
+        if self.models.model is None:
+            self.models.new_model()  # emits modelChanged -> codes
+        else:
+            self.refresh_codes(fit=len(self.points) == 0)
+
+    def _on_data_failed(self, message: str) -> None:
+        if self._data_requested or (self.models.model is None and self.dataset is None):
+            self.error.emit("Dataset", message)
+        else:  # the quiet search at start-up: the map works without data, so only a hint
+            self.status.emit("MNIST not found on this computer: hover thumbnails, the 70,000-digit "
+                             "view and training need it (Data menu).", 0)
+
+    # =========================================================================== map points
+    def set_points(self, points: MapPoints, fit: bool) -> None:
+        self.points = points
+        self.pointsChanged.emit(points, fit)
+
+    def set_map_all(self, all_digits: bool) -> None:
+        if bool(all_digits) != self.map_all:
+            self.map_all = bool(all_digits)
+            self.refresh_codes(fit=True)
+
+    def refresh_codes(self, fit: bool = False) -> None:
+        """Show the current model's codes of the dataset's digits (encoded off the GUI thread)."""
+        ds, model = self.dataset, self.models.model
+        if ds is None or model is None or self.closing or self.training.running:
+            return
+        if self.map_all:
+            images = np.concatenate([ds.train_images, ds.test_images])
+            labels = np.concatenate([ds.train_labels, ds.test_labels])
+        else:
+            images, labels = ds.test_images, ds.test_labels
+        source = "all" if self.map_all else "test"
+        stored = self.models.stored_test_codes(ds.name)
+        if (stored is not None and not self.map_all and len(stored[0]) == len(images)
+                and np.array_equal(stored[1], labels)):
+            # The codes saved with the model are this dataset's test digits: no need to encode.
+            self.set_points(MapPoints(stored[0], labels, ds.class_names, images, source), fit)
+            self.refresh_metrics()
+            return
+        generation = self.models.generation
+
+        def done(codes: np.ndarray) -> None:
+            self.set_points(MapPoints(codes, labels, ds.class_names, images, source), fit)
+            if not self.map_all and self.models.generation == generation:
+                self.models.extras.update(test_codes=codes, test_labels=labels.astype(np.uint8))
+            self.status.emit(f"{len(codes):,} digits on the map", 5000)
+            self.refresh_metrics()
+
+        self.tasks.submit("codes", encode_chunks, self.models.model, images, on_done=done,
+                          on_failed=lambda m: self.error.emit("Encoding failed", m),
+                          on_progress=lambda f: self.status.emit(
+                              f"encoding {len(images):,} digits… {100 * f:.0f} %", 0))
+
+    def request_train_codes(self) -> None:
+        """Encode the training digits in the background (once per model and dataset)."""
+        if (self.train_codes is not None or self.tasks.running("train_codes") or self.closing
+                or self.dataset is None or self.models.model is None or self.training.running):
+            return
+
+        def done(codes: np.ndarray) -> None:
+            self.train_codes = codes
+            self.trainCodesReady.emit()
+
+        self.tasks.submit("train_codes", encode_chunks, self.models.model, self.dataset.train_images,
+                          on_done=done, on_failed=lambda m: self.error.emit(
+                              "Encoding the training digits failed", m))
+
+    def forget_train_codes(self) -> None:
+        self.tasks.cancel("train_codes")
+        self.train_codes = None
+
+    # =========================================================================== metrics
+    def refresh_metrics(self, quick: bool = False) -> None:
+        """Evaluate the current model on the dataset off the GUI thread (a copy of the model)."""
+        if self.dataset is None or self.models.model is None or self.closing:
+            self.tasks.cancel("metrics")
+            self.metricsCleared.emit("metrics need a model and the dataset")
+            return
+        source = ("while training (2,000 test / 10,000 training digits)" if quick else
+                  f"{self.models.path.name if self.models.path else 'current model'} on "
+                  f"{self.dataset.name}")
+        generation = self.models.generation
+
+        def done(metrics: dict) -> None:
+            if not quick and self.models.generation == generation:
+                self.models.metadata["metrics"] = metrics  # saved with the model
+            self.metricsReady.emit(metrics, source)
+
+        self.tasks.submit("metrics", _metrics, copy.deepcopy(self.models.model), self.dataset,
+                          self.train_codes, quick, on_done=done,
+                          on_failed=lambda m: self.metricsCleared.emit(f"metrics failed: {m}"))
+
+    # =========================================================================== explore state
+    def set_decoded(self, z: tuple[float, float]) -> None:
+        self.decoded_z = (float(z[0]), float(z[1]))
+
+    def set_drawn(self, z: np.ndarray | None) -> None:
+        self.drawn_z = None if z is None else np.array(z, np.float32)
+        self.drawnChanged.emit()
+
+    def set_endpoint(self, end: str, z: np.ndarray) -> None:
+        self.endpoints[end] = np.array(z, np.float32)
+        self.endpointsChanged.emit()
+
+    # =========================================================================== timeline
+    def show_epoch(self, index: int) -> None:
+        """Show epoch ``index`` of the timeline: its codes on the map, its decoder for decodes.
+        The last position is the current model."""
+        if not (0 <= index < len(self.timeline)) or self.models.model is None:
+            return
+        self.epoch_index = index
+        if index == len(self.timeline) - 1 and not self.training.running:
+            self.models.set_decoder_override(None)
+            self.refresh_codes()
+        else:
+            self.models.set_decoder_override(self.timeline.model_at(index, self.models.model.config))
+            codes = self.timeline.codes[index]
+            ds = self.dataset
+            names = ds.class_names if ds else self.points.class_names
+            images = ds.test_images[:len(codes)] if ds is not None and len(codes) <= len(
+                ds.test_images) else None
+            self.set_points(MapPoints(codes, self.timeline.labels, names, images, "epoch"), False)
+        self.decoderChanged.emit()
+
+    @property
+    def scrubbing(self) -> bool:
+        """The user looks at a past epoch of the timeline."""
+        return 0 <= self.epoch_index < len(self.timeline) - 1
+
+    # =========================================================================== lifecycle
+    def shutdown(self, timeout_ms: int = 1500) -> None:
+        """Stop training, downloads and encodes, and wait for them: no thread outlives the app."""
+        self.closing = True
+        self.data.cancel()
+        self.tasks.cancel()
+        self.training.shutdown(timeout_ms)
+        self.runner.shutdown(timeout_ms)

@@ -1,0 +1,98 @@
+"""Training from the window: the dock's settings and buttons, progress, the loss curve, and what
+happens to the model a run leaves behind (kept as an unsaved model, or discarded on Stop)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Slot
+
+from cae.train import Finished
+
+from .session import Session
+from .training_panel import TrainingPanel
+
+SNAPSHOT_EVERY_S = 1.5  # the map re-plots this often while training (each costs an encode)
+
+
+class TrainingController(QObject):
+    def __init__(self, session: Session, panel: TrainingPanel,
+                 confirm_replace: Callable[[str], bool], ask_keep: Callable[[str], bool]) -> None:
+        """``confirm_replace(what)`` asks to save or discard an unsaved model (False: cancel);
+        ``ask_keep(text)`` asks whether to keep the model of a stopped run."""
+        super().__init__(session)
+        self.session, self.panel = session, panel
+        self.confirm_replace, self.ask_keep = confirm_replace, ask_keep
+        t = session.training
+        panel.trainRequested.connect(self.start)
+        panel.pauseRequested.connect(t.pause)
+        panel.resumeRequested.connect(t.resume)
+        panel.stopRequested.connect(t.stop)
+        panel.datasetChosen.connect(self._on_dataset_chosen)
+        t.progress.connect(panel.show_progress)
+        t.epochEnded.connect(panel.show_epoch)
+        t.runningChanged.connect(lambda _: self._update_enabled())
+        session.data.busyChanged.connect(lambda _: self._update_enabled())
+        session.datasetChanged.connect(self._on_dataset)
+        session.run.ended.connect(self._on_ended)
+        self.choose_folder: Callable[[], None] = lambda: None  # set by the files controller
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        s = self.session
+        self.panel.set_running(s.training.running)
+        if s.data.busy and not s.training.running:
+            self.panel.train_button.setEnabled(False)
+            self.panel.train_button.setToolTip("The dataset is still loading")
+        else:
+            self.panel.train_button.setToolTip("")
+
+    @Slot()
+    def start(self) -> bool:
+        s = self.session
+        if s.training.running:
+            return False
+        if s.data.busy:
+            s.status.emit("the dataset is still loading: Train is available when it is ready", 5000)
+            return False
+        if s.dataset is None:
+            s.error.emit("No dataset", s.missing_data_message())
+            return False
+        continuing = self.panel.continue_training.isChecked() and s.models.model is not None
+        if not continuing and not self.confirm_replace("start a new training run"):
+            return False
+        try:
+            device = self.panel.config().device
+            config = self.panel.config(snapshot_every_s=SNAPSHOT_EVERY_S,
+                                       snapshot_size=10000 if device.startswith("cuda") else 2000)
+        except Exception as exc:  # noqa: BLE001 - TrainingError: impossible settings
+            s.error.emit("Cannot train", str(exc))
+            return False
+        self.panel.reset_curves()
+        return s.run.start(config, continuing)
+
+    @Slot(object)
+    def _on_ended(self, rec: Finished | None) -> None:
+        if rec is None:
+            self.panel.show_finished("training failed")
+            return
+        text = (f"stopped after {rec.epochs_done} epoch(s)" if rec.stopped
+                else f"finished {rec.epochs_done} epoch(s)") + f" in {rec.seconds:.0f} s"
+        self.panel.show_finished(text)
+        self.session.status.emit("training " + text, 10000)
+        if rec.stopped and not self.session.closing and not self.ask_keep(
+                f"Training was stopped after {rec.epochs_done} epoch(s). Keep this partly "
+                "trained model (unsaved), or discard it and go back to the previous model?"):
+            self.session.run.discard_trained()
+
+    @Slot(str)
+    def _on_dataset_chosen(self, name: str) -> None:
+        if name == "folder":
+            self.choose_folder()
+        else:
+            self.session.load_data(name)
+
+    @Slot(object)
+    def _on_dataset(self, dataset) -> None:
+        i = self.panel.dataset.findData(dataset.name)
+        if i >= 0:
+            self.panel.dataset.setCurrentIndex(i)

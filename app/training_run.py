@@ -1,0 +1,162 @@
+"""A training run in the window: the model it leaves (kept unsaved, or discarded to go back to
+the previous one), its live snapshots on the map and timeline, and its autosave after every
+epoch.  Part of the session (``session.run``); it touches no widget."""
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal
+
+from cae.errors import CAEError
+from cae.model import CAE
+from cae.model_file import model_file_contents
+from cae.timeline import Timeline
+from cae.train import EpochEnd, Finished, Snapshot, TrainConfig, build_model
+
+from . import autosave
+from .points import MapPoints
+
+
+class TrainingRun(QObject):
+    ended = Signal(object)  # Finished, or None when the run failed
+
+    def __init__(self, session) -> None:
+        super().__init__(session)
+        self.session = session
+        self._before_training: tuple | None = None  # the model to go back to if the run is discarded
+        self._train_config: TrainConfig | None = None
+        self._history: list[dict] = []
+        self._train_started = 0.0
+        self._epoch_ended = False
+        self._metrics_due = False
+        t = session.training
+        t.snapshot.connect(self._on_snapshot)
+        t.epochEnded.connect(self._on_epoch)
+        t.finished.connect(self._on_training_finished)
+        t.failed.connect(self._on_training_failed)
+        t.runningChanged.connect(self._on_running_changed)
+
+    def start(self, config: TrainConfig, continue_current: bool) -> bool:
+        """Train a new model (or the current one further) on the dataset, on a worker thread."""
+        s = self.session
+        if s.training.running:
+            return False
+        if s.dataset is None:
+            s.error.emit("No dataset", s.missing_data_message())
+            return False
+        try:
+            model = (copy.deepcopy(s.models.model) if continue_current and s.models.model
+                     else build_model(seed=config.seed))
+            # Work that describes the model before training would only compete for the CPU.
+            s.tasks.cancel()
+            s.training.start(s.dataset, config, model)
+        except CAEError as exc:
+            s.error.emit("Cannot train", str(exc))
+            return False
+        m = s.models
+        self._before_training = (m.model, m.metadata, m.path, m.trained, m.extras, s.dirty)
+        # The GUI decodes with its own copy, which the run's snapshots update in place.
+        s.models.set_model(copy.deepcopy(model), {"note": "training"}, None, trained=False)
+        self._train_config = config
+        self._history = []
+        self._train_started = time.perf_counter()
+        s.timeline = Timeline()
+        s.epoch_index = -1
+        s.models.set_decoder_override(None)
+        s.timelineChanged.emit(True)
+        s.status.emit(f"training on {s.training.trainer.device}…", 0)
+        return True
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        s = self.session
+        s.forget_train_codes()
+        if snap.global_step == 0 or self._epoch_ended:  # the start, or an epoch's end
+            following = not s.scrubbing
+            s.timeline.add(snap.epoch, snap.codes, snap.labels, snap.model_state)
+            if following:
+                s.epoch_index = len(s.timeline) - 1
+            s.timelineChanged.emit(False)
+            if self._epoch_ended:  # a crash or a kill from here on loses at most this epoch
+                self._epoch_ended = False
+                self._autosave(snap.model_state)
+        s.models.update_weights(snap.model_state)
+        if s.dataset is not None and not s.scrubbing:
+            images = s.dataset.test_images[:len(snap.codes)]
+            names = s.dataset.class_names
+            s.set_points(MapPoints(snap.codes, snap.labels, names, images, "training"),
+                         fit=snap.global_step == 0)
+        if self._metrics_due:
+            self._metrics_due = False
+            s.refresh_metrics(quick=True)
+
+    def _on_epoch(self, e: EpochEnd) -> None:
+        self._metrics_due = True
+        self._epoch_ended = True
+        self._history.append({"epoch": e.epoch, "train_loss": e.train_loss,
+                              "test_loss": e.test_loss, "seconds": e.seconds})
+
+    def _model_file(self, state: dict, stopped: bool) -> tuple[CAE, dict, dict]:
+        """The trained weights as a model, with the metadata and extras `cae train` would save."""
+        s = self.session
+        model = CAE(s.models.model.config if s.models.model else None)
+        model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+        trainer = s.training.trainer
+        meta, extras = model_file_contents(
+            model, s.dataset, self._train_config, history=list(self._history),
+            epochs_done=len(self._history), stopped_early=stopped,
+            wall_time_s=time.perf_counter() - self._train_started,
+            device=str(trainer.device) if trainer else "cpu",
+            precision=trainer.precision if trainer else "fp32", encode=False)
+        extras.update(s.timeline.to_extras())
+        return model, meta, extras
+
+    def _autosave(self, state: dict) -> None:
+        """Write the run so far to the autosave file, off the GUI thread."""
+        s = self.session
+        model, meta, extras = self._model_file(state, stopped=True)
+        s.tasks.submit("autosave", autosave.save_task, model, meta, extras,
+                       on_failed=lambda m: s.status.emit(f"autosave failed: {m}", 8000))
+
+    def _adopt(self, state: dict, stopped: bool, note: str = "") -> None:
+        """Make the trained weights the session's model: unsaved until the user saves it."""
+        s = self.session
+        model, meta, extras = self._model_file(state, stopped)
+        if note:
+            meta["note"] = note
+        s.models.set_model(model, meta, None, trained=True, extras=extras)
+        s.set_dirty(True)
+
+    def _on_training_finished(self, rec: Finished, state: dict) -> None:
+        s = self.session
+        if not s.closing:
+            self._adopt(state, rec.stopped)
+        self.ended.emit(rec)
+
+    def _on_training_failed(self, message: str, state: dict) -> None:
+        s = self.session
+        s.error.emit("Training failed", message)
+        if state and not s.closing:
+            self._adopt(state, stopped=True, note="last good weights of a failed run")
+        self.ended.emit(None)
+
+    def _on_running_changed(self, running: bool) -> None:
+        s = self.session
+        if not running:  # the worker is gone: the map, metrics and neighbours catch up
+            s.refresh_codes(fit=True)
+
+    def discard_trained(self) -> None:
+        """Go back to the model from before the run (the user chose not to keep it)."""
+        s = self.session
+        if self._before_training is None:
+            return
+        model, metadata, path, trained, extras, dirty = self._before_training
+        self._before_training = None
+        autosave.clear()
+        if model is None:
+            s.models.new_model()
+        else:
+            s.models.set_model(model, metadata, path, trained=trained, extras=extras)
+        s.set_dirty(dirty)
