@@ -1,0 +1,209 @@
+"""The flows between features, through the real window with real mouse events."""
+import time
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox, QToolButton
+
+from app.files import FilesController
+from app.main_window import MainWindow
+from cae.checkpoint import save_checkpoint
+from cae.model import CAE
+
+REAL_ASK = FilesController.ask  # the conftest answers questions; these tests click them
+
+
+def fraction_in_view(window) -> float:
+    codes = window.map.codes
+    x0, x1, y0, y1 = window.map.visible_rect()
+    inside = (codes[:, 0] >= x0) & (codes[:, 0] <= x1) & (codes[:, 1] >= y0) & (codes[:, 1] <= y1)
+    return float(inside.mean())
+
+
+def train(window, qtbot, epochs=4, batch=16):
+    p = window.training_panel
+    p.epochs.setValue(epochs)
+    p.batch_size.setValue(batch)
+    p.device.setCurrentIndex(p.device.findData("cpu"))
+    fractions = []
+    window.session.pointsChanged.connect(lambda *_: fractions.append(fraction_in_view(window)))
+    with qtbot.waitSignal(window.session.run.ended, timeout=60000):
+        qtbot.mouseClick(p.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    return fractions
+
+
+def test_the_view_follows_the_codes_while_training_and_after_opening(window, qtbot, tmp_path):
+    fractions = train(window, qtbot)
+    assert len(fractions) >= 4  # the start and every epoch at least
+    assert min(fractions) >= 0.9, fractions
+    # Another model whose codes lie elsewhere: its points are framed too.
+    torch.manual_seed(7)
+    other = CAE()
+    with torch.no_grad():
+        other.encoder[-1].weight.mul_(40.0)
+    path = save_checkpoint(tmp_path / "other.safetensors", other, {"dataset": "synthetic"})
+    assert window.files.open_model(str(path))
+    qtbot.waitUntil(lambda: not window.session.tasks.running("codes"), timeout=20000)
+    assert fraction_in_view(window) >= 0.9
+
+
+def test_a_hand_pan_stops_following_until_fit(window, qtbot):
+    vb = window.map.view_box
+    centre = window.map.mapFromScene(vb.sceneBoundingRect().center())
+    qtbot.mouseMove(window.map.viewport(), centre)
+    before = window.map.visible_rect()
+    vb.wheelEvent(_wheel(vb, 120))  # a wheel zoom, as pyqtgraph receives it
+    assert window.map.visible_rect() != before
+    assert not window.toolbar.follow_action.isChecked()
+    zoomed = window.map.visible_rect()
+    window.session.set_points(window.session.points, fit=False)  # new codes, same place
+    assert window.map.visible_rect() == zoomed  # the user's view is kept
+    window.toolbar.fit_action.trigger()
+    assert window.toolbar.follow_action.isChecked() and fraction_in_view(window) >= 0.99
+
+
+def _wheel(vb, delta):
+    from PySide6.QtWidgets import QGraphicsSceneWheelEvent
+    ev = QGraphicsSceneWheelEvent(QGraphicsSceneWheelEvent.Type.GraphicsSceneWheel)
+    ev.setDelta(delta)
+    ev.setOrientation(Qt.Orientation.Vertical)
+    ev.setPos(vb.boundingRect().center())
+    ev.setScenePos(vb.mapToScene(vb.boundingRect().center()))
+    return ev
+
+
+def test_train_waits_for_the_dataset(window, qtbot, tiny_folder):
+    window.session.load_data("auto", str(tiny_folder))
+    assert window.session.data.busy and not window.training_panel.train_button.isEnabled()
+    qtbot.waitUntil(lambda: not window.session.data.busy, timeout=20000)
+    assert window.training_panel.train_button.isEnabled()
+
+
+def test_colour_box_legend_and_map_agree_after_a_snapshot(window, qtbot):
+    bar = window.toolbar
+    bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
+    window.layers.refresh_colouring()
+    qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=20000)
+    assert not window.map.legend.isVisible()
+    window.session.set_points(window.session.points, fit=False)  # what a snapshot does
+    qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=20000)
+    assert bar.colour_by.currentData() == window.map.colour_mode
+    window.training.start()  # while training only the class colours make sense
+    qtbot.waitUntil(lambda: window.map.colour_mode == "class", timeout=20000)
+    assert bar.colour_by.currentData() == "class" and window.map.legend.isVisible()
+    window.session.training.shutdown(5000)
+
+
+def test_a_model_trained_in_the_window_reopens_offline_with_its_map(window, qtbot, tmp_path,
+                                                                    settings):
+    train(window, qtbot, epochs=1)
+    qtbot.waitUntil(lambda: "test_codes" in window.session.models.extras, timeout=20000)
+    path = tmp_path / "trained.safetensors"
+    assert window.files.save_model(str(path)) and not window.session.dirty
+    shown = window.map.codes.copy()
+    again = MainWindow(settings)
+    qtbot.addWidget(again)
+    again.start(str(path), str(tmp_path / "no-data-here"), "mnist")  # no dataset to be found
+    qtbot.waitUntil(lambda: len(again.map.codes) == len(shown), timeout=20000)
+    np.testing.assert_allclose(again.map.codes, shown, atol=1e-5)
+    assert again.session.dataset is None
+    again.close()
+
+
+def test_the_drawing_updates_while_the_pen_moves(window, qtbot):
+    window.draw_dock.raise_()
+    pad = window.draw_panel.pad
+    qtbot.waitExposed(pad)
+    updates = []
+    window.session.drawnChanged.connect(lambda: updates.append(time.perf_counter()))
+    qtbot.mousePress(pad, Qt.MouseButton.LeftButton, pos=QPoint(80, 60))
+    t0 = time.perf_counter()
+    for i in range(40):  # a 400 ms stroke, a move every 10 ms (a debounce would never fire)
+        qtbot.mouseMove(pad, QPoint(80 + 3 * i, 60 + 4 * i))
+        qtbot.wait(10)
+    during = [t for t in updates if t >= t0]
+    qtbot.mouseRelease(pad, Qt.MouseButton.LeftButton, pos=QPoint(200, 220))
+    assert len(during) >= 4, len(during)
+    assert window.map.drawn_marker.isVisible()
+
+
+def _answer(qtbot, button):
+    """Click ``button`` of the question box once it is shown."""
+    def click():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        qtbot.mouseClick(box.button(button), Qt.MouseButton.LeftButton)
+    QTimer.singleShot(20, click)
+
+
+def test_quitting_with_an_unsaved_model_asks(window, qtbot, monkeypatch, tmp_path):
+    monkeypatch.setattr(FilesController, "ask", REAL_ASK)
+    window.session.set_dirty(True)
+    _answer(qtbot, QMessageBox.StandardButton.Cancel)
+    assert not window.close()  # Cancel: the window stays, the model too
+    assert window.isVisible() and window.session.dirty
+    saved = tmp_path / "kept.safetensors"
+    monkeypatch.setattr("app.files.QFileDialog.getSaveFileName", lambda *a, **k: (str(saved), ""))
+    _answer(qtbot, QMessageBox.StandardButton.Save)
+    assert window.close()
+    assert saved.is_file() and not window.session.dirty
+
+
+def test_stop_asks_whether_to_keep_the_partial_model(window, qtbot, monkeypatch):
+    monkeypatch.setattr(FilesController, "ask", REAL_ASK)
+    before = window.session.models.model
+    p = window.training_panel
+    p.epochs.setValue(200)
+    p.device.setCurrentIndex(p.device.findData("cpu"))
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        qtbot.mouseClick(p.train_button, Qt.MouseButton.LeftButton)
+    _answer(qtbot, QMessageBox.StandardButton.No)
+    with qtbot.waitSignal(window.session.run.ended, timeout=30000):
+        qtbot.mouseClick(p.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.session.models.model is before, timeout=5000)
+    assert not window.session.dirty
+
+
+def test_everything_fits_a_1280x800_window(qtbot, settings, tiny_folder, no_bundled_model):
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    ext = [b for b in w.toolbar.findChildren(QToolButton) if b.objectName() == "qt_toolbar_ext_button"]
+    assert not ext or not ext[0].isVisible()  # no "››" overflow
+    w.draw_dock.raise_()
+    qtbot.wait(50)
+    panel = w.draw_panel
+    for widget in (panel.vote_label, *panel.neighbour_views, panel.result_label):
+        bottom = widget.mapTo(w, QPoint(0, widget.height())).y()
+        assert bottom <= w.statusBar().mapTo(w, QPoint(0, 0)).y(), widget
+    w.close()
+
+
+def test_clicking_a_legend_name_toggles_its_class(window, qtbot):
+    sample, label = window.map.legend.items[3]
+    pos = window.map.mapFromScene(label.mapToScene(label.boundingRect().center()))
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert not window.map.class_visible(3) and window.map.class_visible(2)
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert window.map.class_visible(3)
+    legend = window.map.legend.sceneBoundingRect()
+    assert legend.left() >= window.map.view_box.sceneBoundingRect().right() - 1  # beside the points
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist"])
+def test_labels_name_the_dataset(window, qtbot, dataset):
+    from cae.data import Dataset, get_spec
+    ds = window.session.dataset
+    names = get_spec(dataset).class_names
+    window.session._on_dataset_loaded(Dataset(dataset, ds.train_images, ds.train_labels,
+                                              ds.test_images, ds.test_labels, names))
+    assert "Image under the cursor" in window.hover_title.text()
+    assert window.toolbar.map_set.itemText(0).startswith("Test images")
+

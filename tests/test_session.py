@@ -1,0 +1,98 @@
+"""The session without any window: state, signals and the flows between features."""
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QSettings
+
+from app import autosave
+from app.points import MapPoints
+from app.session import Session
+from cae.checkpoint import save_checkpoint
+from cae.model import CAE
+from cae.train import TrainConfig
+
+
+@pytest.fixture
+def session(qtbot, tmp_path):
+    s = Session(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    errors = []
+    s.error.connect(lambda title, text: errors.append(text))
+    s.errors = errors
+    yield s
+    s.shutdown()
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    torch.manual_seed(3)
+    return save_checkpoint(tmp_path / "m.safetensors", CAE(), {"dataset": "synthetic"})
+
+
+def test_map_points_are_one_immutable_value():
+    p = MapPoints(np.zeros((3, 2)), [0, 1, 2], ("a", "b", "c"))
+    assert p.codes.dtype == np.float32 and p.class_name(1) == "b"
+    with pytest.raises(ValueError):
+        p.codes[0, 0] = 1.0
+    with pytest.raises(ValueError, match="one entry per point"):
+        MapPoints(np.zeros((3, 2)), [0, 1], ("a",))
+
+
+def test_a_dataset_brings_points_with_their_images(session, model_file, tiny_folder, qtbot):
+    got = []
+    session.pointsChanged.connect(lambda points, fit: got.append((points, fit)))
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: bool(got) and got[-1][0].images is not None, timeout=20000)
+    points, fit = got[-1]
+    assert fit and len(points) == 64 and points.source == "test"
+    np.testing.assert_array_equal(points.images, session.dataset.test_images)
+    with torch.no_grad():
+        expected = session.models.model.encode(
+            torch.from_numpy(session.dataset.test_images[:, None] / 255.0).float()).numpy()
+    np.testing.assert_allclose(points.codes, expected, atol=1e-4)
+    assert session.points is points and not session.errors
+
+
+def test_every_weights_change_says_decoder_changed(session, model_file, tiny_folder, qtbot):
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
+    with qtbot.waitSignal(session.decoderChanged, timeout=1000):
+        session.models.update_weights({k: v.numpy() * 0.5
+                                       for k, v in session.models.model.state_dict().items()})
+
+
+def test_training_leaves_an_unsaved_model_that_can_be_discarded(session, model_file, tiny_folder,
+                                                                qtbot):
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
+    before = session.models.model
+    dirty = []
+    session.dirtyChanged.connect(dirty.append)
+    with qtbot.waitSignal(session.run.ended, timeout=60000) as ended:
+        assert session.run.start(TrainConfig(epochs=2, batch_size=32, device="cpu"), False)
+    assert not ended.args[0].stopped
+    assert session.dirty and dirty == [True] and session.models.path is None
+    meta = session.models.metadata
+    assert meta["epochs_done"] == 2 and meta["dataset"] == session.dataset.name
+    assert len(session.timeline) == 3  # the start and two epochs
+    qtbot.waitUntil(lambda: not session.training.running, timeout=5000)
+    # Its codes are kept for the file, so it reopens with a map offline (as the CLI's models do).
+    qtbot.waitUntil(lambda: "test_codes" in session.models.extras, timeout=20000)
+    assert autosave.pending() is not None  # written after each epoch until saved or discarded
+    session.run.discard_trained()
+    assert session.models.model is before and not session.dirty and autosave.pending() is None
+
+
+def test_train_while_the_dataset_loads_says_so(session, tiny_folder, qtbot):
+    session.load_data("auto", str(tiny_folder))
+    assert session.data.busy
+    assert "still loading" in session.missing_data_message()
+    qtbot.waitUntil(lambda: not session.data.busy, timeout=20000)
+
+
+def test_not_found_names_the_folder_that_was_asked_for(session, tmp_path, qtbot):
+    wanted = tmp_path / "my-mnist"
+    wanted.mkdir()
+    session.load_data("mnist", str(wanted))
+    qtbot.waitUntil(lambda: not session.data.busy, timeout=20000)
+    assert session.errors and str(wanted) in session.errors[-1]
+    assert str(wanted) in session.missing_data_message()
