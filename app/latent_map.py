@@ -11,6 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPen
 
+from .density import DensityLevels
+
 # Ten colours that read on the white background and (with the white outline the points get
 # there) on the dark decoded-image mosaic: none is black, white or pale.
 PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD",
@@ -40,7 +42,7 @@ class ExploreViewBox(pg.ViewBox):
         super().mouseDragEvent(ev, axis)  # Shift/Ctrl + left or middle: pan; right: zoom
 
 
-class LatentMap(pg.PlotWidget):
+class LatentMap(DensityLevels, pg.PlotWidget):
     """Scatter of latent codes with a class legend, an exploration marker and hover look-up."""
 
     explored = Signal(float, float)  # a click or a drag position: decode this point
@@ -48,6 +50,7 @@ class LatentMap(pg.PlotWidget):
     nudged = Signal(float, float)  # arrow keys: a step in fractions of the visible width/height
     viewChanged = Signal()  # panned or zoomed
     endpointKey = Signal(str)  # "A" or "B" pressed: an interpolation end point
+    densityWanted = Signal(tuple, int, int)  # rect, width and height in pixels: render and set
 
     def __init__(self, parent=None) -> None:
         self.view_box = ExploreViewBox()
@@ -99,7 +102,13 @@ class LatentMap(pg.PlotWidget):
         self.mosaic_item.setVisible(False)
         self.plot_item.addItem(self.mosaic_item, ignoreBounds=True)
         self.mosaic_rect: tuple[float, float, float, float] | None = None
-        self.view_box.sigRangeChanged.connect(lambda *_: self.viewChanged.emit())
+        # More than DOT_LIMIT points in view: one density image instead of the dots.
+        self.density_item = pg.ImageItem(axisOrder="row-major")
+        self.density_item.setZValue(-5)
+        self.density_item.setVisible(False)
+        self.plot_item.addItem(self.density_item, ignoreBounds=True)
+        self._dots_rect: tuple[float, float, float, float] | None = None  # dots drawn for this
+        self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.view_box.sigExploreDrag.connect(self._on_drag)
         self.scene().sigMouseClicked.connect(self._on_click)
@@ -122,13 +131,13 @@ class LatentMap(pg.PlotWidget):
             fit = True
         fit = fit or len(self.codes) == 0
         self.codes, self.labels = codes, labels
-        for c, scatter in enumerate(self.scatters):
-            sel = codes[labels == c]
-            scatter.setData(x=sel[:, 0], y=sel[:, 1])
+        self._dots_rect = None
+        self.density_item.setVisible(False)
         self.set_colouring("class")  # other colourings belong to the previous codes
         self.hover_index = -1
         if fit:
             self.fit_view()
+        self._show_level()
 
     def _rebuild_classes(self, class_names: tuple[str, ...]) -> None:
         for s in self.scatters:

@@ -14,13 +14,15 @@ from cae.batch_decode import BatchDecoder
 from cae.metrics import knn_predict_excluding_self, reconstruction_errors
 from cae.model import CAE
 
-from .latent_map import LatentMap
+from .density import density_rgba, hex_rgb
+from .latent_map import PALETTE, LatentMap
 from .map_toolbar import MapToolbar
 from .mosaic import mosaic
 from .points import MapPoints, encode_chunks
 from .session import Session
 
 MOSAIC_DELAY_MS = 120  # recompute once panning or zooming pauses
+DENSITY_CACHE = 8  # density images kept (views of the current codes)
 
 
 def _mosaic_task(cancel, report, decoder: BatchDecoder | CAE, rect: tuple,
@@ -45,6 +47,12 @@ def _colour_values(cancel, report, model: CAE, mode: str, points: MapPoints,
                                       self_index) != points.labels
 
 
+def _density_task(cancel, report, codes: np.ndarray, labels: np.ndarray, shown: tuple,
+                  palette: list, rect: tuple, width: int, height: int) -> np.ndarray:
+    keep = np.isin(labels, shown)
+    return density_rgba(codes[keep], labels[keep], palette, rect, width, height)
+
+
 class LayersController(QObject):
     def __init__(self, session: Session, map_: LatentMap, bar: MapToolbar) -> None:
         super().__init__(session)
@@ -64,6 +72,8 @@ class LayersController(QObject):
         bar.mosaic_size.valueChanged.connect(lambda _: self._schedule_mosaic())
         bar.timeline_slider.valueChanged.connect(session.show_epoch)
         map_.viewChanged.connect(self._schedule_mosaic)
+        map_.densityWanted.connect(self.render_density)
+        self._density_cache: dict[tuple, np.ndarray] = {}  # per view, for the codes shown
         map_.view_box.sigRangeChangedManually.connect(lambda *_: bar.follow_action.setChecked(False))
 
         session.pointsChanged.connect(self._on_points)
@@ -94,6 +104,29 @@ class LayersController(QObject):
         n_test, n_all = len(dataset.test_images), len(dataset.test_images) + len(dataset.train_images)
         self.bar.map_set.setItemText(0, f"Test {noun} ({n_test:,})")
         self.bar.map_set.setItemText(1, f"All {noun} ({n_all:,})")
+
+    # --------------------------------------------------------------------------- density
+    @Slot(tuple, int, int)
+    def render_density(self, rect: tuple, width: int, height: int) -> None:
+        """Render the density image of a large map for this view, off the GUI thread (kept per
+        view and set of codes, so going back to a view shows it at once)."""
+        codes, labels = self.map.codes, self.map.labels
+        shown = tuple(c for c in range(len(self.map.scatters)) if self.map.class_visible(c))
+        key = (id(codes), rect, width, height, shown)
+        if key in self._density_cache:
+            self.map.set_density(self._density_cache[key], rect)
+            return
+
+        def done(image: np.ndarray) -> None:
+            if len(self._density_cache) >= DENSITY_CACHE:
+                self._density_cache.pop(next(iter(self._density_cache)))
+            self._density_cache[key] = image
+            if codes is self.map.codes:
+                self.map.set_density(image, rect)
+
+        palette = [hex_rgb(PALETTE[c % len(PALETTE)]) for c in range(len(self.map.scatters))]
+        self.session.tasks.submit("density", _density_task, codes, labels, shown, palette, rect,
+                                  width, height, on_done=done)
 
     # --------------------------------------------------------------------------- colouring
     def _show_colouring(self, mode: str, values: np.ndarray | None = None) -> None:

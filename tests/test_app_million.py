@@ -1,0 +1,68 @@
+"""A million points: a density image at overview zoom, dots when few are in view, hover and
+click at every level (generated codes, ten classes in ten blobs)."""
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from app.density import DOT_LIMIT, density_rgba, hex_rgb
+from app.latent_map import PALETTE
+from app.points import MapPoints
+
+N = 1_000_000
+
+
+@pytest.fixture
+def million(window, qtbot):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, N)
+    centres = np.stack([np.cos(labels * 0.63) * 10, np.sin(labels * 0.63) * 10], axis=1)
+    codes = (centres + rng.normal(size=(N, 2))).astype(np.float32)
+    window.session.set_points(MapPoints(codes, labels, tuple("0123456789")), fit=True)
+    qtbot.waitUntil(lambda: window.map.density_item.isVisible(), timeout=20000)
+    return codes, labels
+
+
+def dots(window) -> int:
+    return sum(len(s.getData()[0]) for s in window.map.scatters)
+
+
+def test_overview_is_a_density_image_coloured_by_class(window, million):
+    codes, labels = million
+    assert window.map.large and dots(window) == 0
+    image = window.map.density_item.image
+    x0, x1, y0, y1 = window.map.visible_rect()
+    h, w = image.shape[:2]
+    for c in (0, 3, 7):  # the pixel at a blob's centre has that class's colour
+        cx, cy = np.cos(c * 0.63) * 10, np.sin(c * 0.63) * 10
+        px = image[int((cy - y0) / (y1 - y0) * h), int((cx - x0) / (x1 - x0) * w)]
+        assert np.abs(px[:3].astype(int) - hex_rgb(PALETTE[c])).max() <= 40, (c, px)
+        assert px[3] > 200
+
+
+def test_zoomed_in_the_points_are_dots_and_hover_and_click_work(window, million, qtbot):
+    codes, _ = million
+    window.map.view_box.setRange(xRange=(9, 10), yRange=(-0.5, 0.5), padding=0)
+    assert 0 < dots(window) <= 4 * DOT_LIMIT and not window.map.density_item.isVisible()
+    i = int(np.flatnonzero((np.abs(codes[:, 0] - 9.5) < 0.3) & (np.abs(codes[:, 1]) < 0.3))[0])
+    scene = window.map.view_box.mapViewToScene(QPointF(float(codes[i, 0]), float(codes[i, 1])))
+    found = window.map.nearest_point(scene)
+    assert np.abs(codes[found] - codes[i]).max() < 0.01  # that point, or one on the same pixel
+    with qtbot.waitSignal(window.map.explored, timeout=2000):
+        qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton,
+                         pos=window.map.mapFromScene(scene))
+
+
+def test_hover_works_at_overview_too(window, million):
+    codes, _ = million
+    scene = window.map.view_box.mapViewToScene(QPointF(float(codes[5, 0]), float(codes[5, 1])))
+    assert window.map.nearest_point(scene) >= 0
+
+
+def test_density_counts_every_point_once():
+    rng = np.random.default_rng(1)
+    codes = rng.uniform(0, 1, (5000, 2)).astype(np.float32)
+    labels = np.zeros(5000, np.int64)
+    image = density_rgba(codes, labels, [(255, 0, 0)], (0.0, 1.0, 0.0, 1.0), 4, 4)
+    assert (image[..., 0] == 255).all() and (image[..., 3] > 0).all()
+    empty = density_rgba(codes, labels, [(255, 0, 0)], (5.0, 6.0, 5.0, 6.0), 4, 4)
+    assert not empty.any()
