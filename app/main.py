@@ -1,41 +1,83 @@
-"""Start the app: `python main.py` or the `cae-explorer` command."""
+"""Start the app: `python main.py` or the `cae-explorer` command.
+
+The platform checks run before Qt or the engine is imported, so a clashing package, a missing
+system library or an unreachable X display ends with one line on stderr and exit status 1."""
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
 import time
+from pathlib import Path
 
 STARTED = time.perf_counter()  # as early as possible: the start-up probe measures from here
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from . import platform_check  # noqa: E402  (standard library only)
 
-from cae.data import DATASETS
-
-from . import probe
-from .main_window import APP_NAME, MainWindow
+PROG = "cae-explorer"
+FALLBACK = "opening the usual model instead (the last one saved, else the bundled one)"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="cae-explorer", description=APP_NAME)
+    from cae.data import DATASETS
+
+    parser = argparse.ArgumentParser(prog=PROG, description="CAE Latent Explorer")
     parser.add_argument("--model", help="a .safetensors model to open")
     parser.add_argument("--data", metavar="DIR", help="folder with the four IDX files")
     parser.add_argument("--dataset", default="mnist", choices=[*DATASETS, "folder", "auto"])
     return parser.parse_args(argv)
 
 
+def model_problem(path: str) -> str | None:
+    """Why ``--model path`` cannot be opened before any reading is tried (absent, a folder)."""
+    if not Path(path).exists():
+        return f"model file not found: {path}"
+    if not Path(path).is_file():
+        return f"the model is not a file: {path}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Create the window, show it, then load the model and look for data."""
+    """Check the platform, create the window, show it, then load the model and look for data."""
+    problem = platform_check.package_problem()
+    if problem:
+        print(f"{PROG}: {problem}", file=sys.stderr)
+        return 1
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    problem = platform_check.window_problem()
+    if problem:
+        print(f"{PROG}: {problem}", file=sys.stderr)
+        return 1
+    clash = platform_check.app_clash()
+    if clash:
+        print(f"{PROG}: {clash}", file=sys.stderr)
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from . import probe
+    from .main_window import APP_NAME, MainWindow
+
+    model = args.model
+    missing_model = model_problem(model) if model else None
+    if missing_model:
+        print(f"{PROG}: {missing_model}; {FALLBACK}", file=sys.stderr)
+        model = None  # the usual start
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
-    app.setOrganizationName("cae-explorer")
+    app.setOrganizationName(PROG)
     window = MainWindow()
     window.show()
     probe.install(window, STARTED)
     dataset = "auto" if args.data and args.dataset == "mnist" else args.dataset
-    QTimer.singleShot(0, lambda: window.start(args.model, args.data, dataset))
+    QTimer.singleShot(0, lambda: window.start(model, args.data, dataset))
+    if missing_model:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Model not found",
+                          f"{missing_model[0].upper()}{missing_model[1:]}.", parent=window)
+        box.setInformativeText(f"{FALLBACK[0].upper()}{FALLBACK[1:]}.")
+        # Window-modal and non-blocking, after the window is up: the event loop keeps running.
+        QTimer.singleShot(0, box.open)
     # Ctrl+C in the terminal closes the window the normal way (threads stopped and awaited).
     signal.signal(signal.SIGINT, lambda *_: window.close())
     heartbeat = QTimer()

@@ -191,6 +191,7 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         s.status.connect(self.statusBar().showMessage)
         s.modelChanged.connect(self._update_page)
+        s.pointsChanged.connect(lambda *_: self._update_page())
         s.datasetChanged.connect(lambda _: self._update_page())
         s.dirtyChanged.connect(lambda _: self._update_page())
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
@@ -219,7 +220,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def _update_page(self) -> None:
         m = self.session.models
-        has_content = m.model is not None or self.session.dataset is not None
+        has_content = m.model is not None or self.session.dataset is not None or len(
+            self.session.points) > 0
         self.stack.setCurrentWidget(self.map if has_content else self.welcome)
         self.save_action.setEnabled(m.model is not None)
         title = APP_NAME

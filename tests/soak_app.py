@@ -44,7 +44,7 @@ def main() -> int:
     from tests.helpers import write_dataset_folder
 
     tmp = Path(tempfile.mkdtemp())
-    mw.BUNDLED_MODEL = tmp / "none.safetensors"
+    mw.bundled_model_path = lambda name="mnist": None
     folder = write_dataset_folder(tmp / "tiny")
     model_path = save_checkpoint(tmp / "soak.safetensors", CAE(), {"dataset": "synthetic"})
     window = mw.MainWindow(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))

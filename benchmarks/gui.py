@@ -1,0 +1,196 @@
+"""Measurements of the window as a user gets it: a pan with its own paint, a click to the decoded
+image painted, the GUI's longest stall while training, and the window's training throughput
+against the CLI's.  Each fails loudly when the state it measures is not the one it names."""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QElapsedTimer, QEvent, QObject, QPoint, QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from app.density import DOT_LIMIT  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from app.points import MapPoints  # noqa: E402
+from cae.data import Dataset  # noqa: E402
+from cae.train import Progress, TrainConfig, Trainer  # noqa: E402
+
+
+def _app() -> QApplication:
+    return QApplication.instance() or QApplication([])
+
+
+def _window(tmp: str, model: str | None = None) -> MainWindow:
+    window = MainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
+    window.resize(1280, 800)
+    window.show()
+    if model:
+        window.session.models.load(model)
+    return window
+
+
+def _wait(condition, seconds: float, what: str) -> None:
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"benchmark: timed out waiting for {what}")
+        _app().processEvents()
+        time.sleep(0.002)
+
+
+def _blobs(n: int) -> MapPoints:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, n)
+    centres = np.stack([np.cos(labels * 0.63), np.sin(labels * 0.63)], axis=1) * 3
+    return MapPoints(centres + rng.normal(size=(n, 2)), labels, tuple("0123456789"))
+
+
+def map_pan_paint(sizes: tuple[int, ...], reps: int) -> dict[int, float]:
+    """Median ms of a pan (the view moves by 1 %) plus the paint it causes, at overview zoom."""
+    app = _app()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        window = _window(tmp)
+        for n in sizes:
+            window.session.set_points(_blobs(n), fit=True)
+            if n > DOT_LIMIT:  # the density image must be there, or the figure is of nothing
+                _wait(window.map.density_item.isVisible, 30, "the density image")
+            shown = sum(len(s.getData()[0]) for s in window.map.scatters)
+            if n <= DOT_LIMIT and shown != n:
+                raise RuntimeError(f"benchmark: {shown} of {n} points drawn")
+            vb, viewport = window.map.view_box, window.map.viewport()
+            times = []
+            for i in range(reps):
+                (x0, x1), _ = vb.viewRange()
+                t0 = time.perf_counter()
+                vb.translateBy(x=0.01 * (x1 - x0) * (1 if i % 2 else -1))
+                viewport.repaint()
+                times.append(1e3 * (time.perf_counter() - t0))
+                app.processEvents()
+            out[n] = statistics.median(times)
+        window.session.shutdown()
+        window.close()
+    return out
+
+
+class _PaintClock(QObject):
+    """Notes when a widget finished painting."""
+
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self.painted = 0.0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.Paint:
+            QTimer.singleShot(0, self._done)  # after the paint event has been handled
+        return False
+
+    def _done(self) -> None:
+        self.painted = time.perf_counter()
+
+
+def click_to_paint(model: str, reps: int) -> float:
+    """Median ms from a real mouse press on the map to the decoded image painted."""
+    app = _app()
+    with tempfile.TemporaryDirectory() as tmp:
+        window = _window(tmp, model)
+        _wait(lambda: len(window.map.codes) > 0, 30, "the map")
+        app.processEvents()
+        clock = _PaintClock(window.decoded_view)
+        viewport = window.map.viewport()
+        rect = window.map.view_box.sceneBoundingRect()
+        times = []
+        for i in range(reps + 3):
+            window.explore.stop()  # each click is a fresh one, not a drag coalesced by the throttle
+            pos = window.map.mapFromScene(rect.center()) + QPoint(7 * (i % 9) - 28, 5 * (i % 7) - 15)
+            clock.painted = 0.0
+            t0 = time.perf_counter()
+            QTest.mousePress(viewport, Qt.MouseButton.LeftButton, pos=pos)
+            QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=pos)
+            _wait(lambda: clock.painted > 0, 5, "the decoded image's paint")
+            if i >= 3:  # after warm-up
+                times.append(1e3 * (clock.painted - t0))
+        if window.explore.decode_count < reps:
+            raise RuntimeError("benchmark: the clicks did not decode")
+        window.session.shutdown()
+        window.close()
+    return statistics.median(times)
+
+
+def _window_training(ds: Dataset, config: TrainConfig, seconds: float, warmup: float,
+                     explore: bool) -> tuple[float, float]:
+    """(images/s after warm-up, longest GUI stall in ms) of a run in the window, map live."""
+    app = _app()
+    with tempfile.TemporaryDirectory() as tmp:
+        window = _window(tmp)
+        window.session.models.new_model()
+        window.session._on_dataset_loaded(ds)
+        _wait(lambda: not window.session.tasks.running("codes") and len(window.map.codes) > 0,
+              120, "the map")
+        window.session.run.start(config, False)
+        reports: list[tuple[float, int]] = []
+        window.session.training.progress.connect(
+            lambda p: reports.append((time.perf_counter(), p.global_step)))
+        clock = QElapsedTimer()
+        lateness: list[float] = []
+        last = [0.0]
+
+        def tick() -> None:
+            now = clock.nsecsElapsed() / 1e6
+            lateness.append(now - last[0] - 10.0)
+            last[0] = now
+            if explore and len(lateness) % 5 == 0:  # the user keeps exploring meanwhile
+                window.explore.request_decode(float(np.sin(now)), float(np.cos(now)))
+
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(tick)
+        _wait(lambda: bool(reports), 120, "the first progress report")
+        t_start = time.perf_counter() + warmup
+        clock.start()
+        timer.start()
+        _wait(lambda: reports[-1][0] > t_start + seconds, seconds + warmup + 120, "training")
+        timer.stop()
+        after = [r for r in reports if r[0] >= t_start]
+        rate = (after[-1][1] - after[0][1]) * config.batch_size / (after[-1][0] - after[0][0])
+        window.session.shutdown()
+        window.close()
+        app.processEvents()
+    return rate, max(lateness[1:]) if len(lateness) > 1 else float("nan")
+
+
+def _cli_training(ds: Dataset, config: TrainConfig, seconds: float, warmup: float) -> float:
+    """Images/s after warm-up of the same run as `cae train` does it (the trainer alone)."""
+    trainer = Trainer(ds, config)
+    reports = []
+    for record in trainer.run():
+        if isinstance(record, Progress):
+            reports.append((time.perf_counter(), record.global_step))
+            if reports[-1][0] - reports[0][0] > warmup + seconds:
+                trainer.stop()
+    after = [r for r in reports if r[0] >= reports[0][0] + warmup]
+    return (after[-1][1] - after[0][1]) * config.batch_size / (after[-1][0] - after[0][0])
+
+
+def training_in_the_window(ds: Dataset, seconds: float, warmup: float, reps: int) -> dict:
+    """The window's images/s over the CLI's (same batch, alternated), and the GUI's stall."""
+    config = TrainConfig(epochs=100, batch_size=128, device="cpu", snapshot_every_s=1.5)
+    gui, cli, stall = [], [], []
+    for _ in range(reps):
+        cli.append(_cli_training(ds, replace(config, snapshot_every_s=0.0), seconds, warmup))
+        rate, worst = _window_training(ds, config, seconds, warmup, explore=True)
+        gui.append(rate)
+        stall.append(worst)
+    return {"gui_train_img_s": statistics.median(gui), "cli_train_img_s": statistics.median(cli),
+            "gui_train_fraction_of_cli": statistics.median(g / c for g, c in zip(gui, cli)),
+            "gui_stall_ms": max(stall)}
