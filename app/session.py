@@ -87,7 +87,8 @@ class Session(QObject):
     def start(self, model_path: str | None = None, data_dir: str | None = None,
               dataset: str = "mnist", bundled: Path | None = None) -> None:
         """Load the model (given, last saved, or bundled) now and look for data in the background."""
-        candidates = [model_path] if model_path else [self.settings.value("lastModel", ""), bundled]
+        # A given model that cannot be opened is reported, and the usual start follows.
+        candidates = [model_path, self.settings.value("lastModel", ""), bundled]
         for path in candidates:
             if path and Path(path).is_file():
                 try:

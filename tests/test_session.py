@@ -96,3 +96,12 @@ def test_not_found_names_the_folder_that_was_asked_for(session, tmp_path, qtbot)
     qtbot.waitUntil(lambda: not session.data.busy, timeout=20000)
     assert session.errors and str(wanted) in session.errors[-1]
     assert str(wanted) in session.missing_data_message()
+
+
+def test_a_corrupt_given_model_is_reported_and_the_usual_model_opens(session, model_file, tmp_path,
+                                                                     qtbot):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    session.start(str(bad), str(tmp_path / "no-data"), "mnist", bundled=model_file)
+    assert session.errors and "bad.safetensors" in session.errors[0]
+    assert session.models.path == model_file
