@@ -31,7 +31,13 @@ class DrawController(QObject):
         panel.pad.strokeFinished.connect(self.update_drawing)
         session.decoderChanged.connect(self.update_drawing)
         session.trainCodesReady.connect(self.update_drawing)
-        session.datasetChanged.connect(lambda _: self.update_drawing())
+        session.datasetChanged.connect(self._on_dataset)
+
+    @Slot(object)
+    def _on_dataset(self, dataset) -> None:
+        noun = "digits" if dataset.name == "mnist" else "images"
+        self.panel.neighbours_title.setText(f"<b>5 nearest training {noun}</b> (latent space)")
+        self.update_drawing()
 
     @Slot()
     def _throttle(self) -> None:

@@ -206,4 +206,5 @@ def test_labels_name_the_dataset(window, qtbot, dataset):
                                               ds.test_images, ds.test_labels, names))
     assert "Image under the cursor" in window.hover_title.text()
     assert window.toolbar.map_set.itemText(0).startswith("Test images")
+    assert "training images" in window.draw_panel.neighbours_title.text()
 
