@@ -147,6 +147,8 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("starting…")
         self.status.setText("")
+        self.loss_plot.setVisible(False)
+        self.loss_hint.setVisible(True)
 
     def show_progress(self, p: Progress) -> None:
         self._steps_per_epoch = p.steps_per_epoch
@@ -157,8 +159,9 @@ class TrainingPanel(QWidget):
             self.train_points.append((p.global_step, p.loss))
             xs, ys = zip(*self.train_points)
             self.train_curve.setData(xs, ys)
-            self.loss_plot.setVisible(True)
-            self.loss_hint.setVisible(False)
+            if len(xs) > 1:  # one point has no axes worth showing
+                self.loss_plot.setVisible(True)
+                self.loss_hint.setVisible(False)
 
     def show_epoch(self, e: EpochEnd) -> None:
         if math.isfinite(e.test_loss) and e.test_loss > 0:
