@@ -65,7 +65,8 @@ class Session(QObject):
 
         self.dataset: Dataset | None = None
         self.points: MapPoints = EMPTY_POINTS
-        self.map_all = False  # False: the test digits; True: training and test digits
+        # False: the test digits; True: training and test digits (as the user chose last time)
+        self.map_all = str(settings.value("mapAll", "false")).lower() == "true"
         self.train_codes: np.ndarray | None = None  # training digits' codes, for neighbours
         self.timeline = Timeline()
         self.epoch_index = -1  # the timeline position shown (-1 or the last: the current model)
@@ -217,6 +218,7 @@ class Session(QObject):
     def set_map_all(self, all_digits: bool) -> None:
         if bool(all_digits) != self.map_all:
             self.map_all = bool(all_digits)
+            self.settings.setValue("mapAll", self.map_all)
             self.refresh_codes(fit=True)
 
     def refresh_codes(self, fit: bool = False) -> None:

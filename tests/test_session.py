@@ -105,3 +105,13 @@ def test_a_corrupt_given_model_is_reported_and_the_usual_model_opens(session, mo
     session.start(str(bad), str(tmp_path / "no-data"), "mnist", bundled=model_file)
     assert session.errors and "bad.safetensors" in session.errors[0]
     assert session.models.path == model_file
+
+
+def test_the_all_digits_choice_is_remembered(session, model_file, tiny_folder, qtbot, tmp_path):
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
+    session.set_map_all(True)
+    qtbot.waitUntil(lambda: len(session.points) == 256 + 64, timeout=20000)
+    again = Session(session.settings)
+    assert again.map_all
+    again.shutdown()
