@@ -3,7 +3,13 @@
 A checkpoint holds the model's tensors under ``model.*``, optional extra arrays under
 ``extra.*`` (e.g. latent codes), and in the header: the format tag, the model config (used to
 rebuild the model) and free metadata (dataset, epochs, seed, metrics, version).  Writes go to a
-temporary file that replaces the target only when complete.
+temporary file that replaces the target only when complete, and every file written carries a
+SHA-256 digest of its header fields and tensors.
+
+Loading checks everything before it is used: the container, the model config against bounds
+(before any model is built, so an absurd config cannot allocate), the tensors' names, dtypes
+and shapes, the digest (a file without one loads with a warning in :attr:`Checkpoint.warnings`),
+the weights' finiteness, and every extra array (see :func:`validate_extras`).
 """
 from __future__ import annotations
 
@@ -29,6 +35,13 @@ FORMAT_VERSION = "1"
 SUFFIX = ".safetensors"
 MAX_HEADER = 16 << 20
 _PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
+# Bounds on a file's model config, checked before the model is built: far above any model this
+# tool trains (28 px, channels (32, 64), a 2-D code), far below sizes that would not fit memory.
+MAX_IMAGE_SIZE = 256
+MAX_CHANNELS = 1024
+MAX_LATENT_DIM = 16
+NO_DIGEST = "no integrity digest"
+TIMELINE = "timeline."
 
 
 @dataclass
@@ -38,6 +51,8 @@ class Checkpoint:
     model: CAE
     metadata: dict = field(default_factory=dict)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    # One line each, for the user to see ("<file>: no integrity digest ..." for a file without one).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _digest(arrays: dict[str, np.ndarray], header: dict[str, str]) -> str:
@@ -57,12 +72,17 @@ def save_checkpoint(path: str | os.PathLike, model: CAE, metadata: dict | None =
                     extras: dict[str, np.ndarray] | None = None) -> Path:
     """Write atomically; on failure the previous file at ``path`` (if any) is left intact."""
     path = Path(path)
-    tensors = {f"model.{k}": v.detach().to("cpu", torch.float32).contiguous().numpy()
-               for k, v in model.state_dict().items()}
-    for name, arr in (extras or {}).items():
-        tensors[f"extra.{name}"] = np.ascontiguousarray(arr)
+    extras = dict(extras or {})
     meta = dict(metadata or {})
     meta.setdefault("version", __version__)
+    try:
+        validate_extras(extras, model.config, meta.get("class_names") or ())
+    except ValueError as exc:
+        raise CheckpointError(f"could not save the model to {path}: {exc}") from None
+    tensors = {f"model.{k}": v.detach().to("cpu", torch.float32).contiguous().numpy()
+               for k, v in model.state_dict().items()}
+    for name, arr in extras.items():
+        tensors[f"extra.{name}"] = np.ascontiguousarray(arr)
     header = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "model_config": json.dumps(model.config.to_dict()), "metadata": json.dumps(meta)}
     header["sha256"] = _digest(tensors, header)
@@ -93,16 +113,18 @@ def _read_header(path: Path) -> dict:
         size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(8)
-            if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") or head[:4] == b"PK\x03\x04" \
-                    or path.suffix.lower() in _PICKLE_SUFFIXES:
+            pickled = head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+            if pickled or head[:4] == b"PK\x03\x04" or path.suffix.lower() in _PICKLE_SUFFIXES:
                 raise CheckpointError(
-                    f"{path}: this looks like a PyTorch pickle checkpoint; pickle files can run code "
-                    "when opened, so they are refused. Save the weights as .safetensors instead.")
+                    f"{path}: this looks like a PyTorch pickle checkpoint; pickle files can run "
+                    "code when opened, so they are refused. Save the weights as .safetensors "
+                    "instead.")
             if len(head) < 8:
                 raise CheckpointError(f"{path}: too short to be a model file ({size} bytes)")
             (n,) = struct.unpack("<Q", head)
             if n > min(MAX_HEADER, size - 8):
-                raise CheckpointError(f"{path}: not a safetensors model file (corrupt or truncated header)")
+                raise CheckpointError(f"{path}: not a safetensors model file (corrupt or truncated "
+                                      "header)")
             header = json.loads(f.read(n))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found") from None
@@ -123,12 +145,104 @@ def _read_header(path: Path) -> dict:
         except (TypeError, KeyError, ValueError):
             raise CheckpointError(f"{path}: tensor {name!r} has no valid data offsets") from None
         if not (0 <= lo <= hi) or end + hi > size:
-            raise CheckpointError(f"{path}: truncated: tensor {name!r} runs past the end of the file")
+            raise CheckpointError(f"{path}: truncated: tensor {name!r} runs past the end of the "
+                                  "file")
     return header
 
 
+def _config(path: Path, meta: dict) -> CAEConfig:
+    """The file's model config, refused unless within the bounds (before anything is built)."""
+    try:
+        raw = json.loads(meta["model_config"])
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        for key, value in raw.items():
+            if key not in ("image_size", "channels", "latent_dim"):
+                continue  # from_dict names every unknown key
+            values = value if key == "channels" and isinstance(value, list) else [value]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise ValueError(f"{key} must be whole numbers, got {value!r}")
+        config = CAEConfig.from_dict(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid model config ({exc})") from None
+    limits = {"image_size": (config.image_size, MAX_IMAGE_SIZE),
+              "channels": (max(config.channels), MAX_CHANNELS),
+              "latent_dim": (config.latent_dim, MAX_LATENT_DIM)}
+    for key, (value, limit) in limits.items():
+        if value > limit:
+            raise CheckpointError(f"{path}: invalid model config ({key} {value} is over this "
+                                  f"tool's limit of {limit})")
+    return config
+
+
+def _expected_shapes(config: CAEConfig) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of the model a config describes (built on the meta device: no
+    memory is allocated whatever the sizes)."""
+    with torch.device("meta"):
+        return {k: tuple(v.shape) for k, v in CAE(config).state_dict().items()}
+
+
+def validate_extras(extras: dict[str, np.ndarray], config: CAEConfig,
+                    class_names: tuple[str, ...] | list[str] = ()) -> None:
+    """Raise ValueError (one line) unless every extra array is one the format allows, well formed.
+
+    ``test_codes`` (N, latent_dim) float32, finite, with ``test_labels`` (N,) integers in the range
+    of ``class_names`` (0..255 where the file names no classes); the training timeline
+    ``timeline.epochs`` (E,) strictly increasing integers >= 0, ``timeline.codes`` (E, K,
+    latent_dim) float32 finite, ``timeline.labels`` (K,) integers in range, and
+    ``timeline.decoder.<name>`` (E, *shape of the decoder's tensor) float32 finite.  The GUI and
+    the CLI plot these, so a malformed one would otherwise fail far from its cause."""
+    n_classes = len(class_names) or 256
+    unknown = sorted(k for k in extras if k not in ("test_codes", "test_labels")
+                     and not k.startswith(TIMELINE))
+    if unknown:
+        raise ValueError(f"unknown extra arrays {unknown}")
+
+    def floats(name: str, shape: tuple) -> np.ndarray:
+        a = np.asarray(extras[name])
+        if a.dtype != np.float32 or a.ndim != len(shape) or any(
+                want is not None and got != want for got, want in zip(a.shape, shape)):
+            want = "(" + ", ".join("N" if w is None else str(w) for w in shape) + ")"
+            raise ValueError(f"extra '{name}' must be float32 {want}, got {a.dtype} {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError(f"extra '{name}' holds non-finite values")
+        return a
+
+    def labels(name: str, count: int) -> None:
+        a = np.asarray(extras[name])
+        if a.dtype.kind not in "iu" or a.shape != (count,):
+            raise ValueError(f"extra '{name}' must be integers of shape ({count},), "
+                             f"got {a.dtype} {a.shape}")
+        if a.size and (a.min() < 0 or a.max() >= n_classes):
+            raise ValueError(f"extra '{name}' holds labels outside 0..{n_classes - 1}")
+
+    if ("test_codes" in extras) != ("test_labels" in extras):
+        raise ValueError("extras 'test_codes' and 'test_labels' must come together")
+    if "test_codes" in extras:
+        codes = floats("test_codes", (None, config.latent_dim))
+        labels("test_labels", len(codes))
+    timeline = {k[len(TIMELINE):] for k in extras if k.startswith(TIMELINE)}
+    if not timeline:
+        return
+    decoder = {f"decoder.{k[len('decoder.'):]}": v for k, v in _expected_shapes(config).items()
+               if k.startswith("decoder.")}
+    required = {"epochs", "codes", "labels", *decoder}
+    if timeline != required:
+        raise ValueError(f"the training timeline's arrays are incomplete or unknown (missing "
+                         f"{sorted(required - timeline)}, unknown {sorted(timeline - required)})")
+    epochs = np.asarray(extras[TIMELINE + "epochs"])
+    if epochs.dtype.kind not in "iu" or epochs.ndim != 1 or len(epochs) == 0 \
+            or epochs.min() < 0 or (np.diff(epochs) <= 0).any():
+        raise ValueError("extra 'timeline.epochs' must be strictly increasing whole numbers >= 0")
+    codes = floats(TIMELINE + "codes", (len(epochs), None, config.latent_dim))
+    labels(TIMELINE + "labels", codes.shape[1])
+    for name, shape in decoder.items():
+        floats(TIMELINE + name, (len(epochs), *shape))
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Load, checking format, keys, shapes, dtypes and finiteness against the architecture."""
+    """Load, checking format, config, keys, shapes, dtypes, digest, finiteness and extras; every
+    failure is a :class:`CheckpointError` with one line naming the file and the reason."""
     path = Path(path)
     header = _read_header(path)
     meta = header.get("__metadata__") or {}
@@ -138,13 +252,20 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: model format version {meta.get('format_version')!r} is not "
                               f"supported (this version reads {FORMAT_VERSION})")
+    unknown = sorted(set(meta) - {"format", "format_version", "model_config", "metadata", "sha256"})
+    if unknown:  # e.g. a flipped bit in the digest's own key, which would otherwise hide it
+        raise CheckpointError(f"{path}: corrupt header (unknown fields {unknown})")
+    config = _config(path, meta)
     try:
-        config = CAEConfig.from_dict(json.loads(meta["model_config"]))
         metadata = json.loads(meta.get("metadata", "{}"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: invalid model config ({exc})") from None
-    model = CAE(config)
-    expected = {f"model.{k}": tuple(v.shape) for k, v in model.state_dict().items()}
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: invalid metadata ({exc})") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: invalid metadata (not a JSON object)")
+    class_names = metadata.get("class_names") or []
+    if not isinstance(class_names, list) or not all(isinstance(c, str) for c in class_names):
+        raise CheckpointError(f"{path}: invalid metadata (class_names must be a list of names)")
+    expected = {f"model.{k}": v for k, v in _expected_shapes(config).items()}
     found = {k: v for k, v in header.items() if k.startswith("model.")}
     problems = []
     missing = sorted(set(expected) - set(found))
@@ -157,21 +278,35 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         if found[k].get("dtype") != "F32":
             problems.append(f"{k} has dtype {found[k].get('dtype')}, expected F32")
         if tuple(found[k].get("shape", ())) != expected[k]:
-            problems.append(f"{k} has shape {tuple(found[k].get('shape', ()))}, expected {expected[k]}")
+            shape = tuple(found[k].get("shape", ()))
+            problems.append(f"{k} has shape {shape}, expected {expected[k]}")
     if problems:
         raise CheckpointError(f"{path}: does not match the architecture: " + "; ".join(problems))
     try:
         arrays = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: corrupt tensor data ({exc})") from None
-    if "sha256" in meta and _digest(arrays, meta) != meta["sha256"]:
+    warnings = []
+    if "sha256" not in meta:
+        warnings.append(f"{path.name}: {NO_DIGEST} (SHA-256); damage to this file would go "
+                        "unnoticed. Save it again to add one.")
+    elif _digest(arrays, meta) != meta["sha256"]:
         raise CheckpointError(f"{path}: the file is corrupt (its tensors do not match the checksum "
                               "saved with them)")
-    state = {k[len("model."):]: torch.from_numpy(v.copy()) for k, v in arrays.items() if k.startswith("model.")}
+    state = {k[len("model."):]: torch.from_numpy(v.copy())
+             for k, v in arrays.items() if k.startswith("model.")}
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(f"{path}: non-finite weights in {bad}")
+    extras = {k[len("extra."):]: v for k, v in arrays.items() if k.startswith("extra.")}
+    others = sorted(k for k in arrays if not k.startswith(("model.", "extra.")))
+    if others:
+        raise CheckpointError(f"{path}: unknown tensors {others}")
+    try:
+        validate_extras(extras, config, class_names)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    model = CAE(config)
     model.load_state_dict(state)
     model.eval()
-    extras = {k[len("extra."):]: v for k, v in arrays.items() if k.startswith("extra.")}
-    return Checkpoint(model, metadata, extras)
+    return Checkpoint(model, metadata, extras, warnings)

@@ -62,10 +62,14 @@ DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(
         "mnist",
         {
-            "train_images": Resource("train-images-idx3-ubyte.gz", "6bbc9ace898e44ae57da46a324031adb"),
-            "train_labels": Resource("train-labels-idx1-ubyte.gz", "a25bea736e30d166cdddb491f175f624"),
-            "test_images": Resource("t10k-images-idx3-ubyte.gz", "2646ac647ad5339dbf082846283269ea"),
-            "test_labels": Resource("t10k-labels-idx1-ubyte.gz", "27ae3e4e09519cfbb04c329615203637"),
+            "train_images": Resource("train-images-idx3-ubyte.gz",
+                                      "6bbc9ace898e44ae57da46a324031adb"),
+            "train_labels": Resource("train-labels-idx1-ubyte.gz",
+                                      "a25bea736e30d166cdddb491f175f624"),
+            "test_images": Resource("t10k-images-idx3-ubyte.gz",
+                                     "2646ac647ad5339dbf082846283269ea"),
+            "test_labels": Resource("t10k-labels-idx1-ubyte.gz",
+                                     "27ae3e4e09519cfbb04c329615203637"),
         },
         (
             "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -77,10 +81,14 @@ DATASETS: dict[str, DatasetSpec] = {
     "fashion-mnist": DatasetSpec(
         "fashion-mnist",
         {
-            "train_images": Resource("train-images-idx3-ubyte.gz", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
-            "train_labels": Resource("train-labels-idx1-ubyte.gz", "9018921c3c673c538a1fc5bad174d6f9"),
-            "test_images": Resource("t10k-images-idx3-ubyte.gz", "8181f5470baa50b63fa0f6fddb340f0a"),
-            "test_labels": Resource("t10k-labels-idx1-ubyte.gz", "15d484375f8d13e6eb1aabb0c3f46965"),
+            "train_images": Resource("train-images-idx3-ubyte.gz",
+                                      "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+            "train_labels": Resource("train-labels-idx1-ubyte.gz",
+                                      "9018921c3c673c538a1fc5bad174d6f9"),
+            "test_images": Resource("t10k-images-idx3-ubyte.gz",
+                                     "8181f5470baa50b63fa0f6fddb340f0a"),
+            "test_labels": Resource("t10k-labels-idx1-ubyte.gz",
+                                     "15d484375f8d13e6eb1aabb0c3f46965"),
         },
         ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -156,7 +164,8 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> tuple[n
             md5 = hashlib.md5()
             header = _read_exact(stream, 4, path, "header")
             if header[0] != 0 or header[1] != 0:
-                raise IDXFormatError(f"{path}: not an IDX file (magic bytes {header[:2].hex()} != 0000)")
+                raise IDXFormatError(f"{path}: not an IDX file (magic bytes {header[:2].hex()} "
+                                     "!= 0000)")
             code, ndim = header[2], header[3]
             if code not in _IDX_DTYPES:
                 raise IDXFormatError(f"{path}: unknown IDX dtype code 0x{code:02x}")
@@ -170,15 +179,18 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> tuple[n
                 n_bytes *= d
             if n_bytes > max_bytes:
                 raise IDXFormatError(
-                    f"{path}: dimensions {dims} claim {n_bytes} bytes, over the {max_bytes}-byte limit")
+                    f"{path}: dimensions {dims} claim {n_bytes} bytes, over the {max_bytes}-byte "
+                    "limit")
             compressed = path.stat().st_size
-            if isinstance(stream, gzip.GzipFile) and n_bytes > GZIP_MAX_RATIO * compressed + (1 << 20):
+            gzipped = isinstance(stream, gzip.GzipFile)
+            if gzipped and n_bytes > GZIP_MAX_RATIO * compressed + (1 << 20):
                 raise IDXFormatError(
                     f"{path}: a {compressed}-byte gzip file claiming {n_bytes} bytes of data "
                     f"(over {GZIP_MAX_RATIO}x): refused as a possible gzip bomb")
             payload = _read_exact(stream, n_bytes, path, "payload")
             if stream.read(1):
-                raise IDXFormatError(f"{path}: trailing data after the {n_bytes}-byte payload of {dims}")
+                raise IDXFormatError(f"{path}: trailing data after the {n_bytes}-byte payload of "
+                                     f"{dims}")
             md5.update(header)
             md5.update(dims_raw)
             md5.update(payload)
@@ -299,8 +311,10 @@ def load_folder(folder: str | os.PathLike, spec: DatasetSpec | None = None,
         files = _folder_files(folder, spec)
     else:
         files = {}
-        for role, prefix in zip(ROLES, ("train-images", "train-labels", "t10k-images", "t10k-labels")):
-            matches = sorted(p for p in folder.glob(prefix + "*") if p.is_file()) if folder.is_dir() else []
+        prefixes = ("train-images", "train-labels", "t10k-images", "t10k-labels")
+        for role, prefix in zip(ROLES, prefixes):
+            matches = (sorted(p for p in folder.glob(prefix + "*") if p.is_file())
+                       if folder.is_dir() else [])
             if matches:
                 files[role] = matches[0]
         if len(files) != 4:
@@ -395,7 +409,8 @@ def _fetch(url: str, dest: BinaryIO, timeout: float, progress: ProgressFn | None
             if progress is not None:
                 progress(label, done, total)
         if total is not None and done != total:
-            raise DownloadError(f"{url}: connection closed after {done} of {total} bytes")
+            # The caller prefixes the URL.
+            raise DownloadError(f"connection closed after {done} of {total} bytes")
 
 
 def download_file(resource: Resource, folder: Path, mirrors: tuple[str, ...], timeout: float = 30.0,
@@ -436,7 +451,7 @@ def download_dataset(name: str = "mnist", folder: str | os.PathLike | None = Non
     """Download every missing or invalid file of a dataset into ``folder`` (the user cache)."""
     spec = spec or get_spec(name)
     folder = Path(folder) if folder else user_cache_dir() / spec.name
-    for role, resource in spec.resources.items():
+    for resource in spec.resources.values():
         existing = _find_file(folder, resource.filename)
         if existing is not None:
             try:

@@ -35,7 +35,8 @@ class Preprocessed:
 
 
 def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) weights: each output pixel averages the input it covers (fractional overlap)."""
+    """(n_out, n_in) weights: each output pixel averages the input it covers (fractional
+    overlap)."""
     scale = n_in / n_out
     lo = np.arange(n_out)[:, None] * scale
     hi = lo + scale

@@ -57,3 +57,21 @@ def spec_for(folder: Path, mirrors: tuple[str, ...], name: str = "synthetic") ->
     """A DatasetSpec whose checksums are those of the files in ``folder``."""
     return DatasetSpec(name, {r: Resource(f, raw_md5(folder / f)) for r, f in FILES.items()},
                        mirrors, tuple(str(i) for i in range(10)))
+
+
+MNIST_SAMPLE = Path(__file__).resolve().parent / "data" / "mnist_sample.npz"
+# SHA-256 of the sample's arrays (tests/data/README.md): a damaged sample fails loudly, not subtly.
+MNIST_SAMPLE_SHA256 = {
+    "images": "b40951266842e68099badfd113fb1525bce88e99ecbc0779db1bfac8fe4b0b16",
+    "labels": "697dd54cc0bf4f9aa13ea40623e905774eaa79fc775563086343b9390f156739",
+}
+
+
+def mnist_sample() -> tuple[np.ndarray, np.ndarray]:
+    """The first 200 MNIST test digits, uint8 (200, 28, 28), and their labels, uint8 (200,)."""
+    with np.load(MNIST_SAMPLE, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in MNIST_SAMPLE_SHA256}
+    for key, digest in MNIST_SAMPLE_SHA256.items():
+        if hashlib.sha256(arrays[key].tobytes()).hexdigest() != digest:
+            raise AssertionError(f"{MNIST_SAMPLE}: '{key}' differs from the shipped sample")
+    return arrays["images"], arrays["labels"]

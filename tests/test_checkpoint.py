@@ -11,7 +11,7 @@ from safetensors.numpy import save_file
 
 from cae.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from cae.errors import CheckpointError
-from cae.model import CAE
+from cae.model import CAE, CAEConfig
 
 
 @pytest.fixture
@@ -22,13 +22,16 @@ def model():
 
 def test_round_trip_with_metadata_and_extras(tmp_path, model):
     path = save_checkpoint(tmp_path / "m.safetensors", model, {"dataset": "mnist", "epochs": 3},
-                           extras={"codes": np.ones((5, 2), np.float32)})
+                           extras={"test_codes": np.ones((5, 2), np.float32),
+                                   "test_labels": np.arange(5, dtype=np.uint8)})
     ckpt = load_checkpoint(path)
     for (k, a), b in zip(model.state_dict().items(), ckpt.model.state_dict().values()):
         assert torch.equal(a, b), k
     assert ckpt.metadata["dataset"] == "mnist" and ckpt.metadata["epochs"] == 3
     assert "version" in ckpt.metadata
-    np.testing.assert_array_equal(ckpt.extras["codes"], np.ones((5, 2)))
+    np.testing.assert_array_equal(ckpt.extras["test_codes"], np.ones((5, 2)))
+    np.testing.assert_array_equal(ckpt.extras["test_labels"], np.arange(5))
+    assert ckpt.warnings == []  # it carries its digest
     assert not ckpt.model.training
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp files left
 
@@ -76,9 +79,11 @@ def test_truncated_and_corrupt_files(tmp_path, model):
         load_checkpoint(path)
 
 
-def _write_raw(path, tensors, model_config=None, fmt=FORMAT):
-    meta = {"format": fmt, "format_version": "1",
-            "model_config": json.dumps(model_config or CAE().config.to_dict()), "metadata": "{}"}
+def _write_raw(path, tensors, model_config=None, fmt=FORMAT, metadata="{}"):
+    """A model file as an older version or another tool would write it: no digest."""
+    config = model_config if isinstance(model_config, str) else json.dumps(
+        model_config or CAE().config.to_dict())
+    meta = {"format": fmt, "format_version": "1", "model_config": config, "metadata": metadata}
     save_file(tensors, str(path), metadata=meta)
 
 
@@ -93,7 +98,8 @@ def test_wrong_keys_shapes_dtypes_and_format(tmp_path, model):
         "extra": ({**state, "model.fc.weight": np.zeros((2, 2), np.float32)}, "unexpected tensors"),
         "shape": ({**state, "model.encoder.0.weight": np.zeros((16, 1, 3, 3), np.float32)},
                   r"shape \(16, 1, 3, 3\), expected \(32, 1, 3, 3\)"),
-        "dtype": ({**state, "model.encoder.0.bias": state["model.encoder.0.bias"].astype(np.float64)},
+        "dtype": ({**state,
+                   "model.encoder.0.bias": state["model.encoder.0.bias"].astype(np.float64)},
                   "dtype F64, expected F32"),
         "nan": ({**state, "model.encoder.0.bias": np.full(32, np.nan, np.float32)}, "non-finite"),
     }
@@ -150,3 +156,154 @@ def test_saved_file_permissions_follow_the_umask(tmp_path, model):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_file_without_a_digest_loads_with_a_visible_warning(tmp_path, model):
+    path = tmp_path / "old.safetensors"
+    state = _state(model)
+    state["model.decoder.4.bias"] = state["model.decoder.4.bias"] + 0.5  # damage nobody can see
+    _write_raw(path, state)
+    ckpt = load_checkpoint(path)
+    assert len(ckpt.warnings) == 1 and "no integrity digest" in ckpt.warnings[0]
+    assert "old.safetensors" in ckpt.warnings[0] and "\n" not in ckpt.warnings[0]
+    # The same weights saved by this version carry the digest, and a flipped bit is caught.
+    saved = save_checkpoint(tmp_path / "new.safetensors", ckpt.model)
+    assert load_checkpoint(saved).warnings == []
+    data = bytearray(saved.read_bytes())
+    data[-3] ^= 0x01
+    saved.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"image_size": 400000, "channels": [32, 64], "latent_dim": 2}, "image_size 400000 is over"),
+    ({"image_size": 2048, "channels": [32, 64], "latent_dim": 2}, "image_size 2048 is over"),
+    ({"image_size": 28, "channels": [32, 100000], "latent_dim": 2}, "channels 100000 is over"),
+    ({"image_size": 28, "channels": [32, 64], "latent_dim": 5000}, "latent_dim 5000 is over"),
+    ({"image_size": 30, "channels": [32, 64], "latent_dim": 2}, "multiple of 4"),
+    ({"image_size": -28, "channels": [32, 64], "latent_dim": 2}, "multiple of 4"),
+    ({"image_size": "28", "channels": [32, 64], "latent_dim": 2}, "whole numbers"),
+    ({"image_size": 28.5, "channels": [32, 64], "latent_dim": 2}, "whole numbers"),
+    ({"image_size": 28, "channels": [32], "latent_dim": 2}, "invalid channels"),
+    ({"image_size": 28, "channels": [32, 64], "latent_dim": 0}, "invalid channels"),
+    ({"image_size": 28, "colour": True}, "unknown model config keys"),
+    ("[28, 32, 64]", "not a JSON object"),
+    ("{not json", "invalid model config"),
+])
+def test_the_config_is_checked_before_any_model_is_built(tmp_path, model, monkeypatch, config,
+                                                         message):
+    import cae.checkpoint
+
+    built = []
+    monkeypatch.setattr(cae.checkpoint, "CAE", lambda *a, **k: built.append(a) or CAE(*a, **k))
+    path = tmp_path / "bad-config.safetensors"
+    _write_raw(path, _state(model), model_config=config)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and "bad-config.safetensors" in str(info.value)
+    assert built == []  # refused from the header alone
+
+
+def _extras_file(tmp_path, model, extras, class_names=None):
+    path = tmp_path / "extras.safetensors"
+    tensors = {**_state(model), **{f"extra.{k}": np.asarray(v) for k, v in extras.items()}}
+    names = list(class_names) if class_names is not None else [str(i) for i in range(10)]
+    _write_raw(path, tensors, metadata=json.dumps({"class_names": names}))
+    return path
+
+
+def _timeline(model, epochs=(1, 2, 3), k=6):
+    decoder = {k_: v.numpy() for k_, v in model.decoder.state_dict().items()}
+    out = {"timeline.epochs": np.asarray(epochs, np.int64),
+           "timeline.codes": np.zeros((len(epochs), k, 2), np.float32),
+           "timeline.labels": np.arange(k, dtype=np.int64) % 10}
+    for name, value in decoder.items():
+        out[f"timeline.decoder.{name}"] = np.stack([value] * len(epochs))
+    return out
+
+
+GOOD_CODES = {"test_codes": np.zeros((4, 2), np.float32),
+              "test_labels": np.array([0, 3, 9, 1], np.uint8)}
+
+
+def _bad_extras(model):
+    tl = _timeline(model)
+    nan_codes = np.zeros((4, 2), np.float32)
+    nan_codes[2, 1] = np.nan
+    nan_tl = tl["timeline.codes"].copy()
+    nan_tl[1, 0, 0] = np.inf
+    w = "timeline.decoder.4.weight"
+    return {
+        "codes of shape (5,)": ({**GOOD_CODES, "test_codes": np.zeros(5, np.float32),
+                                 "test_labels": np.zeros(5, np.uint8)},
+                                "test_codes' must be float32"),
+        "codes of three numbers": ({**GOOD_CODES, "test_codes": np.zeros((4, 3), np.float32)},
+                                   r"float32 \(N, 2\), got float32 \(4, 3\)"),
+        "float64 codes": ({**GOOD_CODES, "test_codes": np.zeros((4, 2))}, "got float64"),
+        "NaN codes": ({**GOOD_CODES, "test_codes": nan_codes}, "test_codes' holds non-finite"),
+        "fewer labels than codes": ({**GOOD_CODES, "test_labels": np.zeros(3, np.uint8)},
+                                    r"shape \(4,\), got uint8 \(3,\)"),
+        "float labels": ({**GOOD_CODES, "test_labels": np.zeros(4, np.float32)},
+                         "must be integers"),
+        "label 10 of 10 classes": ({**GOOD_CODES, "test_labels": np.array([0, 10, 1, 2], np.uint8)},
+                                   "outside 0..9"),
+        "negative label": ({**GOOD_CODES, "test_labels": np.array([0, -1, 1, 2], np.int64)},
+                           "outside 0..9"),
+        "codes without labels": ({"test_codes": GOOD_CODES["test_codes"]}, "must come together"),
+        "an unknown extra": ({**GOOD_CODES, "codes": np.zeros((4, 2), np.float32)},
+                             r"unknown extra arrays \['codes'\]"),
+        "timeline without labels": ({k: v for k, v in tl.items() if k != "timeline.labels"},
+                                    "incomplete or unknown"),
+        "timeline epochs going back": ({**tl, "timeline.epochs": np.array([1, 3, 2])},
+                                       "strictly increasing"),
+        "timeline with inf codes": ({**tl, "timeline.codes": nan_tl},
+                                    "timeline.codes' holds non-finite"),
+        "timeline codes for 2 epochs of 3": ({**tl, "timeline.codes": tl["timeline.codes"][:2]},
+                                             "timeline.codes' must be float32"),
+        "timeline decoder of the wrong size": ({**tl, w: tl[w][:, :, :, :-1]},
+                                               "timeline.decoder.4.weight' must be float32"),
+        "timeline labels out of range": ({**tl, "timeline.labels": np.full(6, 12, np.int64)},
+                                         "outside 0..9"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_extras(CAE())))
+def test_every_extra_is_validated_at_load(tmp_path, model, case):
+    extras, message = _bad_extras(model)[case]
+    path = _extras_file(tmp_path, model, extras)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value) and "extras.safetensors" in str(info.value)
+    # Nor can this version write such a file.
+    with pytest.raises(CheckpointError, match="could not save"):
+        save_checkpoint(tmp_path / "saved.safetensors", model, {"class_names": list("0123456789")},
+                        extras=extras)
+    assert not (tmp_path / "saved.safetensors").exists()
+
+
+def test_well_formed_extras_and_timeline_load(tmp_path, model):
+    extras = {**GOOD_CODES, **_timeline(model)}
+    ckpt = load_checkpoint(_extras_file(tmp_path, model, extras))
+    assert set(ckpt.extras) == set(extras)
+    # Without class names in the file, labels up to 255 (a uint8 label) are accepted.
+    wide = {"test_codes": np.zeros((2, 2), np.float32), "test_labels": np.array([0, 200], np.uint8)}
+    ckpt = load_checkpoint(_extras_file(tmp_path, model, wide, class_names=[]))
+    assert ckpt.extras.keys() == wide.keys()
+
+
+def test_a_config_within_bounds_but_other_than_the_tensors_is_refused(tmp_path, model):
+    path = tmp_path / "m.safetensors"
+    _write_raw(path, _state(model), model_config=CAEConfig(image_size=32).to_dict())
+    with pytest.raises(CheckpointError, match="does not match the architecture"):
+        load_checkpoint(path)
+
+
+def test_a_damaged_digest_key_is_not_mistaken_for_a_file_without_one(tmp_path, model):
+    """A flipped bit in the key "sha256" must not turn the digest check into a warning."""
+    data = save_checkpoint(tmp_path / "m.safetensors", model).read_bytes()
+    at = data.index(b'"sha256"') + 6
+    path = tmp_path / "flipped-key.safetensors"
+    path.write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])  # "sha256" -> "sha257"
+    with pytest.raises(CheckpointError, match="corrupt header"):
+        load_checkpoint(path)

@@ -14,7 +14,8 @@ from cae.data import read_idx, write_idx
 from cae.errors import CheckpointError, IDXFormatError
 from cae.model import CAE
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=60, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def bounded(fn, path, errors, size):
@@ -40,8 +41,8 @@ def good_idx(tmp_path_factory):
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("reader, error, suffix", [(read_idx, IDXFormatError, ".idx"),
-                                                    (load_checkpoint, CheckpointError, ".safetensors")])
+@pytest.mark.parametrize("reader, error, suffix", [
+    (read_idx, IDXFormatError, ".idx"), (load_checkpoint, CheckpointError, ".safetensors")])
 @FUZZ
 @given(data=st.binary(max_size=4096))
 def test_random_bytes(tmp_path, reader, error, suffix, data):
@@ -72,10 +73,12 @@ def test_bit_flips_in_the_header(tmp_path, good_idx, flips):
 
 
 @FUZZ
-@given(dims=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4), code=st.sampled_from([8, 9, 11, 12, 13, 14]))
+@given(dims=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4),
+       code=st.sampled_from([8, 9, 11, 12, 13, 14]))
 def test_absurd_dimensions(tmp_path, dims, code):
     path = tmp_path / "dims.idx"
-    path.write_bytes(bytes([0, 0, code, len(dims)]) + np.asarray(dims, ">u4").tobytes() + b"\x00" * 64)
+    header = bytes([0, 0, code, len(dims)]) + np.asarray(dims, ">u4").tobytes()
+    path.write_bytes(header + b"\x00" * 64)
     bounded(read_idx, path, IDXFormatError, 64)
 
 
@@ -113,7 +116,8 @@ def test_truncated_model(tmp_path, good_checkpoint, cut):
         load_checkpoint(path)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(positions=st.lists(st.integers(0, 1_830_000), min_size=1, max_size=3, unique=True),
        bit=st.integers(0, 7))
 def test_bit_flips_anywhere_in_a_model(tmp_path, good_checkpoint, positions, bit):

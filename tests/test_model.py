@@ -65,8 +65,10 @@ def test_shapes_after_every_layer(model):
 
 def test_architecture_is_the_lectures():
     m = CAE()
-    convs = [l for l in [*m.encoder, *m.decoder] if isinstance(l, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
-    kinds = [(type(l).__name__, l.kernel_size, l.out_channels, l.stride, l.bias is not None) for l in convs]
+    conv_types = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    convs = [layer for layer in [*m.encoder, *m.decoder] if isinstance(layer, conv_types)]
+    kinds = [(type(c).__name__, c.kernel_size, c.out_channels, c.stride, c.bias is not None)
+             for c in convs]
     assert kinds == [
         ("Conv2d", (3, 3), 32, (1, 1), True),
         ("Conv2d", (3, 3), 64, (1, 1), True),
@@ -75,21 +77,84 @@ def test_architecture_is_the_lectures():
         ("ConvTranspose2d", (14, 14), 32, (2, 2), True),
         ("ConvTranspose2d", (28, 28), 1, (2, 2), True),
     ]
-    assert not any(isinstance(l, torch.nn.Linear) for l in m.modules())
-    pools = [l for l in m.encoder if isinstance(l, torch.nn.MaxPool2d)]
+    assert not any(isinstance(layer, torch.nn.Linear) for layer in m.modules())
+    pools = [layer for layer in m.encoder if isinstance(layer, torch.nn.MaxPool2d)]
     assert [(p.kernel_size, p.stride) for p in pools] == [(2, 2), (2, 2)]
+
+
+def np_conv_same_tf(x: np.ndarray, k: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """TF's conv2d, stride 1, SAME, NHWC input and a (kh, kw, in, out) kernel, in plain numpy."""
+    kh, kw = k.shape[:2]
+    (top, bottom), (left, right) = tf_pads(x.shape[1], kh, 1), tf_pads(x.shape[2], kw, 1)
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out = np.zeros((*x.shape[:3], k.shape[3]))
+    for dy in range(kh):
+        for dx in range(kw):
+            out += xp[:, dy:dy + x.shape[1], dx:dx + x.shape[2], :] @ k[dy, dx]
+    return out if b is None else out + b
+
+
+def np_conv_transpose_tf(y: np.ndarray, k: np.ndarray, b: np.ndarray, out_size: int, stride: int,
+                         same: bool) -> np.ndarray:
+    """TF's conv2d_transpose from its definition: every input pixel scatters the (kh, kw, out, in)
+    kernel times its value onto a canvas, cropped by the forward conv's SAME padding."""
+    n, h, w, _ = y.shape
+    kh = k.shape[0]
+    canvas = np.zeros((n, (h - 1) * stride + kh, (w - 1) * stride + kh, k.shape[2]))
+    for u in range(h):
+        for v in range(w):
+            canvas[:, u * stride:u * stride + kh, v * stride:v * stride + kh, :] += np.einsum(
+                "nc,yxoc->nyxo", y[:, u, v, :], k)
+    top = tf_pads(out_size, kh, stride)[0] if same else 0
+    return canvas[:, top:top + out_size, top:top + out_size, :] + b
+
+
+def np_max_pool(x: np.ndarray) -> np.ndarray:
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+
+def nchw(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
 
 
 def test_tensorflow_kernels_map_by_plain_transpose():
     """A TF conv kernel (kh, kw, in, out) and a TF conv2d_transpose kernel (kh, kw, out, in) both
-    become the PyTorch weight by transposing axes (3, 2, 0, 1)."""
-    m = CAE()
-    tf_shapes = [(3, 3, 1, 32), (3, 3, 32, 64), (7, 7, 64, 2), (7, 7, 64, 2), (14, 14, 32, 64),
-                 (28, 28, 1, 32)]
-    weights = [m.encoder[0].weight, m.encoder[3].weight, m.encoder[6].weight,
-               m.decoder[0].weight, m.decoder[2].weight, m.decoder[4].weight]
-    for tf_shape, w in zip(tf_shapes, weights, strict=True):
-        assert tuple(np.zeros(tf_shape).transpose(3, 2, 0, 1).shape) == tuple(w.shape)
+    become the PyTorch weight by transposing axes (3, 2, 0, 1): checked by value, each layer with
+    random non-symmetric TF kernels against TF's definition computed in numpy."""
+    rng = np.random.default_rng(0)
+    m = CAE().double()
+    layers = [(m.encoder[0], 28, None), (m.encoder[3], 14, None), (m.decoder[0], 7, (1, False)),
+              (m.decoder[2], 14, (2, True)), (m.decoder[4], 28, (2, True))]
+    for layer, size, transposed in layers:
+        # TF's layout: (kh, kw, in, out) for a conv, (kh, kw, out, in) for a transposed one.
+        k_tf = rng.normal(size=tuple(np.array(layer.weight.shape)[[2, 3, 1, 0]]))
+        bias = rng.normal(size=layer.bias.shape)
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(k_tf.transpose(3, 2, 0, 1)))
+            layer.bias.copy_(torch.from_numpy(bias))
+        if transposed is None:
+            x = rng.random((2, size, size, k_tf.shape[2]))
+            expected = np_conv_same_tf(x, k_tf, bias)
+        else:
+            stride, same = transposed
+            x = rng.random((2, 1 if size == 7 else size // 2, 1 if size == 7 else size // 2,
+                            k_tf.shape[3]))
+            expected = np_conv_transpose_tf(x, k_tf, bias, size, stride, same)
+        got = layer(nchw(x)).detach()
+        torch.testing.assert_close(got, nchw(expected), rtol=1e-9, atol=1e-9)
+
+
+def test_pools_and_the_code_layer_by_value(model):
+    """The layers the per-layer test reaches only through compositions, each on its own."""
+    x = torch.rand(2, 32, 28, 28, dtype=torch.float64) - 0.5
+    torch.testing.assert_close(model.encoder[2](x), torch.from_numpy(np_max_pool(x.numpy())))
+    x = torch.rand(2, 64, 14, 14, dtype=torch.float64) - 0.5
+    torch.testing.assert_close(model.encoder[5](x), torch.from_numpy(np_max_pool(x.numpy())))
+    p2 = torch.rand(2, 64, 7, 7, dtype=torch.float64)
+    w = model.encoder[6].weight.detach().numpy()  # VALID 7x7 over a 7x7 map: one dot product each
+    expected = np.einsum("nchw,ochw->no", p2.numpy(), w)
+    torch.testing.assert_close(model.encoder[6](p2).flatten(1), torch.from_numpy(expected))
 
 
 def test_each_layer_matches_tensorflow_semantics(model):

@@ -4,9 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cae.data import read_idx
 from cae.errors import CAEError
 from cae.preprocess import (EmptyDrawingError, centre_of_mass, normalize_ink, preprocess,
                             resize_area)
+from tests.helpers import mnist_sample
 
 PAD = 280
 
@@ -51,36 +53,51 @@ def test_synthetic_strokes_are_centred_and_boxed(name):
     assert max(out.scaled.shape) == 20
 
 
-def mnist_style_digits():
-    """Real MNIST test digits when present, else MNIST-style ones: strokes put through MNIST's
-    recipe (20 px box, centred mass) and quantised to bytes as MNIST is."""
-    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-    if folder.is_dir():
-        from cae.data import load_dataset
-        return load_dataset("mnist", folder).test_images[:300]
-    rng = np.random.default_rng(0)
-    strokes = [rng.uniform(30, 250, (rng.integers(2, 6), 2)) for _ in range(60)]
-    return np.stack([np.round(preprocess(stroke([tuple(p) for p in s])).image * 255).astype(np.uint8)
-                     for s in strokes])
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
-def test_round_trip_of_upscaled_digits():
-    """A 28x28 digit drawn 10x larger, off-centre on a 300 px pad, comes back as itself.
-
-    MNIST digits already have a 20 px longer side and a centred mass, so upscaling by 10 and
-    area-downscaling by 10 is exact; what can differ is a one-pixel centring choice when the mass
-    sits almost exactly between two pixels, and the rare digit whose longer side is under 20 px
-    (it gets enlarged).  Tolerance: mean absolute difference <= 0.01 for 95 % of the digits.
-    """
-    digits = mnist_style_digits()
+def round_trip_errors(digits: np.ndarray) -> np.ndarray:
+    """Each 28x28 digit drawn 10x larger, off-centre on a 300 px pad, then preprocessed: the mean
+    absolute difference from the digit itself."""
     errors = []
     for d in digits:
         x = d / 255.0
         pad = np.zeros((300, 300))
         pad[13:293, 7:287] = np.kron(x, np.ones((10, 10)))
         errors.append(np.abs(preprocess(pad).image - x).mean())
-    errors = np.array(errors)
+    return np.array(errors)
+
+
+def test_round_trip_of_upscaled_real_digits():
+    """Real MNIST digits (the 200 shipped in tests/data) come back as themselves.
+
+    MNIST made them with this recipe, so they already have a 20 px longer side and a centred
+    mass: upscaling by 10 and area-downscaling by 10 is exact; what can differ is a one-pixel
+    centring choice when the mass sits almost exactly between two pixels, and the rare digit
+    whose longer side is under 20 px (it gets enlarged).  Tolerance: mean absolute difference
+    <= 0.01 for 95 % of the digits, and the digits are real strokes (not blank)."""
+    digits, _ = mnist_sample()
+    assert (digits.reshape(len(digits), -1).max(1) >= 250).all()
+    errors = round_trip_errors(digits)
     assert np.mean(errors <= 0.01) >= 0.95, np.sort(errors)[-10:]
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="full MNIST absent (../shared/data/mnist)")
+def test_round_trip_of_1000_mnist_test_digits():
+    images, _ = read_idx(MNIST_DIR / "t10k-images-idx3-ubyte.gz")
+    errors = round_trip_errors(images[:1000])
+    assert np.mean(errors <= 0.01) >= 0.95, np.sort(errors)[-10:]
+
+
+def test_real_digits_have_the_centre_of_mass_the_recipe_aims_for():
+    """Independent of preprocess: MNIST's own digits put their mass at (14, 14) within a pixel,
+    the CENTRE that preprocess aims for; and preprocess moves a displaced one back there."""
+    digits, _ = mnist_sample()
+    centres = np.array([centre_of_mass(d) for d in digits])
+    assert np.abs(centres - 14.0).max() <= 1.0 and np.abs(centres.mean(0) - 14.0).max() <= 0.2
+    shifted = np.roll(digits[0] / 255.0, (-4, 3), axis=(0, 1))
+    r, c = centre_of_mass(preprocess(shifted).image)
+    assert abs(r - 14) <= 0.5 and abs(c - 14) <= 0.5
 
 
 def test_empty_pad_says_draw_a_digit():

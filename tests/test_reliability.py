@@ -25,13 +25,13 @@ def qt_warnings(qtlog):
 def test_twenty_start_stop_cycles(window, qtbot, qtlog):
     set_settings(window, epochs=100, batch=8)
     for cycle in range(20):
-        with qtbot.waitSignal(window.training.progress, timeout=30000):
-            window.start_training()
-        with qtbot.waitSignal(window.training.finished, timeout=5000) as done:
-            window.training.stop()
+        with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+            window.training.start()
+        with qtbot.waitSignal(window.session.training.finished, timeout=5000) as done:
+            window.session.training.stop()
         assert done.args[0].stopped, cycle
-        qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
-    assert all(torch.isfinite(p).all() for p in window.models.model.parameters())
+        qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    assert all(torch.isfinite(p).all() for p in window.session.models.model.parameters())
     assert window.training_panel.train_button.isEnabled() and not window.last_error
     assert not qt_warnings(qtlog)
 
@@ -40,51 +40,83 @@ def test_simulated_gpu_out_of_memory_keeps_the_last_good_weights(window, qtbot, 
     calls = {"n": 0}
     original = Trainer._batch
 
-    def batch_then_oom(self, images, idx):
+    def batch_then_oom(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] > 5:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
-        return original(self, images, idx)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "_batch", batch_then_oom)
     set_settings(window, epochs=3, batch=8)
-    with qtbot.waitSignal(window.training.failed, timeout=30000) as failed:
-        window.start_training()
+    with qtbot.waitSignal(window.session.training.failed, timeout=30000) as failed:
+        window.training.start()
     message, state = failed.args
     assert "lower the batch size" in message and "lower the batch size" in window.last_error
-    qtbot.waitUntil(lambda: not window.training.running, timeout=5000)
-    for k, v in window.models.model.state_dict().items():
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    for k, v in window.session.models.model.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), state[k])
 
 
 def test_closing_during_a_mosaic_compute(window, qtbot):
-    window.mosaic_size.setValue(40)
-    window.mosaic_action.setChecked(True)
-    window.refresh_mosaic()
-    assert window._mosaic_task is not None
+    window.toolbar.mosaic_size.setValue(40)
+    window.toolbar.mosaic_action.setChecked(True)
+    window.layers.refresh_mosaic()
+    assert window.session.tasks.running("mosaic")
     t0 = time.perf_counter()
     window.close()
-    assert time.perf_counter() - t0 < 2.0 and not window.runner.busy
+    assert time.perf_counter() - t0 < 2.0 and not window.session.runner.busy
 
 
-def test_saving_into_a_read_only_folder_keeps_the_old_file(window, tmp_path, monkeypatch):
-    target = tmp_path / "model.safetensors"
-    assert window.save_model(str(target))
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """(folder, lock): a folder the OS itself refuses writes to once ``lock()`` is called, which
+    returns the OS's reason.  Not root: chmod 0555.  Root ignores permissions, so there the
+    folder is a tmpfs remounted read-only; where neither works the test is skipped."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mounted = False
+    if os.geteuid() == 0:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
+                                capture_output=True, text=True)
+        if result.returncode:
+            pytest.skip(f"root, and no read-only tmpfs can be mounted: {result.stderr.strip()}")
+        mounted = True
+
+    def lock() -> str:
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        else:
+            folder.chmod(0o555)
+        probe = folder / ".probe"
+        try:
+            probe.touch()
+        except OSError as exc:
+            return exc.strerror
+        probe.unlink()
+        pytest.skip("the OS did not make the folder read-only")
+
+    yield folder, lock
+    if mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        folder.chmod(0o755)
+
+
+def test_saving_into_a_read_only_folder_keeps_the_old_file(window, read_only_folder):
+    folder, lock = read_only_folder
+    target = folder / "model.safetensors"
+    assert window.files.save_model(str(target))
     before = target.read_bytes()
-
-    def refuse(src, dst):
-        raise PermissionError(13, "Permission denied", str(dst))
-
-    monkeypatch.setattr("cae.checkpoint.os.replace", refuse)
-    assert not window.save_model(str(target))
-    assert "Permission denied" in window.last_error
+    reason = lock()  # "Read-only file system" (root, tmpfs) or "Permission denied" (chmod)
+    assert not window.files.save_model(str(target))
+    assert reason in window.last_error and str(target) in window.last_error
     assert target.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model")) == []
+    assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors"]  # no temporary file
 
 
 def test_exporting_onto_a_full_disk_keeps_the_old_file(window, tmp_path, monkeypatch):
     target = tmp_path / "codes.csv"
-    assert window.export_codes(str(target))
+    assert window.files.export_codes(str(target))
     before = target.read_bytes()
 
     def disk_full(path, *args, **kwargs):
@@ -93,7 +125,7 @@ def test_exporting_onto_a_full_disk_keeps_the_old_file(window, tmp_path, monkeyp
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("cae.codes.np.savetxt", disk_full)
-    assert not window.export_codes(str(target))
+    assert not window.files.export_codes(str(target))
     assert "No space left" in window.last_error
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name != "codes.csv" and "codes" in p.name] == []
