@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from cae.checkpoint import Checkpoint
 from cae.data import DATASETS, Dataset, not_found_message
 from cae.errors import CAEError
 from cae.metrics import evaluate
@@ -93,7 +94,7 @@ class Session(QObject):
         for path in candidates:
             if path and Path(path).is_file():
                 try:
-                    self.models.load(path)
+                    self._warn(self.models.load(path))
                     break
                 except CAEError as exc:
                     self.error.emit("Could not open the model", str(exc))
@@ -115,11 +116,15 @@ class Session(QObject):
         except CAEError as exc:
             self.error.emit("Could not open the model", str(exc))
             return False
-        for warning in getattr(ckpt, "warnings", ()):
-            self.error.emit("Model file warning", f"{Path(path).name}: {warning}")
+        self._warn(ckpt)
         self.set_dirty(False)
         self._follow_model_dataset()
         return True
+
+    def _warn(self, ckpt: Checkpoint) -> None:
+        """A file that loaded with a doubt (no integrity digest) says so, visibly."""
+        for warning in ckpt.warnings:
+            self.error.emit("Model file warning", warning)
 
     def save_model(self, path: str | Path) -> bool:
         try:

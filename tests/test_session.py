@@ -115,3 +115,18 @@ def test_the_all_digits_choice_is_remembered(session, model_file, tiny_folder, q
     again = Session(session.settings)
     assert again.map_all
     again.shutdown()
+
+
+def test_a_model_file_without_a_digest_opens_with_a_visible_warning(session, model_file, tmp_path):
+    import json
+    import struct
+    raw = model_file.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    del header["__metadata__"]["sha256"]
+    text = json.dumps(header).encode()
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+    assert session.load_model(str(bare))
+    assert any("no integrity digest" in e for e in session.errors)
+    assert session.load_model(str(model_file)) and len(session.errors) == 1
