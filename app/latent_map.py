@@ -57,9 +57,9 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         super().__init__(parent, viewBox=self.view_box, background="w")
         self.plot_item = self.getPlotItem()
         self.plot_item.setLabel("bottom", "z1")
-        self.plot_item.setLabel("left", "z2")
+        self.plot_item.setLabel("left", "z2")  # no grid lines: they cost 25 ms a frame at 70k points
         for axis in ("bottom", "left"):  # plain code values, never "(x0.001)"
-            self.plot_item.getAxis(axis).enableAutoSIPrefix(False)  # no grid lines: they cost 25 ms a frame at 70k points
+            self.plot_item.getAxis(axis).enableAutoSIPrefix(False)
         self.plot_item.setMenuEnabled(False)
         self.view_box.setAspectLocked(False)
         # The legend sits beside the plot, never over the points; a click on an entry's swatch or

@@ -18,7 +18,7 @@ from .density import density_rgba, hex_rgb
 from .latent_map import PALETTE, LatentMap
 from .map_toolbar import MapToolbar
 from .mosaic import mosaic
-from .points import MapPoints, encode_chunks
+from .points import MapPoints, encode_cached
 from .session import Session
 
 MOSAIC_DELAY_MS = 120  # recompute once panning or zooming pauses
@@ -42,7 +42,7 @@ def _colour_values(cancel, report, model: CAE, mode: str, points: MapPoints,
     if mode == "error":
         return reconstruction_errors(model, points.images, cancel=lambda: cancel.cancelled)
     if train_codes is None:
-        train_codes = encode_chunks(cancel, report, model, train_images)
+        train_codes = encode_cached(cancel, report, model, train_images, "auto")
     return knn_predict_excluding_self(train_codes, train_labels, points.codes,
                                       self_index) != points.labels
 

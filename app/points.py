@@ -5,11 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cae.code_cache import data_key, load_codes, model_key, save_codes
 from cae.metrics import encode_images
 from cae.model import CAE
-
-ENCODE_CHUNK = 1000
-
 
 @dataclass(frozen=True)
 class MapPoints:
@@ -44,11 +42,17 @@ class MapPoints:
 EMPTY_POINTS = MapPoints(np.zeros((0, 2), np.float32), np.zeros(0, np.int64), ())
 
 
-def encode_chunks(cancel, report, model: CAE, images: np.ndarray) -> np.ndarray:
-    """Encode in chunks so that a cancel (new model, closing window) takes effect quickly."""
-    parts = []
-    for start in range(0, len(images), ENCODE_CHUNK):
-        parts.append(encode_images(model, images[start:start + ENCODE_CHUNK],
-                                   cancel=lambda: cancel.cancelled))
-        report(min(start + ENCODE_CHUNK, len(images)) / len(images))
-    return np.concatenate(parts) if parts else np.zeros((0, 2), np.float32)
+def encode_cached(cancel, report, model: CAE, images: np.ndarray, precision: str = "fp32",
+                  ) -> np.ndarray:
+    """The codes of ``images`` under ``model``: from the on-disk cache when this model and these
+    images were encoded before (a second start shows 70,000 points at once), else encoded in
+    batches that a cancel (new model, closing window) stops, and cached."""
+    keys = model_key(model, precision), data_key(images)
+    codes = load_codes(*keys, count=len(images))
+    if codes is not None:
+        return codes
+    codes = encode_images(model, images, cancel=lambda: cancel.cancelled, progress=report,
+                          precision=precision)
+    if not cancel.cancelled:  # a partial result is never stored
+        save_codes(*keys, codes)
+    return codes

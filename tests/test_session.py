@@ -130,3 +130,26 @@ def test_a_model_file_without_a_digest_opens_with_a_visible_warning(session, mod
     assert session.load_model(str(bare))
     assert any("no integrity digest" in e for e in session.errors)
     assert session.load_model(str(model_file)) and len(session.errors) == 1
+
+
+def test_codes_are_cached_on_disk_for_the_next_start(session, model_file, tiny_folder, qtbot,
+                                                     monkeypatch):
+    import app.points
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
+    first = session.points.codes.copy()
+    session.set_map_all(True)
+    qtbot.waitUntil(lambda: len(session.points) == 320, timeout=20000)
+    encoded = []
+    real = app.points.encode_images
+    monkeypatch.setattr(app.points, "encode_images", lambda *a, **k: encoded.append(1) or real(*a, **k))
+    again = Session(session.settings)
+    again.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: len(again.points) == 320 and again.points.images is not None,
+                    timeout=20000)
+    assert encoded == []  # the same model and images: read from the cache, not encoded
+    np.testing.assert_array_equal(again.points.codes, session.points.codes)
+    again.set_map_all(False)
+    qtbot.waitUntil(lambda: len(again.points) == 64, timeout=20000)
+    np.testing.assert_array_equal(again.points.codes, first)
+    again.shutdown()
