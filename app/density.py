@@ -62,7 +62,7 @@ class DensityLevels:
         codes = self.codes
         if not self.large:
             if self._dots_rect is None:
-                self._set_dots(np.ones(len(codes), bool))
+                self._set_dots(None)
                 self._dots_rect = (-np.inf, np.inf, -np.inf, np.inf)
             return
         x0, x1, y0, y1 = rect = self.visible_rect()
@@ -76,22 +76,26 @@ class DensityLevels:
             if keep.sum() > 4 * DOT_LIMIT:
                 wide, keep = rect, _inside(codes, rect)
             self._set_dots(keep)
-            self._dots_rect = wide
+            self._dots_rect, self._density_shown = wide, False
             self.density_item.setVisible(False)
             return
-        self._dots_rect = None
-        self._set_dots(np.zeros(len(codes), bool))
+        if not self._density_shown:  # from dots to the density image: no dots at all
+            self._dots_rect, self._density_shown = None, True
+            self._set_dots(np.zeros(len(codes), bool))
         px, py = self.view_box.viewPixelSize()
         self.densityWanted.emit(rect, max(1, round((x1 - x0) / px)), max(1, round((y1 - y0) / py)))
 
-    def _set_dots(self, keep: np.ndarray) -> None:
-        for c, scatter in enumerate(self.scatters):
-            sel = self.codes[keep & (self.labels == c)]
+    def _set_dots(self, keep: np.ndarray | None) -> None:
+        """Draw the points where ``keep`` is True (None: all of them)."""
+        if self._class_index is None:  # each class's points, found once per set of codes
+            self._class_index = [np.flatnonzero(self.labels == c) for c in range(len(self.scatters))]
+        for scatter, index in zip(self.scatters, self._class_index):
+            sel = self.codes[index if keep is None else index[keep[index]]]
             scatter.setData(x=sel[:, 0], y=sel[:, 1])
 
     def set_density(self, image: np.ndarray, rect: tuple[float, float, float, float]) -> None:
         """Show a density image (see app/density.py) over ``rect`` = (x0, x1, y0, y1)."""
-        if self._dots_rect is not None or not self.large:
+        if not self._density_shown:
             return  # the view came close enough for dots meanwhile
         x0, x1, y0, y1 = rect
         self.density_item.setImage(image, autoLevels=False, levels=(0, 255))

@@ -110,6 +110,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.density_item.setVisible(False)
         self.plot_item.addItem(self.density_item, ignoreBounds=True)
         self._dots_rect: tuple[float, float, float, float] | None = None  # dots drawn for this
+        self._density_shown = False  # the density image stands for the points, no dots
+        self._class_index: list[np.ndarray] | None = None  # each class's points
         self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.view_box.sigExploreDrag.connect(self._on_drag)
@@ -133,7 +135,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             fit = True
         fit = fit or len(self.codes) == 0
         self.codes, self.labels = codes, labels
-        self._dots_rect = None
+        self._dots_rect, self._density_shown, self._class_index = None, False, None
         self.density_item.setVisible(False)
         self.set_colouring("class")  # other colourings belong to the previous codes
         self.hover_index = -1

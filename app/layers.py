@@ -23,6 +23,7 @@ from .session import Session
 
 MOSAIC_DELAY_MS = 120  # recompute once panning or zooming pauses
 DENSITY_CACHE = 8  # density images kept (views of the current codes)
+DENSITY_DELAY_MS = 60  # a density image is rendered once the view rests this long
 
 
 def _mosaic_task(cancel, report, decoder: BatchDecoder | CAE, rect: tuple,
@@ -72,7 +73,12 @@ class LayersController(QObject):
         bar.mosaic_size.valueChanged.connect(lambda _: self._schedule_mosaic())
         bar.timeline_slider.valueChanged.connect(session.show_epoch)
         map_.viewChanged.connect(self._schedule_mosaic)
-        map_.densityWanted.connect(self.render_density)
+        map_.densityWanted.connect(self._want_density)
+        self._density_timer = QTimer(self)
+        self._density_timer.setSingleShot(True)
+        self._density_timer.setInterval(DENSITY_DELAY_MS)
+        self._density_timer.timeout.connect(lambda: self.render_density(*self._density_wanted))
+        self._density_wanted: tuple = ()
         self._density_cache: dict[tuple, np.ndarray] = {}  # per view, for the codes shown
         map_.view_box.sigRangeChangedManually.connect(lambda *_: bar.follow_action.setChecked(False))
 
@@ -107,6 +113,12 @@ class LayersController(QObject):
 
     # --------------------------------------------------------------------------- density
     @Slot(tuple, int, int)
+    def _want_density(self, rect: tuple, width: int, height: int) -> None:
+        """Debounced on purpose: while a pan goes on, the last image moves with the view, and
+        one render follows when the view rests (a render per mouse move would queue up work)."""
+        self._density_wanted = (rect, width, height)
+        self._density_timer.start()
+
     def render_density(self, rect: tuple, width: int, height: int) -> None:
         """Render the density image of a large map for this view, off the GUI thread (kept per
         view and set of codes, so going back to a view shows it at once)."""
