@@ -11,12 +11,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPen
 
+from cae.render import PALETTE
+
 from .density import DensityLevels
 
-# Ten colours that read on the white background and (with the white outline the points get
-# there) on the dark decoded-image mosaic: none is black, white or pale.
-PALETTE = ("#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD",
-           "#8C564B", "#E377C2", "#17BECF", "#BCBD22", "#7F7F7F")
 POINT_ALPHA = 200  # slightly see-through, so a class drawn later never wholly hides another
 HOVER_RADIUS_PX = 6.0
 ERROR_BINS = 8

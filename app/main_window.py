@@ -14,6 +14,7 @@ from cae.bundled import bundled_model_path
 from .draw_controller import DrawController
 from .draw_panel import DrawPanel
 from .explore import ExploreController
+from .exports import ExportsController
 from .files import FilesController
 from .image_view import ImageView
 from .interpolation_controller import InterpolationController
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
                                            self.files.ask_keep)
         self.training.choose_folder = self.files.choose_data_folder
         self.interpolation = InterpolationController(s, self.interp_panel, self.map)
+        self.exports = ExportsController(s, self, self.map)
         self._build_menus()
         self._connect()
         self._restore_settings()
@@ -172,7 +174,13 @@ class MainWindow(QMainWindow):
         m.addAction(self.save_action)
         m.addSeparator()
         m.addAction(self._action("Export latent codes (CSV/NPY/NPZ)…", f.export_codes, "Ctrl+E"))
-        m.addAction(self._action("Export map as PNG…", f.export_map_png, "Ctrl+Shift+E"))
+        m.addAction(self._action("Export map as PNG (screen size)…", f.export_map_png,
+                                 "Ctrl+Shift+E"))
+        m.addAction(self._action("Export map (SVG, or PNG at any resolution)…",
+                                 self.exports.export_map))
+        m.addAction(self._action("Export timeline animation (GIF/MP4)…",
+                                 self.exports.export_animation))
+        m.addAction(self._action("Export report (PDF/PNG)…", self.exports.export_report))
         m.addSeparator()
         m.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
         d = self.menuBar().addMenu("&Data")

@@ -1,0 +1,183 @@
+"""Show and share: the map at print quality (SVG, or PNG at any scale), the training timeline as
+an animation (GIF, or MP4 where ffmpeg is installed) and a one-page model report (PDF or PNG).
+
+The pictures are drawn by the engine (``cae/render.py``, ``cae/animate.py``, ``cae/report.py``,
+the same code as ``cae map``/``cae animate``/``cae report``) on a worker thread, from copies of
+what the session shows; a progress dialog can cancel the longer ones.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QProgressDialog, QSpinBox, QWidget)
+
+from cae.animate import AnimationOptions, export_animation
+from cae.render import MapStyle, save_map
+from cae.report import file_digest, render_report, save_report
+
+from .latent_map import LatentMap
+from .session import Session
+
+
+def _map_task(cancel, report, path: str, points, style: MapStyle, view, scale: float,
+              decoder) -> Path:
+    return save_map(path, points.codes, points.labels, points.class_names, scale=scale,
+                    view=view, style=style, decoder=decoder)
+
+
+def _animation_task(cancel, report, path: str, timeline, config, names, options, history) -> int:
+    return export_animation(path, timeline, config, names, options, history, progress=report,
+                            cancel=lambda: cancel.cancelled)
+
+
+def _report_task(cancel, report, path: str, model, metadata: dict, extras: dict, name: str,
+                 digest: str | None, dataset, metrics: dict | None) -> Path:
+    page = render_report(model, metadata, extras, model_name=name, digest=digest, dataset=dataset,
+                         metrics=metrics, progress=report, cancel=lambda: cancel.cancelled)
+    return save_report(page, path)
+
+
+class OptionsDialog(QDialog):
+    """A small form of spin boxes and check boxes."""
+
+    def __init__(self, title: str, parent: QWidget, spins: dict, checks: dict) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        form = QFormLayout(self)
+        self.spins, self.checks = {}, {}
+        for key, (label, lo, hi, value) in spins.items():
+            box = QSpinBox()
+            box.setRange(lo, hi)
+            box.setValue(value)
+            form.addRow(label, box)
+            self.spins[key] = box
+        for key, (label, value) in checks.items():
+            box = QCheckBox(label)
+            box.setChecked(value)
+            form.addRow("", box)
+            self.checks[key] = box
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def values(self) -> dict:
+        return {**{k: b.value() for k, b in self.spins.items()},
+                **{k: b.isChecked() for k, b in self.checks.items()}}
+
+
+class ExportsController(QObject):
+    def __init__(self, session: Session, parent: QWidget, map_: LatentMap) -> None:
+        super().__init__(session)
+        self.session, self.parent, self.map = session, parent, map_
+        self.progress: QProgressDialog | None = None
+
+    # --------------------------------------------------------------------------- asking
+    def _ask_path(self, title: str, default: str, filters: str) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self.parent, title, default, filters)
+        return path or None
+
+    def _ask_options(self, title: str, spins: dict, checks: dict) -> dict | None:
+        dialog = OptionsDialog(title, self.parent, spins, checks)
+        return dialog.values() if dialog.exec() == QDialog.DialogCode.Accepted else None
+
+    # --------------------------------------------------------------------------- exports
+    def export_map(self, path: str | None = None, options: dict | None = None) -> bool:
+        """The map as shown (visible classes, drawn star, interpolation path, mosaic if on)."""
+        s = self.session
+        if len(s.points) == 0:
+            s.error.emit("Nothing to export", "There are no latent codes on the map yet.")
+            return False
+        path = path or self._ask_path("Export map", "latent-map.svg",
+                                      "SVG (*.svg);;PNG at any resolution (*.png)")
+        options = options or (path and self._ask_options(
+            "Map export", {"scale": ("Scale (PNG)", 1, 8, 2)},
+            {"mosaic": ("Decoded images under the points", self.map.mosaic_item.isVisible()),
+             "legend": ("Legend", True)}))
+        if not path or not options:
+            return False
+        hidden = frozenset(c for c in range(len(self.map.scatters)) if not self.map.class_visible(c))
+        a, b = s.endpoints["A"], s.endpoints["B"]
+        style = MapStyle(hidden=hidden, legend=options["legend"],
+                         star=None if s.drawn_z is None else tuple(float(v) for v in s.drawn_z),
+                         path=None if a is None or b is None else np.stack([a, b]))
+        decoder = copy.deepcopy(s.models.decoding_model) if options["mosaic"] else None
+        return self._run("map", f"Exporting the map to {Path(path).name}", _map_task, path,
+                         s.points, style, self.map.visible_rect(), float(options["scale"]), decoder)
+
+    def export_animation(self, path: str | None = None, options: dict | None = None) -> bool:
+        """Every epoch of the timeline, with in-between frames."""
+        s = self.session
+        if len(s.timeline) < 2:
+            s.error.emit("No training timeline", "Train a model in the window (or open one trained "
+                         "here) first: the animation shows how its codes moved epoch by epoch.")
+            return False
+        path = path or self._ask_path("Export timeline animation", "training.gif",
+                                      "Animated GIF (*.gif);;MP4 video, needs ffmpeg (*.mp4)")
+        options = options or (path and self._ask_options(
+            "Animation", {"size": ("Frame size (px)", 200, 2000, 800),
+                          "frames_per_epoch": ("Frames per epoch", 1, 30, 6)},
+            {"mosaic": ("Decoded images under the points", False),
+             "loss": ("Loss curve beside the map", True)}))
+        if not path or not options:
+            return False
+        settings = AnimationOptions(size=(options["size"], options["size"]),
+                                    frames_per_epoch=options["frames_per_epoch"],
+                                    mosaic=options["mosaic"], loss=options["loss"])
+        names = s.points.class_names or tuple(str(c) for c in range(10))
+        return self._run("animation", f"Writing {Path(path).name}", _animation_task, path,
+                         copy.deepcopy(s.timeline), s.models.model.config, names, settings,
+                         list(s.models.metadata.get("history") or []))
+
+    def export_report(self, path: str | None = None) -> bool:
+        """One page: the map, the mosaic, the metrics, the recipe and the loss curve."""
+        m = self.session.models
+        if m.model is None:
+            return False
+        path = path or self._ask_path("Export report", "model-report.pdf", "PDF (*.pdf);;PNG (*.png)")
+        if not path:
+            return False
+        name = m.path.name if m.path else "unsaved model"
+        digest = file_digest(m.path) if m.path and not self.session.dirty else None
+        return self._run("report", f"Writing the report {Path(path).name}", _report_task, path,
+                         copy.deepcopy(m.model), dict(m.metadata), dict(m.extras), name, digest,
+                         self.session.dataset, m.metadata.get("metrics"))
+
+    # --------------------------------------------------------------------------- running
+    def _run(self, kind: str, text: str, fn, *args) -> bool:
+        s = self.session
+        dialog = QProgressDialog(text, "Cancel", 0, 1000, self.parent)
+        dialog.setWindowModality(Qt.WindowModality.NonModal)
+        dialog.setMinimumDuration(300)
+        dialog.setValue(0)
+        self.progress = dialog
+
+        def finish(message: str | None, ok: bool) -> None:
+            dialog.reset()
+            dialog.deleteLater()
+            self.progress = None
+            if ok:
+                s.status.emit(message or "", 8000)
+            else:
+                s.error.emit("Could not export", message or "")
+
+        task = s.tasks.submit(kind, fn, *args,
+                              on_done=lambda r: finish(f"wrote {args[0]}", True),
+                              on_failed=lambda m: finish(m, False),
+                              on_progress=lambda f: dialog.setValue(int(1000 * f)))
+
+        def cancelled() -> None:
+            if task.cancelled or not s.tasks.running(kind):
+                return  # it had ended already
+            s.tasks.cancel(kind)  # the engine removes its partial file
+            dialog.deleteLater()
+            self.progress = None
+            s.status.emit("export cancelled", 5000)
+
+        dialog.canceled.connect(cancelled)
+        return True

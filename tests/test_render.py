@@ -1,0 +1,231 @@
+"""The print-quality map (cae/render.py) on the bundled model: PNG at any resolution, SVG."""
+
+from __future__ import annotations
+
+import argparse
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cae.checkpoint import load_checkpoint
+from cae.cli_exports import add_export_commands
+from cae.errors import CAEError
+from cae.render import (
+    PALETTE,
+    MapStyle,
+    equal_aspect,
+    fit_view,
+    layout_map,
+    nice_ticks,
+    render_map,
+    rgb,
+    save_map,
+)
+
+BUNDLED = Path(__file__).resolve().parent.parent / "resources" / "model.safetensors"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    ckpt = load_checkpoint(BUNDLED)
+    return ckpt, ckpt.extras["test_codes"], ckpt.extras["test_labels"].astype(np.int64)
+
+
+def colour_pixels(image: Image.Image, colour: str, tol: int = 12) -> int:
+    """How many pixels are within ``tol`` of ``colour`` on every channel."""
+    a = np.asarray(image.convert("RGB"), np.int16)
+    return int((np.abs(a - np.array(rgb(colour))).max(-1) <= tol).sum())
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cae")
+    add_export_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_png_shows_every_visible_class_and_not_the_hidden_one(bundled, tmp_path):
+    ckpt, codes, labels = bundled
+    style = MapStyle(hidden=frozenset({1}), legend=False)
+    image = render_map(codes, labels, ckpt.metadata["class_names"], size=(500, 400), style=style)
+    assert image.size == (500, 400)
+    for c in range(10):
+        count = colour_pixels(image, PALETTE[c])
+        if c == 1:
+            assert count == 0, "a hidden class was drawn"
+        elif c not in (7, 8):  # black and grey are also the axes' ink and the mosaic's greys
+            assert count > 200, f"class {c} is missing from the map"
+    # The legend lists the visible classes only: with it, class 1's colour is still absent.
+    with_legend = render_map(
+        codes,
+        labels,
+        ckpt.metadata["class_names"],
+        size=(500, 400),
+        style=MapStyle(hidden=frozenset({1})),
+    )
+    assert colour_pixels(with_legend, PALETTE[1]) == 0
+
+
+def test_dots_sit_where_their_codes_are(bundled):
+    """A single code's dot lands at the pixel the layout maps it to."""
+    _, codes, labels = bundled
+    style = MapStyle(legend=False, axes=False)
+    view = (-1.0, 1.0, -1.0, 1.0)
+    z = np.array([[0.5, -0.25]], np.float32)
+    image = render_map(
+        z, np.array([2]), [str(c) for c in range(10)], size=(300, 300), view=view, style=style
+    )
+    left, top, right, bottom = layout_map(
+        (300, 300), [str(c) for c in range(10)], np.array([2]), view, style
+    ).box
+    found = np.argwhere(np.abs(np.asarray(image, np.int16) - rgb(PALETTE[2])).max(-1) <= 12)
+    assert len(found)
+    cy, cx = found.mean(0)
+    # The plot box shows [-1, 1] on both axes, z1 to the right and z2 upwards (image rows down).
+    assert cx == pytest.approx(left + 0.75 * (right - left), abs=1.5)
+    assert cy == pytest.approx(top + 0.625 * (bottom - top), abs=1.5)
+
+
+def test_scale_multiplies_pixels_and_records_dpi(bundled, tmp_path):
+    ckpt, codes, labels = bundled
+    names = ckpt.metadata["class_names"]
+    one = save_map(tmp_path / "one.png", codes, labels, names, size=(300, 200))
+    four = save_map(tmp_path / "four.png", codes, labels, names, size=(300, 200), scale=4)
+    with Image.open(one) as a, Image.open(four) as b:
+        assert a.size == (300, 200) and b.size == (1200, 800)
+        assert round(b.info["dpi"][0]) == 384
+        # The same picture, only sharper: shrunk back, the scale-4 one matches the scale-1 one.
+        small = np.asarray(b.convert("RGB").resize(a.size, Image.Resampling.BOX), float)
+        assert np.abs(small - np.asarray(a.convert("RGB"), float)).mean() < 12
+
+
+def test_mosaic_star_and_path_are_drawn(bundled):
+    ckpt, codes, labels = bundled
+    names = ckpt.metadata["class_names"]
+    plain = render_map(codes, labels, names, size=(400, 400))
+    extra = render_map(
+        codes,
+        labels,
+        names,
+        size=(400, 400),
+        decoder=ckpt.model,
+        mosaic_tiles=12,
+        style=MapStyle(star=(0.0, 0.0), path=np.array([[-1.0, -1.0], [2.0, 2.0]])),
+    )
+    assert colour_pixels(plain, "#FF2D2D") == 0
+    assert colour_pixels(extra, "#FF2D2D") > 30  # the star
+    # The mosaic's grey strokes fill the empty corners of the plot, white without it.
+    corner = (70, 20, 130, 80)
+    assert np.asarray(plain.crop(corner)).min() > 240
+    assert np.asarray(extra.crop(corner)).min() < 200
+
+
+def test_svg_parses_with_one_group_per_visible_class(bundled, tmp_path):
+    ckpt, codes, labels = bundled
+    names = ckpt.metadata["class_names"]
+    hidden = {3, 8}
+    path = save_map(
+        tmp_path / "map.svg",
+        codes,
+        labels,
+        names,
+        decoder=ckpt.model,
+        mosaic_tiles=8,
+        style=MapStyle(hidden=frozenset(hidden), star=(0.5, 0.5)),
+    )
+    root = ET.parse(path).getroot()
+    groups = root.findall(f".//{SVG}g[@class='points']")
+    assert sorted(g.get("id") for g in groups) == sorted(
+        f"class-{c}" for c in range(10) if c not in hidden
+    )
+    for g in groups:
+        c = int(g.get("id").split("-")[1])
+        assert g.get("fill") == PALETTE[c]
+        n = len(g.findall(f"{SVG}circle"))
+        # Fit view frames the 0.1-99.9 % range plus a margin: nearly every dot is inside.
+        assert 0.97 * (labels == c).sum() <= n <= (labels == c).sum()
+    assert root.find(f"{SVG}image") is not None  # the mosaic
+    assert root.find(f".//{SVG}polygon[@id='drawn-digit']") is not None
+    legend = root.find(f".//{SVG}g[@id='legend']")
+    assert [t.text for t in legend.findall(f"{SVG}text")] == [
+        n for c, n in enumerate(names) if c not in hidden
+    ]
+
+
+def test_view_has_equal_scales_and_round_ticks():
+    view = equal_aspect((0.0, 1.0, 0.0, 4.0), 400, 200)
+    assert (view[1] - view[0]) / 400 == pytest.approx((view[3] - view[2]) / 200)
+    assert view[2] == 0.0 and view[3] == 4.0  # the tall range is kept, the short one widened
+    assert nice_ticks(-2.3, 4.9) == [-2, -1, 0, 1, 2, 3, 4]
+    assert nice_ticks(-2.6, 5.0) == [-2, 0, 2, 4]
+    assert nice_ticks(0.0, 1.0) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    lo, hi = fit_view(np.array([[0.0, 0.0], [1.0, 2.0]]))[:2]
+    assert lo < 0 < 1 < hi
+
+
+def test_bad_requests_give_one_clear_error(bundled, tmp_path):
+    ckpt, codes, labels = bundled
+    names = ckpt.metadata["class_names"]
+    with pytest.raises(CAEError, match="use .png or .svg"):
+        save_map(tmp_path / "map.jpg", codes, labels, names)
+    with pytest.raises(CAEError, match="does not exist"):
+        save_map(tmp_path / "missing" / "map.png", codes, labels, names)
+    with pytest.raises(CAEError, match="out of range"):
+        render_map(codes, labels, names, size=(20000, 20000))
+    with pytest.raises(CAEError, match="10000 codes but 5 labels"):
+        save_map(tmp_path / "map.png", codes, labels[:5], names)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_keeps_the_old_file(bundled, tmp_path, monkeypatch):
+    ckpt, codes, labels = bundled
+    target = tmp_path / "map.png"
+    target.write_bytes(b"old")
+
+    def fail(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"partial")  # a disk that fills up halfway through
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", fail)
+    with pytest.raises(CAEError, match="No space left"):
+        save_map(target, codes, labels, ckpt.metadata["class_names"])
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["map.png"]
+
+
+def test_cae_map_command(tmp_path):
+    out = tmp_path / "map.png"
+    assert (
+        run_cli(
+            [
+                "map",
+                "--model",
+                str(BUNDLED),
+                "--out",
+                str(out),
+                "--size",
+                "300x200",
+                "--scale",
+                "2",
+                "--mosaic",
+                "--mosaic-tiles",
+                "6",
+                "--star=-1,0.5",
+                "--path=-1,-1;2,2",
+                "--hide",
+                "0,1",
+            ]
+        )
+        == 0
+    )
+    with Image.open(out) as image:
+        assert image.size == (600, 400)
+        assert colour_pixels(image, PALETTE[0]) == 0 and colour_pixels(image, PALETTE[2]) > 100
+    with pytest.raises(SystemExit):
+        run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--star", "1"])
+    with pytest.raises(CAEError, match="--scale"):
+        run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--scale", "0"])

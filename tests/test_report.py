@@ -1,0 +1,174 @@
+"""The one-page model report (cae/report.py): PDF and PNG of the bundled model."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, PdfParser
+
+from cae.checkpoint import load_checkpoint, save_checkpoint
+from cae.cli_exports import add_export_commands
+from cae.errors import CAEError
+from cae.report import DPI, PAGE, file_digest, render_report, report_model, save_report
+from cae.render import PALETTE, rgb
+from tests.helpers import make_dataset, write_dataset_folder
+
+BUNDLED = Path(__file__).resolve().parent.parent / "resources" / "model.safetensors"
+# Where the page puts the latent map and the confusion matrix (fractions of the page).
+MAP_AREA = (0.05, 0.09, 0.5, 0.42)
+CONFUSION_AREA = (0.52, 0.44, 0.95, 0.68)
+
+
+def crop(image: Image.Image, area: tuple[float, float, float, float]) -> np.ndarray:
+    w, h = image.size
+    box = (round(area[0] * w), round(area[1] * h), round(area[2] * w), round(area[3] * h))
+    return np.asarray(image.convert("RGB").crop(box), np.int16)
+
+
+def near(pixels: np.ndarray, colour: str, tol: int = 16) -> int:
+    return int((np.abs(pixels - np.array(rgb(colour))).max(-1) <= tol).sum())
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="cae")
+    add_export_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def pdf(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report.pdf"
+    report_model(BUNDLED, out)
+    return out
+
+
+def test_pdf_is_one_a4_page(pdf):
+    parser = PdfParser.PdfParser(str(pdf))
+    try:
+        assert len(parser.pages) == 1
+        page = parser.read_indirect(parser.pages[0])
+        box = [float(v) for v in page[b"MediaBox"]]
+    finally:
+        parser.close()
+    assert box[:2] == [0, 0]
+    # A4 is 595.28 x 841.89 points; 1240 x 1754 pixels at 150 dpi is within half a point of it.
+    assert box[2] == pytest.approx(595.28, abs=0.5) and box[3] == pytest.approx(841.89, abs=0.5)
+    assert box[2] == pytest.approx(PAGE[0] / DPI * 72) and box[3] == pytest.approx(
+        PAGE[1] / DPI * 72
+    )
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="needs pdftoppm (poppler-utils)")
+def test_pdf_rendering_shows_the_map(pdf, tmp_path):
+    """Rendered by poppler (not by the code that wrote it), the page shows the class colours in
+    the map's area and the mosaic's grey digits beside it."""
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "75", "-singlefile", str(pdf), str(tmp_path / "page")],
+        check=True,
+        timeout=60,
+    )
+    with Image.open(tmp_path / "page.png") as page:
+        assert page.size == (620, 877)  # 75 dpi of A4
+        area = crop(page, MAP_AREA)
+        for c in (0, 1, 2, 3, 4, 5, 6, 9):  # black (7) and grey (8) are also ink
+            assert near(area, PALETTE[c]) > 20, f"class {c}'s colour is not in the map"
+        mosaic = crop(page, (0.55, 0.12, 0.93, 0.42))
+        greys = (np.ptp(mosaic, axis=-1) < 8) & (mosaic[..., 0] > 100) & (mosaic[..., 0] < 200)
+        assert greys.sum() > 2000
+
+
+def test_png_report_and_what_it_shows(tmp_path):
+    out = report_model(BUNDLED, tmp_path / "report.png")
+    with Image.open(out) as page:
+        assert page.size == PAGE
+        assert round(page.info["dpi"][0]) == DPI
+        area = crop(page, MAP_AREA)
+        assert all(near(area, PALETTE[c], 8) > 50 for c in (0, 1, 2, 3, 4, 5, 6, 9))
+
+
+def test_with_data_the_metrics_are_computed_and_the_confusion_matrix_drawn(tmp_path):
+    """Given a dataset, the report evaluates the model on it: the confusion matrix appears even
+    where the metrics saved with the model have none."""
+    ckpt = load_checkpoint(BUNDLED)
+    metrics = {k: v for k, v in ckpt.metadata.get("metrics", {}).items() if "confusion" not in k}
+    metrics.setdefault("test_mse", 0.04)
+    ckpt.metadata["metrics"] = metrics
+    without = render_report(ckpt.model, ckpt.metadata, ckpt.extras, model_name="m", digest=None)
+    assert near(crop(without, CONFUSION_AREA), "#0072B2", 60) < 50  # "needs the dataset"
+    data = make_dataset(256, 64)
+    image = render_report(
+        ckpt.model, ckpt.metadata, ckpt.extras, model_name="m", digest="0" * 64, dataset=data
+    )
+    shaded = crop(image, CONFUSION_AREA)
+    # Cells shaded towards blue by their share of the row: dark blue cells exist.
+    assert near(shaded, "#0072B2", 60) > 500
+
+
+def test_the_digest_is_the_files_sha256_and_is_on_the_page(tmp_path):
+    assert file_digest(BUNDLED) == hashlib.sha256(BUNDLED.read_bytes()).hexdigest()
+    ckpt = load_checkpoint(BUNDLED)
+
+    def page(digest: str) -> np.ndarray:
+        return np.asarray(
+            render_report(ckpt.model, ckpt.metadata, ckpt.extras, model_name="m", digest=digest),
+            np.int16,
+        )
+
+    a, b = page("a" * 64), page("b" * 64)
+    rows = np.nonzero(np.abs(a - b).sum((1, 2)))[0]
+    assert len(rows) and rows.max() < PAGE[1] * 0.1  # only the header line differs
+
+
+def test_a_model_without_codes_needs_data(tmp_path):
+    ckpt = load_checkpoint(BUNDLED)
+    bare = save_checkpoint(
+        tmp_path / "bare.safetensors", ckpt.model, {"class_names": list("0123456789")}
+    )
+    with pytest.raises(CAEError, match="no test codes"):
+        report_model(bare, tmp_path / "r.pdf")
+    assert not (tmp_path / "r.pdf").exists()
+    folder = write_dataset_folder(tmp_path / "data", 128, 40)
+    assert (
+        run_cli(
+            [
+                "report",
+                "--model",
+                str(bare),
+                "--data",
+                str(folder),
+                "--out",
+                str(tmp_path / "r.pdf"),
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "r.pdf").stat().st_size > 10_000
+
+
+def test_bad_requests_and_cancel(tmp_path):
+    with pytest.raises(CAEError, match="use .pdf or .png"):
+        report_model(BUNDLED, tmp_path / "report.docx")
+    with pytest.raises(CAEError, match="file not found"):
+        report_model(tmp_path / "nothing.safetensors", tmp_path / "report.pdf")
+    target = tmp_path / "report.pdf"
+    target.write_bytes(b"old")
+    with pytest.raises(CAEError, match="cancelled"):
+        report_model(BUNDLED, target, cancel=lambda: True)
+    assert target.read_bytes() == b"old"
+    image = Image.new("RGB", (10, 10))
+    with pytest.raises(CAEError, match="does not exist"):
+        save_report(image, tmp_path / "no" / "report.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.pdf"]
+
+
+def test_progress_reaches_the_end(tmp_path):
+    seen = []
+    report_model(BUNDLED, tmp_path / "r.png", progress=seen.append)
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
