@@ -7,29 +7,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
 from . import __version__
+from .cli_exports import add_export_commands
 from .checkpoint import load_checkpoint, save_checkpoint
 from .codes import write_codes
 from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
 from .errors import CAEError
 from .metrics import encode_images, evaluate
-from .train import EpochEnd, Finished, Progress, TrainConfig, Trainer
+from .model_file import model_file_contents
+from .train import PRECISIONS, RECIPES, EpochEnd, Finished, Progress, TrainConfig, Trainer
 
 
 class ProgressBar:
     """A one-line text progress bar on a terminal; whole lines when not on one."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
+        self.stream = stream or sys.stderr  # looked up now: tests and callers may replace it
         self.width = width
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self._last = 0.0
 
     def update(self, fraction: float, text: str) -> None:
@@ -54,10 +59,13 @@ def _fmt_time(seconds: float) -> str:
 
 
 def _load_data(args: argparse.Namespace, bar: ProgressBar) -> Dataset:
+    """The dataset the arguments name; "auto" recognises MNIST or Fashion-MNIST in ``--data`` by
+    their checksums (the window's detection), and looks for MNIST without ``--data``."""
     def progress(name: str, done: int, total: int | None) -> None:
         bar.update(done / total if total else 0.0, f"downloading {name} {done / 1e6:.1f} MB")
 
-    return load_dataset(args.dataset, args.data, download=getattr(args, "download", False),
+    name = args.dataset if args.dataset != "auto" or args.data else "mnist"
+    return load_dataset(name, args.data, download=getattr(args, "download", False),
                         progress=progress)
 
 
@@ -74,20 +82,59 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable(out: str) -> Path:
+    """Fail before training when the model could not be saved where asked (minutes not lost)."""
+    path = Path(out).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise CAEError(f"cannot save to {path}: it is a folder; give a file name such as "
+                       f"{path / 'model.safetensors'}")
+    if not folder.is_dir():
+        raise CAEError(f"cannot save to {path}: the folder {folder} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".cae-write-test-"):
+            pass
+    except OSError as exc:
+        raise CAEError(f"cannot save to {path}: {folder} is not writable "
+                       f"({exc.strerror or exc})") from None
+    return path
+
+
+def fallback_path(out: Path) -> Path:
+    """Where a model goes when its destination fails at the end of a run: the user's data
+    folder (``$XDG_DATA_HOME/cae-explorer``), or the temporary folder."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for folder in (base / "cae-explorer", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder / f"{out.stem}-{stamp}{out.suffix or '.safetensors'}"
+        except OSError:
+            continue
+    return Path(tempfile.gettempdir()) / f"{out.stem}-{stamp}.safetensors"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    out = _check_writable(args.out)
+    config = TrainConfig.recipe_config(
+        args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        schedule=args.schedule, warmup=args.warmup, optimizer=args.optimizer,
+        weight_decay=args.weight_decay, grad_clip=args.grad_clip, ema=args.ema,
+        augment_shift=args.augment_shift, augment_rotate=args.augment_rotate, loss=args.loss,
+        seed=args.seed, device=args.device, precision=args.precision)
     bar = ProgressBar()
     dataset = _load_data(args, bar)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         schedule=args.schedule, seed=args.seed, device=args.device,
-                         precision=args.precision)
-    trainer = Trainer(dataset, config)
-    bar.line(f"training on {trainer.device} ({trainer.precision}) with {len(dataset.train_images)} "
-             f"{dataset.name} images")
+    start = load_checkpoint(args.init) if args.init else None
+    trainer = Trainer(dataset, config, model=start.model if start else None)
+    bar.line(f"training on {trainer.device} ({trainer.precision}) with "
+             f"{len(dataset.train_images)} {dataset.name} images, recipe {config.recipe}")
     t0 = time.perf_counter()
     finished = None
     history = []
+    run = trainer.run()
     try:
-        for record in trainer.run():
+        for record in run:
             if isinstance(record, Progress):
                 bar.update(record.global_step / record.total_steps,
                            f"epoch {record.epoch}/{config.epochs} step {record.step}/"
@@ -96,41 +143,66 @@ def cmd_train(args: argparse.Namespace) -> int:
             elif isinstance(record, EpochEnd):
                 history.append({"epoch": record.epoch, "train_loss": record.train_loss,
                                 "test_loss": record.test_loss, "seconds": record.seconds})
-                bar.line(f"epoch {record.epoch}/{config.epochs}: train loss {record.train_loss:.5f}, "
-                         f"test loss {record.test_loss:.5f}, {record.seconds:.1f} s, "
+                bar.line(f"epoch {record.epoch}/{config.epochs}: train loss "
+                         f"{record.train_loss:.5f}, test loss {record.test_loss:.5f}, "
+                         f"{record.seconds:.1f} s, "
                          f"{len(dataset.train_images) / record.seconds:.0f} img/s")
             elif isinstance(record, Finished):
                 finished = record
     except KeyboardInterrupt:
         trainer.stop()
+        run.close()  # the run's result (the weights' average, with EMA) goes into the model
         bar.line("interrupted: saving the weights trained so far")
     wall = time.perf_counter() - t0
-    metadata = {
-        "command": "cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        "dataset": dataset.name, "class_names": list(dataset.class_names),
-        "train_config": {k: getattr(config, k) for k in config.__dataclass_fields__},
-        "epochs_done": trainer.epochs_done, "stopped_early": bool(finished is None or finished.stopped),
-        "wall_time_s": round(wall, 1), "device": str(trainer.device),
-        "precision": trainer.precision, "history": history,
-    }
     model = trainer.model.to("cpu")
+    metrics = None
     if not args.no_eval:
         bar.line("evaluating on the test set...")
-        metadata["metrics"] = evaluate(model, dataset)
-    # The test digits' codes travel with the model, so a map can be shown before any data is found.
-    extras = {"test_codes": encode_images(model, dataset.test_images),
-              "test_labels": dataset.test_labels.astype(np.uint8)}
-    path = save_checkpoint(args.out, model, metadata, extras)
-    bar.line(f"saved {path}")
-    if "metrics" in metadata:
-        print(json.dumps(metadata["metrics"], indent=2))
+        metrics = evaluate(model, dataset,
+                           progress=lambda f: bar.update(f, f"evaluating {100 * f:.0f}%"))
+    metadata, extras = model_file_contents(
+        model, dataset, config, history=history, epochs_done=trainer.epochs_done,
+        stopped_early=finished is None or finished.stopped, wall_time_s=wall,
+        device=str(trainer.device), precision=trainer.precision,
+        command="cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]), metrics=metrics)
+    if start is not None:
+        metadata["init"] = {k: v for k, v in start.metadata.items() if k != "history"}
+    try:
+        path = save_checkpoint(out, model, metadata, extras)
+    except (OSError, CAEError) as exc:
+        path = save_checkpoint(fallback_path(out), model, metadata, extras)
+        bar.line(f"cae: could not save {out} ({exc}); saved the model to {path} instead")
+    else:
+        bar.line(f"saved {path}")
+    if metrics is not None:
+        print(compact_json(metrics))
     return 0
+
+
+def compact_json(doc: dict) -> str:
+    """A JSON object with one key per line and each list on one line, except lists of lists
+    (the confusion matrix), which get one row per line: short, and still easy to read."""
+    lines = []
+    for i, (key, value) in enumerate(doc.items()):
+        comma = "," if i < len(doc) - 1 else ""
+        if isinstance(value, list) and value and all(isinstance(r, list) for r in value):
+            rows = ",\n".join("    " + json.dumps(r) for r in value)
+            lines.append(f"  {json.dumps(key)}: [\n{rows}\n  ]{comma}")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}{comma}")
+    return "{\n" + "\n".join(lines) + "\n}"
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.model)
-    dataset = _load_data(args, ProgressBar())
-    print(json.dumps(evaluate(ckpt.model, dataset), indent=2))
+    bar = ProgressBar()
+    dataset = _load_data(args, bar)
+    bar.line(f"evaluating {args.model} on {len(dataset.test_images)} {dataset.name} test images "
+             f"({len(dataset.train_images)} training images vote)")
+    metrics = evaluate(ckpt.model, dataset,
+                       progress=lambda f: bar.update(f, f"evaluating {100 * f:.0f}%"))
+    bar.line("done")
+    print(json.dumps(metrics, indent=2) if args.full else compact_json(metrics))
     return 0
 
 
@@ -164,11 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def data_args(p: argparse.ArgumentParser, download: bool = True) -> None:
-        p.add_argument("--dataset", default="mnist", choices=[*DATASETS, "folder"],
-                       help="named dataset (checksums verified) or 'folder' for any IDX folder")
+        p.add_argument("--dataset", default="auto", choices=["auto", *DATASETS, "folder"],
+                       help="auto (default): MNIST or Fashion-MNIST recognised in --data by "
+                            "checksum (any other IDX folder is loaded as it is; MNIST is "
+                            "looked up without --data); a named dataset (checksums verified); "
+                            "or 'folder' for any IDX folder")
         p.add_argument("--data", metavar="DIR", help="folder with the four IDX files")
         if download:
-            p.add_argument("--download", action="store_true", help="download the dataset if missing")
+            p.add_argument("--download", action="store_true",
+                           help="download the dataset if missing")
 
     p = sub.add_parser("download", help="download a dataset into the user cache")
     p.add_argument("--dataset", default="mnist", choices=list(DATASETS))
@@ -178,21 +254,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model and save it")
     data_args(p)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
+    p.add_argument("--recipe", choices=list(RECIPES), default="best",
+                   help="best (default): the recipe that won the probes in docs/training.md; "
+                        "quick: a short run; lecture: plain Adam at a constant learning rate. "
+                        "The options below override single settings")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--schedule", choices=["cosine", "constant"])
+    p.add_argument("--warmup", type=float, help="fraction of the steps spent warming up")
+    p.add_argument("--optimizer", choices=["adam", "adamw"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--grad-clip", type=float, help="largest gradient norm (0: off)")
+    p.add_argument("--ema", type=float, help="decay of the weights' moving average (0: off)")
+    p.add_argument("--augment-shift", type=float, help="largest random shift in pixels (0: off)")
+    p.add_argument("--augment-rotate", type=float, help="largest random rotation in degrees")
+    p.add_argument("--loss", choices=["mse", "clamped"],
+                   help="mse: the lecture's; clamped: the error of the image as shown, "
+                        "plus 0.1 x mse")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="auto (default): bf16 autocast where the CPU (AVX512-BF16/AMX) or GPU "
-                        "computes it natively, else fp32")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
+                   help="auto (default): bf16 where the CPU (AVX512-BF16/AMX) or GPU computes it "
+                        "natively, else fp32; bf16-all also runs the CPU output layer in bf16")
+    p.add_argument("--init", metavar="MODEL",
+                   help="continue from this model file's weights instead of a fresh model "
+                        "(its command and metadata are kept under 'init' in the new file)")
     p.add_argument("--out", default="model.safetensors", help="where to save the model")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="print test MSE, per-class MSE and 5-NN accuracy as JSON")
     p.add_argument("--model", required=True)
+    p.add_argument("--full", action="store_true",
+                   help="indent every value (default: compact, one matrix row per line)")
     data_args(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -206,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show a model file's config and metadata")
     p.add_argument("model")
     p.set_defaults(func=cmd_info)
+    add_export_commands(sub)
     return parser
 
 

@@ -26,7 +26,10 @@ from .model import CAE, CAEConfig, reconstruction_loss
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run; stored with the checkpoint it produces."""
+    """Everything that decides a training run; stored with the checkpoint it produces.
+
+    The defaults are the ``"best"`` recipe (see :data:`RECIPES` and docs/training.md for the
+    probes that chose it); :meth:`recipe` gives the others."""
 
     epochs: int = 10
     batch_size: int = 128
@@ -38,10 +41,24 @@ class TrainConfig:
     snapshot_every_s: float = 0.0  # 0: latent snapshots at epoch ends only
     snapshot_size: int = 2000  # test digits encoded for each snapshot
     test_size: int | None = None  # test digits for the per-epoch test loss (None: all)
-    # "auto": the fast path, bf16 where the hardware has it (see fast_precision), else fp32;
-    # "bf16" = bfloat16 convolutions (float32 weights, loss and, on CPU, output layer);
-    # "fp32" = float32 throughout.  Both run cae.fast_forward (same function, faster kernels).
+    # "auto": bf16 where the hardware has it natively (see fast_precision), else fp32;
+    # "bf16": bfloat16 convolutions (float32 weights and loss; on CPU the output layer in fp32,
+    # where oneDNN's bf16 kernel for it is 2x slower); "bf16-all": the CPU output layer in bf16 too;
+    # "fp32": float32 throughout.  All run cae.fast_forward (same function, faster kernels), and
+    # the choice is fixed before the first step, so a seed gives the same weights in every process.
     precision: str = "auto"
+    recipe: str = "best"  # the RECIPES entry these settings came from (a label for the file)
+    optimizer: str = "adam"  # "adam" or "adamw" (decoupled weight decay)
+    weight_decay: float = 0.0
+    warmup: float = 0.02  # fraction of all steps with a linear learning-rate warm-up
+    grad_clip: float = 0.0  # largest gradient norm (0: no clipping)
+    ema: float = 0.999  # decay of a moving average of the weights, kept as the result (0: off)
+    augment_shift: float = 0.0  # largest random shift in pixels (training only)
+    augment_rotate: float = 0.0  # largest random rotation in degrees (training only)
+    # "mse": the lecture's loss; "clamped": the error of the image as shown (output clamped to
+    # [0, 1], what `cae evaluate` measures) plus 0.1 x the raw MSE, so pixels on the wrong side
+    # of the clamp still get a gradient.  The output keeps its meaning: a linear image.
+    loss: str = "clamped"
 
     def __post_init__(self) -> None:
         problems = []
@@ -53,12 +70,48 @@ class TrainConfig:
             problems.append(f"learning rate must be a positive number (got {self.lr!r})")
         if self.schedule not in ("cosine", "constant"):
             problems.append(f"schedule must be 'cosine' or 'constant' (got {self.schedule!r})")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            problems.append(f"precision must be 'auto', 'fp32' or 'bf16' (got {self.precision!r})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)} "
+                            f"(got {self.precision!r})")
+        if self.loss not in ("mse", "clamped"):
+            problems.append(f"loss must be 'mse' or 'clamped' (got {self.loss!r})")
+        if self.optimizer not in ("adam", "adamw"):
+            problems.append(f"optimizer must be 'adam' or 'adamw' (got {self.optimizer!r})")
         if self.report_every < 1 or self.snapshot_size < 1 or self.snapshot_every_s < 0:
             problems.append("report_every and snapshot_size must be >= 1, snapshot_every_s >= 0")
+        for name, low, high in (("weight_decay", 0, 1), ("warmup", 0, 0.5),
+                                ("grad_clip", 0, math.inf), ("ema", 0, 0.99999),
+                                ("augment_shift", 0, 8), ("augment_rotate", 0, 45)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and low <= value <= high):
+                problems.append(f"{name} must be a number from {low} to {high} (got {value!r})")
         if problems:
             raise TrainingError("; ".join(problems))
+
+    @classmethod
+    def recipe_config(cls, name: str, **overrides) -> TrainConfig:
+        """The settings of recipe ``name`` with ``overrides`` on top (None values are ignored)."""
+        if name not in RECIPES:
+            raise TrainingError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
+        settings = {**RECIPES[name], "recipe": name}
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**settings)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "bf16-all")
+CLAMPED_RAW_WEIGHT = 0.1  # the raw MSE's share in the "clamped" loss
+
+# Named recipes; "best" is also TrainConfig's defaults.  The figures behind them: docs/training.md.
+RECIPES: dict[str, dict] = {
+    # The lecture's plain recipe: Adam at a constant learning rate, the plain MSE, nothing else.
+    "lecture": {"epochs": 10, "batch_size": 50, "lr": 1e-3, "schedule": "constant", "warmup": 0.0,
+                "ema": 0.0, "loss": "mse"},
+    # The probes' winner: warm-up + cosine, an average of the weights, the error as shown.
+    "best": {"epochs": 30, "batch_size": 128, "lr": 2e-3, "schedule": "cosine", "warmup": 0.02,
+             "ema": 0.999, "loss": "clamped"},
+    "quick": {"epochs": 5, "batch_size": 128, "lr": 2e-3, "schedule": "cosine", "warmup": 0.02,
+              "ema": 0.999, "loss": "clamped"},
+}
 
 
 @dataclass(frozen=True)
@@ -116,7 +169,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise TrainingError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        raise TrainingError(
+            f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise TrainingError("CUDA was requested but no CUDA device is available")
@@ -131,11 +185,15 @@ def resolve_device(name: str = "auto") -> torch.device:
 def fast_precision(device: torch.device) -> str:
     """The precision of the fast path on ``device``: bf16 where the hardware computes it
     natively (CUDA GPUs from Ampere on, CPUs with AVX512-BF16 or AMX), else fp32."""
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cuda":  # the device asked about, not the current one; no emulation
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.cuda.device(index):
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return "bf16" if native else "fp32"
     if device.type == "cpu":
         try:  # oneDNN also emulates bf16 on plain AVX512, slower than fp32: ask for the real thing
-            flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+            with open("/proc/cpuinfo") as info:
+                flags = next((line for line in info if line.startswith("flags")), "")
             return "bf16" if {"avx512_bf16", "amx_bf16"} & set(flags.split()) else "fp32"
         except OSError:  # not Linux: trust oneDNN's own check
             try:
@@ -150,6 +208,21 @@ def build_model(config: CAEConfig | None = None, seed: int = 0) -> CAE:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return CAE(config)
+
+
+def _lr_factor(cfg: TrainConfig, total_steps: int):
+    """The learning-rate multiplier at each step: a linear warm-up, then cosine to zero (or
+    constant)."""
+    warm = int(cfg.warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.schedule == "constant":
+            return 1.0
+        t = min(step - warm, total_steps - warm) / max(total_steps - warm, 1)
+        return 0.5 * (1 + math.cos(math.pi * t))
+    return factor
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -169,7 +242,8 @@ class Trainer:
                                 f"{model.config.image_size if model else CAEConfig().image_size}")
         self.model = model if model is not None else build_model(seed=self.config.seed)
         self.precision = (fast_precision(self.device) if self.config.precision == "auto"
-                          else self.config.precision)
+                          else self.config.precision)  # fixed here: never timed, never changed
+        self._ema: list[torch.Tensor] | None = None
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -195,44 +269,104 @@ class Trainer:
     def _to_device(self, images: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
 
-    def _batch(self, images_u8: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        return images_u8[idx].unsqueeze(1).float().div_(255.0)
+    def _batch(self, images_u8: torch.Tensor, idx: torch.Tensor,
+               gen: torch.Generator | None = None) -> torch.Tensor:
+        x = images_u8[idx].unsqueeze(1).float().div_(255.0)
+        cfg = self.config
+        if gen is None or not (cfg.augment_shift or cfg.augment_rotate):
+            return x
+        # Light augmentation: a random small rotation and shift of each image (bilinear).
+        n, size = len(x), x.shape[-1]
+        u = torch.rand(n, 3, generator=gen).mul_(2).sub_(1).to(x.device)
+        angle = u[:, 0] * math.radians(cfg.augment_rotate)
+        shift = u[:, 1:] * (2 * cfg.augment_shift / size)  # pixels -> [-1, 1] grid units
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1),
+                             torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+        return torch.nn.functional.grid_sample(x, grid, align_corners=False)
 
     @torch.no_grad()
     def _test_loss(self, test_u8: torch.Tensor) -> float:
-        """Mean test loss; NaN when stop() interrupts it (the run then ends at once)."""
+        """Mean test loss of the weights the run would return (the average, with EMA); NaN when
+        stop() interrupts it (the run then ends at once)."""
         self.model.eval()
-        total = torch.zeros((), device=self.device)
-        for start in range(0, len(test_u8), 1000):
-            if self._stop.is_set():
-                self.model.train()
-                return float("nan")
-            x = test_u8[start:start + 1000].unsqueeze(1).float().div_(255.0)
-            total += reconstruction_loss(fast_forward(self.model, x, self._bf16), x) * len(x)
-        self.model.train()
-        return float(total) / len(test_u8)
+        self._swap_ema()
+        try:
+            total = torch.zeros((), device=self.device)
+            for start in range(0, len(test_u8), 1000):
+                if self._stop.is_set():
+                    return float("nan")
+                x = test_u8[start:start + 1000].unsqueeze(1).float().div_(255.0)
+                total += reconstruction_loss(self._forward(x), x) * len(x)
+            return float(total) / len(test_u8)
+        finally:
+            self._swap_ema()
+            self.model.train()
 
     @torch.no_grad()
-    def _snapshot(self, snap_u8: torch.Tensor, labels: np.ndarray, epoch: int, step: int) -> Snapshot:
+    def _snapshot(self, snap_u8: torch.Tensor, labels: np.ndarray, epoch: int,
+                  step: int) -> Snapshot:
         self.model.eval()
+        self._swap_ema()  # snapshots show the weights the run would return
         codes = torch.cat([  # a live preview: the fast path's precision is plenty
-            fast_encode(self.model, snap_u8[i:i + 1000].unsqueeze(1).float().div_(255.0), self._bf16)
+            fast_encode(self.model, snap_u8[i:i + 1000].unsqueeze(1).float().div_(255.0),
+                        self._bf16)
             for i in range(0, len(snap_u8), 1000)])
-        self.model.train()
         state = {k: v.detach().to("cpu", torch.float32).numpy().copy()
                  for k, v in self.model.state_dict().items()}
+        self._swap_ema()
+        self.model.train()
         return Snapshot(epoch, step, codes.float().cpu().numpy(), labels.copy(), state)
 
     @property
     def _bf16(self) -> bool:
-        return self.precision == "bf16"
+        return self.precision in ("bf16", "bf16-all")
+
+    @property
+    def _output_bf16(self) -> bool:
+        return self.precision == "bf16-all"
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_forward(self.model, x, self._bf16, output_bf16=self._output_bf16)
+
+    def _train_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "clamped":
+            return (torch.mean((x_hat.clamp(0.0, 1.0) - x) ** 2)
+                    + CLAMPED_RAW_WEIGHT * reconstruction_loss(x_hat, x))
+        return reconstruction_loss(x_hat, x)
+
+    def _swap_ema(self) -> None:
+        """Exchange the live weights with their moving average (no-op without EMA)."""
+        if self._ema is not None:
+            with torch.no_grad():
+                for p, e in zip(self.model.parameters(), self._ema):
+                    tmp = p.detach().clone()
+                    p.copy_(e)
+                    e.copy_(tmp)
 
     def _restore(self, state: dict[str, torch.Tensor]) -> None:
+        """After a fault: the last good weights are the result (not the average)."""
         self.model.load_state_dict(state)
+        self._ema = None
+
+    def _finish(self) -> None:
+        """End of a run: the moving average (with EMA) becomes the model's weights."""
+        self._swap_ema()
+        self._ema = None
+        self.model.eval()
 
     def run(self) -> Iterator[Record]:
         """Train; yields records.  Raises TrainingError on a non-finite loss or out of memory,
-        after putting the last good weights back into the model."""
+        after putting the last good weights back into the model.  Closing the generator (or an
+        interrupt inside it) still leaves the weights the run would return in the model."""
+        try:
+            yield from self._run()
+        finally:
+            if self._ema is not None:
+                self._finish()
+
+    def _run(self) -> Iterator[Record]:
         cfg = self.config
         ds = self.dataset
         torch.manual_seed(cfg.seed)
@@ -252,12 +386,14 @@ class Trainer:
         n = len(train_u8)
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
-        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        if cfg.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+        params = list(self.model.parameters())
+        if cfg.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, total_steps))
+        aug_gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 1)
+        self._ema = [p.detach().clone() for p in params] if cfg.ema else None
         last_good = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         t_start = time.perf_counter()
         active = 0.0  # seconds spent training, pauses excluded
@@ -278,16 +414,21 @@ class Trainer:
                     self._running.wait()
                     window_t0 = time.perf_counter()
                 if self._stop.is_set():
-                    self.model.eval()
+                    self._finish()
                     yield Finished(True, self.epochs_done, time.perf_counter() - t_start)
                     return
                 idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 try:
-                    x = self._batch(train_u8, idx)
-                    loss = reconstruction_loss(fast_forward(self.model, x, self._bf16), x)
+                    x = self._batch(train_u8, idx, aug_gen)
+                    loss = self._train_loss(self._forward(x), x)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                     opt.step()
+                    if self._ema is not None:  # the average's decay ramps up over the first steps
+                        decay = min(cfg.ema, (1 + global_step) / (10 + global_step))
+                        torch._foreach_lerp_(self._ema, [p.detach() for p in params], 1 - decay)
                 except RuntimeError as exc:
                     if _is_oom(exc):
                         self._restore(last_good)
@@ -306,8 +447,8 @@ class Trainer:
                     if not math.isfinite(mean):
                         self._restore(last_good)
                         raise TrainingError(
-                            f"the loss became {mean} at epoch {epoch}, step {step + 1}; try a lower "
-                            "learning rate (the last good weights were kept)")
+                            f"the loss became {mean} at epoch {epoch}, step {step + 1}; try a "
+                            "lower learning rate (the last good weights were kept)")
                     last_good = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                     now = time.perf_counter()
                     active += now - window_t0
@@ -326,12 +467,12 @@ class Trainer:
             train_loss = float(epoch_loss) / n
             test_loss = self._test_loss(test_u8)
             if self._stop.is_set():
-                self.model.eval()
+                self._finish()
                 yield Finished(True, self.epochs_done, time.perf_counter() - t_start)
                 return
             yield EpochEnd(epoch, train_loss, test_loss, time.perf_counter() - epoch_t0)
             yield self._snapshot(snap_u8, snap_labels, epoch, global_step)
             last_snapshot_t = time.perf_counter()
             window_t0 = last_snapshot_t
-        self.model.eval()
+        self._finish()
         yield Finished(False, self.epochs_done, time.perf_counter() - t_start)

@@ -1,5 +1,6 @@
 """The `cae` command: train -> evaluate -> encode -> info on a tiny IDX folder, and clear errors."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +17,8 @@ def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
     trained = json.loads(capsys.readouterr().out)
     assert {"test_mse", "knn5_accuracy", "per_class_mse"} <= set(trained)
 
-    assert main(["evaluate", "--model", str(model), "--dataset", "folder", "--data", str(tiny_folder)]) == 0
+    assert main(["evaluate", "--model", str(model), "--dataset", "folder",
+                 "--data", str(tiny_folder)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["test_mse"] == pytest.approx(trained["test_mse"], rel=1e-5)
     assert evaluated["knn5_accuracy"] == trained["knn5_accuracy"]
@@ -47,7 +49,8 @@ def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
     (["info", "missing.safetensors"], "not found"),
     (["evaluate", "--model", "missing.safetensors"], "not found"),
     (["train", "--dataset", "folder", "--epochs", "1"], "needs a folder"),
-    (["train", "--dataset", "folder", "--data", "/nonexistent", "--epochs", "1"], "needs train-images"),
+    (["train", "--dataset", "folder", "--data", "/nonexistent", "--epochs", "1"],
+     "needs train-images"),
 ])
 def test_errors_are_one_line_and_nonzero(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -58,7 +61,153 @@ def test_errors_are_one_line_and_nonzero(argv, message, capsys, tmp_path, monkey
 
 def test_bad_epochs_via_subprocess(tmp_path, tiny_folder):
     proc = subprocess.run([sys.executable, "-m", "cae", "train", "--dataset", "folder", "--data",
-                           str(tiny_folder), "--epochs", "0", "--out", str(tmp_path / "m.safetensors")],
+                           str(tiny_folder), "--epochs", "0",
+                           "--out", str(tmp_path / "m.safetensors")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "epochs must be" in proc.stderr and "Traceback" not in proc.stderr
+
+
+TRAIN = ["train", "--dataset", "folder", "--epochs", "1", "--batch-size", "64", "--device", "cpu",
+         "--no-eval"]
+
+
+def test_fashion_mnist_is_recognised_by_its_checksums(tmp_path, monkeypatch, capsys):
+    import cae.data as D
+    from tests.helpers import spec_for, write_dataset_folder
+    folder = write_dataset_folder(tmp_path / "fm", seed=5)
+    names = D.DATASETS["fashion-mnist"].class_names
+    monkeypatch.setitem(D.DATASETS, "fashion-mnist",
+                        D.DatasetSpec("fashion-mnist", spec_for(folder, ()).resources, (), names))
+    model = tmp_path / "m.safetensors"
+    assert main(["train", "--data", str(folder), "--epochs", "1", "--batch-size", "64",
+                 "--device", "cpu", "--no-eval", "--out", str(model)]) == 0
+    from cae.checkpoint import load_checkpoint
+    meta = load_checkpoint(model).metadata
+    assert meta["dataset"] == "fashion-mnist" and meta["class_names"] == list(names)
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--data", str(folder)]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset"] == "fashion-mnist"
+    # A damaged file is not that dataset: a folder of plain IDX data, named by its folder.
+    other = write_dataset_folder(tmp_path / "other", seed=6)
+    assert main(["evaluate", "--model", str(model), "--data", str(other)]) == 0
+    assert json.loads(capsys.readouterr().out)["dataset"] == "other"
+
+
+def test_evaluate_prints_compact_json_with_one_matrix_row_per_line(tmp_path, tiny_folder, capsys):
+    model = tmp_path / "m.safetensors"
+    assert main([*TRAIN, "--data", str(tiny_folder), "--out", str(model)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model), "--dataset", "folder",
+                 "--data", str(tiny_folder)]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    lines = out.splitlines()
+    assert len(lines) == len(doc) + 2 + 1 + len(doc["knn5_confusion"])  # braces, matrix bracket
+    rows = [json.loads(line.strip().rstrip(",")) for line in lines if line.startswith("    [")]
+    assert rows == doc["knn5_confusion"]
+
+
+def _can_write(folder) -> bool:
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return False
+    (folder / "probe").unlink()
+    return True
+
+
+@pytest.mark.parametrize("where", ["missing", "read-only"])
+def test_train_refuses_an_unwritable_destination_before_the_first_step(
+        where, tmp_path, tiny_folder, capsys, monkeypatch):
+    import cae.cli as cli
+    started = []
+    monkeypatch.setattr(cli.Trainer, "run", lambda self: started.append(1) or iter(()))
+    folder = tmp_path / where
+    immutable = False
+    if where == "read-only":
+        folder.mkdir()
+        folder.chmod(0o500)
+        if _can_write(folder):  # root ignores permissions: make the folder immutable instead
+            immutable = shutil.which("chattr") is not None and subprocess.run(
+                ["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+            if not immutable or _can_write(folder):
+                if immutable:
+                    subprocess.run(["chattr", "-i", str(folder)], check=True)
+                pytest.skip("this system cannot make a folder read-only for this user")
+    try:
+        assert main([*TRAIN, "--data", str(tiny_folder), "--out",
+                     str(folder / "m.safetensors")]) == 2
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        if folder.exists():
+            folder.chmod(0o700)
+    err = capsys.readouterr().err
+    assert err.startswith("cae: error: cannot save to") and str(folder) in err
+    assert err.count("\n") == 1 and not started
+
+
+def test_a_late_write_failure_saves_to_a_fallback_and_says_where(tmp_path, tiny_folder, capsys,
+                                                                  monkeypatch):
+    import cae.cli as cli
+    from cae.checkpoint import load_checkpoint, save_checkpoint
+    from cae.errors import CheckpointError
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+    target = tmp_path / "out" / "m.safetensors"
+    target.parent.mkdir()
+
+    def failing_save(path, *args, **kwargs):  # the destination breaks after training
+        if str(path) == str(target):
+            raise CheckpointError(f"could not save the model to {path}: disk full")
+        return save_checkpoint(path, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "save_checkpoint", failing_save)
+    assert main([*TRAIN, "--data", str(tiny_folder), "--out", str(target)]) == 0
+    err = capsys.readouterr().err
+    saved = list((tmp_path / "data-home" / "cae-explorer").glob("m-*.safetensors"))
+    assert len(saved) == 1 and f"saved the model to {saved[0]} instead" in err
+    assert "disk full" in err and load_checkpoint(saved[0]).metadata["epochs_done"] == 1
+
+
+def test_train_metadata_records_recipe_precision_and_init(tmp_path, tiny_folder):
+    from cae.checkpoint import load_checkpoint
+    first = tmp_path / "a.safetensors"
+    assert main([*TRAIN, "--data", str(tiny_folder), "--recipe", "lecture", "--precision", "fp32",
+                 "--out", str(first)]) == 0
+    meta = load_checkpoint(first).metadata
+    assert meta["recipe"] == "lecture" and meta["precision"] == "fp32"
+    assert meta["train_config"]["schedule"] == "constant" and meta["train_config"]["epochs"] == 1
+    second = tmp_path / "b.safetensors"
+    assert main([*TRAIN, "--data", str(tiny_folder), "--init", str(first), "--out",
+                 str(second)]) == 0
+    meta2 = load_checkpoint(second).metadata
+    assert meta2["init"]["recipe"] == "lecture" and meta2["recipe"] == "best"
+    assert meta2["precision"] in ("bf16", "fp32")  # "auto" is resolved before it is recorded
+
+
+def test_model_file_contents_is_what_train_and_the_window_save():
+    from cae.metrics import encode_images
+    from cae.model_file import model_file_contents
+    from cae.train import TrainConfig, build_model
+    from tests.helpers import make_dataset
+    ds, model = make_dataset(64, 48), build_model(seed=4)
+    config = TrainConfig.recipe_config("quick", epochs=2)
+    seen = []
+    meta, extras = model_file_contents(
+        model, ds, config, history=[{"epoch": 1}], epochs_done=1, stopped_early=True,
+        wall_time_s=12.345, device="cpu", precision="bf16", command="cae train x",
+        metrics={"test_mse": 0.5}, progress=seen.append)
+    assert meta["dataset"] == "synthetic" and meta["class_names"] == list(ds.class_names)
+    assert meta["train_config"]["epochs"] == 2 and meta["recipe"] == "quick"
+    assert (meta["epochs_done"], meta["stopped_early"], meta["wall_time_s"]) == (1, True, 12.3)
+    assert (meta["device"], meta["precision"], meta["command"]) == ("cpu", "bf16", "cae train x")
+    assert meta["metrics"] == {"test_mse": 0.5} and meta["history"] == [{"epoch": 1}]
+    json.dumps(meta)  # the header is JSON
+    np.testing.assert_array_equal(extras["test_codes"], encode_images(model, ds.test_images))
+    np.testing.assert_array_equal(extras["test_labels"], ds.test_labels)
+    assert extras["test_labels"].dtype == np.uint8 and seen and seen[-1] == 1.0
+    meta2, extras2 = model_file_contents(
+        model, None, None, history=[], epochs_done=0, stopped_early=True, wall_time_s=0,
+        device="cpu", precision="fp32", encode=False)
+    assert extras2 == {} and "command" not in meta2 and "metrics" not in meta2

@@ -7,7 +7,18 @@ import pytest
 import torch
 
 from cae.errors import TrainingError
-from cae.train import EpochEnd, Finished, Progress, Snapshot, TrainConfig, Trainer, resolve_device
+from cae.train import (
+    CLAMPED_RAW_WEIGHT,
+    RECIPES,
+    EpochEnd,
+    Finished,
+    Progress,
+    Snapshot,
+    TrainConfig,
+    Trainer,
+    _lr_factor,
+    resolve_device,
+)
 from tests.helpers import make_dataset
 
 
@@ -131,6 +142,33 @@ def test_bad_settings_are_refused(field, value):
         TrainConfig(**{field: value})
 
 
+def test_fast_precision_asks_about_the_given_cuda_device_without_emulation(monkeypatch):
+    import contextlib
+
+    import cae.train as T
+    native = {0: True, 1: False}  # device 1: a pre-Ampere card that only emulates bf16
+    current = [0]
+
+    @contextlib.contextmanager
+    def on_device(index):
+        saved, current[0] = current[0], index
+        yield
+        current[0] = saved
+
+    def is_bf16_supported(including_emulation=True):
+        return True if including_emulation else native[current[0]]
+
+    monkeypatch.setattr(T.torch.cuda, "device", on_device)
+    monkeypatch.setattr(T.torch.cuda, "current_device", lambda: current[0])
+    monkeypatch.setattr(T.torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert T.fast_precision(torch.device("cuda:1")) == "fp32"
+    assert T.fast_precision(torch.device("cuda:0")) == "bf16"
+    assert T.fast_precision(torch.device("cuda")) == "bf16"  # the current device, 0
+    current[0] = 1
+    assert T.fast_precision(torch.device("cuda")) == "fp32"
+    assert T.fast_precision(torch.device("cuda:0")) == "bf16"
+
+
 def test_devices():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
@@ -139,3 +177,140 @@ def test_devices():
     if not torch.cuda.is_available():
         with pytest.raises(TrainingError, match="no CUDA"):
             resolve_device("cuda")
+
+
+# --------------------------------------------------------------------- recipes and their levers
+
+
+def test_recipes_fill_the_settings_and_overrides_win():
+    lecture = TrainConfig.recipe_config("lecture")
+    assert (lecture.recipe, lecture.schedule, lecture.ema, lecture.optimizer) == (
+        "lecture", "constant", 0.0, "adam")
+    best = TrainConfig.recipe_config("best", epochs=3, lr=None)
+    assert best.epochs == 3 and best.lr == RECIPES["best"]["lr"]
+    for key, value in RECIPES["best"].items():  # TrainConfig's defaults are the best recipe
+        if key != "epochs":
+            assert getattr(TrainConfig(), key) == value, key
+    with pytest.raises(TrainingError, match="unknown recipe 'fancy'"):
+        TrainConfig.recipe_config("fancy")
+
+
+@pytest.mark.parametrize("field, value", [("ema", 1.0), ("warmup", 0.9), ("weight_decay", -1),
+                                          ("augment_shift", 20), ("optimizer", "sgd"),
+                                          ("loss", "l1"), ("precision", "fp16")])
+def test_bad_lever_settings_are_refused_in_one_line(field, value):
+    with pytest.raises(TrainingError, match=field.split("_")[0]) as info:
+        TrainConfig(**{field: value})
+    assert "\n" not in str(info.value)
+
+
+def test_warmup_then_cosine_learning_rate():
+    factor = _lr_factor(TrainConfig(warmup=0.1, schedule="cosine"), 100)
+    assert [factor(s) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert factor(10) == pytest.approx(1.0) and factor(55) == pytest.approx(0.5)
+    assert factor(100) == pytest.approx(0.0, abs=1e-12)
+    constant = _lr_factor(TrainConfig(warmup=0.1, schedule="constant"), 100)
+    assert constant(2) == pytest.approx(0.3) and constant(80) == 1.0
+
+
+def test_ema_weights_are_the_result_and_differ_from_the_last_step():
+    ds = make_dataset(256, 32)
+    base = dict(epochs=2, batch_size=16, lr=3e-3, device="cpu", seed=3, report_every=4)
+    plain = Trainer(ds, TrainConfig(**base, ema=0.0))
+    run_all(plain)
+    averaged = Trainer(ds, TrainConfig(**base, ema=0.9))
+    records = run_all(averaged)
+    # Same seed, same steps: only the average differs, and it is what the run returns.
+    assert not torch.equal(plain.model.decoder[4].weight, averaged.model.decoder[4].weight)
+    last = [r for r in records if isinstance(r, Snapshot)][-1]
+    for k, v in averaged.model.state_dict().items():
+        np.testing.assert_array_equal(last.model_state[k], v.numpy(), err_msg=k)
+    end = [r for r in records if isinstance(r, EpochEnd)][-1]
+    assert end.test_loss == pytest.approx(averaged._test_loss(
+        torch.from_numpy(ds.test_images)), rel=1e-6)
+
+
+def test_augmentation_moves_training_images_only():
+    ds = make_dataset(64, 16)
+    images = torch.from_numpy(ds.train_images)
+    idx = torch.arange(16)
+    plain = Trainer(ds, TrainConfig(device="cpu"))._batch(images, idx, torch.Generator())
+    trainer = Trainer(ds, TrainConfig(device="cpu", augment_shift=2, augment_rotate=10))
+    moved = trainer._batch(images, idx, torch.Generator().manual_seed(0))
+    assert moved.shape == plain.shape and not torch.allclose(moved, plain, atol=0.05)
+    # Small moves: each image keeps most of its ink (bilinear resampling, nothing invented).
+    ink = moved.sum((1, 2, 3)) / plain.sum((1, 2, 3))
+    assert bool(((ink > 0.7) & (ink < 1.3)).all())
+    # Evaluation never augments.
+    assert torch.equal(trainer._batch(images, idx), plain)
+
+
+def test_clamped_loss_is_the_error_as_shown_plus_a_small_raw_term():
+    trainer = Trainer(make_dataset(16, 8), TrainConfig(device="cpu", loss="clamped"))
+    x = torch.tensor([0.0, 0.5, 1.0, 0.2])
+    x_hat = torch.tensor([-0.5, 0.5, 1.5, -0.1], requires_grad=True)
+    loss = trainer._train_loss(x_hat, x)
+    shown = ((x_hat.clamp(0, 1) - x) ** 2).mean()
+    raw = ((x_hat - x) ** 2).mean()
+    assert float(loss.detach()) == pytest.approx(float((shown + CLAMPED_RAW_WEIGHT * raw).detach()))
+    loss.backward()
+    assert float(x_hat.grad[3]) < 0  # a pixel on the wrong side of the clamp still moves up
+
+
+def test_options_train_and_stay_deterministic():
+    ds = make_dataset(128, 32)
+    cfg = TrainConfig(epochs=1, batch_size=16, device="cpu", seed=5, optimizer="adamw",
+                      weight_decay=1e-4, warmup=0.1, grad_clip=0.5, ema=0.99, augment_shift=1,
+                      augment_rotate=5, loss="clamped")
+    a, b = Trainer(ds, cfg), Trainer(ds, cfg)
+    ra, _ = run_all(a), run_all(b)
+    assert isinstance(ra[-1], Finished) and not ra[-1].stopped
+    for (k, va), vb in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+        assert torch.equal(va, vb), k
+
+
+DETERMINISM_SCRIPT = """
+import hashlib, sys
+import torch
+from cae.train import TrainConfig, Trainer
+from tests.helpers import make_dataset
+trainer = Trainer(make_dataset(192, 32), TrainConfig(
+    epochs=1, batch_size=32, device="cpu", seed=11, precision=sys.argv[1], report_every=2))
+for record in trainer.run():
+    pass
+digest = hashlib.sha256()
+for name, value in sorted(trainer.model.state_dict().items()):
+    digest.update(name.encode() + value.numpy().tobytes())
+print(trainer.precision, digest.hexdigest())
+"""
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16-all"])
+def test_same_seed_and_flags_give_the_same_weights_in_another_process(precision):
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    runs = [subprocess.run([sys.executable, "-c", DETERMINISM_SCRIPT, precision], cwd=root,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+    first, second = (run.stdout.split() for run in runs)
+    assert first == second
+    assert first[0] == (Trainer(make_dataset(8, 8), TrainConfig(device="cpu")).precision
+                        if precision == "auto" else precision)
+
+
+def test_closing_the_run_early_still_returns_the_average():
+    ds = make_dataset(128, 16)
+    trainer = Trainer(ds, TrainConfig(epochs=2, batch_size=16, device="cpu", ema=0.9,
+                                      report_every=2))
+    run = trainer.run()
+    for record in run:
+        if isinstance(record, Progress) and record.global_step == 4:
+            average = [e.clone() for e in trainer._ema]
+            break
+    run.close()  # as the CLI does on Ctrl+C
+    assert not trainer.model.training and trainer._ema is None
+    for p, e in zip(trainer.model.parameters(), average):
+        assert torch.equal(p, e)
