@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from cae.bundled import bundled_model_path
 from cae.checkpoint import Checkpoint
 from cae.data import DATASETS, Dataset, not_found_message
 from cae.errors import CAEError
@@ -203,10 +204,23 @@ class Session(QObject):
         self.status.emit(f"{dataset.name}: {len(dataset.train_images):,} training and "
                          f"{len(dataset.test_images):,} test images from {dataset.source}", 8000)
         self.datasetChanged.emit(dataset)
-        if self.models.model is None:
+        bundled = self._bundled_for(dataset.name)
+        if bundled is not None:  # a map at once, no training needed
+            self._warn(self.models.load(bundled))
+        elif self.models.model is None:
             self.models.new_model()  # emits modelChanged -> codes
         else:
             self.refresh_codes(fit=len(self.points) == 0)
+
+    def _bundled_for(self, dataset: str) -> Path | None:
+        """The bundled model of ``dataset`` when the current model is another bundled one (never
+        replacing a model of the user's): switching the dataset then switches the model too."""
+        current = self.models.path
+        if self.dirty or current is None or self.models.metadata.get("dataset") == dataset:
+            return None
+        bundled = {bundled_model_path(name) for name in DATASETS} - {None}
+        wanted = bundled_model_path(dataset) if dataset in DATASETS else None
+        return wanted if current in bundled and wanted in bundled else None
 
     def _on_data_failed(self, message: str) -> None:
         if self._data_requested or (self.models.model is None and self.dataset is None):

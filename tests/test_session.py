@@ -153,3 +153,22 @@ def test_codes_are_cached_on_disk_for_the_next_start(session, model_file, tiny_f
     qtbot.waitUntil(lambda: len(again.points) == 64, timeout=20000)
     np.testing.assert_array_equal(again.points.codes, first)
     again.shutdown()
+
+
+def test_switching_to_fashion_mnist_switches_the_bundled_model(session, qtbot):
+    from cae.bundled import bundled_model_path
+    from cae.data import DATASETS, Dataset
+    from tests.helpers import make_dataset
+    mnist, fashion = bundled_model_path("mnist"), bundled_model_path("fashion-mnist")
+    assert mnist is not None and fashion is not None
+    session.start(None, None, "mnist", bundled=mnist)
+    assert session.models.path == mnist
+    small = make_dataset(64, 32)
+    names = DATASETS["fashion-mnist"].class_names
+    session._on_dataset_loaded(Dataset("fashion-mnist", small.train_images, small.train_labels,
+                                       small.test_images, small.test_labels, names))
+    assert session.models.path == fashion and session.models.metadata["dataset"] == "fashion-mnist"
+    session.set_dirty(True)  # a model of the user's is never replaced
+    session._on_dataset_loaded(Dataset("mnist", small.train_images, small.train_labels,
+                                       small.test_images, small.test_labels))
+    assert session.models.path == fashion
