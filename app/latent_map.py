@@ -165,13 +165,14 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         return pg.mkBrush(colour)
 
     def _pen(self) -> QPen | None:
-        return pg.mkPen(255, 255, 255, 220, width=1) if self.outlined else None
+        return pg.mkPen(255, 255, 255, 140, width=0.6) if self.outlined else None
 
     def set_mosaic_shown(self, shown: bool) -> None:
         """Outline the points in white while the dark mosaic lies beneath them."""
         self.outlined = shown
         for item in (*self.scatters, *self.overlays):
             item.setPen(self._pen())
+            item.setSize(6 if shown else 4)  # a thin halo needs a slightly larger dot
 
     def set_grey_hidden(self, on: bool) -> None:
         """Hidden classes stay on the map in light grey (behind the others) instead of vanishing."""

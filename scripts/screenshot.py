@@ -2,8 +2,8 @@
 
     python scripts/screenshot.py [--data DIR] [--out docs/screenshot.png]
 
-It opens the bundled model, loads the dataset (for hover thumbnails), decodes a point, draws a
-digit on the pad and grabs the window.  Run it again whenever the window changes.
+It opens the bundled model, loads the dataset (for hover thumbnails), decodes a point, lays the
+decoded images under the points, draws a digit on the pad and grabs the window (1280x800).  Run it again whenever the window changes.
 """
 from __future__ import annotations
 
@@ -39,12 +39,14 @@ def main() -> int:
     from app.main_window import MainWindow
     with tempfile.TemporaryDirectory() as tmp:
         window = MainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
-        window.resize(1400, 860)
+        window.resize(1280, 800)
         window.show()
         window.start(None, args.data if Path(args.data).is_dir() else None)
         wait(app, lambda: window.session.points.images is not None or not window.session.data.busy)
-        window.map.fit_view()
+        window.layers.fit_view()
         window.explore.request_decode(0.5, 1.0)
+        window.toolbar.mosaic_action.setChecked(True)  # the decoded images under the points
+        wait(app, lambda: window.layers.mosaic_n > 0, 60)
         window.draw_dock.raise_()
         pad = window.draw_panel.pad
         points = [(70, 60), (150, 50), (210, 60), (180, 120), (150, 180), (130, 240)]
