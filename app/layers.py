@@ -170,7 +170,7 @@ class LayersController(QObject):
             if s.points is not points:
                 return
             self._show_colouring(mode, values)
-            s.status.emit("mean error %.4f" % float(values.mean()) if mode == "error"
+            s.status.emit(f"mean error {float(values.mean()):.4f}" if mode == "error"
                           else f"{int(values.sum()):,} of {len(values):,} points voted wrong", 8000)
 
         s.tasks.submit("colour", _colour_values, copy.deepcopy(s.models.model), mode, points,

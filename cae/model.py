@@ -40,7 +40,7 @@ class CAEConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CAEConfig":
+    def from_dict(cls, d: dict) -> CAEConfig:
         """Rebuild from :meth:`to_dict`; unknown keys are an error, not silently dropped."""
         unknown = set(d) - {"image_size", "channels", "latent_dim"}
         if unknown:

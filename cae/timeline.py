@@ -58,7 +58,7 @@ class Timeline:
         return extras
 
     @classmethod
-    def from_extras(cls, extras: dict[str, np.ndarray], config: CAEConfig) -> "Timeline":
+    def from_extras(cls, extras: dict[str, np.ndarray], config: CAEConfig) -> Timeline:
         """Rebuild from a checkpoint's extras; an empty timeline when there is none."""
         if f"{PREFIX}epochs" not in extras:
             return cls()

@@ -3,7 +3,8 @@
     python scripts/screenshot.py [--data DIR] [--out docs/screenshot.png]
 
 It opens the bundled model, loads the dataset (for hover thumbnails), decodes a point, lays the
-decoded images under the points, draws a digit on the pad and grabs the window (1280x800).  Run it again whenever the window changes.
+decoded images under the points, draws a digit on the pad and grabs the window (1280x800).
+Run it again whenever the window changes.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Drawing on the pad with real mouse events: reconstruction, marker, neighbours, tools."""
 import numpy as np
 import torch
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 
 from cae.metrics import encode_images, knn_indices
@@ -38,7 +38,8 @@ def test_drawing_shows_reconstruction_marker_and_neighbours(window, qtbot):
     assert f"{float(np.mean((rec - pre.image) ** 2)):.4f}" in panel.result_label.text()
     # Neighbours arrive once the training digits are encoded in the background.
     qtbot.waitUntil(lambda: window.draw.neighbours is not None, timeout=20000)
-    train_codes = encode_images(model, window.session.dataset.train_images)
+    # (the neighbours' codes take the fast encode, as the map's kNN does: see cae/metrics.py)
+    train_codes = encode_images(model, window.session.dataset.train_images, precision="auto")
     expected = knn_indices(train_codes, z.numpy(), k=5)[0]
     np.testing.assert_array_equal(window.draw.neighbours, expected)
     np.testing.assert_allclose(panel.neighbour_views[0].image,

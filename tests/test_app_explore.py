@@ -22,7 +22,8 @@ def send_mouse(widget, kind, pos: QPoint, button, buttons):
 
 def expected_decode(window, z):
     with torch.no_grad():
-        return window.session.models.model.decode(torch.tensor([z], dtype=torch.float32)).clamp(0, 1)[0, 0].numpy()
+        model = window.session.models.model
+        return model.decode(torch.tensor([z], dtype=torch.float32)).clamp(0, 1)[0, 0].numpy()
 
 
 def test_map_shows_the_models_codes(window):
@@ -83,7 +84,8 @@ def test_hover_shows_the_original_digit(window, qtbot):
     qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
     j = window.map.hover_index
     np.testing.assert_allclose(window.map.codes[j], window.map.codes[i], atol=0.05 * np.ptp(window.map.codes))
-    np.testing.assert_allclose(window.hover_view.image, window.session.dataset.test_images[j] / 255.0, atol=1e-6)
+    np.testing.assert_allclose(window.hover_view.image, window.session.dataset.test_images[j] / 255.0,
+                               atol=1e-6)
     assert f"label {window.session.dataset.test_labels[j]}" in window.hover_label.text()
     assert f"index {j}" in window.hover_label.text()
 

@@ -1,7 +1,7 @@
 """Interpolation between two latent points: path, filmstrip, exports."""
 import numpy as np
 import torch
-from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QImage
 
 from tests.test_app_draw import SEVEN, draw
@@ -10,7 +10,8 @@ from tests.test_app_explore import send_mouse, view_to_widget
 
 def decode(window, zs):
     with torch.no_grad():
-        return window.session.models.model.decode(torch.from_numpy(np.asarray(zs, np.float32))).clamp(0, 1)[:, 0].numpy()
+        model = window.session.models.model
+        return model.decode(torch.from_numpy(np.asarray(zs, np.float32))).clamp(0, 1)[:, 0].numpy()
 
 
 def test_strip_ends_are_the_decodes_of_the_end_points(window, qtbot):

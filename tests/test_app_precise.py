@@ -9,7 +9,8 @@ from app.mosaic import grid_centres, tile_at
 
 def decode(window, z):
     with torch.no_grad():
-        return window.session.models.model.decode(torch.tensor(np.array([z], np.float32))).clamp(0, 1)[0, 0].numpy()
+        model = window.session.models.model
+        return model.decode(torch.tensor(np.array([z], np.float32))).clamp(0, 1)[0, 0].numpy()
 
 
 def _give_contrast(window) -> None:

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QToolButton
 
 from app.files import FilesController

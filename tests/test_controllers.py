@@ -1,0 +1,112 @@
+"""Each controller on its own: a session and only the widgets it drives, no main window."""
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtWidgets import QLabel, QLineEdit, QMenu, QWidget
+
+from app.draw_controller import DrawController
+from app.draw_panel import DrawPanel
+from app.explore import ExploreController
+from app.files import FilesController
+from app.image_view import ImageView
+from app.interpolation_controller import InterpolationController
+from app.interpolation_panel import InterpolationPanel
+from app.latent_map import LatentMap
+from app.layers import LayersController
+from app.map_toolbar import MapToolbar
+from app.points import MapPoints
+from app.session import Session
+from app.training_controller import TrainingController
+from app.training_panel import TrainingPanel
+from cae.checkpoint import save_checkpoint
+from cae.model import CAE
+
+
+@pytest.fixture
+def session(qtbot, tmp_path):
+    s = Session(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    torch.manual_seed(5)
+    s.load_model(save_checkpoint(tmp_path / "m.safetensors", CAE(), {"dataset": "synthetic"}))
+    s.errors = []
+    s.error.connect(lambda title, text: s.errors.append(text))
+    yield s
+    s.shutdown()
+
+
+@pytest.fixture
+def map_(qtbot):
+    m = LatentMap()
+    qtbot.addWidget(m)
+    m.resize(500, 400)
+    m.show()
+    return m
+
+
+def test_explore_decodes_a_point_into_the_session_and_the_view(session, map_, qtbot):
+    labels = [QLabel() for _ in range(4)]
+    decoded, hover = ImageView(), ImageView()
+    edits = (QLineEdit("0.25"), QLineEdit("-1.5"))
+    explore = ExploreController(session, map_, decoded, labels[0], edits, hover, labels[1],
+                                labels[2], labels[3])
+    assert explore.go_to_typed_z()
+    assert session.decoded_z == (0.25, -1.5)
+    np.testing.assert_allclose(decoded.image, session.models.decode_one(0.25, -1.5), atol=1e-6)
+    edits[0].setText("nan")
+    assert not explore.go_to_typed_z() and "finite" in session.errors[-1]
+
+
+def test_layers_show_the_session_points_and_keep_the_colour_box_true(session, map_):
+    bar = MapToolbar()
+    layers = LayersController(session, map_, bar)
+    points = MapPoints(np.random.default_rng(0).normal(size=(50, 2)), np.arange(50) % 10,
+                       tuple("0123456789"))
+    bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
+    session.set_points(points, fit=True)
+    assert len(map_.codes) == 50 and layers.bar is bar
+    assert bar.colour_by.currentData() == "class" == map_.colour_mode  # no images: class colours
+
+
+def test_draw_updates_the_session_drawn_code(session, map_, qtbot):
+    panel = DrawPanel()
+    qtbot.addWidget(panel)
+    DrawController(session, panel, map_)
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.mousePress(panel.pad, Qt.MouseButton.LeftButton, pos=QPoint(140, 40))
+    qtbot.mouseMove(panel.pad, QPoint(140, 140))
+    qtbot.mouseRelease(panel.pad, Qt.MouseButton.LeftButton, pos=QPoint(140, 240))  # a "1"
+    assert session.drawn_z is not None and map_.drawn_marker.isVisible()
+    panel.pad.clear()
+    assert session.drawn_z is None and not map_.drawn_marker.isVisible()
+
+
+def test_interpolation_follows_the_session_end_points(session, map_):
+    panel = InterpolationPanel()
+    InterpolationController(session, panel, map_)
+    session.set_endpoint("A", np.array([0.0, 0.0]))
+    session.set_endpoint("B", np.array([1.0, 2.0]))
+    assert panel.frames.shape == (panel.steps.value(), 28, 28)
+    np.testing.assert_allclose(panel.zs[-1], [1.0, 2.0])
+
+
+def test_training_waits_for_data_and_asks_before_replacing(session, tiny_folder, qtbot):
+    panel = TrainingPanel()
+    asked = []
+    TrainingController(session, panel, lambda what: asked.append(what) or False, lambda t: True)
+    session.load_data("auto", str(tiny_folder))
+    assert not panel.train_button.isEnabled()
+    qtbot.waitUntil(lambda: session.dataset is not None, timeout=20000)
+    assert panel.train_button.isEnabled()
+    session.set_dirty(True)
+    panel.train_button.click()
+    assert asked == ["start a new training run"] and not session.training.running
+
+
+def test_files_remember_recent_models_and_refuse_empty_exports(session, tmp_path):
+    files = FilesController(session, QWidget(), LatentMap(), QMenu())
+    target = tmp_path / "saved.safetensors"
+    assert files.save_model(str(target)) and target.is_file()
+    assert files.recent_models()[0] == str(target.resolve())
+    assert not files.export_codes(str(tmp_path / "c.csv"))  # no points on the map yet
+    assert "no latent codes" in session.errors[-1]
