@@ -15,27 +15,28 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QProgressDialog, QSpinBox, QWidget)
 
-from cae.animate import AnimationOptions, export_animation
-from cae.render import MapStyle, save_map
-from cae.report import file_digest, render_report, save_report
-
 from .latent_map import LatentMap
 from .session import Session
 
 
-def _map_task(cancel, report, path: str, points, style: MapStyle, view, scale: float,
-              decoder) -> Path:
+# The engine's drawing modules (and Pillow) load on first use, on the worker: not at start-up.
+
+
+def _map_task(cancel, report, path: str, points, style, view, scale: float, decoder) -> Path:
+    from cae.render import save_map
     return save_map(path, points.codes, points.labels, points.class_names, scale=scale,
                     view=view, style=style, decoder=decoder)
 
 
 def _animation_task(cancel, report, path: str, timeline, config, names, options, history) -> int:
+    from cae.animate import export_animation
     return export_animation(path, timeline, config, names, options, history, progress=report,
                             cancel=lambda: cancel.cancelled)
 
 
 def _report_task(cancel, report, path: str, model, metadata: dict, extras: dict, name: str,
                  digest: str | None, dataset, metrics: dict | None) -> Path:
+    from cae.report import render_report, save_report
     page = render_report(model, metadata, extras, model_name=name, digest=digest, dataset=dataset,
                          metrics=metrics, progress=report, cancel=lambda: cancel.cancelled)
     return save_report(page, path)
@@ -103,6 +104,7 @@ class ExportsController(QObject):
             return False
         hidden = frozenset(c for c in range(len(self.map.scatters)) if not self.map.class_visible(c))
         a, b = s.endpoints["A"], s.endpoints["B"]
+        from cae.render import MapStyle
         style = MapStyle(hidden=hidden, legend=options["legend"],
                          star=None if s.drawn_z is None else tuple(float(v) for v in s.drawn_z),
                          path=None if a is None or b is None else np.stack([a, b]))
@@ -126,6 +128,7 @@ class ExportsController(QObject):
              "loss": ("Loss curve beside the map", True)}))
         if not path or not options:
             return False
+        from cae.animate import AnimationOptions
         settings = AnimationOptions(size=(options["size"], options["size"]),
                                     frames_per_epoch=options["frames_per_epoch"],
                                     mosaic=options["mosaic"], loss=options["loss"])
@@ -143,6 +146,7 @@ class ExportsController(QObject):
         if not path:
             return False
         name = m.path.name if m.path else "unsaved model"
+        from cae.report import file_digest
         digest = file_digest(m.path) if m.path and not self.session.dirty else None
         return self._run("report", f"Writing the report {Path(path).name}", _report_task, path,
                          copy.deepcopy(m.model), dict(m.metadata), dict(m.extras), name, digest,

@@ -11,7 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPen
 
-from cae.render import PALETTE
+from cae.palette import PALETTE
 
 from .density import DensityLevels
 

@@ -23,23 +23,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import CAEError
+from .palette import PALETTE
 from .model import CAE
 
-# The class colours of the app and of every export (app/latent_map.py imports them from here):
-# ten that read on a white background and, outlined, on the dark decoded-image mosaic; none is
-# black, white or pale.  Class c gets PALETTE[c % 10].
-PALETTE = (
-    "#1F77B4",
-    "#FF7F0E",
-    "#2CA02C",
-    "#D62728",
-    "#9467BD",
-    "#8C564B",
-    "#E377C2",
-    "#17BECF",
-    "#BCBD22",
-    "#7F7F7F",
-)
 INK, FAINT, STAR, PATH = "#222222", "#BBBBBB", "#FF2D2D", "#222222"
 TRAIN_COLOUR, TEST_COLOUR = "#0072B2", "#D55E00"  # the app's loss-curve colours
 SUPERSAMPLE = 2
