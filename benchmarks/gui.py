@@ -159,10 +159,10 @@ def _window_training(ds: Dataset, config: TrainConfig, seconds: float, warmup: f
         t_start = time.perf_counter() + warmup
         clock.start()
         timer.start()
-        _wait(lambda: reports[-1][0] > t_start + seconds, seconds + warmup + 120, "training")
+        _wait(lambda: reports[-1][0] > t_start + seconds and len(_after(reports, t_start)) > 2,
+              seconds + warmup + 300, "training")
         timer.stop()
-        after = [r for r in reports if r[0] >= t_start]
-        rate = (after[-1][1] - after[0][1]) * config.batch_size / (after[-1][0] - after[0][0])
+        rate = _rate(_after(reports, t_start), config.batch_size)
         window.session.shutdown()
         window.close()
         app.processEvents()
@@ -172,14 +172,25 @@ def _window_training(ds: Dataset, config: TrainConfig, seconds: float, warmup: f
 def _cli_training(ds: Dataset, config: TrainConfig, seconds: float, warmup: float) -> float:
     """Images/s after warm-up of the same run as `cae train` does it (the trainer alone)."""
     trainer = Trainer(ds, config)
-    reports = []
+    reports: list[tuple[float, int]] = []
     for record in trainer.run():
         if isinstance(record, Progress):
             reports.append((time.perf_counter(), record.global_step))
-            if reports[-1][0] - reports[0][0] > warmup + seconds:
+            if len(_after(reports, reports[0][0] + warmup)) > 2 \
+                    and reports[-1][0] - reports[0][0] > warmup + seconds:
                 trainer.stop()
-    after = [r for r in reports if r[0] >= reports[0][0] + warmup]
-    return (after[-1][1] - after[0][1]) * config.batch_size / (after[-1][0] - after[0][0])
+    return _rate(_after(reports, reports[0][0] + warmup), config.batch_size)
+
+
+def _after(reports: list[tuple[float, int]], start: float) -> list[tuple[float, int]]:
+    return [r for r in reports if r[0] >= start]
+
+
+def _rate(reports: list[tuple[float, int]], batch_size: int) -> float:
+    """Images per second between the first and the last of ``reports`` (time, global step)."""
+    if len(reports) < 2:
+        raise RuntimeError("benchmark: too few progress reports to measure a rate")
+    return (reports[-1][1] - reports[0][1]) * batch_size / (reports[-1][0] - reports[0][0])
 
 
 def training_in_the_window(ds: Dataset, seconds: float, warmup: float, reps: int) -> dict:

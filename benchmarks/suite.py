@@ -20,15 +20,13 @@ from cae.batch_decode import BatchDecoder
 from cae.checkpoint import load_checkpoint
 from cae.data import Dataset, load_dataset
 from cae.fast_forward import fast_forward
-from cae.metrics import encode_images
+from cae.metrics import encode_images, knn_predict
 from cae.model import CAE, reconstruction_loss
 from cae.train import TrainConfig, Trainer, fast_precision, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 BUNDLED = ROOT / "resources" / "model.safetensors"
-FWD_MFLOP = 57.0  # per image, forward (see the issue: ~57 MFLOP forward, ~170 forward+backward)
-TRAIN_MFLOP = 170.0
 
 
 def machine() -> dict:
@@ -55,7 +53,8 @@ def dataset(quick: bool) -> Dataset:
     else:
         rng = np.random.default_rng(0)
         ds = Dataset("random", rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
-                     rng.integers(0, 10, 60000), rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
+                     rng.integers(0, 10, 60000),
+                     rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
                      rng.integers(0, 10, 10000))
     return ds
 
@@ -71,6 +70,46 @@ def _percentile(xs: list[float], q: float) -> float:
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def forward_flops(model: CAE) -> float:
+    """Multiply-adds x 2 of one image's forward pass, counted from the layers' real shapes
+    (a convolution: each output value needs in_channels x k x k of them; a transposed one: each
+    input value scatters out_channels x k x k)."""
+    total = [0.0]
+
+    def count(layer, inputs, output) -> None:
+        k = layer.kernel_size[0] * layer.kernel_size[1]
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            total[0] += 2.0 * inputs[0].numel() * layer.out_channels * k
+        else:
+            total[0] += 2.0 * output.numel() * layer.in_channels * k
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    with torch.no_grad():
+        model(torch.zeros(1, 1, model.config.image_size, model.config.image_size))
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def matmul_peak_flops(device: torch.device, precision: str, reps: int) -> float:
+    """FLOP/s of a large square matrix product in ``precision``: the machine's practical peak,
+    measured in the same run as the training step it is compared with."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    n = 2048
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(reps):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 2.0 * n ** 3 / min(times)
 
 
 def train_step_throughput(device: torch.device, batch_size: int, steps: int, reps: int) -> dict:
@@ -105,11 +144,29 @@ def train_step_throughput(device: torch.device, batch_size: int, steps: int, rep
         for kind in rates:
             rates[kind].append(run(kind, steps))
     fast, eager = _median(rates["fast"]), _median(rates["eager"])
+    achieved = fast * 3.0 * forward_flops(models["fast"])  # backward ~ 2x forward
+    peak = matmul_peak_flops(device, precisions["fast"], reps)
     return {"images_per_s": fast, "eager_images_per_s": eager, "speedup": fast / eager,
-            "precision": precisions["fast"], "tflops": fast * TRAIN_MFLOP * 1e6 / 1e12}
+            "precision": precisions["fast"], "achieved_tflops": achieved / 1e12,
+            "peak_matmul_tflops": peak / 1e12, "fraction_of_peak": achieved / peak}
 
 
-def epoch_seconds(ds: Dataset, device: torch.device, batch_size: int, quick: bool) -> tuple[float, bool]:
+def train_test_mse(ds: Dataset, epochs: int) -> dict:
+    """Test MSE after ``epochs`` epochs through the Trainer, fast path against float32, same seed
+    and batches: the speed must not cost accuracy."""
+    out = {}
+    for precision in (fast_precision(torch.device("cpu")), "fp32"):
+        config = TrainConfig(epochs=epochs, batch_size=128, device="cpu", precision=precision)
+        last = None
+        for record in Trainer(ds, config).run():
+            if type(record).__name__ == "EpochEnd":
+                last = record
+        out[precision] = float(last.test_loss)
+    return out
+
+
+def epoch_seconds(ds: Dataset, device: torch.device, batch_size: int,
+                  quick: bool) -> tuple[float, bool]:
     """A real training epoch through the Trainer (fast path); quick mode times 1/20 of one."""
     n = 3000 if quick else len(ds.train_images)
     sub = replace(ds, train_images=ds.train_images[:n], train_labels=ds.train_labels[:n])
@@ -136,14 +193,20 @@ def _bundled_model() -> tuple[CAE, tuple[float, float, float, float]]:
     return CAE().eval(), (-3.0, 3.0, -3.0, 3.0)
 
 
+def _grid(x0: float, x1: float, y0: float, y1: float, n: int = 32) -> torch.Tensor:
+    xs, ys = torch.meshgrid(torch.linspace(x0, x1, n), torch.linspace(y0, y1, n), indexing="xy")
+    return torch.stack([xs, ys], -1).reshape(-1, 2)
+
+
 def decode_latency(reps: int) -> dict:
-    """One point through the model (a click or drag), and a 32 x 32 grid in one batch through
-    the decoded-image map's BatchDecoder, against the same grid through the model."""
+    """One point through the model (a click or drag); a 32 x 32 grid through the decoded-image
+    map's BatchDecoder, built anew each time as the app does per training snapshot, against the
+    same grid through the eager model, alternated; and the grid's largest pixel error over the
+    test codes' region and over [-1000, 1000]^2."""
     model, (x0, x1, y0, y1) = _bundled_model()
     z = torch.zeros(1, 2)
-    xs, ys = torch.meshgrid(torch.linspace(x0, x1, 32), torch.linspace(y0, y1, 32), indexing="xy")
-    grid = torch.stack([xs, ys], -1).reshape(-1, 2)
-    times, grid_times, eager_times, build_times = [], [], [], []
+    grid, far = _grid(x0, x1, y0, y1), _grid(-1000.0, 1000.0, -1000.0, 1000.0)
+    times, snapshot, build, decode, eager_times = [], [], [], [], []
     with torch.no_grad():
         for _ in range(10):
             model.decode(z)
@@ -151,159 +214,148 @@ def decode_latency(reps: int) -> dict:
             t0 = time.perf_counter()
             model.decode(z).clamp_(0, 1)
             times.append(1e3 * (time.perf_counter() - t0))
-        for _ in range(3):
-            t0 = time.perf_counter()
-            decoder = BatchDecoder(model)
-            build_times.append(1e3 * (time.perf_counter() - t0))
-        decoder(grid)
+        BatchDecoder(model)(grid)  # warm-up
+        model.decode(grid)
         for _ in range(max(3, reps // 50)):
             t0 = time.perf_counter()
+            decoder = BatchDecoder(model)
+            t1 = time.perf_counter()
             fast = decoder(grid)
-            grid_times.append(1e3 * (time.perf_counter() - t0))
-            t0 = time.perf_counter()
+            t2 = time.perf_counter()
             eager = model.decode(grid).clamp_(0, 1)
-            eager_times.append(1e3 * (time.perf_counter() - t0))
-    return {"p50": _median(times), "p99": _percentile(times, 99), "grid": _median(grid_times),
-            "grid_eager": _median(eager_times), "grid_build": _median(build_times),
-            "grid_max_error": float((fast - eager).abs().max()),
-            "grid_precision": str(decoder.dtype or "fp32 (model)").replace("torch.", ""),
+            t3 = time.perf_counter()
+            build.append(1e3 * (t1 - t0))
+            decode.append(1e3 * (t2 - t1))
+            snapshot.append(1e3 * (t2 - t0))
+            eager_times.append(1e3 * (t3 - t2))
+        far_error = float((decoder(far) - model.decode(far).clamp_(0, 1)).abs().max())
+    return {"p50": _median(times), "p99": _percentile(times, 99), "grid": _median(decode),
+            "grid_build": _median(build), "grid_snapshot": _median(snapshot),
+            "grid_eager": _median(eager_times),
+            "grid_speedup": _median(eager_times) / _median(snapshot),
+            "grid_max_error": float((fast - eager).abs().max()), "grid_max_error_far": far_error,
+            "grid_precision": str(getattr(decoder, "dtype", None) or "fp32 (model)").replace(
+                "torch.", ""),
             "grid_region": [x0, x1, y0, y1], "bundled": BUNDLED.exists()}
 
 
-def encode_all(ds: Dataset, reps: int, quick: bool) -> float:
-    """Seconds to encode all 70,000 digits (quick mode encodes 10,000 and scales by 7)."""
-    model = CAE().eval()
+def encode_all(ds: Dataset, reps: int, quick: bool) -> dict:
+    """Encoding all 70,000 digits as the map does (``encode_images(precision="auto")``) against
+    eager float32 in batches of 256, alternated, on the bundled model; the fast codes' error and
+    their 5-NN accuracy against the float32 codes' (quick mode: 10,000 digits, scaled by 7)."""
+    model, _ = _bundled_model()
     images = np.concatenate([ds.train_images, ds.test_images])
     subset = images[:10000] if quick else images
-    times = []
+
+    @torch.no_grad()
+    def eager() -> np.ndarray:
+        out = [model.encode(torch.from_numpy(subset[i:i + 256]).unsqueeze(1).float().div_(255))
+               for i in range(0, len(subset), 256)]
+        return torch.cat(out).numpy()
+
+    runs = {"fast": lambda: encode_images(model, subset, precision="auto"), "eager": eager}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    codes = {}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        encode_images(model, subset)
-        times.append(time.perf_counter() - t0)
-    return _median(times) * len(images) / len(subset)
-
-
-def map_times(reps: int) -> dict:
-    """Build and redraw times of the latent map, offscreen, at 10,000 and 70,000 points."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtWidgets import QApplication
-
-    from app.latent_map import LatentMap
-
-    app = QApplication.instance() or QApplication([])
-    out = {}
-    rng = np.random.default_rng(0)
-    for n in (10000, 70000):
-        codes = rng.normal(size=(n, 2)).astype(np.float32)
-        labels = rng.integers(0, 10, n)
-        view = LatentMap()
-        view.resize(900, 700)
-        view.show()
-        app.processEvents()
-        t0 = time.perf_counter()
-        view.set_codes(codes, labels, tuple(str(i) for i in range(10)), fit=True)
-        view.viewport().repaint()
-        build = time.perf_counter() - t0
-        redraw = []
-        for i in range(reps):
-            view.view_box.translateBy(x=0.01 * (1 if i % 2 else -1))  # a pan: everything moves
-            app.processEvents()
+        for kind, run in runs.items():
             t0 = time.perf_counter()
-            view.viewport().repaint()
-            redraw.append(1e3 * (time.perf_counter() - t0))
-        out[n] = {"build_s": build, "redraw_ms": _median(redraw)}
-        view.close()
-        view.deleteLater()
-        app.processEvents()
+            codes[kind] = run()
+            times[kind].append(time.perf_counter() - t0)
+    err = np.abs(codes["fast"] - codes["eager"])
+    out = {"seconds": _median(times["fast"]) * len(images) / len(subset),
+           "eager_seconds": _median(times["eager"]) * len(images) / len(subset),
+           "max_error": float(err.max()), "mean_error": float(err.mean()),
+           "spread": float(codes["eager"].std(0).min()), "digits": len(subset)}
+    out["speedup"] = out["eager_seconds"] / out["seconds"]
+    split = len(subset) * 5 // 6 if quick else len(ds.train_images)
+    labels = np.concatenate([ds.train_labels, ds.test_labels])[:len(subset)]
+    for kind in runs:  # the first codes vote for the rest (full mode: train for test)
+        pred = knn_predict(codes[kind][:split], labels[:split], codes[kind][split:])
+        out[f"knn5_{kind}"] = float((pred == labels[split:]).mean())
     return out
 
 
 def startup(reps: int, with_data: bool) -> dict:
-    """`python main.py` in a subprocess until its first interactive paint (and its memory)."""
-    firsts, walls, rss = [], [], []
+    """`python main.py` in a subprocess, from its launch to the first paint of a plotted map
+    (the probe file's write time, just after that paint), and its peak memory.  Fails unless
+    the map shows points, and with data unless all of MNIST loaded and is plotted."""
+    if with_data and not MNIST.is_dir():
+        raise RuntimeError(f"peak memory with MNIST needs the data in {MNIST}")
+    firsts, rss = [], []
     for _ in range(reps):
         with tempfile.TemporaryDirectory() as tmp:
             probe = Path(tmp) / "probe.json"
             env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=tmp,
-                       CAE_EXPLORER_STARTUP_PROBE=str(probe),
+                       XDG_DATA_HOME=tmp, CAE_EXPLORER_STARTUP_PROBE=str(probe),
                        CAE_EXPLORER_PROBE_WAIT_DATA="1" if with_data else "0")
             args = [sys.executable, str(ROOT / "main.py")]
-            if with_data and MNIST.is_dir():
+            if with_data:
                 args += ["--data", str(MNIST)]
-            elif not with_data:
+            else:
                 env["XDG_CACHE_HOME"] = tmp  # no dataset anywhere it looks, but the system dirs
-            t0 = time.perf_counter()
-            proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
-            wall = time.perf_counter() - t0
+            launched = time.time()
+            proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180)
+            if proc.returncode != 0 or not probe.is_file():
+                raise RuntimeError(f"the app did not start: {proc.stderr[-2000:]}")
+            painted = probe.stat().st_mtime
+            report = json.loads(probe.read_text())
+            if report.get("points", 0) <= 0:
+                raise RuntimeError(f"start-up probe: the first paint showed no points ({report})")
+            if with_data and not (report.get("data_loaded") and report["points"] >= 10000):
+                raise RuntimeError(f"start-up probe: MNIST was not loaded and plotted ({report})")
+            firsts.append(painted - launched)
+            rss.append(report["peak_rss_mb"])
+            points = report["points"]
+    return {"first_paint_s": _median(firsts), "peak_rss_mb": max(rss), "points": points}
+
+
+def second_start() -> dict:
+    """`python main.py --data MNIST` with all 70,000 digits on the map, started twice with the
+    same settings and cache: the second start, from launch to the 70,000-point map painted with
+    hover ready (its codes come from the on-disk cache), and its peak memory."""
+    if not MNIST.is_dir():
+        raise RuntimeError(f"the second start needs MNIST in {MNIST}")
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "cae-explorer" / "cae-explorer.conf"
+        conf.parent.mkdir()
+        conf.write_text("[General]\nmapAll=true\n")  # the user chose all digits last time
+        probe = Path(tmp) / "probe.json"
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=tmp, XDG_DATA_HOME=tmp,
+                   XDG_CACHE_HOME=tmp, CAE_EXPLORER_STARTUP_PROBE=str(probe),
+                   CAE_EXPLORER_PROBE_WAIT_DATA="1")
+        times = []
+        for _ in range(2):
+            launched = time.time()
+            proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "--data", str(MNIST)],
+                                  env=env, capture_output=True, text=True, timeout=600)
             if proc.returncode != 0 or not probe.is_file():
                 raise RuntimeError(f"the app did not start: {proc.stderr[-2000:]}")
             report = json.loads(probe.read_text())
-            firsts.append(report["first_paint_s"])
-            rss.append(report["peak_rss_mb"])
-            walls.append(wall)
-    return {"first_paint_s": _median(firsts), "process_s": _median(walls), "peak_rss_mb": max(rss)}
+            if report.get("points") != 70000 or not report.get("data_loaded"):
+                raise RuntimeError(f"start-up probe: not the 70,000-point map ({report})")
+            times.append(probe.stat().st_mtime - launched)
+            probe.unlink()
+    return {"first_s": times[0], "second_s": times[1], "peak_rss_mb": report["peak_rss_mb"]}
 
 
-def gui_stall(ds: Dataset, seconds: float) -> float:
-    """Longest lateness of a 10 ms GUI timer while the app trains on its worker thread."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
-
-    from app.main_window import MainWindow
-
-    app = QApplication.instance() or QApplication([])
-    with tempfile.TemporaryDirectory() as tmp:
-        window = MainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
-        window.show()
-        window.models.new_model()
-        window._on_dataset_loaded(ds)
-        deadline = time.perf_counter() + 60
-        while window._encode_task is not None and time.perf_counter() < deadline:
-            app.processEvents()
-        window.training_panel.epochs.setValue(100)
-        window.start_training()
-        clock = QElapsedTimer()
-        lateness: list[float] = []
-        last = [0.0]
-
-        def tick() -> None:
-            now = clock.nsecsElapsed() / 1e6
-            lateness.append(now - last[0] - 10.0)
-            last[0] = now
-            if len(lateness) % 5 == 0:  # the user keeps exploring meanwhile
-                window.request_decode(float(np.sin(now)), float(np.cos(now)))
-
-        timer = QTimer()
-        timer.setInterval(10)
-        timer.timeout.connect(tick)
-        # Measure once training is under way (the first progress record has arrived).
-        while not window.training_panel.train_points and time.perf_counter() < deadline:
-            app.processEvents()
-        clock.start()
-        timer.start()
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            app.processEvents()
-            time.sleep(0.001)
-        timer.stop()
-        window.close()
-        app.processEvents()
-    return max(lateness[1:]) if len(lateness) > 1 else float("nan")
-
-
-def run_all(quick: bool) -> tuple[dict, dict]:
-    """Every figure; returns (summary for the JSON, details for the table)."""
+def run_all(quick: bool, rows: dict, details: dict) -> None:
+    """Every figure, filled into ``rows`` (the JSON's keys) and ``details`` as measured, so a
+    failure late in the run still leaves the figures before it to print."""
     device = resolve_device("auto")
     reps = 3 if quick else 7
     ds = dataset(quick)
-    details: dict = {"machine": machine()}
-    rows: dict = {}
+    details["machine"] = machine()
     cpu = train_step_throughput(torch.device("cpu"), 128, 5 if quick else 20, reps)
     details["train_cpu"] = cpu
     rows.update(train_images_per_s=cpu["images_per_s"], train_speedup_vs_eager=cpu["speedup"],
                 train_eager_images_per_s=cpu["eager_images_per_s"],
-                train_fraction_of_peak_tflops=cpu["tflops"])
+                train_achieved_tflops=cpu["achieved_tflops"],
+                peak_matmul_tflops=cpu["peak_matmul_tflops"],
+                train_fraction_of_peak=cpu["fraction_of_peak"])
+    if not quick:
+        mse = train_test_mse(ds, 3)
+        details["train_test_mse_3_epochs"] = mse
+        rows.update({f"train_test_mse_3ep_{k}": v for k, v in mse.items()})
     if device.type == "cuda":
         for bs in (128, 1024):
             gpu = train_step_throughput(device, bs, 20 if quick else 100, reps)
@@ -315,17 +367,39 @@ def run_all(quick: bool) -> tuple[dict, dict]:
         ds, torch.device("cpu"), 128, quick)
     dec = decode_latency(200 if quick else 2000)
     details["decode"] = dec
-    rows.update(decode_p50_ms=dec["p50"], decode_p99_ms=dec["p99"], grid_decode_ms=dec["grid"],
-                grid_decode_eager_ms=dec["grid_eager"], grid_decoder_build_ms=dec["grid_build"],
-                grid_decode_max_error=dec["grid_max_error"])
-    rows["encode_70k_s"] = encode_all(ds, 1 if quick else 3, quick)
-    maps = map_times(5 if quick else 30)
-    rows.update(map_build_s_10k=maps[10000]["build_s"], map_redraw_ms_10k=maps[10000]["redraw_ms"],
-                map_build_s_70k=maps[70000]["build_s"], map_redraw_ms_70k=maps[70000]["redraw_ms"])
+    rows.update(decode_p50_ms=dec["p50"], decode_p99_ms=dec["p99"],
+                grid_snapshot_ms=dec["grid_snapshot"], grid_decoder_build_ms=dec["grid_build"],
+                grid_decode_ms=dec["grid"], grid_decode_eager_ms=dec["grid_eager"],
+                grid_speedup_vs_eager=dec["grid_speedup"], grid_max_error=dec["grid_max_error"],
+                grid_max_error_far=dec["grid_max_error_far"])
+    enc = encode_all(ds, 1 if quick else 3, quick)
+    details["encode"] = enc
+    rows.update(encode_70k_s=enc["seconds"], encode_70k_eager_s=enc["eager_seconds"],
+                encode_speedup_vs_eager=enc["speedup"], encode_max_error=enc["max_error"],
+                encode_mean_error=enc["mean_error"], encode_knn5_fast=enc["knn5_fast"],
+                encode_knn5_eager=enc["knn5_eager"])
     start = startup(1 if quick else 5, with_data=False)
-    rows.update(startup_s=start["process_s"], startup_first_paint_in_process_s=start["first_paint_s"])
-    rows["peak_rss_mb"] = startup(1, with_data=True)["peak_rss_mb"]
-    rows["gui_stall_ms"] = gui_stall(ds if not quick else replace(
-        ds, train_images=ds.train_images[:5000], train_labels=ds.train_labels[:5000]),
-        3.0 if quick else 15.0)
-    return rows, details
+    details["startup"] = start
+    rows["startup_s"] = start["first_paint_s"]
+    if MNIST.is_dir():  # peak memory "with MNIST loaded" means nothing without MNIST
+        loaded = startup(1, with_data=True)
+        details["startup_mnist"] = loaded
+        rows.update(startup_mnist_s=loaded["first_paint_s"], peak_rss_mb=loaded["peak_rss_mb"])
+        if not quick:
+            again = second_start()
+            details["second_start"] = again
+            rows.update(second_start_s=again["second_s"], peak_rss_mb_70k=again["peak_rss_mb"])
+    from . import gui  # the window's own figures (Qt); imported last, once the rest is done
+
+    pans = gui.map_pan_paint((10000, 70000) if quick else (10000, 70000, 1_000_000),
+                             5 if quick else 30)
+    rows.update({f"map_pan_paint_ms_{n // 1000}k" if n < 1_000_000 else "map_pan_paint_ms_1m": t
+                 for n, t in pans.items()})
+    if BUNDLED.exists():
+        rows["click_to_paint_ms_p50"] = gui.click_to_paint(str(BUNDLED), 10 if quick else 50)
+    small = replace(ds, train_images=ds.train_images[:5000], train_labels=ds.train_labels[:5000])
+    window = gui.training_in_the_window(small if quick else ds, 3.0 if quick else 15.0,
+                                        2.0 if quick else 5.0, 1 if quick else 2)
+    details["training_in_the_window"] = window
+    rows.update(gui_train_fraction_of_cli=window["gui_train_fraction_of_cli"],
+                gui_stall_ms=window["gui_stall_ms"])

@@ -13,42 +13,94 @@ import torch
 from .data import Dataset
 from .errors import CAEError
 from .model import CAE
-
+from .train import fast_precision
 
 Cancel = Callable[[], bool] | None  # polled between batches; True stops the work
+Progress = Callable[[float], None] | None  # told the fraction done (0..1) after each batch
 
 
-def _batches(images: np.ndarray, batch_size: int, device: torch.device, cancel: Cancel = None):
-    for start in range(0, len(images), batch_size):
+def _batches(images: np.ndarray, batch_size: int, device: torch.device, cancel: Cancel = None,
+             progress: Progress = None):
+    n = len(images)
+    for start in range(0, n, batch_size):
         if cancel is not None and cancel():
             raise CAEError("cancelled")
         chunk = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
         yield chunk.unsqueeze(1).float().div_(255.0)
+        if progress is not None:
+            progress(min(start + batch_size, n) / n)
+
+
+def _part(progress: Progress, start: float, width: float) -> Progress:
+    """Maps a stage's own 0..1 onto [start, start + width] of the whole job's progress."""
+    if progress is None:
+        return None
+    return lambda f: progress(start + width * f)
 
 
 def _device_of(model: CAE) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
-def encode_images(model: CAE, images: np.ndarray, batch_size: int = 256,
-                  cancel: Cancel = None) -> np.ndarray:
-    """uint8 images (N, H, W) -> latent codes (N, latent_dim) as float32."""
+PRECISIONS = ("auto", "bf16", "fp32")
+# Images per batch that encoded fastest on a 2-core AVX512-BF16 CPU: small enough that each
+# layer's output stays near the cache (fp32 at 256 took 1.9x the time per image of 128).
+_ENCODE_BATCH = {"bf16": 256, "fp32": 128}
+
+
+def _pool_relu(x: torch.Tensor) -> torch.Tensor:
+    """relu(max_pool2d(x, 2, 2)) for even sizes, as max(relu) = relu(max): the ReLU runs on a
+    quarter of the values, and four strided maxima beat max_pool2d's CPU kernel (same values,
+    NaN included)."""
+    top = torch.maximum(x[..., ::2, ::2], x[..., ::2, 1::2])
+    return torch.maximum(top, torch.maximum(x[..., 1::2, ::2], x[..., 1::2, 1::2])).relu_()
+
+
+def _encode_batch(model: CAE, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """``model.encode(x)`` with ReLU after pooling; with ``bf16`` the two 3x3 convolutions run
+    in bfloat16 and the last one (a 2-unit matrix product, nearly free) in float32 again,
+    which halves the code error of an all-bf16 pass.  fp32 gives model.encode's exact codes."""
+    conv1, _, _, conv2, _, _, last = model.encoder
+    dtype = torch.bfloat16 if bf16 else x.dtype
+    h = x.to(dtype)
+    for conv in (conv1, conv2):
+        h = _pool_relu(torch.nn.functional.conv2d(
+            h, conv.weight.to(dtype), conv.bias.to(dtype), conv.stride, conv.padding))
+    return last(h.float()).flatten(1)
+
+
+@torch.inference_mode()
+def encode_images(model: CAE, images: np.ndarray, batch_size: int | None = None,
+                  cancel: Cancel = None, progress: Progress = None,
+                  precision: str = "fp32") -> np.ndarray:
+    """uint8 images (N, H, W) -> latent codes (N, latent_dim) as float32.
+
+    ``precision="fp32"`` gives exactly ``model.encode``'s codes (reproducible on any machine:
+    stored codes, metrics).  ``"auto"`` is for the map and its kNN: bf16 where the hardware has
+    it natively (:func:`cae.train.fast_precision`), 4x fewer CPU cycles than eager float32, codes
+    within ~1% of the codes' spread; elsewhere the exact fp32 path.  ``"bf16"`` forces bf16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
     model.eval()
     device = _device_of(model)
-    codes = [model.encode(x).float().cpu() for x in _batches(images, batch_size, device, cancel)]
+    if precision == "auto":
+        precision = fast_precision(device)
+    bf16 = precision == "bf16"
+    codes = [_encode_batch(model, x, bf16).cpu()
+             for x in _batches(images, batch_size or _ENCODE_BATCH[precision], device, cancel,
+                               progress)]
     dim = model.config.latent_dim
     return torch.cat(codes).numpy() if codes else np.zeros((0, dim), np.float32)
 
 
 @torch.no_grad()
 def reconstruction_errors(model: CAE, images: np.ndarray, batch_size: int = 256,
-                          cancel: Cancel = None) -> np.ndarray:
+                          cancel: Cancel = None, progress: Progress = None) -> np.ndarray:
     """Per-image MSE between each uint8 image and its clamped reconstruction, float32 (N,)."""
     model.eval()
     device = _device_of(model)
     out = [((model(x).clamp(0, 1) - x) ** 2).mean(dim=(1, 2, 3)).float().cpu()
-           for x in _batches(images, batch_size, device, cancel)]
+           for x in _batches(images, batch_size, device, cancel, progress)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -68,7 +120,8 @@ def knn_indices(train_codes: np.ndarray, query_codes: np.ndarray, k: int = 5,
     k = min(k, len(train))
     out = []
     for start in range(0, len(query_codes), batch_size):
-        q = torch.from_numpy(np.ascontiguousarray(query_codes[start:start + batch_size], np.float32))
+        chunk = query_codes[start:start + batch_size]
+        q = torch.from_numpy(np.ascontiguousarray(chunk, np.float32))
         d = torch.cdist(q, train)
         out.append(d.topk(k, largest=False, sorted=True).indices)
     return torch.cat(out).numpy() if out else np.zeros((0, k), np.int64)
@@ -115,18 +168,30 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, n_classes: int) -> np.n
 
 
 def evaluate(model: CAE, dataset: Dataset, k: int = 5, train_codes: np.ndarray | None = None,
-             n_test: int | None = None, n_train: int | None = None, cancel: Cancel = None) -> dict:
+             n_test: int | None = None, n_train: int | None = None, cancel: Cancel = None,
+             progress: Progress = None) -> dict:
     """The figures `cae evaluate` prints: test MSE, per-class MSE, k-NN accuracy of the codes and
     its confusion matrix.  ``train_codes`` reuses codes already computed; ``n_test``/``n_train``
-    evaluate on the first digits only (a quick look while training)."""
+    evaluate on the first digits only (a quick look while training).  ``progress`` hears the
+    fraction done, weighted by the images each stage passes through the network."""
     n_classes = len(dataset.class_names)
     test_images, test_labels = dataset.test_images[:n_test], dataset.test_labels[:n_test]
     train_labels = dataset.train_labels[:n_train]
-    errors = reconstruction_errors(model, test_images, cancel=cancel)
+    n_encode_train = len(dataset.train_images[:n_train]) if train_codes is None else 0
+    # A reconstruction passes through encoder and decoder, about twice an encode's work.
+    total = max(2 * len(test_images) + n_encode_train + len(test_images), 1)
+    errors = reconstruction_errors(model, test_images, cancel=cancel,
+                                   progress=_part(progress, 0.0, 2 * len(test_images) / total))
+    done = 2 * len(test_images) / total
     if train_codes is None:
-        train_codes = encode_images(model, dataset.train_images[:n_train], cancel=cancel)
-    test_codes = encode_images(model, test_images, cancel=cancel)
+        train_codes = encode_images(model, dataset.train_images[:n_train], cancel=cancel,
+                                    progress=_part(progress, done, n_encode_train / total))
+        done += n_encode_train / total
+    test_codes = encode_images(model, test_images, cancel=cancel,
+                               progress=_part(progress, done, len(test_images) / total))
     pred = knn_predict(train_codes[:n_train], train_labels, test_codes, k=k)
+    if progress is not None:
+        progress(1.0)
     return {
         "dataset": dataset.name,
         "n_test": int(len(test_images)),

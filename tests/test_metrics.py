@@ -40,3 +40,18 @@ def test_reconstruction_error_and_codes_match_the_model():
     result = evaluate(model, ds)
     assert abs(result["test_mse"] - expected.mean()) < 1e-6
     assert len(result["per_class_mse"]) == 10 and 0 <= result["knn5_accuracy"] <= 1
+
+
+def test_progress_reports_rising_fractions_up_to_one():
+    torch.manual_seed(0)
+    model = CAE()
+    ds = make_dataset(40, 24)
+    seen: list[float] = []
+    encode_images(model, ds.test_images, batch_size=5, progress=seen.append)
+    assert seen == [min(5 * (i + 1), 24) / 24 for i in range(5)]
+    seen.clear()
+    evaluate(model, ds, progress=seen.append)
+    assert seen[-1] == 1.0 and all(0 < f <= 1 for f in seen)
+    assert all(a <= b for a, b in zip(seen, seen[1:])), seen
+    # Each stage is reported (reconstruction, train codes, test codes): more than one call.
+    assert len(seen) >= 4
