@@ -208,3 +208,24 @@ def test_labels_name_the_dataset(window, qtbot, dataset):
     assert window.toolbar.map_set.itemText(0).startswith("Test images")
     assert "training images" in window.draw_panel.neighbours_title.text()
 
+
+
+def test_a_killed_run_is_offered_back_at_the_next_start(qtbot, settings, tiny_folder, monkeypatch,
+                                                        no_bundled_model, tmp_path):
+    from app import autosave
+    torch.manual_seed(11)
+    lost = CAE()
+    autosave.data_dir().mkdir(parents=True, exist_ok=True)
+    save_checkpoint(autosave.path(), lost, {"dataset": "synthetic", "autosave": True})
+    monkeypatch.setattr(FilesController, "ask", REAL_ASK)
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    _answer(qtbot, QMessageBox.StandardButton.Open)
+    w.start(None, str(tiny_folder), "folder")
+    state = w.session.models.model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in lost.state_dict().items())
+    assert w.session.dirty and w.session.models.path is None  # unsaved: Save asks where
+    monkeypatch.setattr(FilesController, "ask", lambda *a: QMessageBox.StandardButton.Discard)
+    w.close()
+    assert autosave.pending() is None  # discarded on purpose: not offered again
