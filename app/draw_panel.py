@@ -39,7 +39,7 @@ class DrawPanel(QWidget):
         undo.setToolTip("Ctrl+Z: remove the last stroke")
         undo.clicked.connect(self.pad.undo)
         open_button = QPushButton("Open image…")
-        open_button.clicked.connect(self.open_image)
+        open_button.clicked.connect(lambda: self.open_image())  # (not the `checked` flag)
         self.pen = QSpinBox()
         self.pen.setRange(4, 80)
         self.pen.setValue(int(self.pad.pen_width))

@@ -111,6 +111,7 @@ class ExploreController(QObject):
                                     "z1 and z2 must be finite numbers (not NaN or inf).")
             return False
         self._timer.stop()
+        self.session.status.emit("", 1)  # an earlier complaint about the fields is over
         self.request_decode(*z)
         return True
 

@@ -46,6 +46,15 @@ class FilesController(QObject):
             return True
         return False
 
+    def confirm_quit(self) -> bool:
+        """Before the window closes: a running training run, then an unsaved model."""
+        if self.session.training.running:
+            answer = self.ask("Training is running", "Quit now? The run stops; its last finished "
+                              "epoch is kept in the autosave and offered at the next start.",
+                              Button.Yes | Button.Cancel, Button.Cancel)
+            return answer == Button.Yes
+        return self.confirm_replace("quit")
+
     def ask_keep(self, text: str) -> bool:
         return self.ask("Training stopped", text, Button.Yes | Button.No, Button.Yes) == Button.Yes
 

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         # Window-modal and non-blocking, after the window is up: the event loop keeps running.
         QTimer.singleShot(0, box.open)
     # Ctrl+C in the terminal closes the window the normal way (threads stopped and awaited).
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    signal.signal(signal.SIGINT, lambda *_: window.quit_without_asking())
     heartbeat = QTimer()
     heartbeat.start(250)  # lets Python see the signal while Qt's loop runs
     heartbeat.timeout.connect(lambda: None)

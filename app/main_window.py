@@ -279,9 +279,14 @@ class MainWindow(QMainWindow):
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
 
+    def quit_without_asking(self) -> None:
+        """Ctrl+C in the terminal: close now (a run's last epoch is in the autosave)."""
+        self.session.closing = True
+        self.close()
+
     def closeEvent(self, event) -> None:  # noqa: N802
         """Ask about an unsaved model, then stop every thread and wait for it."""
-        if not self.session.closing and not self.files.confirm_replace("quit"):
+        if not self.session.closing and not self.files.confirm_quit():
             event.ignore()
             return
         settings = self.session.settings

@@ -24,6 +24,7 @@ class MapToolbar(QToolBar):
         self.map_set.addItem("Test digits", False)
         self.map_set.addItem("All digits", True)
         self.map_set.setToolTip("Which digits are on the map")
+        self.map_set.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.addWidget(self.map_set)
         self.colour_by = QComboBox()
         self.colour_by.addItem("Colour: class", "class")

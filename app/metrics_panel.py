@@ -35,8 +35,8 @@ class MetricsPanel(QWidget):
         n = len(class_names)
         self.summary.setText(
             f"<b>{source}</b><br>test MSE <b>{metrics['test_mse']:.4f}</b> · 5-NN accuracy "
-            f"<b>{metrics['knn5_accuracy']:.3f}</b> ({metrics['n_test']:,} test digits voted by "
-            f"{metrics['n_train']:,} training digits)")
+            f"<b>{metrics['knn5_accuracy']:.3f}</b> ({metrics['n_test']:,} test points voted by "
+            f"{metrics['n_train']:,} training points)")
         per_class = np.nan_to_num(np.asarray(metrics["per_class_mse"], float))
         self.bars.setOpts(x=np.arange(n), height=per_class, width=0.7)
         self.bars_plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(class_names))])

@@ -306,11 +306,14 @@ class Session(QObject):
                   f"{self.dataset.name}")
         generation = self.models.generation
 
+        own = self.models.metadata.get("dataset") in (None, "", self.dataset.name)
+
         def done(metrics: dict) -> None:
-            if not quick and self.models.generation == generation:
+            if not quick and own and self.models.generation == generation:
                 self.models.metadata["metrics"] = metrics  # saved with the model
             self.metricsReady.emit(metrics, source)
 
+        self.metricsCleared.emit(f"computing the metrics of the {source}…")
         self.tasks.submit("metrics", _metrics, copy.deepcopy(self.models.model), self.dataset,
                           self.train_codes, quick, on_done=done,
                           on_failed=lambda m: self.metricsCleared.emit(f"metrics failed: {m}"))

@@ -8,7 +8,7 @@ import math
 
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -111,7 +111,7 @@ class TrainingPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        layout.addWidget(self.loss_hint)
+        layout.addWidget(self.loss_hint, 1, Qt.AlignmentFlag.AlignTop)  # the plot's place
         layout.addWidget(self.loss_plot, 1)
         self.set_running(False)
 

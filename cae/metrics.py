@@ -116,12 +116,12 @@ def per_class_mean(values: np.ndarray, labels: np.ndarray, n_classes: int) -> li
 def knn_indices(train_codes: np.ndarray, query_codes: np.ndarray, k: int = 5,
                 batch_size: int = 512) -> np.ndarray:
     """Indices (Q, k) of the k nearest training codes of each query, nearest first."""
-    train = torch.from_numpy(np.ascontiguousarray(train_codes, dtype=np.float32))
+    train = torch.from_numpy(np.array(train_codes, np.float32))  # a copy: may be read-only
     k = min(k, len(train))
     out = []
     for start in range(0, len(query_codes), batch_size):
         chunk = query_codes[start:start + batch_size]
-        q = torch.from_numpy(np.ascontiguousarray(chunk, np.float32))
+        q = torch.from_numpy(np.array(chunk, np.float32))  # a copy: the caller's may be read-only
         d = torch.cdist(q, train)
         out.append(d.topk(k, largest=False, sorted=True).indices)
     return torch.cat(out).numpy() if out else np.zeros((0, k), np.int64)

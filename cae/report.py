@@ -234,7 +234,7 @@ def render_report(
     labels = np.asarray(labels, np.int64)
     n_classes = max(int(labels.max(initial=0)) + 1, len(metadata.get("class_names") or []))
     names = list(metadata.get("class_names") or [str(c) for c in range(n_classes)])
-    source = "given by the caller"
+    source = "computed in the app"
     if metrics is None:
         metrics, source = report_metrics(model, metadata, dataset, cancel)
     step(0.6)

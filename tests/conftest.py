@@ -82,7 +82,8 @@ def answered_questions(monkeypatch):
     def ask(self, title, text, buttons, default):
         from PySide6.QtWidgets import QMessageBox
         asked.append((title, text))
-        for choice in (QMessageBox.StandardButton.Discard, QMessageBox.StandardButton.No):
+        for choice in (QMessageBox.StandardButton.Discard, QMessageBox.StandardButton.No,
+                       QMessageBox.StandardButton.Yes):  # (Yes: "quit while training")
             if buttons & choice:
                 return choice
         return default

@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent("""
     def on_progress(p):
         if not started:
             started.append(time.perf_counter())
-            QTimer.singleShot(0, w.close)
+            QTimer.singleShot(0, w.quit_without_asking)  # as Ctrl+C in the terminal does
     w.session.training.progress.connect(on_progress)
     w.session.data.loaded.connect(lambda ds: QTimer.singleShot(0, w.training.start))
     code = app.exec()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox, QToolButton
+from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton, QToolButton
 
 from app.files import FilesController
 from app.main_window import MainWindow
@@ -229,3 +229,32 @@ def test_a_killed_run_is_offered_back_at_the_next_start(qtbot, settings, tiny_fo
     monkeypatch.setattr(FilesController, "ask", lambda *a: QMessageBox.StandardButton.Discard)
     w.close()
     assert autosave.pending() is None  # discarded on purpose: not offered again
+
+
+def test_quitting_while_training_asks(window, qtbot, monkeypatch):
+    monkeypatch.setattr(FilesController, "ask", REAL_ASK)
+    p = window.training_panel
+    p.epochs.setValue(200)
+    p.device.setCurrentIndex(p.device.findData("cpu"))
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        qtbot.mouseClick(p.train_button, Qt.MouseButton.LeftButton)
+    _answer(qtbot, QMessageBox.StandardButton.Cancel)
+    assert not window.close() and window.session.training.running  # Cancel: training goes on
+    _answer(qtbot, QMessageBox.StandardButton.Yes)
+    assert window.close() and not window.session.training.running
+
+
+def test_open_image_button_opens_a_file(window, qtbot, monkeypatch, tmp_path):
+    from PySide6.QtGui import QColor, QImage, QPainter
+    image = QImage(120, 120, QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.fillRect(50, 10, 20, 100, QColor("black"))  # a dark "1" on white paper
+    painter.end()
+    path = tmp_path / "one.png"
+    image.save(str(path))
+    monkeypatch.setattr("app.draw_panel.QFileDialog.getOpenFileName", lambda *a, **k: (str(path), ""))
+    window.draw_dock.raise_()
+    buttons = [b for b in window.draw_panel.findChildren(QPushButton) if b.text() == "Open image…"]
+    qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
+    assert not window.draw_panel.pad.is_empty and window.session.drawn_z is not None
