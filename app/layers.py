@@ -122,6 +122,8 @@ class LayersController(QObject):
     def render_density(self, rect: tuple, width: int, height: int) -> None:
         """Render the density image of a large map for this view, off the GUI thread (kept per
         view and set of codes, so going back to a view shows it at once)."""
+        if self.session.closing:
+            return
         codes, labels = self.map.codes, self.map.labels
         shown = tuple(c for c in range(len(self.map.scatters)) if self.map.class_visible(c))
         key = (id(codes), rect, width, height, shown)

@@ -11,7 +11,8 @@ from cae.train import Finished
 from .session import Session
 from .training_panel import TrainingPanel
 
-SNAPSHOT_EVERY_S = 1.5  # the map re-plots this often while training (each costs an encode)
+SNAPSHOT_EVERY_S = 2.0  # the map re-plots this often while training (each costs an encode)
+SNAPSHOT_SIZE = 1500  # test digits on the live map (all 10,000 on a GPU)
 
 
 class TrainingController(QObject):
@@ -63,7 +64,8 @@ class TrainingController(QObject):
         try:
             device = self.panel.config().device
             config = self.panel.config(snapshot_every_s=SNAPSHOT_EVERY_S,
-                                       snapshot_size=10000 if device.startswith("cuda") else 2000)
+                                       snapshot_size=10000 if device.startswith("cuda")
+                                       else SNAPSHOT_SIZE)
         except Exception as exc:  # noqa: BLE001 - TrainingError: impossible settings
             s.error.emit("Cannot train", str(exc))
             return False

@@ -17,7 +17,7 @@ from cae.train import EpochEnd, Finished, Progress, Snapshot, TrainConfig, Train
 
 from .tasks import describe_error
 
-PROGRESS_INTERVAL_S = 0.1  # at most ten progress updates a second reach the GUI
+PROGRESS_INTERVAL_S = 0.25  # at most four progress updates a second reach the GUI
 
 
 def _state_numpy(model: CAE) -> dict[str, np.ndarray]:
