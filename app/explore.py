@@ -67,6 +67,7 @@ class ExploreController(QObject):
         self._decode_times = [t for t in self._decode_times if now - t < 1.0] + [now]
         self.session.set_decoded((x, y))
         self.decoded_view.set_image(image)
+        self.decoded_view.repaint()  # the image first, before the map redraws its marker
         self.map.set_marker(x, y)
         self.z_label.setText(f"z = ({x:.3f}, {y:.3f})")
         self.coords_label.setText(f"z1 {x:+.3f}  z2 {y:+.3f}  ·  decode {self.last_decode_ms:.1f} ms"
