@@ -154,17 +154,22 @@ def test_quitting_with_an_unsaved_model_asks(window, qtbot, monkeypatch, tmp_pat
     assert saved.is_file() and not window.session.dirty
 
 
-def test_stop_asks_whether_to_keep_the_partial_model(window, qtbot, monkeypatch):
-    monkeypatch.setattr(FilesController, "ask", REAL_ASK)
-    before = window.session.models.model
+def start_a_long_run(window, qtbot) -> None:
+    """Press Train for a run far longer than the test, and wait until it is under way."""
     p = window.training_panel
     p.epochs.setValue(200)
     p.device.setCurrentIndex(p.device.findData("cpu"))
     with qtbot.waitSignal(window.session.training.progress, timeout=30000):
         qtbot.mouseClick(p.train_button, Qt.MouseButton.LeftButton)
+
+
+def test_stop_asks_whether_to_keep_the_partial_model(window, qtbot, monkeypatch):
+    monkeypatch.setattr(FilesController, "ask", REAL_ASK)
+    before = window.session.models.model
+    start_a_long_run(window, qtbot)
     _answer(qtbot, QMessageBox.StandardButton.No)
     with qtbot.waitSignal(window.session.run.ended, timeout=30000):
-        qtbot.mouseClick(p.stop_button, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(window.training_panel.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.session.models.model is before, timeout=5000)
     assert not window.session.dirty
 
@@ -233,11 +238,7 @@ def test_a_killed_run_is_offered_back_at_the_next_start(qtbot, settings, tiny_fo
 
 def test_quitting_while_training_asks(window, qtbot, monkeypatch):
     monkeypatch.setattr(FilesController, "ask", REAL_ASK)
-    p = window.training_panel
-    p.epochs.setValue(200)
-    p.device.setCurrentIndex(p.device.findData("cpu"))
-    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
-        qtbot.mouseClick(p.train_button, Qt.MouseButton.LeftButton)
+    start_a_long_run(window, qtbot)
     _answer(qtbot, QMessageBox.StandardButton.Cancel)
     assert not window.close() and window.session.training.running  # Cancel: training goes on
     _answer(qtbot, QMessageBox.StandardButton.Yes)
