@@ -72,6 +72,8 @@ class TrainingRun(QObject):
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         s = self.session
+        if s.closing:
+            return  # a record still queued when the window closed
         s.forget_train_codes()
         if snap.global_step == 0 or self._epoch_ended:  # the start, or an epoch's end
             following = not s.scrubbing
