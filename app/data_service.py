@@ -30,7 +30,6 @@ class DataService(QObject):
     def __init__(self, runner: TaskRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
-        self.dataset: Dataset | None = None
         self._task: Task | None = None
 
     @property
@@ -59,7 +58,6 @@ class DataService(QObject):
         if not self._current():
             return
         self._task = None
-        self.dataset = dataset
         self.busyChanged.emit(False)
         self.loaded.emit(dataset)
 
