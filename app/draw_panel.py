@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton,
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
 from cae.preprocess import Preprocessed
 
 from .drawing_pad import PAD_SIZE, DrawingPad
+from . import file_dialogs
 from .image_view import ImageView
 
 N_NEIGHBOURS = 5
@@ -85,8 +86,8 @@ class DrawPanel(QWidget):
 
     def open_image(self, path: str | None = None) -> bool:
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Open an image of a digit", "",
-                                                  "Images (*.png *.jpg *.jpeg *.bmp)")
+            path = file_dialogs.open_file(self, "Open an image of a digit",
+                                          "Images (*.png *.jpg *.jpeg *.bmp)")
             if not path:
                 return False
         image = QImage(path)

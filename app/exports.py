@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout,
                                QProgressDialog, QSpinBox, QWidget)
 
+from . import file_dialogs
 from .latent_map import LatentMap
 from .session import Session
 
@@ -80,8 +81,7 @@ class ExportsController(QObject):
 
     # --------------------------------------------------------------------------- asking
     def _ask_path(self, title: str, default: str, filters: str) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self.parent, title, default, filters)
-        return path or None
+        return file_dialogs.save_file(self.parent, title, default, filters) or None
 
     def _ask_options(self, title: str, spins: dict, checks: dict) -> dict | None:
         dialog = OptionsDialog(title, self.parent, spins, checks)

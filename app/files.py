@@ -7,12 +7,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
 from cae.codes import write_codes
 from cae.errors import CAEError
 
-from . import autosave
+from . import autosave, file_dialogs
 from .latent_map import LatentMap
 from .session import Session
 
@@ -28,9 +28,15 @@ class FilesController(QObject):
         self.rebuild_recent_menu()
 
     # --------------------------------------------------------------------------- questions
-    def ask(self, title: str, text: str, buttons: Button, default: Button) -> Button:
-        """A modal question (tests replace this method)."""
-        return QMessageBox.question(self.parent, title, text, buttons, default)
+    def ask(self, title: str, text: str, buttons: Button, default: Button,
+            labels: dict[Button, str] | None = None) -> Button:
+        """A modal question; ``labels`` renames buttons so each says what it does (tests replace
+        this method)."""
+        box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, self.parent)
+        box.setDefaultButton(default)
+        for button, label in (labels or {}).items():
+            box.button(button).setText(label)
+        return Button(box.exec())
 
     def confirm_replace(self, what: str) -> bool:
         """Before ``what`` replaces an unsaved model: Save, Discard or Cancel.  True: go on."""
@@ -56,7 +62,10 @@ class FilesController(QObject):
         return self.confirm_replace("quit")
 
     def ask_keep(self, text: str) -> bool:
-        return self.ask("Training stopped", text, Button.Yes | Button.No, Button.Yes) == Button.Yes
+        """After Stop: keep the partly trained model (True) or go back to the previous one."""
+        answer = self.ask("Training stopped", text, Button.Save | Button.Discard, Button.Save,
+                          {Button.Save: "Keep it", Button.Discard: "Discard it"})
+        return answer == Button.Save
 
     def offer_autosave(self) -> bool:
         """At start: a run that was never saved or discarded left its last epoch; reopen it?"""
@@ -80,8 +89,8 @@ class FilesController(QObject):
     # --------------------------------------------------------------------------- models
     def open_model(self, path: str | None = None) -> bool:
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self.parent, "Open model", "",
-                                                  "Models (*.safetensors);;All files (*)")
+            path = file_dialogs.open_file(self.parent, "Open model",
+                                          "Models (*.safetensors);;All files (*)")
             if not path:
                 return False
         if not self.confirm_replace("open another model"):
@@ -97,8 +106,8 @@ class FilesController(QObject):
             return False
         if path is None:
             suggested = str(s.models.path) if s.models.path else "model.safetensors"
-            path, _ = QFileDialog.getSaveFileName(self.parent, "Save model", suggested,
-                                                  "Models (*.safetensors)")
+            path = file_dialogs.save_file(self.parent, "Save model", suggested,
+                                          "Models (*.safetensors)")
             if not path:
                 return False
         if not path.endswith(".safetensors"):
@@ -133,7 +142,7 @@ class FilesController(QObject):
     # --------------------------------------------------------------------------- data
     def choose_data_folder(self, folder: str | None = None) -> None:
         if folder is None:
-            folder = QFileDialog.getExistingDirectory(self.parent, "Folder with the four IDX files")
+            folder = file_dialogs.folder(self.parent, "Folder with the four IDX files")
             if not folder:
                 return
         self.session.load_data("auto", folder)
@@ -145,8 +154,8 @@ class FilesController(QObject):
             self.session.error.emit("Nothing to export", "There are no latent codes on the map yet.")
             return False
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self.parent, "Export latent codes", "codes.csv",
-                                                  "CSV (*.csv);;NumPy (*.npy);;NumPy archive (*.npz)")
+            path = file_dialogs.save_file(self.parent, "Export latent codes", "codes.csv",
+                                          "CSV (*.csv);;NumPy (*.npy);;NumPy archive (*.npz)")
             if not path:
                 return False
         try:
@@ -159,8 +168,7 @@ class FilesController(QObject):
 
     def export_map_png(self, path: str | None = None) -> bool:
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self.parent, "Export map", "latent-map.png",
-                                                  "PNG (*.png)")
+            path = file_dialogs.save_file(self.parent, "Export map", "latent-map.png", "PNG (*.png)")
             if not path:
                 return False
         if not self.map.grab().save(path, "PNG"):

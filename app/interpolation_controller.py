@@ -15,7 +15,6 @@ class InterpolationController(QObject):
         super().__init__(session)
         self.session, self.panel, self.map = session, panel, map_
         panel.endpointRequested.connect(self.set_endpoint)
-        map_.endpointKey.connect(lambda end: self.set_endpoint(end, "hovered"))
         panel.stepsChanged.connect(lambda _: self.update())
         panel.export_png.clicked.connect(lambda: self._report(panel.save_png()))
         panel.export_csv.clicked.connect(lambda: self._report(panel.save_csv()))

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel, QPushButton,
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from . import file_dialogs
 from .image_view import ImageView, to_qimage
 
 STRIP_SCALE = 4  # exported strips are upscaled (nearest) so each frame is 112 px
@@ -81,7 +82,7 @@ class InterpolationPanel(QWidget):
         if self.frames is None:
             return "no interpolation yet"
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export strip", "interpolation.png", "PNG (*.png)")
+            path = file_dialogs.save_file(self, "Export strip", "interpolation.png", "PNG (*.png)")
             if not path:
                 return ""
         strip = np.kron(filmstrip(self.frames), np.ones((STRIP_SCALE, STRIP_SCALE), np.float32))
@@ -93,7 +94,7 @@ class InterpolationPanel(QWidget):
         if self.zs is None:
             return "no interpolation yet"
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export z", "interpolation.csv", "CSV (*.csv)")
+            path = file_dialogs.save_file(self, "Export z", "interpolation.csv", "CSV (*.csv)")
             if not path:
                 return ""
         table = np.column_stack([np.arange(len(self.zs)), self.zs])

@@ -47,7 +47,6 @@ class LatentMap(DensityLevels, pg.PlotWidget):
     hovered = Signal(int)  # index into the codes, or -1 when no point is near
     nudged = Signal(float, float)  # arrow keys: a step in fractions of the visible width/height
     viewChanged = Signal()  # panned or zoomed
-    endpointKey = Signal(str)  # "A" or "B" pressed: an interpolation end point
     densityWanted = Signal(tuple, int, int)  # rect, width and height in pixels: render and set
 
     def __init__(self, parent=None) -> None:
@@ -261,10 +260,6 @@ class LatentMap(DensityLevels, pg.PlotWidget):
     def keyPressEvent(self, event) -> None:  # noqa: N802
         steps = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
                  Qt.Key.Key_Up: (0, 1), Qt.Key.Key_Down: (0, -1)}
-        if event.key() in (Qt.Key.Key_A, Qt.Key.Key_B) and not event.modifiers():
-            self.endpointKey.emit("A" if event.key() == Qt.Key.Key_A else "B")
-            event.accept()
-            return
         if event.key() in steps:
             scale = 0.1 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 0.01
             dx, dy = steps[event.key()]

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QLineEdit, QMai
 
 from cae.bundled import bundled_model_path
 
+from . import file_dialogs
 from .draw_controller import DrawController
 from .draw_panel import DrawPanel
 from .explore import ExploreController
@@ -59,6 +60,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None) -> None:
         super().__init__()
         self.session = Session(settings or QSettings("cae-explorer", "cae-explorer"), self)
+        file_dialogs.remember_folders_in(self.session.settings)
         self.last_error = ""
         self._error_box: QMessageBox | None = None
         self._build_ui()
@@ -190,6 +192,10 @@ class MainWindow(QMainWindow):
         d.addAction(self._action("Choose data folder…", f.choose_data_folder))
         v = self.menuBar().addMenu("&View")
         v.addAction(self._action("&Fit view", self.layers.fit_view, "Ctrl+F"))
+        for end in ("A", "B"):  # window-wide: works wherever the keyboard focus is
+            v.addAction(self._action(f"Set end {end} at the point under the cursor",
+                                     lambda end=end: self.interpolation.set_endpoint(end, "hovered"),
+                                     end))
         for dock in (self.side_dock, self.training_dock, self.draw_dock, self.interp_dock,
                      self.metrics_dock):
             v.addAction(dock.toggleViewAction())

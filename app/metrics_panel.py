@@ -15,9 +15,13 @@ class MetricsPanel(QWidget):
         self.summary.setWordWrap(True)
         self.bars_plot = pg.PlotWidget(background="w")
         self.bars_plot.setMinimumHeight(150)
-        self.bars_plot.getPlotItem().setLabel("left", "test MSE")
-        self.bars_plot.getPlotItem().setMenuEnabled(False)
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#0072B2")
+        plot = self.bars_plot.getPlotItem()
+        plot.setLabel("bottom", "test MSE")
+        plot.setMenuEnabled(False)
+        plot.invertY(True)  # the first class on top, as in the table below
+        # Horizontal bars: a class name of any length fits beside its bar ("T-shirt/top",
+        # "Sneaker" and "Ankle boot" overlapped as labels under vertical bars).
+        self.bars = pg.BarGraphItem(x0=0, y=[], width=[], height=0.7, brush="#0072B2")
         self.bars_plot.addItem(self.bars)
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
@@ -38,8 +42,8 @@ class MetricsPanel(QWidget):
             f"<b>{metrics['knn5_accuracy']:.3f}</b> ({metrics['n_test']:,} test points voted by "
             f"{metrics['n_train']:,} training points)")
         per_class = np.nan_to_num(np.asarray(metrics["per_class_mse"], float))
-        self.bars.setOpts(x=np.arange(n), height=per_class, width=0.7)
-        self.bars_plot.getPlotItem().getAxis("bottom").setTicks([list(enumerate(class_names))])
+        self.bars.setOpts(x0=0, y=np.arange(n), width=per_class, height=0.7)
+        self.bars_plot.getPlotItem().getAxis("left").setTicks([list(enumerate(class_names))])
         self.bars_plot.getPlotItem().autoRange()
         confusion = np.asarray(metrics["knn5_confusion"])
         self.table.setRowCount(n)
@@ -60,5 +64,5 @@ class MetricsPanel(QWidget):
     def clear(self, text: str = "no metrics yet") -> None:
         self.metrics = None
         self.summary.setText(text)
-        self.bars.setOpts(x=[], height=[])
+        self.bars.setOpts(y=[], width=[])
         self.table.setRowCount(0)

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__
 from .cli_exports import add_export_commands
+from .bundled import bundled_model_path
 from .checkpoint import load_checkpoint, save_checkpoint
 from .codes import write_codes
 from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
@@ -221,8 +222,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.model)
-    info = {"model_config": ckpt.model.config.to_dict(),
+    path = args.model or bundled_model_path(args.dataset)
+    if path is None:
+        raise CAEError(f"this install has no bundled {args.dataset} model; name a model file")
+    ckpt = load_checkpoint(path)
+    info = {"file": str(path), "model_config": ckpt.model.config.to_dict(),
             "parameters": sum(p.numel() for p in ckpt.model.parameters()),
             "extras": {k: list(v.shape) for k, v in ckpt.extras.items()},
             "metadata": ckpt.metadata}
@@ -298,8 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("info", help="show a model file's config and metadata")
-    p.add_argument("model")
+    p = sub.add_parser("info", help="show a model file's config and metadata (without one: the "
+                       "bundled model's)")
+    p.add_argument("model", nargs="?", help="a model file (default: the bundled model of --dataset)")
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist",
+                   help="whose bundled model to show when no file is named")
     p.set_defaults(func=cmd_info)
     add_export_commands(sub)
     return parser
@@ -316,3 +323,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cae: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`cae info | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second one at exit
+        return 0

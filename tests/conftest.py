@@ -74,12 +74,12 @@ def server(tiny_folder):
 @pytest.fixture(autouse=True)
 def answered_questions(monkeypatch):
     """Modal questions (save an unsaved model? keep a stopped run?) would block a test forever:
-    they are answered "Discard"/"No" and recorded.  Tests of the dialogs themselves undo this
+    they are answered "Discard" (or "No") and recorded.  Tests of the dialogs themselves undo this
     with ``monkeypatch.undo()`` and click the real buttons."""
     from app.files import FilesController
     asked: list[tuple[str, str]] = []
 
-    def ask(self, title, text, buttons, default):
+    def ask(self, title, text, buttons, default, labels=None):
         from PySide6.QtWidgets import QMessageBox
         asked.append((title, text))
         for choice in (QMessageBox.StandardButton.Discard, QMessageBox.StandardButton.No,

@@ -42,7 +42,7 @@ def test_a_model_brings_its_dataset(window, fake_fashion, tmp_path, qtbot):
 
 def test_any_idx_folder_from_the_panel(window, tmp_path, qtbot, monkeypatch):
     other = write_dataset_folder(tmp_path / "my-digits", n_train=128, n_test=40, seed=9)
-    monkeypatch.setattr("app.files.QFileDialog.getExistingDirectory", lambda *a, **k: str(other))
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory", lambda *a, **k: str(other))
     window.training._on_dataset_chosen("folder")
     qtbot.waitUntil(lambda: window.session.dataset.name == "my-digits", timeout=10000)
     qtbot.waitUntil(lambda: len(window.map.codes) == 40, timeout=10000)

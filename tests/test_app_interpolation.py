@@ -38,10 +38,14 @@ def test_hovered_data_point_as_end_point_with_the_key(window, qtbot):
     send_mouse(window.map.viewport(), QEvent.Type.MouseMove, view_to_widget(window, *window.map.codes[i]),
                Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
     qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
-    window.map.setFocus()
-    qtbot.keyClick(window.map, Qt.Key.Key_A)
+    button = window.training_panel.train_button  # the key works wherever the focus is
+    button.setFocus()
+    qtbot.keyClick(button, Qt.Key.Key_A)
     np.testing.assert_array_equal(window.session.endpoints["A"], window.map.codes[window.map.hover_index])
     assert window.session.endpoints["B"] is None and window.interp_panel.frames is None
+    window.z1_edit.setFocus()  # but typing into a text field types
+    qtbot.keyClick(window.z1_edit, Qt.Key.Key_B)
+    assert window.session.endpoints["B"] is None
 
 
 def test_missing_end_point_is_explained(window):

@@ -148,7 +148,7 @@ def test_quitting_with_an_unsaved_model_asks(window, qtbot, monkeypatch, tmp_pat
     assert not window.close()  # Cancel: the window stays, the model too
     assert window.isVisible() and window.session.dirty
     saved = tmp_path / "kept.safetensors"
-    monkeypatch.setattr("app.files.QFileDialog.getSaveFileName", lambda *a, **k: (str(saved), ""))
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName", lambda *a, **k: (str(saved), ""))
     _answer(qtbot, QMessageBox.StandardButton.Save)
     assert window.close()
     assert saved.is_file() and not window.session.dirty
@@ -167,11 +167,27 @@ def test_stop_asks_whether_to_keep_the_partial_model(window, qtbot, monkeypatch)
     monkeypatch.setattr(FilesController, "ask", REAL_ASK)
     before = window.session.models.model
     start_a_long_run(window, qtbot)
-    _answer(qtbot, QMessageBox.StandardButton.No)
+    _answer(qtbot, QMessageBox.StandardButton.Discard)
     with qtbot.waitSignal(window.session.run.ended, timeout=30000):
         qtbot.mouseClick(window.training_panel.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.session.models.model is before, timeout=5000)
     assert not window.session.dirty
+
+
+def test_the_keep_question_names_what_each_button_does(window, qtbot, monkeypatch):
+    monkeypatch.setattr(FilesController, "ask", REAL_ASK)
+    texts = []
+
+    def look():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, look)
+            return
+        texts.extend(b.text().replace("&", "") for b in box.buttons())
+        box.button(QMessageBox.StandardButton.Save).click()
+    QTimer.singleShot(20, look)
+    assert window.files.ask_keep("Keep?") is True
+    assert sorted(texts) == ["Discard it", "Keep it"]
 
 
 def test_everything_fits_a_1280x800_window(qtbot, settings, tiny_folder, no_bundled_model):
@@ -254,7 +270,7 @@ def test_open_image_button_opens_a_file(window, qtbot, monkeypatch, tmp_path):
     painter.end()
     path = tmp_path / "one.png"
     image.save(str(path))
-    monkeypatch.setattr("app.draw_panel.QFileDialog.getOpenFileName", lambda *a, **k: (str(path), ""))
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getOpenFileName", lambda *a, **k: (str(path), ""))
     window.draw_dock.raise_()
     buttons = [b for b in window.draw_panel.findChildren(QPushButton) if b.text() == "Open image…"]
     qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)

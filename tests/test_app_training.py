@@ -166,8 +166,8 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     assert panel.metrics["test_mse"] == pytest.approx(expected["test_mse"], rel=1e-5)
     assert panel.metrics["knn5_accuracy"] == expected["knn5_accuracy"]
     assert panel.metrics["knn5_confusion"] == expected["knn5_confusion"]
-    heights = panel.bars.opts["height"]
-    np.testing.assert_allclose(heights, np.nan_to_num(expected["per_class_mse"]), rtol=1e-5)
+    lengths = panel.bars.opts["width"]  # horizontal bars: a bar's length is its width
+    np.testing.assert_allclose(lengths, np.nan_to_num(expected["per_class_mse"]), rtol=1e-5)
     assert panel.table.item(3, 3).text() == str(expected["knn5_confusion"][3][3])
     assert f"{expected['test_mse']:.4f}" in panel.summary.text()
     # While training, a quick look after every epoch.

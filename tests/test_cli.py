@@ -39,10 +39,20 @@ def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
     assert info["metadata"]["train_config"]["batch_size"] == 32
     assert info["model_config"]["latent_dim"] == 2
     assert info["extras"] == {"test_codes": [64, 2], "test_labels": [64]}
+    assert info["file"] == str(model)
     from cae.checkpoint import load_checkpoint
     ckpt = load_checkpoint(model)
     np.testing.assert_allclose(ckpt.extras["test_codes"], npz["codes"], atol=1e-6)
     np.testing.assert_array_equal(ckpt.extras["test_labels"], npz["labels"])
+
+
+def test_info_without_a_file_shows_the_bundled_model(capsys):
+    from cae.bundled import bundled_model_path
+    for dataset, args in (("mnist", []), ("fashion-mnist", ["--dataset", "fashion-mnist"])):
+        assert main(["info", *args]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["file"] == str(bundled_model_path(dataset))
+        assert info["metadata"]["dataset"] == dataset
 
 
 @pytest.mark.parametrize("argv, message", [

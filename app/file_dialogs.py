@@ -1,0 +1,48 @@
+"""File dialogs that open in the folder the user last chose a file in (their home folder the
+first time), not in whatever folder the app happened to be started from.  The folder is kept in
+the window's settings, so it survives a restart."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+KEY = "lastFolder"
+_settings: QSettings | None = None  # the main window's (tests give each window its own)
+
+
+def remember_folders_in(settings: QSettings) -> None:
+    """Where the last folder is kept; the main window calls this when it is built."""
+    global _settings
+    _settings = settings
+
+
+def start_folder() -> str:
+    """The last folder a file was chosen in, if it still exists, else the home folder."""
+    value = _settings.value(KEY, "") if _settings is not None else ""
+    return str(value) if value and Path(str(value)).is_dir() else str(Path.home())
+
+
+def _remember(path: str, is_folder: bool = False) -> str:
+    if path and _settings is not None:
+        _settings.setValue(KEY, str(Path(path) if is_folder else Path(path).parent))
+    return path
+
+
+def open_file(parent: QWidget | None, title: str, filters: str) -> str:
+    """A file to read, or '' if the user cancelled."""
+    path, _ = QFileDialog.getOpenFileName(parent, title, start_folder(), filters)
+    return _remember(path)
+
+
+def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> str:
+    """Where to write; ``name`` is the suggested file name (a full path is kept as it is)."""
+    suggested = name if Path(name).is_absolute() else str(Path(start_folder()) / name)
+    path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filters)
+    return _remember(path)
+
+
+def folder(parent: QWidget | None, title: str) -> str:
+    """A folder, or '' if the user cancelled."""
+    return _remember(QFileDialog.getExistingDirectory(parent, title, start_folder()), True)

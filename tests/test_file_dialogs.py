@@ -1,0 +1,39 @@
+"""File dialogs start in the folder last used (home the first time), kept in the settings."""
+from pathlib import Path
+
+from app import file_dialogs
+
+
+def test_dialogs_start_at_home_then_where_the_user_last_was(qtbot, settings, tmp_path, monkeypatch):
+    file_dialogs.remember_folders_in(settings)
+    asked = []
+    chosen = tmp_path / "models" / "m.safetensors"
+    chosen.parent.mkdir()
+
+    def dialog(parent, title, start, filters):
+        asked.append(start)
+        return str(chosen), ""
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getOpenFileName", dialog)
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName", dialog)
+    assert file_dialogs.open_file(None, "Open", "*") == str(chosen)
+    assert asked[0] == str(Path.home())
+    file_dialogs.save_file(None, "Save", "codes.csv", "*")
+    assert asked[1] == str(chosen.parent / "codes.csv")
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory",
+                        lambda parent, title, start: asked.append(start) or str(tmp_path))
+    file_dialogs.folder(None, "Folder")
+    assert asked[2] == str(chosen.parent)
+    assert file_dialogs.start_folder() == str(tmp_path)  # a folder is remembered as itself
+
+
+def test_a_cancelled_dialog_or_a_vanished_folder_changes_nothing(qtbot, settings, tmp_path,
+                                                                 monkeypatch):
+    file_dialogs.remember_folders_in(settings)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    settings.setValue(file_dialogs.KEY, str(gone))
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getOpenFileName", lambda *a: ("", ""))
+    assert file_dialogs.open_file(None, "Open", "*") == ""
+    assert file_dialogs.start_folder() == str(gone)
+    gone.rmdir()
+    assert file_dialogs.start_folder() == str(Path.home())
