@@ -23,9 +23,9 @@ from .session import Session
 # The engine's drawing modules (and Pillow) load on first use, on the worker: not at start-up.
 
 
-def _map_task(cancel, report, path: str, points, style, view, scale: float, decoder) -> Path:
+def _map_task(cancel, report, path: str, points, style, view, size, scale: float, decoder) -> Path:
     from cae.render import save_map
-    return save_map(path, points.codes, points.labels, points.class_names, scale=scale,
+    return save_map(path, points.codes, points.labels, points.class_names, size=size, scale=scale,
                     view=view, style=style, decoder=decoder)
 
 
@@ -104,13 +104,16 @@ class ExportsController(QObject):
             return False
         hidden = frozenset(c for c in range(len(self.map.scatters)) if not self.map.class_visible(c))
         a, b = s.endpoints["A"], s.endpoints["B"]
-        from cae.render import MapStyle
-        style = MapStyle(hidden=hidden, legend=options["legend"],
+        from cae.render import MapStyle, size_for_plot
+        style = MapStyle(hidden=hidden, legend=options["legend"], equal_scales=False,
                          star=None if s.drawn_z is None else tuple(float(v) for v in s.drawn_z),
                          path=None if a is None or b is None else np.stack([a, b]))
+        shown = self.map.view_box.sceneBoundingRect()  # as shown: the same view and aspect
+        size = size_for_plot(shown.width(), shown.height(), style)
         decoder = copy.deepcopy(s.models.decoding_model) if options["mosaic"] else None
         return self._run("map", f"Exporting the map to {Path(path).name}", _map_task, path,
-                         s.points, style, self.map.visible_rect(), float(options["scale"]), decoder)
+                         s.points, style, self.map.visible_rect(), size, float(options["scale"]),
+                         decoder)
 
     def export_animation(self, path: str | None = None, options: dict | None = None) -> bool:
         """Every epoch of the timeline, with in-between frames."""

@@ -182,6 +182,25 @@ class MapStyle:
     star: tuple[float, float] | None = None  # a drawn digit's code
     path: np.ndarray | None = None  # (K, 2) interpolation path
     title: str | None = None
+    # True: widen the view so a latent unit is as long on both axes (distances mean the same in
+    # every direction); False: show exactly the view asked for (the window's export "as shown")
+    equal_scales: bool = True
+
+
+def _margins(style: MapStyle, s: float) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) pixels around the plot area at scale ``s``."""
+    top = round((34 if style.title else 10) * s)
+    left = round(64 * s) if style.axes else round(10 * s)
+    bottom = round(40 * s) if style.axes else round(10 * s)
+    return left, top, round(12 * s), bottom
+
+
+def size_for_plot(width: float, height: float, style: MapStyle, across: int = 800) -> tuple[int, int]:
+    """A picture ``across`` pixels wide whose plot area has the aspect of ``width`` x ``height``
+    (an on-screen plot's), so that a view taken from the screen fills it as it did there."""
+    left, top, right, bottom = _margins(style, 1.0)
+    box_w = across - left - right
+    return across, round(box_w * height / max(width, 1e-9)) + top + bottom
 
 
 @dataclass
@@ -191,7 +210,7 @@ class MapLayout:
     size: tuple[int, int]
     scale: float
     box: Box  # plot area
-    view: View  # latent rectangle the plot area shows (equal scales)
+    view: View  # latent rectangle the plot area shows (equal scales unless style says not)
     xticks: list[float] = field(default_factory=list)
     yticks: list[float] = field(default_factory=list)
     legend: list[tuple[int, str]] = field(default_factory=list)  # (class, name) per legend row
@@ -222,14 +241,12 @@ def layout_map(
     w, h = size
     ox, oy = origin
     s = scale
-    top = round((34 if style.title else 10) * s)
-    left = round(64 * s) if style.axes else round(10 * s)
-    bottom = round(40 * s) if style.axes else round(10 * s)
-    right = round(12 * s)
+    left, top, right, bottom = _margins(style, s)
     box = (ox + left, oy + top, ox + w - right, oy + h - bottom)
     if box[2] - box[0] < 10 or box[3] - box[1] < 10:
         raise CAEError(f"a map of {w}x{h} pixels is too small to draw")
-    view = equal_aspect(view, box[2] - box[0], box[3] - box[1])
+    if style.equal_scales:
+        view = equal_aspect(view, box[2] - box[0], box[3] - box[1])
     present = set(np.unique(np.asarray(labels, np.int64)).tolist())
     legend = (
         [

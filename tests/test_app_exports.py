@@ -55,7 +55,32 @@ def test_the_map_export_holds_one_group_per_visible_class(window, qtbot, tmp_pat
     png = tmp_path / "map.png"
     assert window.exports.export_map(str(png), {"scale": 3, "mosaic": True, "legend": True})
     wait_file(qtbot, window, "map", png)
-    assert Image.open(png).size == (2400, 2400)  # 800 x 800 at scale 3
+    from cae.render import MapStyle, size_for_plot
+    vb = window.map.view_box.sceneBoundingRect()
+    size = size_for_plot(vb.width(), vb.height(), MapStyle())
+    assert Image.open(png).size == (3 * size[0], 3 * size[1])  # the window's aspect, at scale 3
+
+
+def test_the_map_export_shows_exactly_the_view_on_screen(window, qtbot, tmp_path, monkeypatch):
+    """Not widened to equal scales: a view 10x taller than wide in latent units stays so."""
+    import cae.render
+    window.map.view_box.setRange(xRange=(-1, 1), yRange=(-10, 10), padding=0)
+    window.toolbar.follow_action.setChecked(False)
+    qtbot.wait(50)
+    shown = window.map.visible_rect()
+    calls = []
+    real = cae.render.save_map
+    monkeypatch.setattr(cae.render, "save_map", lambda *a, **k: (calls.append(k), real(*a, **k))[1])
+    path = tmp_path / "map.svg"
+    assert window.exports.export_map(str(path), {"scale": 1, "mosaic": False, "legend": True})
+    wait_file(qtbot, window, "map", path)
+    k = calls[0]
+    lay = cae.render.layout_map(k["size"], window.session.points.class_names,
+                                window.session.points.labels, k["view"], k["style"])
+    np.testing.assert_allclose(lay.view, shown, rtol=1e-6)
+    vb = window.map.view_box.sceneBoundingRect()
+    box_w, box_h = lay.box[2] - lay.box[0], lay.box[3] - lay.box[1]
+    assert box_h / box_w == pytest.approx(vb.height() / vb.width(), rel=0.01)
 
 
 def test_the_report_is_one_page(window, qtbot, tmp_path):
