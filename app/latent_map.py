@@ -14,6 +14,7 @@ from PySide6.QtGui import QBrush, QPen
 from cae.palette import PALETTE
 
 from .density import DensityLevels
+from .uniform_scatter import UniformScatter
 
 POINT_ALPHA = 200  # slightly see-through, so a class drawn later never wholly hides another
 HOVER_RADIUS_PX = 6.0
@@ -64,8 +65,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.legend = pg.LegendItem(labelTextColor="k", verSpacing=-4)
         self.plot_item.layout.addItem(self.legend, 2, 3)
         self.plot_item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
-        self.scatters: list[pg.ScatterPlotItem] = []
-        self.overlays: list[pg.ScatterPlotItem] = []  # points coloured by error or k-NN vote
+        self.scatters: list[UniformScatter] = []
+        self.overlays: list[UniformScatter] = []  # points coloured by error or k-NN vote
         self.colour_mode = "class"
         self.colour_values: np.ndarray | None = None
         self.colour_bar: pg.ColorBarItem | None = None
@@ -147,8 +148,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.scatters = []
         self.class_names = class_names
         for c, name in enumerate(class_names):
-            s = pg.ScatterPlotItem(size=4, pen=self._pen(), brush=self._brush(c), pxMode=True,
-                                   hoverable=False)
+            s = UniformScatter(size=4, pen=self._pen(), brush=self._brush(c), pxMode=True,
+                               hoverable=False)
             self.plot_item.addItem(s)
             self.legend.addItem(s, name)
             sample, label = self.legend.items[-1]
@@ -235,8 +236,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             groups = [(~wrong, pg.mkColor(KNN_RIGHT)), (wrong, pg.mkColor(KNN_WRONG))]
         for mask, colour in groups:
             sel = self.codes[mask]
-            item = pg.ScatterPlotItem(x=sel[:, 0], y=sel[:, 1], size=4, pen=self._pen(),
-                                      brush=pg.mkBrush(colour), pxMode=True, hoverable=False)
+            item = UniformScatter(x=sel[:, 0], y=sel[:, 1], size=4, pen=self._pen(),
+                                  brush=pg.mkBrush(colour), pxMode=True, hoverable=False)
             self.plot_item.addItem(item)
             self.overlays.append(item)
 
