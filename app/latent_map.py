@@ -1,6 +1,6 @@
 """The latent map: codes as one scatter per class, click or drag anywhere to explore.
 
-Mouse: left click or left drag explores (emits the latent point under the cursor); middle drag or
+Mouse: a left press (at once, not on release) or a left drag explores (emits the latent point under the cursor); middle drag or
 Shift/Ctrl + left drag pans; the wheel and right drag zoom.  Hovering near a data point emits its
 index.  The widget knows nothing of the model: it shows arrays and emits coordinates.
 """
@@ -23,14 +23,16 @@ KNN_RIGHT, KNN_WRONG = "#C8C8C8", "#D55E00"
 GREYED = "#D9D9D9"
 
 
+PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
+
+
 class ExploreViewBox(pg.ViewBox):
     """A ViewBox whose plain left drag explores instead of panning."""
 
     sigExploreDrag = pg.QtCore.Signal(float, float, bool, bool)  # x, y, started, finished
 
     def mouseDragEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
-        pan_mods = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
-        if ev.button() == Qt.MouseButton.LeftButton and not (ev.modifiers() & pan_mods):
+        if ev.button() == Qt.MouseButton.LeftButton and not (ev.modifiers() & PAN_MODIFIERS):
             ev.accept()
             p = self.mapSceneToView(ev.scenePos())
             if ev.isStart():  # the press position, so a drag that starts on a marker grabs it
@@ -113,7 +115,6 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.view_box.sigExploreDrag.connect(self._on_drag)
-        self.scene().sigMouseClicked.connect(self._on_click)
         self.scene().sigMouseMoved.connect(self._on_move)
         self._hover_pos: QPointF | None = None
         self._hover_timer = QTimer(self)
@@ -316,15 +317,17 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.marker.setVisible(True)
 
     # --------------------------------------------------------------------------- mouse
-    def _on_click(self, ev) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or ev.double():
-            return
-        if not self.view_box.sceneBoundingRect().contains(ev.scenePos()):
-            return  # a click on an axis or the legend is not a point of the plane
-        if self.legend.sceneBoundingRect().contains(ev.scenePos()):
-            return
-        p = self.view_box.mapSceneToView(ev.scenePos())
-        self.explored.emit(p.x(), p.y())
+    def mousePressEvent(self, ev) -> None:  # noqa: N802
+        """A plain left press explores at once: the decoded image shows on the press, before
+        pyqtgraph's own press handling and without waiting for the release (a click), and a
+        drag goes on from there."""
+        if ev.button() == Qt.MouseButton.LeftButton and not (ev.modifiers() & PAN_MODIFIERS):
+            scene_pos = self.mapToScene(ev.position().toPoint())
+            if (self.view_box.sceneBoundingRect().contains(scene_pos)  # not an axis
+                    and not self.legend.sceneBoundingRect().contains(scene_pos)):
+                p = self.view_box.mapSceneToView(scene_pos)
+                self.explored.emit(p.x(), p.y())
+        super().mousePressEvent(ev)
 
     def _on_drag(self, x: float, y: float, started: bool, finished: bool) -> None:
         if started:

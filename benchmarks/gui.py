@@ -84,7 +84,9 @@ def map_pan_paint(sizes: tuple[int, ...], reps: int) -> dict[int, float]:
 
 
 class _PaintClock(QObject):
-    """Notes when a widget finished painting."""
+    """Notes when a widget finished painting: the filter lets the widget handle its paint event
+    and then reads the clock (a timer fired "after the paint" would also count whatever else
+    the event loop does first, such as the release of the click)."""
 
     def __init__(self, widget) -> None:
         super().__init__()
@@ -92,12 +94,11 @@ class _PaintClock(QObject):
         widget.installEventFilter(self)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Paint:
-            QTimer.singleShot(0, self._done)  # after the paint event has been handled
-        return False
-
-    def _done(self) -> None:
+        if event.type() != QEvent.Type.Paint:
+            return False
+        obj.event(event)  # the widget paints now, inside this paint event
         self.painted = time.perf_counter()
+        return True  # handled
 
 
 def click_to_paint(model: str, reps: int) -> float:

@@ -51,6 +51,25 @@ def test_click_anywhere_decodes_that_point(window, qtbot):
     assert f"{z[0]:+.3f}" in window.coords_label.text()
 
 
+def test_the_press_itself_decodes_before_any_release(window, qtbot):
+    vb = window.map.view_box
+    (x0, x1), (y0, y1) = vb.viewRange()
+    pos = view_to_widget(window, x0 + 0.4 * (x1 - x0), y0 + 0.4 * (y1 - y0))
+    decodes = window.explore.decode_count
+    qtbot.mousePress(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    assert window.explore.decode_count == decodes + 1  # at once, inside the press
+    qtbot.mouseRelease(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    # Neither a pan (Shift + press) nor a press on an axis is a point of the plane.
+    qtbot.mousePress(window.map.viewport(), Qt.MouseButton.LeftButton,
+                     Qt.KeyboardModifier.ShiftModifier, pos)
+    qtbot.mouseRelease(window.map.viewport(), Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.ShiftModifier, pos)
+    axis = window.map.plot_item.getAxis("bottom")
+    on_axis = window.map.mapFromScene(axis.mapToScene(axis.boundingRect().center()))
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=on_axis)
+    assert window.explore.decode_count == decodes + 1
+
+
 def test_drag_decodes_along_the_path(window, qtbot):
     vb = window.map.view_box
     (x0, x1), (y0, y1) = vb.viewRange()
