@@ -1,8 +1,9 @@
 """The latent map: codes as one scatter per class, click or drag anywhere to explore.
 
-Mouse: a left press (at once, not on release) or a left drag explores (emits the latent point under the cursor); middle drag or
-Shift/Ctrl + left drag pans; the wheel and right drag zoom.  Hovering near a data point emits its
-index.  The widget knows nothing of the model: it shows arrays and emits coordinates.
+Mouse: a left press (at once, not on release) or a left drag explores (emits the latent point
+under the cursor); middle drag or Shift/Ctrl + left drag pans; the wheel and right drag zoom.
+Hovering near a data point emits its index.  The widget knows nothing of the model: it shows
+arrays and emits coordinates.
 """
 from __future__ import annotations
 
