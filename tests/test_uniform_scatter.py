@@ -14,10 +14,14 @@ def _pictures(qtbot, cls, xy, **per_point):
     w.addItem(s)
     w.setRange(xRange=(-3, 3), yRange=(-3, 3), padding=0)
     s.setData(x=xy[:, 0], y=xy[:, 1], **per_point)
-    first = w.grab().toImage()
+    pictures = [w.grab().toImage()]
+    w.setRange(xRange=(0.5, 1.5), yRange=(-1, 0.2), padding=0)  # most points out of view
+    pictures.append(w.grab().toImage())
+    w.setRange(xRange=(-3, 3), yRange=(-3, 3), padding=0)
     s.setBrush(pg.mkBrush("#0072B2"))  # greying a class out restyles every point
     s.setData(x=xy[::2, 0], y=xy[::2, 1])  # new points after a restyle
-    return bytes(first.constBits()), bytes(w.grab().toImage().constBits())
+    pictures.append(w.grab().toImage())
+    return [bytes(picture.constBits()) for picture in pictures]
 
 
 @pytest.mark.parametrize("per_point", [{}, {"size": np.r_[np.full(500, 4.0), np.full(500, 9.0)]}])
@@ -25,7 +29,7 @@ def test_same_pictures_as_pyqtgraph(qtbot, per_point):
     xy = np.random.default_rng(0).normal(size=(1000, 2))
     ours = _pictures(qtbot, UniformScatter, xy, **per_point)
     theirs = _pictures(qtbot, pg.ScatterPlotItem, xy, **per_point)
-    assert ours[0] != ours[1]  # the restyle shows
+    assert len(set(ours)) == 3  # the zoom and the restyle show
     assert ours == theirs
 
 
@@ -39,3 +43,19 @@ def test_one_atlas_lookup_for_all_points(qtbot, monkeypatch):
                         or real(self, styles))
     s.setData(x=np.arange(5000.0), y=np.arange(5000.0))
     assert looked_up == [1]
+
+
+def test_bounds_follow_the_data_not_the_view(qtbot):
+    w = pg.PlotWidget()
+    qtbot.addWidget(w)
+    s = UniformScatter(size=4, pxMode=True, hoverable=False)
+    w.addItem(s)
+    s.setData(x=[0.0, 1.0], y=[0.0, 2.0])
+    w.setRange(xRange=(-5, 5), yRange=(-5, 5))
+    assert s.dataBounds(0) == (0.0, 1.0)
+    w.setRange(xRange=(-1, 1), yRange=(-1, 1))  # a zoom keeps them
+    s.setData(x=[-3.0, 7.0], y=[0.0, 1.0])  # new data replaces them
+    w.setRange(xRange=(0, 2), yRange=(0, 2))
+    assert s.dataBounds(0) == (-3.0, 7.0) and s.dataBounds(1) == (0.0, 1.0)
+    rect = s.boundingRect()
+    assert rect.left() <= -3.0 and rect.right() >= 7.0
