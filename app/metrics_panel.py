@@ -17,6 +17,7 @@ class MetricsPanel(QWidget):
         self.bars_plot.setMinimumHeight(150)
         plot = self.bars_plot.getPlotItem()
         plot.setLabel("bottom", "test MSE")
+        plot.getAxis("bottom").enableAutoSIPrefix(False)  # plain values, never "(x0.001)"
         plot.setMenuEnabled(False)
         plot.invertY(True)  # the first class on top, as in the table below
         # Horizontal bars: a class name of any length fits beside its bar ("T-shirt/top",
