@@ -3,11 +3,12 @@
 Measured per layer on a 2-core Zen 5 CPU (batch 128, forward + backward; ``python -m benchmarks``
 shows the whole step):
 
-* bf16 autocast makes the convolutions 1.6-3x faster, except the output layer (transposed conv,
-  28x28 kernel, one output channel), where oneDNN's bf16 kernel is 2x *slower* than fp32 (37 ms
-  against 18 ms).  On a CPU that layer therefore runs in fp32 unless the caller asks for bf16
-  (``output_bf16``, the ``bf16-all`` precision).  The choice is a setting, never a timing, so
-  a seed gives the same weights in every process;
+* bf16 autocast makes the convolutions 1.6-3x faster, except two transposed convolutions where
+  oneDNN's bf16 kernels are slower than fp32: the output layer (28x28 kernel, one output
+  channel: 37 against 18 ms), which on a CPU runs in fp32 unless the caller asks for bf16
+  (``output_bf16``, the ``bf16-all`` precision), and the decoder's first layer (1x1 -> 7x7:
+  14.1 against 5.2 ms), which on a CPU always runs in fp32.  The choice is a setting, never a
+  timing, so a seed gives the same weights in every process;
 * PyTorch's CPU 2x2 max-pool takes 8 ms forward + backward on the first pooling layer; four
   strided slices and a mask per slot (:class:`MaxPool2x2`) take 5 ms, with bit-identical output
   and gradient (ties go to the first maximum in scan order, as max_pool2d's indices do).
@@ -76,13 +77,20 @@ def fast_encode(model: CAE, x: torch.Tensor, bf16: bool) -> torch.Tensor:
 
 def fast_forward(model: CAE, x: torch.Tensor, bf16: bool,
                  output_bf16: bool = False) -> torch.Tensor:
-    """``model(x)`` on the fast path (float32 output).  On a CPU the output layer runs in bf16
-    only with ``output_bf16`` (oneDNN's bf16 kernel for it is 2x slower on Zen 5); elsewhere
-    ``bf16`` covers the whole model."""
+    """``model(x)`` on the fast path (float32 output).  On a CPU the decoder's first layer
+    (2 -> 7x7x64) always runs in fp32, where oneDNN's bf16 kernel for it is 2.7x slower (14.1
+    against 5.2 ms forward + backward at batch 128, one thread), and the output layer runs in
+    bf16 only with ``output_bf16`` (its bf16 kernel is 2x slower on Zen 5); elsewhere ``bf16``
+    covers the whole model."""
     z = fast_encode(model, x, bf16)
-    *hidden, output = model.decoder
+    first, *hidden, output = model.decoder
+    cpu = x.device.type == "cpu"
+    h = z.reshape(z.shape[0], model.config.latent_dim, 1, 1)
+    if cpu:
+        h = first(h)
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        h = z.reshape(z.shape[0], model.config.latent_dim, 1, 1)
+        if not cpu:
+            h = first(h)
         for layer in hidden:
             h = layer(h)
         if x.device.type != "cpu" or (bf16 and output_bf16):

@@ -131,6 +131,20 @@ def test_the_cpu_output_layer_runs_in_bf16_only_when_asked(trained):
     assert seen == [torch.float32, torch.bfloat16]
 
 
+def test_the_cpu_decoder_first_layer_runs_in_fp32(trained):
+    model, x = trained
+    seen = []
+    hooks = [model.decoder[i].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+             for i in (0, 2)]
+    try:
+        with torch.no_grad():
+            fast_forward(model, x[:2], bf16=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert seen == [torch.float32, torch.bfloat16]  # the first in fp32, the next in bf16
+
+
 def _broken_outputs(model, x):
     """What a broken fast path would return: zeros, the output layer with its kernel transposed,
     the output layer with its padding off by one (the image shifted a pixel)."""
