@@ -85,3 +85,12 @@ def test_startup_is_timed_from_launch_to_the_probe_file(monkeypatch, tmp_path):
     result = suite.startup(1, with_data=True)
     assert 0 <= result["first_paint_s"] < 5  # the file's time, not the in-process figure
     assert result["peak_rss_mb"] == 700.0 and result["points"] == 70000
+
+
+def test_the_table_says_which_targets_a_run_meets():
+    from benchmarks.__main__ import verdict
+    assert verdict("train_speedup_vs_eager", 1.7).endswith(": met")
+    assert verdict("train_speedup_vs_eager", 1.5).endswith("NOT met")
+    assert verdict("click_to_paint_ms_p50", 7.9).endswith(": met")
+    assert verdict("click_to_paint_ms_p50", 8.1).endswith("NOT met")
+    assert verdict("epoch_seconds", 50.0) == ""  # reported, no target
