@@ -17,7 +17,17 @@ WAIT_DATA_ENV = "CAE_EXPLORER_PROBE_WAIT_DATA"
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process in MB.  On Linux it is VmHWM, the peak of this
+    program's own memory: ru_maxrss survives exec, so a process started by a large one (the
+    benchmark suite, 920 MB after training) would report its parent's peak.  Elsewhere
+    ru_maxrss (KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
