@@ -12,6 +12,7 @@ import torch
 
 from .data import Dataset
 from .errors import CAEError
+from .fast_forward import encode_batch
 from .model import CAE
 from .train import fast_precision
 
@@ -48,27 +49,6 @@ PRECISIONS = ("auto", "bf16", "fp32")
 _ENCODE_BATCH = {"bf16": 256, "fp32": 128}
 
 
-def _pool_relu(x: torch.Tensor) -> torch.Tensor:
-    """relu(max_pool2d(x, 2, 2)) for even sizes, as max(relu) = relu(max): the ReLU runs on a
-    quarter of the values, and four strided maxima beat max_pool2d's CPU kernel (same values,
-    NaN included)."""
-    top = torch.maximum(x[..., ::2, ::2], x[..., ::2, 1::2])
-    return torch.maximum(top, torch.maximum(x[..., 1::2, ::2], x[..., 1::2, 1::2])).relu_()
-
-
-def _encode_batch(model: CAE, x: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """``model.encode(x)`` with ReLU after pooling; with ``bf16`` the two 3x3 convolutions run
-    in bfloat16 and the last one (a 2-unit matrix product, nearly free) in float32 again,
-    which halves the code error of an all-bf16 pass.  fp32 gives model.encode's exact codes."""
-    conv1, _, _, conv2, _, _, last = model.encoder
-    dtype = torch.bfloat16 if bf16 else x.dtype
-    h = x.to(dtype)
-    for conv in (conv1, conv2):
-        h = _pool_relu(torch.nn.functional.conv2d(
-            h, conv.weight.to(dtype), conv.bias.to(dtype), conv.stride, conv.padding))
-    return last(h.float()).flatten(1)
-
-
 @torch.inference_mode()
 def encode_images(model: CAE, images: np.ndarray, batch_size: int | None = None,
                   cancel: Cancel = None, progress: Progress = None,
@@ -86,7 +66,7 @@ def encode_images(model: CAE, images: np.ndarray, batch_size: int | None = None,
     if precision == "auto":
         precision = fast_precision(device)
     bf16 = precision == "bf16"
-    codes = [_encode_batch(model, x, bf16).cpu()
+    codes = [encode_batch(model, x, bf16).cpu()
              for x in _batches(images, batch_size or _ENCODE_BATCH[precision], device, cancel,
                                progress)]
     dim = model.config.latent_dim

@@ -20,7 +20,7 @@ import torch
 
 from .data import Dataset
 from .errors import TrainingError
-from .fast_forward import fast_encode, fast_forward
+from .fast_forward import encode_batch, fast_forward
 from .model import CAE, CAEConfig, reconstruction_loss
 
 
@@ -309,10 +309,13 @@ class Trainer:
                   step: int) -> Snapshot:
         self.model.eval()
         self._swap_ema()  # snapshots show the weights the run would return
-        codes = torch.cat([  # a live preview: the fast path's precision is plenty
-            fast_encode(self.model, snap_u8[i:i + 1000].unsqueeze(1).float().div_(255.0),
-                        self._bf16)
-            for i in range(0, len(snap_u8), 1000)])
+        # A live preview: the fast path's precision is plenty, and its inference form (no pool
+        # masks, batches of 256) takes 77 ms for 1,500 digits where the training form in
+        # batches of 1,000 took 202 ms, 10 % of the run at a snapshot every 2 s.
+        codes = torch.cat([
+            encode_batch(self.model, snap_u8[i:i + 256].unsqueeze(1).float().div_(255.0),
+                         self._bf16)
+            for i in range(0, len(snap_u8), 256)])
         state = {k: v.detach().to("cpu", torch.float32).numpy().copy()
                  for k, v in self.model.state_dict().items()}
         self._swap_ema()

@@ -179,3 +179,12 @@ def test_fast_path_takes_the_pool_and_matches_a_random_model_exactly_in_fp32():
     model = build_model(seed=0)
     x = torch.rand(4, 1, 28, 28)
     assert torch.equal(fast_encode(model, x, bf16=False), model.encode(x))
+
+
+def test_without_a_graph_the_pool_needs_no_masks_and_gives_the_same_codes():
+    model = build_model(seed=0)
+    x = torch.rand(4, 1, 28, 28)
+    x[0, 0, 3, 3] = float("nan")  # max_pool2d propagates NaN; so must the maskless pool
+    with torch.no_grad():
+        plain = fast_encode(model, x, bf16=False)
+    torch.testing.assert_close(plain, model.encode(x).detach(), rtol=0, atol=0, equal_nan=True)
