@@ -56,7 +56,7 @@ def main() -> int:
             QTest.mouseMove(pad, QPoint(*p))
         QTest.mouseRelease(pad, Qt.MouseButton.LeftButton, pos=QPoint(*points[-1]))
         wait(app, lambda: window.draw.neighbours is not None, 60)
-        app.processEvents()
+        QTest.qWait(800)  # let the docks finish moving (a grab mid-animation shows two tab bars)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         ok = window.grab().save(args.out)
         window.close()
