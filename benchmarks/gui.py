@@ -58,7 +58,11 @@ def _run_until(condition, signal, seconds: float, what: str) -> None:
     if condition():
         return
     loop = QEventLoop()
-    check = lambda *_: loop.quit() if condition() else None  # noqa: E731
+
+    def check(*_) -> None:
+        if condition():
+            loop.quit()
+
     deadline = QTimer(singleShot=True, interval=int(seconds * 1000))
     deadline.timeout.connect(loop.quit)
     signal.connect(check)
