@@ -32,6 +32,9 @@ def _app() -> QApplication:
 
 
 def _window(tmp: str, model: str | None = None) -> MainWindow:
+    # The app's data folder (autosaves of a training run) goes into the benchmark's temporary
+    # folder too: a run in the window must leave nothing for the user's next start to offer.
+    os.environ["XDG_DATA_HOME"] = tmp
     window = MainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.Format.IniFormat))
     window.resize(1280, 800)
     window.show()
