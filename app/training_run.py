@@ -49,7 +49,7 @@ class TrainingRun(QObject):
             return False
         try:
             model = (copy.deepcopy(s.models.model) if continue_current and s.models.model
-                     else build_model(seed=config.seed))
+                     else build_model(seed=config.seed, weight_init=config.weight_init))
             # Work that describes the model before training would only compete for the CPU.
             s.tasks.cancel()
             s.training.start(s.dataset, config, model)

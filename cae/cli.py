@@ -26,7 +26,7 @@ from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
 from .errors import CAEError
 from .metrics import encode_images, evaluate
 from .model_file import model_file_contents
-from .train import PRECISIONS, RECIPES, EpochEnd, Finished, Progress, TrainConfig, Trainer
+from .train import PRECISIONS, RECIPES, WEIGHT_INITS, EpochEnd, Finished, Progress, TrainConfig, Trainer
 
 
 class ProgressBar:
@@ -123,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         schedule=args.schedule, warmup=args.warmup, optimizer=args.optimizer,
         weight_decay=args.weight_decay, grad_clip=args.grad_clip, ema=args.ema,
         augment_shift=args.augment_shift, augment_rotate=args.augment_rotate, loss=args.loss,
-        seed=args.seed, device=args.device, precision=args.precision)
+        weight_init=args.weight_init, seed=args.seed, device=args.device, precision=args.precision)
     bar = ProgressBar()
     dataset = _load_data(args, bar)
     start = load_checkpoint(args.init) if args.init else None
@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["mse", "clamped"],
                    help="mse: the lecture's; clamped: the error of the image as shown, "
                         "plus 0.1 x mse")
+    p.add_argument("--weight-init", choices=list(WEIGHT_INITS),
+                   help="torch (default): PyTorch's initialisation; tf: the lecture's "
+                        "(TensorFlow's Glorot-uniform kernels, zero biases)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", choices=list(PRECISIONS), default="auto",

@@ -59,6 +59,9 @@ class TrainConfig:
     # [0, 1], what `cae evaluate` measures) plus 0.1 x the raw MSE, so pixels on the wrong side
     # of the clamp still get a gradient.  The output keeps its meaning: a linear image.
     loss: str = "clamped"
+    # "torch": PyTorch's default initialisation; "tf": the lecture's own (TensorFlow's layers:
+    # Glorot-uniform kernels, zero biases).  Only where a run starts from a fresh model.
+    weight_init: str = "torch"
 
     def __post_init__(self) -> None:
         problems = []
@@ -75,6 +78,9 @@ class TrainConfig:
                             f"(got {self.precision!r})")
         if self.loss not in ("mse", "clamped"):
             problems.append(f"loss must be 'mse' or 'clamped' (got {self.loss!r})")
+        if self.weight_init not in WEIGHT_INITS:
+            problems.append(f"weight_init must be one of {', '.join(WEIGHT_INITS)} "
+                            f"(got {self.weight_init!r})")
         if self.optimizer not in ("adam", "adamw"):
             problems.append(f"optimizer must be 'adam' or 'adamw' (got {self.optimizer!r})")
         if self.report_every < 1 or self.snapshot_size < 1 or self.snapshot_every_s < 0:
@@ -99,6 +105,7 @@ class TrainConfig:
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "bf16-all")
+WEIGHT_INITS = ("torch", "tf")
 CLAMPED_RAW_WEIGHT = 0.1  # the raw MSE's share in the "clamped" loss
 
 # Named recipes; "best" is also TrainConfig's defaults.  The figures behind them: docs/training.md.
@@ -203,11 +210,23 @@ def fast_precision(device: torch.device) -> str:
     return "fp32"
 
 
-def build_model(config: CAEConfig | None = None, seed: int = 0) -> CAE:
-    """A freshly initialised model; the seed makes the initial weights reproducible."""
+def build_model(config: CAEConfig | None = None, seed: int = 0, weight_init: str = "torch") -> CAE:
+    """A freshly initialised model; the seed makes the initial weights reproducible.
+
+    ``weight_init="tf"`` starts where the lecture's TensorFlow layers start: Glorot-uniform
+    kernels over each kernel's fan-in plus fan-out, zero biases."""
+    if weight_init not in WEIGHT_INITS:
+        raise TrainingError(f"unknown weight_init {weight_init!r}; known: {', '.join(WEIGHT_INITS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return CAE(config)
+        model = CAE(config)
+        if weight_init == "tf":
+            for layer in model.modules():
+                if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                    torch.nn.init.xavier_uniform_(layer.weight)
+                    if layer.bias is not None:
+                        torch.nn.init.zeros_(layer.bias)
+        return model
 
 
 def _lr_factor(cfg: TrainConfig, total_steps: int):
@@ -240,7 +259,8 @@ class Trainer:
         if dataset.image_size != (model.config.image_size if model else CAEConfig().image_size):
             raise TrainingError(f"dataset images are {dataset.image_size} px; the model expects "
                                 f"{model.config.image_size if model else CAEConfig().image_size}")
-        self.model = model if model is not None else build_model(seed=self.config.seed)
+        self.model = model if model is not None else build_model(seed=self.config.seed,
+                                                                weight_init=self.config.weight_init)
         self.precision = (fast_precision(self.device) if self.config.precision == "auto"
                           else self.config.precision)  # fixed here: never timed, never changed
         self._ema: list[torch.Tensor] | None = None

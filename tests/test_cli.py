@@ -184,9 +184,10 @@ def test_train_metadata_records_recipe_precision_and_init(tmp_path, tiny_folder)
     from cae.checkpoint import load_checkpoint
     first = tmp_path / "a.safetensors"
     assert main([*TRAIN, "--data", str(tiny_folder), "--recipe", "lecture", "--precision", "fp32",
-                 "--out", str(first)]) == 0
+                 "--weight-init", "tf", "--out", str(first)]) == 0
     meta = load_checkpoint(first).metadata
     assert meta["recipe"] == "lecture" and meta["precision"] == "fp32"
+    assert meta["train_config"]["weight_init"] == "tf"
     assert meta["train_config"]["schedule"] == "constant" and meta["train_config"]["epochs"] == 1
     second = tmp_path / "b.safetensors"
     assert main([*TRAIN, "--data", str(tiny_folder), "--init", str(first), "--out",

@@ -1,5 +1,6 @@
 """The trainer's protocol: records, determinism, stop/pause within a batch, faults keep weights."""
 import dataclasses
+import math
 import threading
 
 import numpy as np
@@ -17,6 +18,7 @@ from cae.train import (
     TrainConfig,
     Trainer,
     _lr_factor,
+    build_model,
     resolve_device,
 )
 from tests.helpers import make_dataset
@@ -197,11 +199,30 @@ def test_recipes_fill_the_settings_and_overrides_win():
 
 @pytest.mark.parametrize("field, value", [("ema", 1.0), ("warmup", 0.9), ("weight_decay", -1),
                                           ("augment_shift", 20), ("optimizer", "sgd"),
-                                          ("loss", "l1"), ("precision", "fp16")])
+                                          ("loss", "l1"), ("precision", "fp16"),
+                                          ("weight_init", "he")])
 def test_bad_lever_settings_are_refused_in_one_line(field, value):
     with pytest.raises(TrainingError, match=field.split("_")[0]) as info:
         TrainConfig(**{field: value})
     assert "\n" not in str(info.value)
+
+
+def test_tf_weight_init_is_the_lectures_glorot_uniform_with_zero_biases():
+    torch_init, tf_init = build_model(seed=2), build_model(seed=2, weight_init="tf")
+    for (name, a), b in zip(torch_init.named_parameters(), tf_init.parameters()):
+        if name.endswith("bias"):
+            assert a.abs().sum() > 0 and b.abs().sum() == 0, name
+            continue
+        fan_sum = (b.shape[0] + b.shape[1]) * b[0, 0].numel()  # in + out channels, x kernel size
+        bound = math.sqrt(6 / fan_sum)
+        assert b.abs().max() <= bound and b.abs().max() > 0.95 * bound, name  # fills its range
+        assert not torch.allclose(a, b), name
+    assert torch.equal(build_model(seed=2, weight_init="tf").decoder[2].weight,
+                       tf_init.decoder[2].weight)  # the seed decides it
+    trainer = Trainer(make_dataset(16, 8), TrainConfig(device="cpu", seed=2, weight_init="tf"))
+    assert torch.equal(trainer.model.encoder[0].weight, tf_init.encoder[0].weight)
+    with pytest.raises(TrainingError, match="unknown weight_init"):
+        build_model(weight_init="he")
 
 
 def test_warmup_then_cosine_learning_rate():
