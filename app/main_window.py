@@ -3,7 +3,7 @@ per feature, and shows errors.  State lives in :class:`app.session.Session`; beh
 controllers (explore, draw, layers, training, interpolation, files)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMenu,
                                QMessageBox, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
@@ -14,6 +14,7 @@ from cae.bundled import bundled_model_path
 from . import file_dialogs
 from .draw_controller import DrawController
 from .draw_panel import DrawPanel
+from .drawing_pad import PAD_SIZE
 from .explore import ExploreController
 from .exports import ExportsController
 from .files import FilesController
@@ -29,6 +30,20 @@ from .training_controller import TrainingController
 from .training_panel import TrainingPanel
 
 APP_NAME = "CAE Latent Explorer"
+# The map is what the window is for: it never gets narrower than this, and when the window
+# shrinks the side docks give up width first, down to their own minimum.
+MAP_MIN_WIDTH, MAP_MIN_HEIGHT = 300, 300
+MAP_SHARE = 0.4  # of the window's width, kept for the map while the docks can shrink
+
+
+def _scrolled(panel: QWidget, min_width: int) -> QScrollArea:
+    """``panel`` in a scroll area: it fits 1280x800, and a narrower window scrolls it instead of
+    taking the width from the map."""
+    scroll = QScrollArea()
+    scroll.setWidget(panel)
+    scroll.setWidgetResizable(True)
+    scroll.setMinimumWidth(min_width)
+    return scroll
 
 
 class WelcomePage(QWidget):
@@ -96,6 +111,7 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
         self.stack.addWidget(self.map)
+        self.stack.setMinimumSize(MAP_MIN_WIDTH, MAP_MIN_HEIGHT)
         self.setCentralWidget(self.stack)
 
         right = QWidget()
@@ -126,15 +142,11 @@ class MainWindow(QMainWindow):
         right_area = Qt.DockWidgetArea.RightDockWidgetArea
         self.side_dock = self._dock("Images", "imagesDock", right, right_area)
         self.draw_panel = DrawPanel()
-        scroll = QScrollArea()  # the panel fits 1280x800; smaller screens scroll it
-        scroll.setWidget(self.draw_panel)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.draw_panel.minimumSizeHint().width() + 20)
-        self.draw_dock = self._dock("Draw", "drawDock", scroll, right_area)
+        self.draw_dock = self._dock("Draw", "drawDock", _scrolled(self.draw_panel, PAD_SIZE + 40),
+                                    right_area)  # the pad itself always fits
         self.interp_panel = InterpolationPanel()
-        self.interp_dock = self._dock("Interpolation", "interpolationDock", self.interp_panel,
-                                      right_area)
+        self.interp_dock = self._dock("Interpolation", "interpolationDock",
+                                      _scrolled(self.interp_panel, PAD_SIZE), right_area)
         self.tabifyDockWidget(self.side_dock, self.draw_dock)
         self.tabifyDockWidget(self.draw_dock, self.interp_dock)
         self.side_dock.raise_()
@@ -272,6 +284,25 @@ class MainWindow(QMainWindow):
         if busy:
             self.work_bar.setValue(0)
             self.work_bar.setFormat("loading data…")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self, self.fit_docks)  # once the layout has placed the docks
+
+    def fit_docks(self) -> None:
+        """Narrow the left and right docks (in proportion) when they leave the map less than
+        its share of the window; wider windows leave the user's dock widths alone."""
+        sides = []
+        for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
+            docks = [d for d in self.findChildren(QDockWidget) if self.dockWidgetArea(d) == area
+                     and d.isVisible() and not d.isFloating()]
+            if docks:
+                sides.append(max(docks, key=lambda d: d.width()))
+        short = max(MAP_MIN_WIDTH, int(MAP_SHARE * self.width())) - self.centralWidget().width()
+        used = sum(d.width() for d in sides)
+        if sides and short > 0:
+            self.resizeDocks(sides, [max(1, d.width() - short * d.width() // used) for d in sides],
+                             Qt.Orientation.Horizontal)
 
     # =========================================================================== lifecycle
     def _restore_settings(self) -> None:

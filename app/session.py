@@ -177,10 +177,19 @@ class Session(QObject):
         if self.training.running:
             self.error.emit("Training is running", "Stop training before changing the dataset.")
             return
+        if folder is None and not download:
+            folder = self.known_folder(name)
         self.status.emit("downloading " + name if download else f"looking for {name}…", 0)
         self._data_requested = requested
         self.data_folder = folder
         self.data.load(name, folder, download)
+
+    def known_folder(self, name: str) -> str | None:
+        """The folder where dataset ``name`` was loaded from last time (still there), so a
+        dataset found in a folder of the user's (``--data``, Choose data folder) is found again
+        when the user switches back to it."""
+        folder = self.settings.value(f"dataFolders/{name}", "") if name in DATASETS else ""
+        return str(folder) if folder and Path(str(folder)).is_dir() else None
 
     def missing_data_message(self) -> str:
         """Why there is no dataset, naming every place searched (the requested folder too)."""
@@ -201,6 +210,8 @@ class Session(QObject):
         self.forget_train_codes()
         if dataset.source:
             self.settings.setValue("dataFolder", dataset.source)
+            if dataset.name in DATASETS:
+                self.settings.setValue(f"dataFolders/{dataset.name}", str(dataset.source))
         self.status.emit(f"{dataset.name}: {len(dataset.train_images):,} training and "
                          f"{len(dataset.test_images):,} test images from {dataset.source}", 8000)
         self.datasetChanged.emit(dataset)

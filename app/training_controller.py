@@ -34,6 +34,7 @@ class TrainingController(QObject):
         t.runningChanged.connect(lambda _: self._update_enabled())
         session.data.busyChanged.connect(lambda _: self._update_enabled())
         session.datasetChanged.connect(self._on_dataset)
+        session.data.failed.connect(lambda _: self._on_dataset(session.dataset))
         session.run.ended.connect(self._on_ended)
         self.choose_folder: Callable[[], None] = lambda: None  # set by the files controller
         self._update_enabled()
@@ -90,11 +91,15 @@ class TrainingController(QObject):
     def _on_dataset_chosen(self, name: str) -> None:
         if name == "folder":
             self.choose_folder()
+            self._on_dataset(self.session.dataset)  # a cancelled choice leaves the data as it is
         else:
             self.session.load_data(name)
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
+        """The choice shows the data in use: after a load, and after a failed one (which keeps
+        the previous data); any other IDX folder shows as the folder entry."""
+        if dataset is None:
+            return
         i = self.panel.dataset.findData(dataset.name)
-        if i >= 0:
-            self.panel.dataset.setCurrentIndex(i)
+        self.panel.dataset.setCurrentIndex(i if i >= 0 else self.panel.dataset.findData("folder"))

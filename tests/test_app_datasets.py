@@ -46,3 +46,35 @@ def test_any_idx_folder_from_the_panel(window, tmp_path, qtbot, monkeypatch):
     window.training._on_dataset_chosen("folder")
     qtbot.waitUntil(lambda: window.session.dataset.name == "my-digits", timeout=10000)
     qtbot.waitUntil(lambda: len(window.map.codes) == 40, timeout=10000)
+
+
+def test_switching_back_finds_mnist_in_the_users_folder(window, fake_fashion, tmp_path, qtbot,
+                                                        monkeypatch):
+    """MNIST loaded from a folder of the user's (not a searched one) is found again after a
+    switch to Fashion-MNIST and back; the choice always shows the data in use."""
+    mnist = write_dataset_folder(tmp_path / "elsewhere" / "digits", seed=6)
+    spec = spec_for(mnist, (), "mnist")
+    monkeypatch.setitem(D.DATASETS, "mnist", D.DatasetSpec(
+        "mnist", spec.resources, (), D.DATASETS["mnist"].class_names))
+    combo = window.training_panel.dataset
+    assert combo.currentData() == "folder"  # the tiny IDX folder the window started with
+    window.session.load_data("auto", str(mnist))
+    qtbot.waitUntil(lambda: window.session.dataset.name == "mnist", timeout=10000)
+    assert combo.currentData() == "mnist"
+    for name in ("fashion-mnist", "mnist"):
+        combo.setCurrentIndex(combo.findData(name))
+        window.training._on_dataset_chosen(name)
+        qtbot.waitUntil(lambda n=name: window.session.dataset.name == n, timeout=10000)
+        assert combo.currentData() == name
+    assert window.session.dataset.source == str(mnist) and not window.last_error
+
+
+def test_a_dataset_that_is_not_found_leaves_the_choice_on_the_data_in_use(window, qtbot, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.setattr(D, "system_data_dirs", lambda name: [tmp_path / "nothing" / name])
+    combo = window.training_panel.dataset
+    combo.setCurrentIndex(combo.findData("fashion-mnist"))
+    window.training._on_dataset_chosen("fashion-mnist")  # nowhere on this computer
+    qtbot.waitUntil(lambda: bool(window.last_error), timeout=10000)
+    assert "fashion-mnist was not found" in window.last_error
+    assert combo.currentData() == "folder" and window.session.dataset.name == "tiny"

@@ -207,6 +207,23 @@ def test_everything_fits_a_1280x800_window(qtbot, settings, tiny_folder, no_bund
     w.close()
 
 
+def test_the_map_keeps_its_room_when_the_window_shrinks(window, qtbot):
+    from app.main_window import MAP_MIN_WIDTH, MAP_SHARE
+    window.metrics_dock.raise_()  # the widest panels on both sides
+    sides = ((window.training_dock, window.metrics_dock),
+             (window.side_dock, window.draw_dock, window.interp_dock))
+    docks_min = sum(max(d.minimumSizeHint().width() for d in side) for side in sides)
+    assert docks_min < 700  # the panels scroll rather than widen their dock
+    for width, height in ((1280, 800), (1024, 700), (900, 560)):
+        window.resize(width, height)
+        qtbot.wait(50)
+        # The docks give up width first, down to their own minimum; the map never below its own.
+        wanted = min(MAP_SHARE * window.width(), window.width() - docks_min - 30)
+        assert window.map.width() >= max(wanted, MAP_MIN_WIDTH), width
+        assert window.map.height() >= 300
+    assert window.width() < 1000 and window.map.width() >= MAP_MIN_WIDTH  # as small as allowed
+
+
 def test_clicking_a_legend_name_toggles_its_class(window, qtbot):
     sample, label = window.map.legend.items[3]
     pos = window.map.mapFromScene(label.mapToScene(label.boundingRect().center()))
