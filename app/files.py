@@ -55,8 +55,11 @@ class FilesController(QObject):
     def confirm_quit(self) -> bool:
         """Before the window closes: a running training run, then an unsaved model."""
         if self.session.training.running:
-            answer = self.ask("Training is running", "Quit now? The run stops; its last finished "
-                              "epoch is kept in the autosave and offered at the next start.",
+            done = self.session.run.epochs_done
+            kept = (f"its last finished epoch ({done}) is kept in the autosave and offered at the "
+                    "next start." if done else "it has not finished an epoch yet, so nothing of "
+                    "it is kept.")
+            answer = self.ask("Training is running", f"Quit now? The run stops; {kept}",
                               Button.Yes | Button.Cancel, Button.Cancel)
             return answer == Button.Yes
         return self.confirm_replace("quit")

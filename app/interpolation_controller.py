@@ -45,6 +45,8 @@ class InterpolationController(QObject):
         a, b = self.session.endpoints["A"], self.session.endpoints["B"]
         self.panel.set_endpoints(a, b)
         if a is None or b is None or self.session.models.model is None:
+            self.panel.set_result(None, None)
+            self.map.set_path(None)
             return
         zs = path_points(a, b, self.panel.steps.value())
         self.panel.set_result(zs, self.session.models.decode(zs))

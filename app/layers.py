@@ -39,12 +39,14 @@ def _colour_values(cancel, report, model: CAE, mode: str, points: MapPoints,
                    train_images: np.ndarray, train_labels: np.ndarray,
                    train_codes: np.ndarray | None, self_index: np.ndarray) -> np.ndarray:
     """Per-point reconstruction error, or whether the point's 5-NN vote (training digits, a digit
-    never voting for itself) is wrong."""
+    never voting for itself) is wrong.  Votes use exact codes, as the Metrics panel and
+    ``cae evaluate`` do (the map's own codes may come from the faster bf16 encoder)."""
     if mode == "error":
         return reconstruction_errors(model, points.images, cancel=lambda: cancel.cancelled)
     if train_codes is None:
-        train_codes = encode_cached(cancel, report, model, train_images, "auto")
-    return knn_predict_excluding_self(train_codes, train_labels, points.codes,
+        train_codes = encode_cached(cancel, report, model, train_images, "fp32")
+    codes = encode_cached(cancel, report, model, points.images, "fp32")
+    return knn_predict_excluding_self(train_codes, train_labels, codes,
                                       self_index) != points.labels
 
 

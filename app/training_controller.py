@@ -15,6 +15,17 @@ SNAPSHOT_EVERY_S = 2.0  # the map re-plots this often while training (each costs
 SNAPSHOT_SIZE = 1500  # test digits on the live map (all 10,000 on a GPU)
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
+def _how_far(epochs_done: int, step: tuple[int, int, int] | None) -> str:
+    """'after 2 epochs', or where inside an epoch a run stopped ('in epoch 1 at step 80/469')."""
+    if step is not None and step[0] > epochs_done and step[1] < step[2]:
+        return f"in epoch {step[0]} at step {step[1]}/{step[2]}"
+    return f"after {_epochs(epochs_done)}"
+
+
 class TrainingController(QObject):
     def __init__(self, session: Session, panel: TrainingPanel,
                  confirm_replace: Callable[[str], bool], ask_keep: Callable[[str], bool]) -> None:
@@ -34,6 +45,7 @@ class TrainingController(QObject):
         t.runningChanged.connect(lambda _: self._update_enabled())
         session.data.busyChanged.connect(lambda _: self._update_enabled())
         session.datasetChanged.connect(self._on_dataset)
+        session.modelChanged.connect(self._on_model_changed)
         session.data.failed.connect(lambda _: self._on_dataset(session.dataset))
         session.run.ended.connect(self._on_ended)
         self.choose_folder: Callable[[], None] = lambda: None  # set by the files controller
@@ -78,14 +90,22 @@ class TrainingController(QObject):
         if rec is None:
             self.panel.show_finished("training failed")
             return
-        text = (f"stopped after {rec.epochs_done} epoch(s)" if rec.stopped
-                else f"finished {rec.epochs_done} epoch(s)") + f" in {rec.seconds:.0f} s"
+        where = _how_far(rec.epochs_done, self.panel.last_step)
+        text = (f"stopped {where}" if rec.stopped
+                else f"finished {_epochs(rec.epochs_done)}") + f" in {rec.seconds:.0f} s"
         self.panel.show_finished(text)
         self.session.status.emit("training " + text, 10000)
         if rec.stopped and not self.session.closing and not self.ask_keep(
-                f"Training was stopped after {rec.epochs_done} epoch(s). Keep this partly "
-                "trained model (unsaved), or discard it and go back to the previous model?"):
+                f"Training was stopped {where}. Keep this partly trained model (unsaved), or "
+                "discard it and go back to the previous model?"):
             self.session.run.discard_trained()
+
+    @Slot()
+    def _on_model_changed(self) -> None:
+        """Another model (opened, new, discarded back to): the last run's curves and outcome
+        no longer describe it.  A run's own result keeps them."""
+        if not self.session.training.running and not self.session.run.adopting:
+            self.panel.reset_curves(starting=False)
 
     @Slot(str)
     def _on_dataset_chosen(self, name: str) -> None:

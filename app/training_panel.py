@@ -105,6 +105,7 @@ class TrainingPanel(QWidget):
         self.train_points: list[tuple[int, float]] = []
         self.test_points: list[tuple[int, float]] = []
         self._steps_per_epoch = 1
+        self.last_step: tuple[int, int, int] | None = None  # (epoch, step, steps per epoch)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -125,6 +126,7 @@ class TrainingPanel(QWidget):
         if self.pause_button.text() == "Pause":
             self.pauseRequested.emit()
             self.pause_button.setText("Resume")
+            self.progress.setFormat("paused: " + self.progress.format())  # no stale ETA ticking
         else:
             self.resumeRequested.emit()
             self.pause_button.setText("Pause")
@@ -139,19 +141,21 @@ class TrainingPanel(QWidget):
                   self.continue_training):
             w.setEnabled(not running)
 
-    def reset_curves(self) -> None:
-        """A new run: no curves, no progress or messages of the previous one."""
+    def reset_curves(self, starting: bool = True) -> None:
+        """A new run (or another model): no curves, progress or messages of the previous one."""
         self.train_points, self.test_points = [], []
+        self.last_step = None
         self.train_curve.setData([], [])
         self.test_curve.setData([], [])
         self.progress.setValue(0)
-        self.progress.setFormat("starting…")
+        self.progress.setFormat("starting…" if starting else "")
         self.status.setText("")
         self.loss_plot.setVisible(False)
         self.loss_hint.setVisible(True)
 
     def show_progress(self, p: Progress) -> None:
         self._steps_per_epoch = p.steps_per_epoch
+        self.last_step = (p.epoch, p.step, p.steps_per_epoch)
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
         self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
                                 f"{p.images_per_s:,.0f} img/s  ETA {format_eta(p.eta_s)}")

@@ -32,6 +32,7 @@ class TrainingRun(QObject):
         self._train_started = 0.0
         self._epoch_ended = False
         self._metrics_due = False
+        self.adopting = False
         t = session.training
         t.snapshot.connect(self._on_snapshot)
         t.epochEnded.connect(self._on_epoch)
@@ -94,6 +95,11 @@ class TrainingRun(QObject):
             self._metrics_due = False
             s.refresh_metrics(quick=True)
 
+    @property
+    def epochs_done(self) -> int:
+        """Epochs the current (or last) run finished: what its autosave holds."""
+        return len(self._history)
+
     def _on_epoch(self, e: EpochEnd) -> None:
         self._metrics_due = True
         self._epoch_ended = True
@@ -128,7 +134,11 @@ class TrainingRun(QObject):
         model, meta, extras = self._model_file(state, stopped)
         if note:
             meta["note"] = note
-        s.models.set_model(model, meta, None, trained=True, extras=extras)
+        self.adopting = True  # the run's own result: its curves stay on show
+        try:
+            s.models.set_model(model, meta, None, trained=True, extras=extras)
+        finally:
+            self.adopting = False
         s.set_dirty(True)
 
     def _on_training_finished(self, rec: Finished, state: dict) -> None:

@@ -247,8 +247,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     header = _read_header(path)
     meta = header.get("__metadata__") or {}
     if meta.get("format") != FORMAT:
+        tag = meta.get("format")
         raise CheckpointError(f"{path}: a safetensors file, but not a CAE Latent Explorer model "
-                              f"(format tag {meta.get('format')!r})")
+                              + (f"(its format tag is {tag!r})" if tag else
+                                 "(it has no format tag: weights saved by another program?)"))
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: model format version {meta.get('format_version')!r} is not "
                               f"supported (this version reads {FORMAT_VERSION})")

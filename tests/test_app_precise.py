@@ -134,23 +134,28 @@ def test_colour_by_wrong_vote(window, qtbot):
     window.toolbar.colour_by.setCurrentIndex(window.toolbar.colour_by.findData("knn"))
     window.layers.refresh_colouring()
     qtbot.waitUntil(lambda: window.map.colour_mode == "knn", timeout=20000)
-    ds = window.session.dataset
-    train_codes = encode_images(window.session.models.model, ds.train_images)
-    wrong = knn_predict(train_codes, ds.train_labels, window.map.codes) != ds.test_labels
+    ds, model = window.session.dataset, window.session.models.model
+    # Exact codes vote, as in the Metrics panel and `cae evaluate` (not the map's bf16 codes).
+    train_codes = encode_images(model, ds.train_images, precision="fp32")
+    test_codes = encode_images(model, ds.test_images, precision="fp32")
+    wrong = knn_predict(train_codes, ds.train_labels, test_codes) != ds.test_labels
     np.testing.assert_array_equal(window.map.colour_values, wrong)
+    window.session.request_train_codes()
+    qtbot.waitUntil(lambda: window.session.train_codes is not None, timeout=20000)
+    np.testing.assert_array_equal(window.session.train_codes, train_codes)
     right_pts, wrong_pts = _overlay_points(window)
     assert len(wrong_pts) == wrong.sum() and len(right_pts) == (~wrong).sum()
 
 
 def test_wrong_vote_in_the_70k_view_leaves_each_digit_out_of_its_own_vote(window, qtbot):
-    from cae.metrics import knn_indices, vote
+    from cae.metrics import encode_images, knn_indices, vote
     window.session.set_map_all(True)
     qtbot.waitUntil(lambda: len(window.map.codes) == 320, timeout=10000)
     window.toolbar.colour_by.setCurrentIndex(window.toolbar.colour_by.findData("knn"))
     window.layers.refresh_colouring()
     qtbot.waitUntil(lambda: window.map.colour_mode == "knn", timeout=20000)
     ds = window.session.dataset
-    train_codes = window.map.codes[:256]
+    train_codes = encode_images(window.session.models.model, ds.train_images, precision="fp32")
     nearest = knn_indices(train_codes, train_codes, k=6)
     expected = []
     for i, row in enumerate(nearest):

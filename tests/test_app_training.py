@@ -229,3 +229,39 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
     window.toolbar.timeline_slider.setValue(3)  # back to now: the current model
     assert window.session.models.decoder_override is None
+
+
+def test_messages_say_how_far_a_stopped_run_got(window, qtbot, answered_questions):
+    set_settings(window, epochs=5, batch=1)  # 256 steps per epoch: the first report is in epoch 1
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        window.training.start()
+    window.session.training.pause()
+    qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
+    assert window.training_panel.progress.format().startswith("paused: epoch 1")
+    assert window.session.run.epochs_done == 0
+    window.files.confirm_quit()  # answered "quit" by the conftest; the question is what counts
+    assert "has not finished an epoch yet, so nothing of it is kept" in answered_questions[-1][1]
+    with qtbot.waitSignal(window.session.training.finished, timeout=10000):
+        window.session.training.stop()
+    assert "stopped in epoch 1 at step " in window.training_panel.progress.format()
+    assert "stopped in epoch 1 at step " in answered_questions[-1][1]  # the keep question
+
+
+def test_another_model_clears_the_last_runs_curves_and_the_interpolation_ends(window, qtbot,
+                                                                              tmp_path):
+    from cae.checkpoint import save_checkpoint
+    set_settings(window, epochs=1, batch=32)
+    with qtbot.waitSignal(window.session.training.finished, timeout=60000):
+        window.training.start()
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    panel = window.training_panel
+    assert panel.train_points and "finished 1 epoch in" in panel.progress.format()  # kept
+    window.session.set_endpoint("A", np.zeros(2))
+    window.session.set_endpoint("B", np.ones(2))
+    assert window.interp_panel.frames is not None
+    other = save_checkpoint(tmp_path / "other.safetensors", CAE(), {"dataset": "synthetic"})
+    window.session.set_dirty(False)
+    assert window.files.open_model(str(other))
+    assert not panel.train_points and not panel.test_points and panel.progress.format() == ""
+    assert window.session.endpoints == {"A": None, "B": None}
+    assert window.interp_panel.frames is None and not window.map.path_item.isVisible()

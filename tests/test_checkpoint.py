@@ -110,10 +110,12 @@ def test_wrong_keys_shapes_dtypes_and_format(tmp_path, model):
             load_checkpoint(path)
     path = tmp_path / "other.safetensors"
     _write_raw(path, state, fmt="something-else")
-    with pytest.raises(CheckpointError, match="not a CAE Latent Explorer model"):
+    with pytest.raises(CheckpointError, match="not a CAE Latent Explorer model .its format tag "
+                                              "is 'something-else'"):
         load_checkpoint(path)
     save_file(state, str(path))
-    with pytest.raises(CheckpointError, match="not a CAE Latent Explorer model"):
+    with pytest.raises(CheckpointError, match="not a CAE Latent Explorer model .it has no format "
+                                              "tag: weights saved by another program"):
         load_checkpoint(path)
 
 
