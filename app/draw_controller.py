@@ -35,7 +35,7 @@ class DrawController(QObject):
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
-        noun = "digits" if dataset.name == "mnist" else "images"
+        noun = dataset.noun
         self.panel.neighbours_title.setText(f"<b>5 nearest training {noun}</b> (latent space)")
         self.update_drawing()
 
@@ -66,7 +66,7 @@ class DrawController(QObject):
         panel.show_result(pre, reconstruction, z)
         self.map.set_drawn_marker((float(z[0]), float(z[1])))
         ds = s.dataset
-        noun = "digits" if ds is None or ds.name == "mnist" else "images"
+        noun = "digits" if ds is None else ds.noun
         if ds is None:
             panel.show_neighbours(None, [], f"load a dataset to see the nearest training {noun}")
             return

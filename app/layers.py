@@ -16,7 +16,7 @@ from cae.model import CAE
 
 from .density import density_rgba, hex_rgb
 from .latent_map import PALETTE, LatentMap
-from .map_toolbar import MapToolbar
+from .map_toolbar import MAP_SET_TIP, MapToolbar
 from .mosaic import mosaic
 from .points import MapPoints, encode_cached
 from .session import Session
@@ -99,7 +99,22 @@ class LayersController(QObject):
         self.map.set_codes(points.codes, points.labels, points.class_names,
                            fit=self.bar.follow_action.isChecked())
         self.bar.map_set.setCurrentIndex(1 if self.session.map_all else 0)
+        self._name_the_set(points)
         self.refresh_colouring()
+
+    def _name_the_set(self, points: MapPoints) -> None:
+        """While training, the map follows a sample of the test digits: the choice says so."""
+        bar, ds = self.bar.map_set, self.session.dataset
+        live = points.source == "training"
+        bar.setEnabled(not live)
+        if live:
+            noun = "digits" if ds is None else ds.noun
+            bar.setItemText(bar.currentIndex(), f"Live: {len(points):,} test {noun}")
+            bar.setToolTip("While training, the map follows this sample of the test set; "
+                           "the full set comes back when the run ends")
+        elif ds is not None:
+            self._on_dataset(ds)
+            bar.setToolTip(MAP_SET_TIP)
 
     def fit_view(self) -> None:
         """Frame the points, and keep them framed as they move."""
@@ -108,7 +123,7 @@ class LayersController(QObject):
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
-        noun = "digits" if dataset.name == "mnist" else "images"
+        noun = dataset.noun
         n_test, n_all = len(dataset.test_images), len(dataset.test_images) + len(dataset.train_images)
         self.bar.map_set.setItemText(0, f"Test {noun} ({n_test:,})")
         self.bar.map_set.setItemText(1, f"All {noun} ({n_all:,})")

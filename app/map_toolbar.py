@@ -7,6 +7,8 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QSpinBox, QToolBar
 
 
+MAP_SET_TIP = "Which digits are on the map"
+
 class MapToolbar(QToolBar):
     def __init__(self, parent=None) -> None:
         super().__init__("Map", parent)
@@ -23,7 +25,7 @@ class MapToolbar(QToolBar):
         self.map_set = QComboBox()
         self.map_set.addItem("Test digits", False)
         self.map_set.addItem("All digits", True)
-        self.map_set.setToolTip("Which digits are on the map")
+        self.map_set.setToolTip(MAP_SET_TIP)
         self.map_set.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.addWidget(self.map_set)
         self.colour_by = QComboBox()

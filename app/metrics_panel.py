@@ -5,8 +5,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 
+
+def _numbered(class_names: tuple[str, ...]) -> list[str]:
+    """'3 Dress' for a named class, plain '3' where the name is the number itself (MNIST)."""
+    return [name if name == str(i) else f"{i} {name}" for i, name in enumerate(class_names)]
 
 class MetricsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -44,13 +49,19 @@ class MetricsPanel(QWidget):
             f"{metrics['n_train']:,} training points)")
         per_class = np.nan_to_num(np.asarray(metrics["per_class_mse"], float))
         self.bars.setOpts(x0=0, y=np.arange(n), width=per_class, height=0.7)
-        self.bars_plot.getPlotItem().getAxis("left").setTicks([list(enumerate(class_names))])
+        numbered = _numbered(class_names)
+        self.bars_plot.getPlotItem().getAxis("left").setTicks([list(enumerate(numbered))])
         self.bars_plot.getPlotItem().autoRange()
         confusion = np.asarray(metrics["knn5_confusion"])
         self.table.setRowCount(n)
         self.table.setColumnCount(n)
-        self.table.setHorizontalHeaderLabels(list(class_names))
-        self.table.setVerticalHeaderLabels(list(class_names))
+        # Numbers head the rows and columns (the bars above pair each with its name; the
+        # headers' tooltips name it too), so ten columns fit the dock without scrolling.
+        for i, name in enumerate(numbered):
+            for header, set_item in ((QTableWidgetItem(str(i)), self.table.setHorizontalHeaderItem),
+                                     (QTableWidgetItem(str(i)), self.table.setVerticalHeaderItem)):
+                header.setToolTip(name)
+                set_item(i, header)
         row_totals = np.maximum(confusion.sum(axis=1, keepdims=True), 1)
         for i in range(n):
             for j in range(n):
@@ -61,6 +72,7 @@ class MetricsPanel(QWidget):
                 item.setBackground(QBrush(QColor(*base, int(30 + 200 * share) if confusion[i, j] else 0)))
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
 
     def clear(self, text: str = "no metrics yet") -> None:
         self.metrics = None

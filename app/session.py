@@ -220,11 +220,17 @@ class Session(QObject):
                          f"{len(dataset.test_images):,} test images from {dataset.source}", 8000)
         self.datasetChanged.emit(dataset)
         bundled = self._bundled_for(dataset.name)
+        trained_on = self.models.metadata.get("dataset")
         if bundled is not None:  # a map at once, no training needed
             self._warn(self.models.load(bundled))
+            self.status.emit(f"{dataset.name}: switched to its bundled model too (a model trained "
+                             f"on {trained_on} would not make sense of these {dataset.noun})", 10000)
         elif self.models.model is None:
             self.models.new_model()  # emits modelChanged -> codes
         else:
+            if trained_on in DATASETS and trained_on != dataset.name:
+                self.status.emit(f"the map shows {dataset.name} {dataset.noun} through a model "
+                                 f"trained on {trained_on}: Train for a model of this data", 0)
             self.refresh_codes(fit=len(self.points) == 0)
 
     def _bundled_for(self, dataset: str) -> Path | None:
@@ -279,7 +285,7 @@ class Session(QObject):
             self.set_points(MapPoints(codes, labels, ds.class_names, images, source), fit)
             if not self.map_all and self.models.generation == generation:
                 self.models.extras.update(test_codes=codes, test_labels=labels.astype(np.uint8))
-            self.status.emit(f"{len(codes):,} digits on the map", 5000)
+            self.status.emit(f"{len(codes):,} {ds.noun} on the map", 5000)
             self.refresh_metrics()
 
         # The test digits' codes are exact (they are saved with a model); the 70,000-point view
@@ -288,7 +294,7 @@ class Session(QObject):
                           "auto" if self.map_all else "fp32", on_done=done,
                           on_failed=lambda m: self.error.emit("Encoding failed", m),
                           on_progress=lambda f: self.status.emit(
-                              f"encoding {len(images):,} digits… {100 * f:.0f} %", 0))
+                              f"encoding {len(images):,} {ds.noun}… {100 * f:.0f} %", 0))
 
     def request_train_codes(self) -> None:
         """Encode the training digits in the background (once per model and dataset), with the

@@ -113,6 +113,11 @@ class Dataset:
     def image_size(self) -> int:
         return int(self.train_images.shape[-1])
 
+    @property
+    def noun(self) -> str:
+        """What messages call its images: 'digits' for MNIST, 'images' for anything else."""
+        return "digits" if self.name == "mnist" else "images"
+
 
 @dataclass
 class CancelToken:

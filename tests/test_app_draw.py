@@ -38,8 +38,8 @@ def test_drawing_shows_reconstruction_marker_and_neighbours(window, qtbot):
     assert f"{float(np.mean((rec - pre.image) ** 2)):.4f}" in panel.result_label.text()
     # Neighbours arrive once the training digits are encoded in the background.
     qtbot.waitUntil(lambda: window.draw.neighbours is not None, timeout=20000)
-    # (the neighbours' codes take the fast encode, as the map's kNN does: see cae/metrics.py)
-    train_codes = encode_images(model, window.session.dataset.train_images, precision="auto")
+    # (the neighbours' codes are exact, as every vote's: Session.request_train_codes)
+    train_codes = encode_images(model, window.session.dataset.train_images, precision="fp32")
     expected = knn_indices(train_codes, z.numpy(), k=5)[0]
     np.testing.assert_array_equal(window.draw.neighbours, expected)
     np.testing.assert_allclose(panel.neighbour_views[0].image,

@@ -265,3 +265,17 @@ def test_another_model_clears_the_last_runs_curves_and_the_interpolation_ends(wi
     assert not panel.train_points and not panel.test_points and panel.progress.format() == ""
     assert window.session.endpoints == {"A": None, "B": None}
     assert window.interp_panel.frames is None and not window.map.path_item.isVisible()
+
+
+def test_the_set_choice_says_the_live_map_is_a_sample(window, qtbot):
+    set_settings(window, epochs=200, batch=8)
+    choice = window.toolbar.map_set
+    with qtbot.waitSignal(window.session.training.snapshot, timeout=30000):
+        window.training.start()
+    qtbot.waitUntil(lambda: window.session.points.source == "training", timeout=5000)
+    assert choice.currentText() == f"Live: {len(window.session.points)} test images"
+    assert not choice.isEnabled()
+    with qtbot.waitSignal(window.session.training.finished, timeout=10000):
+        window.session.training.stop()
+    qtbot.waitUntil(lambda: window.session.points.source == "test", timeout=10000)
+    assert choice.currentText() == "Test images (64)" and choice.isEnabled()

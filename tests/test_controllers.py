@@ -110,3 +110,25 @@ def test_files_remember_recent_models_and_refuse_empty_exports(session, tmp_path
     assert files.recent_models()[0] == str(target.resolve())
     assert not files.export_codes(str(tmp_path / "c.csv"))  # no points on the map yet
     assert "no latent codes" in session.errors[-1]
+
+
+def test_the_confusion_matrix_of_ten_named_classes_fits_a_narrow_dock(qtbot):
+    from app.metrics_panel import MetricsPanel
+    from cae.data import DATASETS
+    names = DATASETS["fashion-mnist"].class_names
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(330, 700)
+    panel.show()
+    confusion = np.full((10, 10), 12) + np.diag(np.full(10, 880))
+    panel.show_metrics({"test_mse": 0.03, "knn5_accuracy": 0.66, "n_test": 10000, "n_train": 60000,
+                        "per_class_mse": [0.02] * 10, "knn5_confusion": confusion.tolist()},
+                       names, "a model")
+    qtbot.wait(50)
+    table = panel.table
+    assert not table.horizontalScrollBar().isVisible()  # all ten columns on show
+    assert table.horizontalHeaderItem(0).toolTip() == "0 T-shirt/top"
+    assert table.verticalHeaderItem(9).toolTip() == "9 Ankle boot"
+    ticks = panel.bars_plot.getPlotItem().getAxis("left")._tickLevels[0]
+    assert ticks[3] == (3, "3 Dress")
+    assert table.item(9, 9).text() == "892"

@@ -163,12 +163,16 @@ def test_switching_to_fashion_mnist_switches_the_bundled_model(session, qtbot):
     assert mnist is not None and fashion is not None
     session.start(None, None, "mnist", bundled=mnist)
     assert session.models.path == mnist
+    said = []
+    session.status.connect(lambda text, _ms: said.append(text))
     small = make_dataset(64, 32)
     names = DATASETS["fashion-mnist"].class_names
     session._on_dataset_loaded(Dataset("fashion-mnist", small.train_images, small.train_labels,
                                        small.test_images, small.test_labels, names))
     assert session.models.path == fashion and session.models.metadata["dataset"] == "fashion-mnist"
-    session.set_dirty(True)  # a model of the user's is never replaced
+    assert "fashion-mnist: switched to its bundled model too" in said[-1]
+    session.set_dirty(True)  # a model of the user's is never replaced, and the user is told
     session._on_dataset_loaded(Dataset("mnist", small.train_images, small.train_labels,
                                        small.test_images, small.test_labels))
     assert session.models.path == fashion
+    assert any("shows mnist digits through a model trained on fashion-mnist" in t for t in said)
