@@ -22,7 +22,7 @@ from cae.metrics import evaluate
 from cae.model import CAE
 from cae.timeline import Timeline
 
-from . import autosave
+from . import autosave, torch_threads
 from .data_service import DataService
 from .model_service import ModelService
 from .points import EMPTY_POINTS, MapPoints, encode_cached
@@ -58,6 +58,7 @@ class Session(QObject):
 
     def __init__(self, settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        torch_threads.use(1)  # the GUI thread never starts an OpenMP team: see app/torch_threads
         self.settings = settings
         self.runner = TaskRunner(self)
         self.tasks = LatestTasks(self.runner, self)
@@ -84,6 +85,7 @@ class Session(QObject):
         self.models.weightsUpdated.connect(self.decoderChanged)
         self.data.loaded.connect(self._on_dataset_loaded)
         self.data.failed.connect(self._on_data_failed)
+        self.training.runningChanged.connect(self.runner.set_training)
         self.run = TrainingRun(self)
 
     # =========================================================================== start-up

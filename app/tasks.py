@@ -9,10 +9,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from cae.data import CancelToken
 from cae.errors import CAEError
+
+from . import torch_threads
 
 
 def describe_error(exc: BaseException) -> str:
@@ -31,10 +33,11 @@ class Task(QObject):
     progress = Signal(object)
     ended = Signal()
 
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+    def __init__(self, fn: Callable[..., Any], *args: Any, torch_threads: int = 1) -> None:
         super().__init__()
         self.fn = fn
         self.args = args
+        self.torch_threads = torch_threads
         self.cancel_token = CancelToken()
 
     def cancel(self) -> None:
@@ -46,6 +49,7 @@ class Task(QObject):
 
     def _run(self) -> None:
         try:
+            torch_threads.use(self.torch_threads)
             result = self.fn(self.cancel_token, self._report, *self.args)
         except Exception as exc:  # noqa: BLE001 - any failure must reach the user, not kill the app
             if not self.cancelled:
@@ -86,13 +90,41 @@ class TaskRunner(QObject):
 
     def __init__(self, parent: QObject | None = None, threads: int = 2) -> None:
         super().__init__(parent)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(threads)
-        # Keep the threads: each new thread that runs torch gets its own OpenMP team, arena and
-        # caches, so recycling idle threads (Qt's default after 30 s) makes memory creep up.
-        self.pool.setExpiryTimeout(-1)
+        self.threads = threads
+        self.pool = self._new_pool()
+        self.torch_threads = torch_threads.ALL  # 1 while a training run owns the cores
+        self._retired: list[QThreadPool] = []
+        self._reaper = QTimer(self)
+        self._reaper.setInterval(200)
+        self._reaper.timeout.connect(self._reap)
         self._tasks: set[Task] = set()
         self.closed = False
+
+    def _new_pool(self) -> QThreadPool:
+        pool = QThreadPool(self)
+        pool.setMaxThreadCount(self.threads)
+        # Keep the threads: each new thread that runs torch gets its own OpenMP team, arena and
+        # caches, so recycling idle threads (Qt's default after 30 s) makes memory creep up.
+        pool.setExpiryTimeout(-1)
+        return pool
+
+    def set_training(self, training: bool) -> None:
+        """A training run starts (or ended): tasks run torch on one thread meanwhile, in new
+        pool threads, since the old ones keep the OpenMP teams they had (see
+        :mod:`app.torch_threads`); the old pool goes once its (cancelled) tasks have ended."""
+        self.torch_threads = 1 if training else torch_threads.ALL
+        if training and torch_threads.ALL > 1:
+            self._retired.append(self.pool)
+            self.pool = self._new_pool()
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        """Delete retired pools whose tasks have ended: their threads end, and their teams."""
+        for pool in [p for p in self._retired if p.activeThreadCount() == 0]:
+            self._retired.remove(pool)
+            pool.deleteLater()
+        if not self._retired:
+            self._reaper.stop()
 
     def submit(self, fn: Callable[..., Any], *args: Any, on_done: Callable | None = None,
                on_failed: Callable | None = None, on_progress: Callable | None = None) -> Task:
@@ -103,7 +135,7 @@ class TaskRunner(QObject):
         """
         if self.closed:
             raise RuntimeError("the task runner has been shut down")
-        task = Task(fn, *args)
+        task = Task(fn, *args, torch_threads=self.torch_threads)
         for signal, slot in ((task.done, on_done), (task.failed, on_failed),
                              (task.progress, on_progress)):
             if slot is not None:
@@ -119,14 +151,14 @@ class TaskRunner(QObject):
 
     @property
     def busy(self) -> bool:
-        return self.pool.activeThreadCount() > 0
+        return any(p.activeThreadCount() > 0 for p in (self.pool, *self._retired))
 
     def shutdown(self, timeout_ms: int = 2000) -> bool:
         """Cancel everything and wait; True when every task ended in time."""
         self.closed = True
         for task in list(self._tasks):
             task.cancel()
-        return self.pool.waitForDone(timeout_ms)
+        return all([p.waitForDone(timeout_ms) for p in (self.pool, *self._retired)])
 
 
 class LatestTasks(QObject):

@@ -15,6 +15,7 @@ from cae.data import Dataset
 from cae.model import CAE
 from cae.train import EpochEnd, Finished, Progress, Snapshot, TrainConfig, Trainer
 
+from . import torch_threads
 from .tasks import describe_error
 
 PROGRESS_INTERVAL_S = 0.25  # at most four progress updates a second reach the GUI
@@ -35,6 +36,7 @@ class _Worker(QObject):
 
     @Slot()
     def run(self) -> None:
+        torch_threads.use(torch_threads.ALL)  # the one thread with an OpenMP team meanwhile
         last_progress = 0.0
         pending: Progress | None = None
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -226,16 +228,49 @@ def _rate(reports: list[tuple[float, int]], batch_size: int) -> float:
     return (reports[-1][1] - reports[0][1]) * batch_size / (reports[-1][0] - reports[0][0])
 
 
-def training_in_the_window(ds: Dataset, seconds: float, warmup: float, reps: int) -> dict:
+def training_in_the_window(quick: bool, seconds: float, warmup: float, reps: int) -> dict:
     """The window's images/s over the CLI's (same batch, alternated; the map live with the app's
-    snapshot settings), and the GUI's longest stall in a run where the user keeps exploring."""
-    config = TrainConfig(epochs=100, batch_size=128, device="cpu",
-                         snapshot_every_s=SNAPSHOT_EVERY_S, snapshot_size=SNAPSHOT_SIZE)
+    snapshot settings), and the GUI's longest stall in a run where the user keeps exploring.
+
+    Each figure comes from a fresh process, as `cae train` and the app each run in one: how many
+    OpenMP teams a process already holds changes how fast a training thread runs (see
+    app/torch_threads.py), and this process has done other torch work by now."""
     gui, cli, stall = [], [], []
     for _ in range(reps):
-        cli.append(_cli_training(ds, replace(config, snapshot_every_s=0.0), seconds, warmup))
-        gui.append(_window_training(ds, config, seconds, warmup, explore=False)[0])
-        stall.append(_window_training(ds, config, seconds, warmup, explore=True)[1])
+        cli.append(_in_fresh_process("cli", quick, seconds, warmup))
+        gui.append(_in_fresh_process("window", quick, seconds, warmup))
+        stall.append(_in_fresh_process("stall", quick, seconds, warmup))
     return {"gui_train_img_s": statistics.median(gui), "cli_train_img_s": statistics.median(cli),
             "gui_train_fraction_of_cli": statistics.median(g / c for g, c in zip(gui, cli)),
             "gui_stall_ms": max(stall)}
+
+
+def _in_fresh_process(kind: str, quick: bool, seconds: float, warmup: float) -> float:
+    """One figure of :func:`_one_training` measured by ``python -m benchmarks.gui``."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gui", kind, str(int(quick)),
+                           str(seconds), str(warmup)], cwd=root, capture_output=True, text=True,
+                          timeout=seconds + warmup + 600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark: the {kind} training run failed:\n{proc.stderr[-2000:]}")
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def _one_training(kind: str, quick: bool, seconds: float, warmup: float) -> float:
+    """'cli': images/s of the trainer alone (snapshots at epoch ends only, as `cae train`);
+    'window': images/s of a run in the window with the map live; 'stall': the GUI's longest
+    stall (ms) in such a run while the user keeps exploring."""
+    from .suite import dataset
+    ds = dataset(quick)
+    if quick:
+        ds = replace(ds, train_images=ds.train_images[:5000], train_labels=ds.train_labels[:5000])
+    config = TrainConfig(epochs=100, batch_size=128, device="cpu",
+                         snapshot_every_s=SNAPSHOT_EVERY_S, snapshot_size=SNAPSHOT_SIZE)
+    if kind == "cli":
+        return _cli_training(ds, replace(config, snapshot_every_s=0.0), seconds, warmup)
+    rate, longest_stall = _window_training(ds, config, seconds, warmup, explore=kind == "stall")
+    return rate if kind == "window" else longest_stall
+
+
+if __name__ == "__main__":
+    print(_one_training(sys.argv[1], sys.argv[2] == "1", float(sys.argv[3]), float(sys.argv[4])))

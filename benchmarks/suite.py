@@ -397,9 +397,8 @@ def run_all(quick: bool, rows: dict, details: dict) -> None:
                  for n, t in pans.items()})
     if BUNDLED.exists():
         rows["click_to_paint_ms_p50"] = gui.click_to_paint(str(BUNDLED), 10 if quick else 50)
-    small = replace(ds, train_images=ds.train_images[:5000], train_labels=ds.train_labels[:5000])
-    window = gui.training_in_the_window(small if quick else ds, 3.0 if quick else 15.0,
-                                        2.0 if quick else 5.0, 1 if quick else 2)
+    window = gui.training_in_the_window(quick, 3.0 if quick else 15.0, 2.0 if quick else 5.0,
+                                        1 if quick else 2)
     details["training_in_the_window"] = window
     rows.update(gui_train_fraction_of_cli=window["gui_train_fraction_of_cli"],
                 gui_stall_ms=window["gui_stall_ms"])

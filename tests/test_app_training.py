@@ -279,3 +279,37 @@ def test_the_set_choice_says_the_live_map_is_a_sample(window, qtbot):
         window.session.training.stop()
     qtbot.waitUntil(lambda: window.session.points.source == "test", timeout=10000)
     assert choice.currentText() == "Test images (64)" and choice.isEnabled()
+
+
+def test_only_the_training_thread_gives_torch_every_core(window, qtbot, monkeypatch):
+    """While a run trains, no other thread holds an OpenMP team (app/torch_threads.py)."""
+    import threading
+
+    from app import torch_threads
+    assert torch.get_num_threads() == 1  # the GUI thread: set when the session was made
+    calls: list[tuple[str, int]] = []
+    real_use = torch_threads.use
+    monkeypatch.setattr(torch_threads, "use", lambda n: (
+        calls.append((threading.current_thread().name, n)), real_use(n)))
+    runner = window.session.runner
+
+    def threads_task(cancel, report):
+        return torch.get_num_threads()
+
+    with qtbot.waitSignal(runner.submit(threads_task).done, timeout=5000) as idle:
+        pass
+    assert idle.args[0] == torch_threads.ALL  # no run: a task uses every core
+    old_pool = runner.pool
+    set_settings(window, epochs=200, batch=8)
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        window.training.start()
+    assert runner.pool is not old_pool and runner.torch_threads == 1
+    with qtbot.waitSignal(runner.submit(threads_task).done, timeout=5000) as during:
+        pass
+    assert during.args[0] == 1
+    training_thread = [name for name, n in calls if n == torch_threads.ALL]
+    assert training_thread and all(name != "MainThread" for name in training_thread)
+    qtbot.waitUntil(lambda: not runner._retired, timeout=5000)  # the old threads are gone
+    with qtbot.waitSignal(window.session.training.finished, timeout=10000):
+        window.session.training.stop()
+    qtbot.waitUntil(lambda: runner.torch_threads == torch_threads.ALL, timeout=5000)
