@@ -97,7 +97,8 @@ class ExportsController(QObject):
         path = path or self._ask_path("Export map", "latent-map.svg",
                                       "SVG (*.svg);;PNG at any resolution (*.png)")
         options = options or (path and self._ask_options(
-            "Map export", {"scale": ("Scale (PNG)", 1, 8, 2)},
+            "Map export",
+            {"scale": ("Scale", 1, 8, 2)} if str(path).lower().endswith(".png") else {},
             {"mosaic": ("Decoded images under the points", self.map.mosaic_item.isVisible()),
              "legend": ("Legend", True)}))
         if not path or not options:
@@ -112,7 +113,8 @@ class ExportsController(QObject):
         size = size_for_plot(shown.width(), shown.height(), style)
         decoder = copy.deepcopy(s.models.decoding_model) if options["mosaic"] else None
         return self._run("map", f"Exporting the map to {Path(path).name}", _map_task, path,
-                         s.points, style, self.map.visible_rect(), size, float(options["scale"]),
+                         s.points, style, self.map.visible_rect(), size,
+                         float(options.get("scale", 1)),  # (an SVG has no pixels to scale)
                          decoder)
 
     def export_animation(self, path: str | None = None, options: dict | None = None) -> bool:

@@ -18,6 +18,7 @@ class InterpolationController(QObject):
         panel.stepsChanged.connect(lambda _: self.update())
         panel.export_png.clicked.connect(lambda: self._report(panel.save_png()))
         panel.export_csv.clicked.connect(lambda: self._report(panel.save_csv()))
+        panel.saved.connect(lambda path: session.status.emit(f"saved {path}", 8000))
         session.endpointsChanged.connect(self.update)
         session.decoderChanged.connect(self.update)
 

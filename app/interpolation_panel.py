@@ -32,6 +32,7 @@ class InterpolationPanel(QWidget):
 
     endpointRequested = Signal(str, str)  # "A"/"B", source: "decoded", "drawn" or "hovered"
     stepsChanged = Signal(int)
+    saved = Signal(str)  # the path of a written strip or table
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -88,6 +89,7 @@ class InterpolationPanel(QWidget):
         strip = np.kron(filmstrip(self.frames), np.ones((STRIP_SCALE, STRIP_SCALE), np.float32))
         if not to_qimage(strip).save(path, "PNG"):
             return f"could not write {path}"
+        self.saved.emit(path)
         return ""
 
     def save_csv(self, path: str | None = None) -> str:
@@ -103,4 +105,5 @@ class InterpolationPanel(QWidget):
                        fmt=["%d", "%.6f", "%.6f"])
         except OSError as exc:
             return f"could not write {path}: {exc.strerror or exc}"
+        self.saved.emit(path)
         return ""

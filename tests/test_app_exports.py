@@ -26,6 +26,25 @@ def wait_file(qtbot, window, kind, path):
     assert path.is_file()
 
 
+def test_the_map_export_asks_for_a_scale_only_for_a_png(window, tmp_path, monkeypatch, qtbot):
+    from app import exports
+    asked = []
+
+    class Dialog:
+        def __init__(self, title, parent, spins, checks):
+            asked.append(spins)
+
+        def exec(self):
+            return exports.QDialog.DialogCode.Rejected  # the user looks, then cancels
+
+    monkeypatch.setattr(exports, "OptionsDialog", Dialog)
+    assert not window.exports.export_map(str(tmp_path / "map.svg"))
+    assert not window.exports.export_map(str(tmp_path / "map.png"))
+    assert asked == [{}, {"scale": ("Scale", 1, 8, 2)}]
+    assert window.exports.export_map(str(tmp_path / "map.svg"), {"mosaic": False, "legend": True})
+    qtbot.waitUntil(lambda: (tmp_path / "map.svg").is_file(), timeout=20000)
+
+
 def test_the_animation_has_a_frame_per_step_and_the_epochs_differ(trained, qtbot, tmp_path):
     window = trained
     path = tmp_path / "run.gif"

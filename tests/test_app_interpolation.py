@@ -58,6 +58,7 @@ def test_exports(window, tmp_path):
     window.interpolation.update()
     png, csv = tmp_path / "strip.png", tmp_path / "z.csv"
     assert window.interp_panel.save_png(str(png)) == ""
+    assert window.statusBar().currentMessage() == f"saved {png}"  # the user hears it worked
     image = QImage(str(png))
     assert image.height() == 28 * 4 and image.width() == (10 * 28 + 9 * 2) * 4
     assert window.interp_panel.save_csv(str(csv)) == ""
