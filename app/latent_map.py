@@ -68,6 +68,11 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.legend = pg.LegendItem(labelTextColor="k", verSpacing=-4)
         self.plot_item.layout.addItem(self.legend, 2, 3)
         self.plot_item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        # The 'knn' colouring's key, in the class legend's place (which it hides).
+        self.vote_legend = pg.LabelItem("", color="k", justify="left")
+        self.plot_item.layout.addItem(self.vote_legend, 2, 3)
+        self.plot_item.layout.setAlignment(self.vote_legend, Qt.AlignmentFlag.AlignTop)
+        self.vote_legend.setVisible(False)
         self.scatters: list[UniformScatter] = []
         self.overlays: list[UniformScatter] = []  # points coloured by error or k-NN vote
         self.colour_mode = "class"
@@ -221,6 +226,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             for s in self.scatters:
                 s.setVisible(False)
         self.legend.setVisible(mode == "class")
+        self.vote_legend.setVisible(mode == "knn" and values is not None)
         if mode == "class" or values is None:
             return
         if mode == "error":
@@ -242,6 +248,11 @@ class LatentMap(DensityLevels, pg.PlotWidget):
                                   brush=pg.mkBrush(colour), pxMode=True, hoverable=False)
             self.plot_item.addItem(item)
             self.overlays.append(item)
+        if mode == "knn":
+            dot = '<span style="color:{}; font-size:14pt">&#9679;</span>'
+            self.vote_legend.setText(
+                f"{dot.format(KNN_WRONG)} vote wrong ({int(np.sum(values)):,})<br>"
+                f"{dot.format(KNN_RIGHT)} right ({int(np.size(values) - np.sum(values)):,})")
 
     def set_mosaic(self, image: np.ndarray | None, rect: tuple[float, float, float, float] | None = None,
                    ) -> None:

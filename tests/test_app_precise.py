@@ -145,6 +145,12 @@ def test_colour_by_wrong_vote(window, qtbot):
     np.testing.assert_array_equal(window.session.train_codes, train_codes)
     right_pts, wrong_pts = _overlay_points(window)
     assert len(wrong_pts) == wrong.sum() and len(right_pts) == (~wrong).sum()
+    key = window.map.vote_legend
+    assert key.isVisible() and not window.map.legend.isVisible()
+    assert f"vote wrong ({wrong.sum():,})" in key.text and f"right ({(~wrong).sum():,})" in key.text
+    window.toolbar.colour_by.setCurrentIndex(0)
+    window.layers.refresh_colouring()
+    assert not key.isVisible() and window.map.legend.isVisible()
 
 
 def test_wrong_vote_in_the_70k_view_leaves_each_digit_out_of_its_own_vote(window, qtbot):
