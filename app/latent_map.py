@@ -68,11 +68,11 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.legend = pg.LegendItem(labelTextColor="k", verSpacing=-4)
         self.plot_item.layout.addItem(self.legend, 2, 3)
         self.plot_item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
-        # The 'knn' colouring's key, in the class legend's place (which it hides).
-        self.vote_legend = pg.LabelItem("", color="k", justify="left")
-        self.plot_item.layout.addItem(self.vote_legend, 2, 3)
-        self.plot_item.layout.setAlignment(self.vote_legend, Qt.AlignmentFlag.AlignTop)
-        self.vote_legend.setVisible(False)
+        # The error and vote colourings' key, in the class legend's place (which they hide).
+        self.colour_key = pg.LabelItem("", color="k", justify="left")
+        self.plot_item.layout.addItem(self.colour_key, 2, 3)
+        self.plot_item.layout.setAlignment(self.colour_key, Qt.AlignmentFlag.AlignTop)
+        self.colour_key.setVisible(False)
         self.scatters: list[UniformScatter] = []
         self.overlays: list[UniformScatter] = []  # points coloured by error or k-NN vote
         self.colour_mode = "class"
@@ -226,7 +226,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             for s in self.scatters:
                 s.setVisible(False)
         self.legend.setVisible(mode == "class")
-        self.vote_legend.setVisible(mode == "knn" and values is not None)
+        self.colour_key.setVisible(mode != "class" and values is not None)
         if mode == "class" or values is None:
             return
         if mode == "error":
@@ -237,7 +237,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             colours = cmap.map(np.linspace(0, 1, ERROR_BINS), mode="qcolor")
             groups = [(bins == b, colours[b]) for b in range(ERROR_BINS)]
             self.colour_bar = pg.ColorBarItem(values=(lo, hi), colorMap=cmap, interactive=False,
-                                              label="reconstruction MSE", width=14)
+                                              width=14)  # (its own label would cover the points)
+            self.colour_key.setText("reconstruction<br>MSE per image")
             self.plot_item.layout.addItem(self.colour_bar, 2, 5)
         else:
             wrong = np.asarray(values, bool)
@@ -250,7 +251,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             self.overlays.append(item)
         if mode == "knn":
             dot = '<span style="color:{}; font-size:14pt">&#9679;</span>'
-            self.vote_legend.setText(
+            self.colour_key.setText(
                 f"{dot.format(KNN_WRONG)} vote wrong ({int(np.sum(values)):,})<br>"
                 f"{dot.format(KNN_RIGHT)} right ({int(np.size(values) - np.sum(values)):,})")
 

@@ -123,6 +123,7 @@ def test_colour_by_reconstruction_error(window, qtbot):
     filled = [[by_point[tuple(p)] for p in g] for g in groups if len(g)]
     assert all(max(a) <= min(b) + 1e-9 for a, b in zip(filled, filled[1:]))
     assert window.map.colour_bar is not None and not window.map.legend.isVisible()
+    assert window.map.colour_key.isVisible() and "reconstruction" in window.map.colour_key.text
     window.toolbar.colour_by.setCurrentIndex(0)
     window.layers.refresh_colouring()
     assert window.map.colour_mode == "class" and window.map.overlays == []
@@ -145,7 +146,7 @@ def test_colour_by_wrong_vote(window, qtbot):
     np.testing.assert_array_equal(window.session.train_codes, train_codes)
     right_pts, wrong_pts = _overlay_points(window)
     assert len(wrong_pts) == wrong.sum() and len(right_pts) == (~wrong).sum()
-    key = window.map.vote_legend
+    key = window.map.colour_key
     assert key.isVisible() and not window.map.legend.isVisible()
     assert f"vote wrong ({wrong.sum():,})" in key.text and f"right ({(~wrong).sum():,})" in key.text
     window.toolbar.colour_by.setCurrentIndex(0)
