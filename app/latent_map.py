@@ -69,10 +69,10 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.plot_item.layout.addItem(self.legend, 2, 3)
         self.plot_item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         # The error and vote colourings' key, in the class legend's place (which they hide).
+        # (one of the two is in the layout's cell at a time: a hidden item still takes its room)
         self.colour_key = pg.LabelItem("", color="k", justify="left")
-        self.plot_item.layout.addItem(self.colour_key, 2, 3)
-        self.plot_item.layout.setAlignment(self.colour_key, Qt.AlignmentFlag.AlignTop)
         self.colour_key.setVisible(False)
+        self._beside: pg.GraphicsWidget = self.legend
         self.scatters: list[UniformScatter] = []
         self.overlays: list[UniformScatter] = []  # points coloured by error or k-NN vote
         self.colour_mode = "class"
@@ -104,6 +104,13 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.path_item.setZValue(9)
         self.path_item.setVisible(False)
         self.plot_item.addItem(self.path_item, ignoreBounds=True)
+        self.path_ends = [pg.TextItem(html=f'<b style="color:#222222">{end}</b>', anchor=(0.5, 1.2),
+                                      fill=pg.mkBrush(255, 255, 255, 210), border="#222222")
+                          for end in "AB"]
+        for label in self.path_ends:
+            label.setZValue(9)
+            label.setVisible(False)
+            self.plot_item.addItem(label, ignoreBounds=True)
         # The decoded-image map lies under the points.
         self.mosaic_item = pg.ImageItem(axisOrder="row-major")
         self.mosaic_item.setZValue(-10)
@@ -225,8 +232,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             self._class_visible = [s.isVisible() for s in self.scatters]
             for s in self.scatters:
                 s.setVisible(False)
-        self.legend.setVisible(mode == "class")
-        self.colour_key.setVisible(mode != "class" and values is not None)
+        self._beside_the_plot(self.colour_key if mode != "class" and values is not None
+                              else self.legend)
         if mode == "class" or values is None:
             return
         if mode == "error":
@@ -254,6 +261,18 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             self.colour_key.setText(
                 f"{dot.format(KNN_WRONG)} vote wrong ({int(np.sum(values)):,})<br>"
                 f"{dot.format(KNN_RIGHT)} right ({int(np.size(values) - np.sum(values)):,})")
+
+    def _beside_the_plot(self, item: pg.GraphicsWidget) -> None:
+        """Show the class legend or the colouring's key in the cell beside the plot."""
+        if item is self._beside:
+            return
+        layout = self.plot_item.layout
+        layout.removeItem(self._beside)
+        self._beside.setVisible(False)
+        layout.addItem(item, 2, 3)
+        layout.setAlignment(item, Qt.AlignmentFlag.AlignTop)
+        item.setVisible(True)
+        self._beside = item
 
     def set_mosaic(self, image: np.ndarray | None, rect: tuple[float, float, float, float] | None = None,
                    ) -> None:
@@ -306,9 +325,14 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         """Show the interpolation path (K, 2), or hide it with None."""
         if points is None:
             self.path_item.setVisible(False)
+            for label in self.path_ends:
+                label.setVisible(False)
             return
         self.path_item.setData(points[:, 0].astype(float), points[:, 1].astype(float))
         self.path_item.setVisible(True)
+        for label, (x, y) in zip(self.path_ends, (points[0], points[-1])):
+            label.setPos(float(x), float(y))
+            label.setVisible(True)
 
     def set_drawn_marker(self, z: tuple[float, float] | None) -> None:
         """Show (or hide, with None) the drawn digit's code."""

@@ -1,5 +1,6 @@
 """Interpolation between two latent points: path, filmstrip, exports."""
 import numpy as np
+import pytest
 import torch
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QImage
@@ -30,6 +31,10 @@ def test_strip_ends_are_the_decodes_of_the_end_points(window, qtbot):
     np.testing.assert_allclose(panel.frames[3], decode(window, [(a + b) / 2])[0], atol=1e-5)
     x, y = window.map.path_item.getData()
     assert len(x) == 7 and (x[0], y[0]) == (float(a[0]), float(a[1]))
+    label_a, label_b = window.map.path_ends  # the ends are named on the map
+    assert label_a.textItem.toPlainText() == "A" and label_b.textItem.toPlainText() == "B"
+    assert label_b.isVisible() and (label_b.pos().x(), label_b.pos().y()) == pytest.approx(
+        (float(b[0]), float(b[1])))
     assert panel.strip_view.image.shape == (28, 7 * 28 + 6 * 2)
 
 

@@ -265,6 +265,7 @@ def test_another_model_clears_the_last_runs_curves_and_the_interpolation_ends(wi
     assert not panel.train_points and not panel.test_points and panel.progress.format() == ""
     assert window.session.endpoints == {"A": None, "B": None}
     assert window.interp_panel.frames is None and not window.map.path_item.isVisible()
+    assert not any(label.isVisible() for label in window.map.path_ends)
 
 
 def test_the_set_choice_says_the_live_map_is_a_sample(window, qtbot):
