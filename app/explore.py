@@ -112,7 +112,12 @@ class ExploreController(QObject):
                                     "z1 and z2 must be finite numbers (not NaN or inf).")
             return False
         self._timer.stop()
-        self.session.status.emit("", 1)  # an earlier complaint about the fields is over
+        x0, x1, y0, y1 = self.map.visible_rect()
+        if x0 <= z[0] <= x1 and y0 <= z[1] <= y1:
+            self.session.status.emit("", 1)  # an earlier complaint about the fields is over
+        else:  # decoded all the same; the marker is off the view, so say where it went
+            self.session.status.emit(f"z = ({z[0]:g}, {z[1]:g}) is outside the view (the marker "
+                                     "is off the map; Fit view frames the points)", 8000)
         self.request_decode(*z)
         return True
 

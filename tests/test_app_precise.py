@@ -102,6 +102,10 @@ def test_typed_coordinates(window, qtbot):
         assert not window.explore.go_to_typed_z()
         assert message in window.last_error
         assert window.session.decoded_z == (0.5, -1.25)
+    window.z1_edit.setText("0")
+    window.z2_edit.setText("1e9")  # decoded, and the user is told why no marker shows
+    assert window.explore.go_to_typed_z() and window.session.decoded_z == (0.0, 1e9)
+    assert "outside the view" in window.statusBar().currentMessage()
 
 
 def _overlay_points(window):
