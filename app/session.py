@@ -301,7 +301,7 @@ class Session(QObject):
     def request_train_codes(self) -> None:
         """Encode the training digits in the background (once per model and dataset), with the
         exact codes: they vote (metrics, the 5-NN colouring, a drawn digit's neighbours), and
-        bf16 codes moved 0.5 % of the bundled model's votes (5-NN 0.665 -> 0.661)."""
+        bf16 codes moved 0.5 % of the votes of the bundled model of the day (5-NN 0.665 -> 0.661)."""
         if (self.train_codes is not None or self.tasks.running("train_codes") or self.closing
                 or self.dataset is None or self.models.model is None or self.training.running):
             return

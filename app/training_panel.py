@@ -54,7 +54,7 @@ class TrainingPanel(QWidget):
         self.epochs.setValue(5)
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 65536)
-        self.batch_size.setValue(128)
+        self.batch_size.setValue(TrainConfig().batch_size)  # the best recipe's
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1.0)

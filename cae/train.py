@@ -32,7 +32,7 @@ class TrainConfig:
     probes that chose it); :meth:`recipe` gives the others."""
 
     epochs: int = 10
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 2e-3
     schedule: str = "cosine"  # "cosine" (per step, to zero) or "constant"
     seed: int = 0
@@ -114,9 +114,9 @@ RECIPES: dict[str, dict] = {
     "lecture": {"epochs": 10, "batch_size": 50, "lr": 1e-3, "schedule": "constant", "warmup": 0.0,
                 "ema": 0.0, "loss": "mse"},
     # The probes' winner: warm-up + cosine, an average of the weights, the error as shown.
-    "best": {"epochs": 30, "batch_size": 128, "lr": 2e-3, "schedule": "cosine", "warmup": 0.02,
+    "best": {"epochs": 40, "batch_size": 64, "lr": 2e-3, "schedule": "cosine", "warmup": 0.02,
              "ema": 0.999, "loss": "clamped"},
-    "quick": {"epochs": 5, "batch_size": 128, "lr": 2e-3, "schedule": "cosine", "warmup": 0.02,
+    "quick": {"epochs": 5, "batch_size": 64, "lr": 2e-3, "schedule": "cosine", "warmup": 0.02,
               "ema": 0.999, "loss": "clamped"},
 }
 
