@@ -45,7 +45,11 @@ def _colour_values(cancel, report, model: CAE, mode: str, points: MapPoints,
         return reconstruction_errors(model, points.images, cancel=lambda: cancel.cancelled)
     if train_codes is None:
         train_codes = encode_cached(cancel, report, model, train_images, "fp32")
-    codes = encode_cached(cancel, report, model, points.images, "fp32")
+    if points.source == "all":  # the training digits, then the test digits: encode only these
+        test = encode_cached(cancel, report, model, points.images[len(train_images):], "fp32")
+        codes = np.concatenate([train_codes, test])
+    else:
+        codes = encode_cached(cancel, report, model, points.images, "fp32")
     return knn_predict_excluding_self(train_codes, train_labels, codes,
                                       self_index) != points.labels
 
