@@ -126,7 +126,8 @@ class TrainingPanel(QWidget):
         if self.pause_button.text() == "Pause":
             self.pauseRequested.emit()
             self.pause_button.setText("Resume")
-            self.progress.setFormat("paused: " + self.progress.format())  # no stale ETA ticking
+            shown = self.progress.format().removeprefix("paused: ")  # (a second Pause, no report between)
+            self.progress.setFormat("paused: " + shown)  # the ETA is not ticking
         else:
             self.resumeRequested.emit()
             self.pause_button.setText("Pause")
