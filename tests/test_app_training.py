@@ -297,16 +297,18 @@ def test_only_the_training_thread_gives_torch_every_core(window, qtbot, monkeypa
     def threads_task(cancel, report):
         return torch.get_num_threads()
 
-    with qtbot.waitSignal(runner.submit(threads_task).done, timeout=5000) as idle:
-        pass
+    # The callback is connected before the task starts: a fast task can end before submit
+    # returns, and a signal connected only after that is never seen.
+    with qtbot.waitCallback(timeout=5000) as idle:
+        runner.submit(threads_task, on_done=idle)
     assert idle.args[0] == torch_threads.ALL  # no run: a task uses every core
     old_pool = runner.pool
     set_settings(window, epochs=200, batch=8)
     with qtbot.waitSignal(window.session.training.progress, timeout=30000):
         window.training.start()
     assert runner.pool is not old_pool and runner.torch_threads == 1
-    with qtbot.waitSignal(runner.submit(threads_task).done, timeout=5000) as during:
-        pass
+    with qtbot.waitCallback(timeout=5000) as during:
+        runner.submit(threads_task, on_done=during)
     assert during.args[0] == 1
     training_thread = [name for name, n in calls if n == torch_threads.ALL]
     assert training_thread and all(name != "MainThread" for name in training_thread)
