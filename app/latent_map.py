@@ -97,6 +97,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.drawn_marker.setVisible(False)
         self.plot_item.addItem(self.drawn_marker, ignoreBounds=True)
         self._dragging_drawn = False
+        self._drawn_at: tuple[float, float] | None = None  # the drawing's own code
         # The interpolation path between two end points.
         self.path_item = pg.PlotDataItem(pen=pg.mkPen("#222222", width=2, style=Qt.PenStyle.DashLine),
                                          symbol="o", symbolSize=6, symbolBrush="#FFFFFF",
@@ -336,6 +337,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
 
     def set_drawn_marker(self, z: tuple[float, float] | None) -> None:
         """Show (or hide, with None) the drawn digit's code."""
+        self._drawn_at = None if z is None else (float(z[0]), float(z[1]))
         if z is None:
             self.drawn_marker.setVisible(False)
             return
@@ -373,8 +375,12 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         if self._dragging_drawn:
             self.drawn_marker.setData([x], [y])
         self.explored.emit(x, y)
-        if finished:
+        if finished and self._dragging_drawn:
+            # The star is the drawing's code: dropped, it goes home; the cross stays where the
+            # drag ended, on the decoded point.
             self._dragging_drawn = False
+            if self._drawn_at is not None:
+                self.drawn_marker.setData([self._drawn_at[0]], [self._drawn_at[1]])
 
     def _on_move(self, scene_pos: QPointF) -> None:
         self._hover_pos = scene_pos

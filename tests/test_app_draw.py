@@ -93,6 +93,8 @@ def test_open_image_inverts_dark_ink(window, qtbot, tmp_path):
 
 
 def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
+    """The star follows the drag (decoding as it goes) and goes back to the drawing's code when
+    dropped; the cross stays on the point decoded last."""
     draw(qtbot, window.draw_panel.pad, SEVEN)
     mx, my = window.map.drawn_marker.getData()
     window.map.view_box.setRange(xRange=(mx[0] - 1, mx[0] + 1), yRange=(my[0] - 1, my[0] + 1))
@@ -106,9 +108,14 @@ def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
         send_mouse(vp, QEvent.Type.MouseMove, start + QPoint(dx, 0), Qt.MouseButton.NoButton,
                    Qt.MouseButton.LeftButton)
     end = start + QPoint(50, 0)
+    target = window.map.view_box.mapSceneToView(window.map.mapToScene(end))
+    nx, ny = window.map.drawn_marker.getData()
+    assert abs(nx[0] - target.x()) < 0.05 and nx[0] > mx[0]  # mid-drag: under the pointer
     send_mouse(vp, QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
     qtbot.waitUntil(lambda: len(seen) >= 3, timeout=2000)
-    nx, ny = window.map.drawn_marker.getData()
-    target = window.map.view_box.mapSceneToView(window.map.mapToScene(end))
-    assert abs(nx[0] - target.x()) < 0.05 and nx[0] > mx[0]
     assert seen[-1][0] > seen[0][0]
+    nx, ny = window.map.drawn_marker.getData()
+    assert (nx[0], ny[0]) == (mx[0], my[0])  # dropped: back on the drawing's code
+    assert tuple(window.session.drawn_z) == (mx[0], my[0])
+    cx, cy = window.map.marker.getData()
+    assert window.map.marker.isVisible() and abs(cx[0] - target.x()) < 0.05
