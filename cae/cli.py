@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                    help="auto (default): bf16 where the CPU (AVX512-BF16/AMX) or GPU computes it "
-                        "natively, else fp32; bf16-all also runs the CPU output layer in bf16")
+                        "natively, else fp32")
     p.add_argument("--init", metavar="MODEL",
                    help="continue from this model file's weights instead of a fresh model "
                         "(its command and metadata are kept under 'init' in the new file)")

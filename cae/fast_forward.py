@@ -4,11 +4,11 @@ Measured per layer on a 2-core Zen 5 CPU (batch 128, forward + backward; ``pytho
 shows the whole step):
 
 * bf16 autocast makes the convolutions 1.6-3x faster, except two transposed convolutions where
-  oneDNN's bf16 kernels are slower than fp32: the output layer (28x28 kernel, one output
-  channel: 37 against 18 ms), which on a CPU runs in fp32 unless the caller asks for bf16
-  (``output_bf16``, the ``bf16-all`` precision), and the decoder's first layer (1x1 -> 7x7:
-  14.1 against 5.2 ms), which on a CPU always runs in fp32.  The choice is a setting, never a
-  timing, so a seed gives the same weights in every process;
+  oneDNN's bf16 kernels are slower than fp32.  The decoder's first layer (1x1 -> 7x7: 14.1
+  against 5.2 ms) runs in fp32 on a CPU.  The output layer (28x28 kernel, one output channel:
+  oneDNN takes 84 ms in fp32 and 134 ms in bf16 at batch 128 on one thread) runs as two matrix
+  products in bf16 instead (:func:`transposed_conv_gemm`: 32 ms), the step's largest gain.
+  The choice is a setting, never a timing, so a seed gives the same weights in every process;
 * PyTorch's CPU 2x2 max-pool takes 8 ms forward + backward on the first pooling layer; four
   strided slices and a mask per slot (:class:`MaxPool2x2`) take 5 ms, with bit-identical output
   and gradient (ties go to the first maximum in scan order, as max_pool2d's indices do).
@@ -16,6 +16,8 @@ shows the whole step):
 On CUDA the fast path is plain bf16 autocast over the whole model.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -85,13 +87,11 @@ def fast_encode(model: CAE, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     return x.flatten(1).float()
 
 
-def fast_forward(model: CAE, x: torch.Tensor, bf16: bool,
-                 output_bf16: bool = False) -> torch.Tensor:
+def fast_forward(model: CAE, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     """``model(x)`` on the fast path (float32 output).  On a CPU the decoder's first layer
-    (2 -> 7x7x64) always runs in fp32, where oneDNN's bf16 kernel for it is 2.7x slower (14.1
-    against 5.2 ms forward + backward at batch 128, one thread), and the output layer runs in
-    bf16 only with ``output_bf16`` (its bf16 kernel is 2x slower on Zen 5); elsewhere ``bf16``
-    covers the whole model."""
+    (2 -> 7x7x64) runs in fp32, where oneDNN's bf16 kernel for it is 2.7x slower (14.1 against
+    5.2 ms forward + backward at batch 128, one thread), and with ``bf16`` the output layer runs
+    as :func:`transposed_conv_gemm`; elsewhere ``bf16`` is autocast over the whole model."""
     z = fast_encode(model, x, bf16)
     first, *hidden, output = model.decoder
     cpu = x.device.type == "cpu"
@@ -103,9 +103,59 @@ def fast_forward(model: CAE, x: torch.Tensor, bf16: bool,
             h = first(h)
         for layer in hidden:
             h = layer(h)
-        if x.device.type != "cpu" or (bf16 and output_bf16):
+        if not cpu:
             return output(h).float()
+    if bf16 and isinstance(output, nn.ConvTranspose2d):
+        return transposed_conv_gemm(output, h, torch.bfloat16)
     return output(h.float())
+
+
+@lru_cache(maxsize=8)
+def _gemm_plan(ci: int, co: int, k: int, s: int, p: int, n: int,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each entry of :func:`transposed_conv_gemm`'s two matrices comes from.
+
+    ``index`` (ci*n, k*m*co): entry [(c, v), (ky, x, o)] is the flat position of the kernel tap
+    weight[c, o, ky, x - s*v + p], or one past the end (a zero) where x - s*v + p is outside the
+    kernel.  ``rows`` (m, n*k): 1 where output row y = s*u + ky - p, else 0.
+    """
+    m = (n - 1) * s + k - 2 * p
+    c = torch.arange(ci, device=device).view(ci, 1, 1, 1, 1)
+    v = torch.arange(n, device=device).view(1, n, 1, 1, 1)
+    ky = torch.arange(k, device=device).view(1, 1, k, 1, 1)
+    x = torch.arange(m, device=device).view(1, 1, 1, m, 1)
+    o = torch.arange(co, device=device).view(1, 1, 1, 1, co)
+    kx = x - s * v + p
+    tap = ((c * co + o) * k + ky) * k + kx.clamp(0, k - 1)
+    index = torch.where((kx >= 0) & (kx < k), tap, ci * co * k * k).reshape(ci * n, k * m * co)
+    y = torch.arange(m, device=device).view(m, 1, 1)
+    u = torch.arange(n, device=device).view(1, n, 1)
+    rows = (y == s * u + torch.arange(k, device=device).view(1, 1, k) - p)
+    return index, rows.reshape(m, n * k).float()
+
+
+def transposed_conv_gemm(layer: nn.ConvTranspose2d, x: torch.Tensor,
+                         dtype: torch.dtype) -> torch.Tensor:
+    """``layer(x)`` (float32) for a square input as two matrix products, the first in ``dtype``.
+
+    out[b, o, y, x] = sum over c, u, v of x[b, c, u, v] * weight[c, o, y - s*u + p, x - s*v + p].
+    The sum over (c, v) for every (u, ky, x, o) is one large product whose matrix is gathered
+    from the kernel (14*32 by 28*28 for the output layer: 0.35 M entries, nothing to build
+    beforehand, and autograd folds its gradient back into the kernel); the sum over u, which
+    puts row ky of input row u on output row s*u + ky - p, is a small float32 product with a 0/1
+    matrix.  oneDNN's kernels for this shape (a 28x28 kernel, one output channel) run at a
+    fraction of the matrix unit's speed, in bf16 slower still.
+    """
+    ci, co, k, _ = layer.weight.shape
+    s, p, n = layer.stride[0], layer.padding[0], x.shape[-1]
+    index, rows = _gemm_plan(ci, co, k, s, p, n, x.device)
+    m = rows.shape[0]
+    weight = layer.weight.to(dtype)
+    taps = torch.cat([weight.flatten(), weight.new_zeros(1)])[index]
+    a = x.to(dtype).permute(0, 2, 1, 3).reshape(-1, ci * n)  # rows (b, u), columns (c, v)
+    partial = (a @ taps).float().reshape(x.shape[0], n * k, m * co)
+    out = (rows @ partial).reshape(x.shape[0], m, m, co).permute(0, 3, 1, 2)
+    return out + layer.bias.view(1, co, 1, 1) if layer.bias is not None else out
 
 
 # The inference fast path (the map's codes, kNN, training snapshots): no graph, so no masks.

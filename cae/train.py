@@ -42,10 +42,10 @@ class TrainConfig:
     snapshot_size: int = 2000  # test digits encoded for each snapshot
     test_size: int | None = None  # test digits for the per-epoch test loss (None: all)
     # "auto": bf16 where the hardware has it natively (see fast_precision), else fp32;
-    # "bf16": bfloat16 convolutions (float32 weights and loss; on CPU the output layer in fp32,
-    # where oneDNN's bf16 kernel for it is 2x slower); "bf16-all": the CPU output layer in bf16 too;
-    # "fp32": float32 throughout.  All run cae.fast_forward (same function, faster kernels), and
-    # the choice is fixed before the first step, so a seed gives the same weights in every process.
+    # "bf16": bfloat16 convolutions (float32 weights and loss; see cae.fast_forward for the two
+    # layers a CPU computes otherwise); "fp32": float32 throughout.  All run cae.fast_forward
+    # (same function, faster kernels), and the choice is fixed before the first step, so a seed
+    # gives the same weights in every process.
     precision: str = "auto"
     recipe: str = "best"  # the RECIPES entry these settings came from (a label for the file)
     optimizer: str = "adam"  # "adam" or "adamw" (decoupled weight decay)
@@ -104,7 +104,7 @@ class TrainConfig:
         return cls(**settings)
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "bf16-all")
+PRECISIONS = ("auto", "fp32", "bf16")
 WEIGHT_INITS = ("torch", "tf")
 CLAMPED_RAW_WEIGHT = 0.1  # the raw MSE's share in the "clamped" loss
 
@@ -344,14 +344,10 @@ class Trainer:
 
     @property
     def _bf16(self) -> bool:
-        return self.precision in ("bf16", "bf16-all")
-
-    @property
-    def _output_bf16(self) -> bool:
-        return self.precision == "bf16-all"
+        return self.precision == "bf16"
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fast_forward(self.model, x, self._bf16, output_bf16=self._output_bf16)
+        return fast_forward(self.model, x, self._bf16)
 
     def _train_loss(self, x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "clamped":

@@ -44,7 +44,7 @@ def test_quality_bar_and_provenance(bundled):
     seed = meta["train_config"]["seed"]
     assert isinstance(seed, int) and f"--seed {seed}" in meta["command"]  # reproducible
     assert meta["epochs_done"] == meta["train_config"]["epochs"] and not meta["stopped_early"]
-    assert meta["wall_time_s"] > 0 and meta["precision"] in ("bf16", "bf16-all", "fp32")
+    assert meta["wall_time_s"] > 0 and meta["precision"] in ("bf16", "fp32")
     codes = ckpt.extras["test_codes"]
     assert codes.shape == (10000, 2) and codes.dtype == np.float32
     assert ckpt.extras["test_labels"].shape == (10000,)

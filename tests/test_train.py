@@ -306,7 +306,7 @@ print(trainer.precision, digest.hexdigest())
 """
 
 
-@pytest.mark.parametrize("precision", ["auto", "bf16-all"])
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
 def test_same_seed_and_flags_give_the_same_weights_in_another_process(precision):
     import subprocess
     import sys
