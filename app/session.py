@@ -277,15 +277,21 @@ class Session(QObject):
         stored = self.models.stored_test_codes(ds.name)
         if (stored is not None and not self.map_all and len(stored[0]) == len(images)
                 and np.array_equal(stored[1], labels)):
-            # The codes saved with the model are this dataset's test digits: no need to encode.
+            # The codes saved with the model are this dataset's test digits: no need to encode,
+            # and an encoding still under way (of the data before) must not replace them.
+            self.tasks.cancel("codes")
             self.set_points(MapPoints(stored[0], labels, ds.class_names, images, source), fit)
             self.refresh_metrics()
             return
         generation = self.models.generation
 
         def done(codes: np.ndarray) -> None:
+            if self.dataset is not ds or self.models.generation != generation:
+                return  # superseded: another dataset or model is on the map by now
             self.set_points(MapPoints(codes, labels, ds.class_names, images, source), fit)
-            if not self.map_all and self.models.generation == generation:
+            if not self.map_all and self.models.metadata.get("dataset") in (None, "", ds.name):
+                # Saved with the model: its own dataset's map at once next time (never another
+                # dataset's codes under its name).
                 self.models.extras.update(test_codes=codes, test_labels=labels.astype(np.uint8))
             self.status.emit(f"{len(codes):,} {ds.noun} on the map", 5000)
             self.refresh_metrics()

@@ -52,6 +52,37 @@ def test_a_dataset_brings_points_with_their_images(session, model_file, tiny_fol
     assert session.points is points and not session.errors
 
 
+def test_an_encoding_under_way_never_replaces_the_models_own_codes(session, model_file,
+                                                                    tiny_folder, qtbot):
+    """Opening a model with its own dataset's codes while the data before is still being
+    encoded: the encoding that ends later must not put the other data back on the map (seen with
+    the Fashion-MNIST model opened over MNIST), nor be saved as the model's codes."""
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
+    ds = session.dataset
+    session.refresh_codes()  # an encoding under way (its result is queued to this thread)
+    own = np.full((len(ds.test_labels), 2), 7.0, np.float32)
+    session.models.metadata["dataset"] = ds.name
+    session.models.extras.update(test_codes=own, test_labels=ds.test_labels.astype(np.uint8))
+    session.refresh_codes()  # the stored codes are this dataset's: shown at once
+    assert np.all(session.points.codes == 7.0)
+    qtbot.wait(1500)  # the first encoding has ended by now
+    assert np.all(session.points.codes == 7.0)
+    assert np.all(session.models.extras["test_codes"] == 7.0)
+
+
+def test_codes_of_another_dataset_are_not_saved_as_the_models(session, model_file, tiny_folder,
+                                                             qtbot):
+    session.start(str(model_file), str(tiny_folder), "folder")  # the model says "synthetic"
+    qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
+    qtbot.wait(200)
+    assert session.dataset.name != "synthetic" and "test_codes" not in session.models.extras
+    session.models.metadata["dataset"] = session.dataset.name
+    with qtbot.waitSignal(session.pointsChanged, timeout=20000):
+        session.refresh_codes()
+    np.testing.assert_array_equal(session.models.extras["test_codes"], session.points.codes)
+
+
 def test_every_weights_change_says_decoder_changed(session, model_file, tiny_folder, qtbot):
     session.start(str(model_file), str(tiny_folder), "folder")
     qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
