@@ -59,15 +59,22 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def _load_data(args: argparse.Namespace, bar: ProgressBar) -> Dataset:
+def _load_data(args: argparse.Namespace, bar: ProgressBar, trained_on: str | None = None) -> Dataset:
     """The dataset the arguments name; "auto" recognises MNIST or Fashion-MNIST in ``--data`` by
-    their checksums (the window's detection), and looks for MNIST without ``--data``."""
+    their checksums (the window's detection), and without ``--data`` looks for the dataset the
+    model was trained on (``trained_on``; MNIST when none is named).  Data other than the
+    model's own is said on stderr: the figures then describe a mismatch."""
     def progress(name: str, done: int, total: int | None) -> None:
         bar.update(done / total if total else 0.0, f"downloading {name} {done / 1e6:.1f} MB")
 
-    name = args.dataset if args.dataset != "auto" or args.data else "mnist"
-    return load_dataset(name, args.data, download=getattr(args, "download", False),
-                        progress=progress)
+    own = trained_on if trained_on in DATASETS else None
+    name = args.dataset if args.dataset != "auto" or args.data else own or "mnist"
+    dataset = load_dataset(name, args.data, download=getattr(args, "download", False),
+                           progress=progress)
+    if own and dataset.name != own:
+        bar.line(f"note: the model was trained on {own}, these are {dataset.name} "
+                 f"{dataset.noun}: the figures describe a model on data it does not know")
+    return dataset
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -197,7 +204,7 @@ def compact_json(doc: dict) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.model)
     bar = ProgressBar()
-    dataset = _load_data(args, bar)
+    dataset = _load_data(args, bar, ckpt.metadata.get("dataset"))
     bar.line(f"evaluating {args.model} on {len(dataset.test_images)} {dataset.name} test images "
              f"({len(dataset.train_images)} training images vote)")
     metrics = evaluate(ckpt.model, dataset,
@@ -209,7 +216,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.model)
-    dataset = _load_data(args, ProgressBar())
+    dataset = _load_data(args, ProgressBar(), ckpt.metadata.get("dataset"))
     parts = {"train": [(dataset.train_images, dataset.train_labels)],
              "test": [(dataset.test_images, dataset.test_labels)]}
     parts["all"] = parts["train"] + parts["test"]

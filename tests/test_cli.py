@@ -97,11 +97,15 @@ def test_fashion_mnist_is_recognised_by_its_checksums(tmp_path, monkeypatch, cap
     assert meta["dataset"] == "fashion-mnist" and meta["class_names"] == list(names)
     capsys.readouterr()
     assert main(["evaluate", "--model", str(model), "--data", str(folder)]) == 0
-    assert json.loads(capsys.readouterr().out)["dataset"] == "fashion-mnist"
-    # A damaged file is not that dataset: a folder of plain IDX data, named by its folder.
+    out, err = capsys.readouterr()
+    assert json.loads(out)["dataset"] == "fashion-mnist" and "note:" not in err
+    # A damaged file is not that dataset: a folder of plain IDX data, named by its folder; the
+    # figures are then of a model on data it does not know, and the command says so.
     other = write_dataset_folder(tmp_path / "other", seed=6)
     assert main(["evaluate", "--model", str(model), "--data", str(other)]) == 0
-    assert json.loads(capsys.readouterr().out)["dataset"] == "other"
+    out, err = capsys.readouterr()
+    assert json.loads(out)["dataset"] == "other"
+    assert "note: the model was trained on fashion-mnist, these are other images" in err
 
 
 def test_evaluate_prints_compact_json_with_one_matrix_row_per_line(tmp_path, tiny_folder, capsys):
