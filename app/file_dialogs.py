@@ -8,6 +8,9 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QWidget
 
+from cae.bundled import bundled_model_path
+from cae.data import DATASETS
+
 KEY = "lastFolder"
 _settings: QSettings | None = None  # the main window's (tests give each window its own)
 
@@ -36,9 +39,21 @@ def open_file(parent: QWidget | None, title: str, filters: str) -> str:
     return _remember(path)
 
 
+def bundled_folders() -> set[Path]:
+    """The folders of the bundled models: package data, never a place for the user's files."""
+    return {path.parent.resolve() for path in map(bundled_model_path, DATASETS) if path}
+
+
+def save_folder() -> str:
+    """:func:`start_folder`, unless that is where the bundled models are (a user who opened one
+    would otherwise be offered to write next to it, or over it): then the home folder."""
+    folder = start_folder()
+    return str(Path.home()) if Path(folder).resolve() in bundled_folders() else folder
+
+
 def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> str:
     """Where to write; ``name`` is the suggested file name (a full path is kept as it is)."""
-    suggested = name if Path(name).is_absolute() else str(Path(start_folder()) / name)
+    suggested = name if Path(name).is_absolute() else str(Path(save_folder()) / name)
     path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filters)
     return _remember(path)
 

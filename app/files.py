@@ -108,8 +108,7 @@ class FilesController(QObject):
         if s.models.model is None:
             return False
         if path is None:
-            suggested = str(s.models.path) if s.models.path else "model.safetensors"
-            path = file_dialogs.save_file(self.parent, "Save model", suggested,
+            path = file_dialogs.save_file(self.parent, "Save model", self.suggested_name(),
                                           "Models (*.safetensors)")
             if not path:
                 return False
@@ -119,6 +118,17 @@ class FilesController(QObject):
             return False
         self.remember(path)
         return True
+
+    def suggested_name(self) -> str:
+        """Save's proposal: the model's own file, but never a bundled model (shared package
+        data); otherwise a new name that says what the model is ("mnist-40ep.safetensors")."""
+        m = self.session.models
+        if m.path is not None and m.path.resolve().parent not in file_dialogs.bundled_folders():
+            return str(m.path)
+        data = m.metadata.get("dataset") or (self.session.dataset.name if self.session.dataset
+                                             else "cae")
+        epochs = m.metadata.get("epochs_done")
+        return f"{data}-{epochs}ep.safetensors" if epochs else f"{data}-model.safetensors"
 
     def remember(self, path: str) -> None:
         settings = self.session.settings

@@ -162,3 +162,17 @@ def test_reopening_models_does_not_pile_up_menu_actions(window, tmp_path):
         assert window.files.open_model(str(path))
     assert len(window.findChildren(QAction)) == count
     assert len(window.recent_menu.actions()) == len(window.files.recent_models())
+
+
+def test_save_proposes_a_new_name_for_a_bundled_model_and_the_own_file_otherwise(window, tmp_path,
+                                                                                 monkeypatch):
+    from app import file_dialogs
+    m = window.session.models
+    own = m.path
+    assert window.files.suggested_name() == str(own)  # the user's file: saved where it is
+    monkeypatch.setattr(file_dialogs, "bundled_model_path",
+                        lambda name: own if name == "mnist" else None)
+    m.metadata["epochs_done"] = 3
+    assert window.files.suggested_name() == "synthetic-3ep.safetensors"
+    m.metadata.pop("epochs_done")
+    assert window.files.suggested_name() == "synthetic-model.safetensors"

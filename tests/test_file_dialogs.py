@@ -37,3 +37,24 @@ def test_a_cancelled_dialog_or_a_vanished_folder_changes_nothing(qtbot, settings
     assert file_dialogs.start_folder() == str(gone)
     gone.rmdir()
     assert file_dialogs.start_folder() == str(Path.home())
+
+
+def test_save_never_starts_beside_the_bundled_models(qtbot, settings, tmp_path, monkeypatch):
+    """Opening a bundled model remembers its folder (package data); Save then starts at home."""
+    file_dialogs.remember_folders_in(settings)
+    bundled = tmp_path / "resources" / "model.safetensors"
+    bundled.parent.mkdir()
+    bundled.write_bytes(b"x")
+    monkeypatch.setattr(file_dialogs, "bundled_model_path",
+                        lambda name: bundled if name == "mnist" else None)
+    asked = []
+
+    def dialog(parent, title, start, filters):
+        asked.append(start)
+        return str(bundled), ""
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getOpenFileName", dialog)
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName", dialog)
+    file_dialogs.open_file(None, "Open", "*")
+    assert file_dialogs.start_folder() == str(bundled.parent)  # opening there again is fine
+    file_dialogs.save_file(None, "Save", "strip.png", "*")
+    assert asked[-1] == str(Path.home() / "strip.png")
