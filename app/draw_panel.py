@@ -13,6 +13,7 @@ from cae.preprocess import Preprocessed
 from .drawing_pad import PAD_SIZE, DrawingPad
 from . import file_dialogs
 from .image_view import ImageView
+from .z_text import z_pair
 
 N_NEIGHBOURS = 5
 
@@ -113,7 +114,7 @@ class DrawPanel(QWidget):
         self.input_view.set_image(pre.image)
         self.recon_view.set_image(reconstruction)
         mse = float(np.mean((reconstruction - pre.image) ** 2))
-        self.result_label.setText(f"z = ({z[0]:.3f}, {z[1]:.3f})   reconstruction MSE {mse:.4f}")
+        self.result_label.setText(f"z = {z_pair(z[0], z[1])}   reconstruction MSE {mse:.4f}")
         return mse
 
     def show_neighbours(self, images: np.ndarray | None, labels: list[str], vote: str) -> None:

@@ -14,8 +14,12 @@ from PySide6.QtWidgets import QLabel, QLineEdit
 from .image_view import ImageView
 from .latent_map import LatentMap
 from .session import Session
+from .z_text import z_number, z_pair
 
 DECODE_INTERVAL_MS = 16  # drags decode at most at the display rate
+# Typed values beyond this are refused: far past any code, where float32 decodes are still finite
+# (1e300 overflowed float32 to inf and decoded to nothing).
+TYPED_Z_LIMIT = 1e9
 
 
 class ExploreController(QObject):
@@ -69,9 +73,10 @@ class ExploreController(QObject):
         self.decoded_view.set_image(image)
         self.decoded_view.repaint()  # the image first, before the map redraws its marker
         self.map.set_marker(x, y)
-        self.z_label.setText(f"z = ({x:.3f}, {y:.3f})")
-        self.coords_label.setText(f"z1 {x:+.3f}  z2 {y:+.3f}  ·  decode {self.last_decode_ms:.1f} ms"
-                                  f"  ·  {len(self._decode_times)} decodes/s")
+        self.z_label.setText(f"z = {z_pair(x, y)}")
+        self.coords_label.setText(f"z1 {z_number(x, True)}  z2 {z_number(y, True)}  ·  "
+                                  f"decode {self.last_decode_ms:.1f} ms  ·  "
+                                  f"{len(self._decode_times)} decodes/s")
         self._timer.start()
         self.decoded.emit(x, y)
 
@@ -110,6 +115,11 @@ class ExploreController(QObject):
         if not all(np.isfinite(z)):
             self.session.error.emit("Not a latent point",
                                     "z1 and z2 must be finite numbers (not NaN or inf).")
+            return False
+        if max(abs(v) for v in z) > TYPED_Z_LIMIT:
+            self.session.error.emit("Not a latent point",
+                                    f"z1 and z2 must lie within ±{TYPED_Z_LIMIT:,.0f} (the codes "
+                                    "of real images lie within about ±10).")
             return False
         self._timer.stop()
         x0, x1, y0, y1 = self.map.visible_rect()

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
 
 from . import file_dialogs
 from .image_view import ImageView, to_qimage
+from .z_text import z_pair
 
 STRIP_SCALE = 4  # exported strips are upscaled (nearest) so each frame is 112 px
 
@@ -69,8 +70,8 @@ class InterpolationPanel(QWidget):
         self.set_result(None, None)
 
     def set_endpoints(self, a: np.ndarray | None, b: np.ndarray | None) -> None:
-        self.a_label.setText("A: –" if a is None else f"A: ({a[0]:.3f}, {a[1]:.3f})")
-        self.b_label.setText("B: –" if b is None else f"B: ({b[0]:.3f}, {b[1]:.3f})")
+        self.a_label.setText("A: –" if a is None else f"A: {z_pair(a[0], a[1])}")
+        self.b_label.setText("B: –" if b is None else f"B: {z_pair(b[0], b[1])}")
 
     def set_result(self, zs: np.ndarray | None, frames: np.ndarray | None) -> None:
         self.zs, self.frames = zs, frames

@@ -72,3 +72,13 @@ def test_exports(window, tmp_path):
     assert window.interp_panel.save_csv(str(tmp_path / "missing" / "z.csv")).startswith("could not write")
     window.interpolation._report("could not write x")
     assert "could not write x" in window.last_error
+
+
+def test_far_ends_are_written_short(window):
+    """A: (1000000.000, -1000000.000) widened the dock past the window."""
+    import numpy as np
+    window.session.set_endpoint("A", np.array([1e6, -1e6], np.float32))
+    window.session.set_endpoint("B", np.array([0.25, -2.0], np.float32))
+    panel = window.interp_panel
+    assert panel.a_label.text() == "A: (1e+06, -1e+06)"
+    assert panel.b_label.text() == "B: (0.250, -2.000)"

@@ -96,7 +96,8 @@ def test_typed_coordinates(window, qtbot):
     assert window.session.decoded_z == (0.5, -1.25)
     np.testing.assert_allclose(window.decoded_view.image, decode(window, (0.5, -1.25)), atol=1e-6)
     for z1, z2, message in (("nan", "0", "finite"), ("inf", "1", "finite"), ("abc", "1", "two numbers"),
-                            ("", "", "two numbers")):
+                            ("", "", "two numbers"), ("1e300", "1e300", "within ±1,000,000,000"),
+                            ("0", "-1.1e9", "within")):
         window.z1_edit.setText(z1)
         window.z2_edit.setText(z2)
         assert not window.explore.go_to_typed_z()
@@ -106,6 +107,10 @@ def test_typed_coordinates(window, qtbot):
     window.z2_edit.setText("1e9")  # decoded, and the user is told why no marker shows
     assert window.explore.go_to_typed_z() and window.session.decoded_z == (0.0, 1e9)
     assert "outside the view" in window.statusBar().currentMessage()
+    assert np.isfinite(window.decoded_view.image).all()
+    # Far values are written short: a label as wide as the window pushed the map aside.
+    assert window.z_label.text() == "z = (0.000, 1e+09)"
+    assert "z2 +1e+09" in window.coords_label.text()
 
 
 def _overlay_points(window):
