@@ -110,6 +110,12 @@ class MainWindow(QMainWindow):
         self.welcome = WelcomePage()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
+        # While start() runs (it may first ask about a lost run): neither the map nor the
+        # welcome page's "no model and no dataset", which would not be true yet.
+        self.starting = QLabel("Starting…")
+        self.starting.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.stack.addWidget(self.starting)
+        self._starting = False
         self.stack.addWidget(self.map)
         self.stack.setMinimumSize(MAP_MIN_WIDTH, MAP_MIN_HEIGHT)
         self.setCentralWidget(self.stack)
@@ -236,11 +242,16 @@ class MainWindow(QMainWindow):
               dataset: str = "mnist") -> None:
         """Offer a lost run back, else load the model (given, last saved or bundled) and look
         for data in the background."""
-        if not model_path and self.files.offer_autosave():
-            model_path = None
-            self.session.load_data(dataset, data_dir, requested=bool(data_dir))
-            return
-        self.session.start(model_path, data_dir, dataset, bundled_model_path())
+        self._starting = True
+        self._update_page()
+        try:
+            if not model_path and self.files.offer_autosave():
+                self.session.load_data(dataset, data_dir, requested=bool(data_dir))
+            else:
+                self.session.start(model_path, data_dir, dataset, bundled_model_path())
+        finally:
+            self._starting = False
+            self._update_page()
 
     # =========================================================================== state
     @Slot()
@@ -248,7 +259,8 @@ class MainWindow(QMainWindow):
         m = self.session.models
         has_content = m.model is not None or self.session.dataset is not None or len(
             self.session.points) > 0
-        self.stack.setCurrentWidget(self.map if has_content else self.welcome)
+        page = self.map if has_content else self.welcome
+        self.stack.setCurrentWidget(self.starting if self._starting else page)
         self.save_action.setEnabled(m.model is not None)
         title = APP_NAME
         if m.path is not None:

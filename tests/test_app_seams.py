@@ -259,8 +259,11 @@ def test_a_killed_run_is_offered_back_at_the_next_start(qtbot, settings, tiny_fo
     w = MainWindow(settings)
     qtbot.addWidget(w)
     w.show()
+    behind = []  # what the window shows behind the question: not "no model and no dataset"
+    QTimer.singleShot(10, lambda: behind.append(w.stack.currentWidget()))
     _answer(qtbot, QMessageBox.StandardButton.Open)
     w.start(None, str(tiny_folder), "folder")
+    assert behind == [w.starting] and w.stack.currentWidget() is w.map
     state = w.session.models.model.state_dict()
     assert all(torch.equal(state[k], v) for k, v in lost.state_dict().items())
     assert w.session.dirty and w.session.models.path is None  # unsaved: Save asks where
