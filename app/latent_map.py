@@ -382,6 +382,14 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             if self._drawn_at is not None:
                 self.drawn_marker.setData([self._drawn_at[0]], [self._drawn_at[1]])
 
+    def leaveEvent(self, ev) -> None:  # noqa: N802
+        """The pointer left the map: no point is under it any more (the A and B keys must not
+        take the last one it passed over)."""
+        self._hover_timer.stop()
+        self._hover_pos = None
+        self._update_hover()
+        super().leaveEvent(ev)
+
     def _on_move(self, scene_pos: QPointF) -> None:
         self._hover_pos = scene_pos
         if not self._hover_timer.isActive():

@@ -210,8 +210,9 @@ class MainWindow(QMainWindow):
         d.addAction(self._action("Choose data folder…", f.choose_data_folder))
         v = self.menuBar().addMenu("&View")
         v.addAction(self._action("&Fit view", self.layers.fit_view, "Ctrl+F"))
-        for end in ("A", "B"):  # window-wide: works wherever the keyboard focus is
-            v.addAction(self._action(f"Set end {end} at the point under the cursor",
+        for end in ("A", "B"):  # window-wide: wherever the focus is, but in a text field
+            v.addAction(self._action(f"Set end {end} at the point under the pointer (else the "
+                                     "decoded point)",
                                      lambda end=end: self.interpolation.set_endpoint(end, "hovered"),
                                      end))
         for dock in (self.side_dock, self.training_dock, self.draw_dock, self.interp_dock,

@@ -51,6 +51,14 @@ def test_hovered_data_point_as_end_point_with_the_key(window, qtbot):
     window.z1_edit.setFocus()  # but typing into a text field types
     qtbot.keyClick(window.z1_edit, Qt.Key.Key_B)
     assert window.session.endpoints["B"] is None
+    # The pointer leaves the map: the point it last passed over is not "under the pointer".
+    from PySide6.QtCore import QEvent as E
+    from PySide6.QtWidgets import QApplication
+    QApplication.sendEvent(window.map, E(E.Type.Leave))
+    assert window.map.hover_index == -1
+    button.setFocus()
+    qtbot.keyClick(button, Qt.Key.Key_B)
+    assert window.session.endpoints["B"] is None and "cannot set B" in window.statusBar().currentMessage()
 
 
 def test_missing_end_point_is_explained(window):
