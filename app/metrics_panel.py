@@ -9,6 +9,8 @@ from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetIt
                                QWidget)
 
 
+CELL_MARGIN_PX = 4  # each side of a confusion count (the style's own padding is wider)
+
 def _numbered(class_names: tuple[str, ...]) -> list[str]:
     """'3 Dress' for a named class, plain '3' where the name is the number itself (MNIST)."""
     return [name if name == str(i) else f"{i} {name}" for i, name in enumerate(class_names)]
@@ -32,6 +34,8 @@ class MetricsPanel(QWidget):
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setMinimumHeight(200)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.table.setStyleSheet(f"QTableWidget::item {{ padding: 0px {CELL_MARGIN_PX}px; }}")
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(QLabel("<b>Per-class reconstruction MSE</b>"))
@@ -67,12 +71,18 @@ class MetricsPanel(QWidget):
             for j in range(n):
                 item = QTableWidgetItem(str(int(confusion[i, j])))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                item.setToolTip(f"true {numbered[i]}, voted {numbered[j]}: {int(confusion[i, j]):,}")
                 share = confusion[i, j] / row_totals[i, 0]
                 base = (0, 114, 178) if i == j else (213, 94, 0)
                 item.setBackground(QBrush(QColor(*base, int(30 + 200 * share) if confusion[i, j] else 0)))
                 self.table.setItem(i, j, item)
-        self.table.resizeColumnsToContents()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # Columns share the dock's width but never get narrower than the widest count ("1095"
+        # showed as "1…" at 1280x800): a narrow dock scrolls instead.
+        metrics_ = self.table.fontMetrics()
+        widest = max(metrics_.horizontalAdvance(str(int(v))) for v in confusion.flat)
+        header = self.table.horizontalHeader()
+        header.setMinimumSectionSize(widest + 2 * CELL_MARGIN_PX)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
 
     def clear(self, text: str = "no metrics yet") -> None:
         self.metrics = None

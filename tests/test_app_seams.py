@@ -295,3 +295,25 @@ def test_open_image_button_opens_a_file(window, qtbot, monkeypatch, tmp_path):
     buttons = [b for b in window.draw_panel.findChildren(QPushButton) if b.text() == "Open image…"]
     qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
     assert not window.draw_panel.pad.is_empty and window.session.drawn_z is not None
+
+
+def test_confusion_counts_are_never_cut_short(qtbot):
+    """A narrow Metrics dock showed 1095 as "1…": columns keep the widest count's width."""
+    import numpy as np
+
+    from app.metrics_panel import CELL_MARGIN_PX, MetricsPanel
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(200, 600)
+    panel.show()
+    confusion = np.full((10, 10), 7)
+    np.fill_diagonal(confusion, 1095)
+    panel.show_metrics({"test_mse": 0.04, "knn5_accuracy": 0.7, "n_test": 10000, "n_train": 60000,
+                        "per_class_mse": [0.03] * 10, "knn5_confusion": confusion.tolist()},
+                       tuple(str(i) for i in range(10)), "model on mnist")
+    qtbot.wait(20)
+    header = panel.table.horizontalHeader()
+    need = panel.table.fontMetrics().horizontalAdvance("1095") + 2 * CELL_MARGIN_PX
+    assert all(header.sectionSize(i) >= need for i in range(10))
+    assert panel.table.textElideMode() == Qt.TextElideMode.ElideNone
+    assert panel.table.item(0, 0).toolTip() == "true 0, voted 0: 1,095"
