@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         s.status.connect(self.statusBar().showMessage)
         s.modelChanged.connect(self._update_page)
+        s.models.saved.connect(self._update_page)
         s.pointsChanged.connect(lambda *_: self._update_page())
         s.datasetChanged.connect(lambda _: self._update_page())
         s.dirtyChanged.connect(lambda _: self._update_page())

@@ -21,6 +21,7 @@ class ModelService(QObject):
 
     modelChanged = Signal()  # a different model (loaded, trained, new): codes must be recomputed
     weightsUpdated = Signal()  # same model, new weights (a training snapshot)
+    saved = Signal()  # the model is now the file at ``path`` (the window's title names it)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -69,6 +70,7 @@ class ModelService(QObject):
         meta.pop("note", None)
         saved = save_checkpoint(path, self.model, meta, self.extras)
         self.path = saved
+        self.saved.emit()
         return saved
 
     def update_weights(self, state: dict[str, np.ndarray]) -> None:

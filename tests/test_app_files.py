@@ -27,6 +27,7 @@ def test_save_then_open_and_recent_models(window, tmp_path, qtbot):
     path = tmp_path / "saved"  # the suffix is added
     assert window.files.save_model(str(path))
     saved = tmp_path / "saved.safetensors"
+    assert window.windowTitle().endswith("— saved.safetensors")  # the title names the new file
     ckpt = load_checkpoint(saved)
     for k, v in window.session.models.model.state_dict().items():
         assert torch.equal(v, ckpt.model.state_dict()[k])
