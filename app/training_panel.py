@@ -173,8 +173,9 @@ class TrainingPanel(QWidget):
             self.test_points.append((e.epoch * self._steps_per_epoch, e.test_loss))
             xs, ys = zip(*self.test_points)
             self.test_curve.setData(xs, ys)
-        self.status.setText(f"epoch {e.epoch}: train loss {e.train_loss:.4f}, "
-                            f"test loss {e.test_loss:.4f} ({e.seconds:.1f} s)")
+        # No-break spaces keep each figure with its name and unit when the dock wraps the line.
+        self.status.setText(f"epoch {e.epoch}: train\u00a0loss\u00a0{e.train_loss:.4f}, "
+                            f"test\u00a0loss\u00a0{e.test_loss:.4f} ({e.seconds:.1f}\u00a0s)")
 
     def show_finished(self, text: str) -> None:
         """The run's outcome goes on the progress bar; the label keeps the last epoch's losses."""

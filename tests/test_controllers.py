@@ -132,3 +132,15 @@ def test_the_confusion_matrix_of_ten_named_classes_fits_a_narrow_dock(qtbot):
     ticks = panel.bars_plot.getPlotItem().getAxis("left")._tickLevels[0]
     assert ticks[3] == (3, "3 Dress")
     assert table.item(9, 9).text() == "892"
+
+
+def test_an_epochs_summary_wraps_between_figures_only(qtbot):
+    """"(14.7" / "s)" on two lines: each figure stays with its name and unit."""
+    from cae.train import EpochEnd
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.show_epoch(EpochEnd(3, 0.0913, 0.0764, 14.7))
+    text = panel.status.text()
+    assert text.replace("\u00a0", " ") == "epoch 3: train loss 0.0913, test loss 0.0764 (14.7 s)"
+    assert text.split(" ") == ["epoch", "3:", "train\u00a0loss\u00a00.0913,",
+                               "test\u00a0loss\u00a00.0764", "(14.7\u00a0s)"]
