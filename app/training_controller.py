@@ -103,9 +103,11 @@ class TrainingController(QObject):
     @Slot()
     def _on_model_changed(self) -> None:
         """Another model (opened, new, discarded back to): the last run's curves and outcome
-        no longer describe it.  A run's own result keeps them."""
+        no longer describe it, the per-epoch losses in its file do.  A run's own result keeps
+        its curves."""
         if not self.session.training.running and not self.session.run.adopting:
             self.panel.reset_curves(starting=False)
+            self.panel.show_history(self.session.models.metadata.get("history") or [])
 
     @Slot(str)
     def _on_dataset_chosen(self, name: str) -> None:

@@ -148,11 +148,35 @@ class TrainingPanel(QWidget):
         self.last_step = None
         self.train_curve.setData([], [])
         self.test_curve.setData([], [])
+        self.loss_plot.getPlotItem().setLabel("bottom", "step")
         self.progress.setValue(0)
         self.progress.setFormat("starting…" if starting else "")
         self.status.setText("")
         self.loss_plot.setVisible(False)
         self.loss_hint.setVisible(True)
+
+    def show_history(self, history: list) -> None:
+        """The per-epoch losses a model file keeps (``history``): how the model on the map was
+        trained, until a new run draws its own curve.  Entries that are not numbers are left out
+        (the file is the user's)."""
+        rows = []
+        for entry in history:
+            try:
+                rows.append((int(entry["epoch"]), float(entry["train_loss"]),
+                             float(entry["test_loss"])))
+            except (KeyError, TypeError, ValueError):
+                continue
+        rows = [r for r in rows if all(math.isfinite(v) and v > 0 for v in r[1:])]
+        if len(rows) < 2:
+            return
+        epochs, train, test = zip(*rows)
+        self.loss_plot.getPlotItem().setLabel("bottom", "epoch")
+        self.train_curve.setData(epochs, train)
+        self.test_curve.setData(epochs, test)
+        self.loss_plot.setVisible(True)
+        self.loss_hint.setVisible(False)
+        self.status.setText(f"this model's training: {len(rows)}\u00a0epochs, last "
+                            f"test\u00a0loss\u00a0{test[-1]:.4f}")
 
     def show_progress(self, p: Progress) -> None:
         self._steps_per_epoch = p.steps_per_epoch

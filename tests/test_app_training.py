@@ -316,3 +316,28 @@ def test_only_the_training_thread_gives_torch_every_core(window, qtbot, monkeypa
     with qtbot.waitSignal(window.session.training.finished, timeout=10000):
         window.session.training.stop()
     qtbot.waitUntil(lambda: runner.torch_threads == torch_threads.ALL, timeout=5000)
+
+
+def test_a_model_file_shows_how_it_was_trained(window, tmp_path):
+    """Its per-epoch losses (kept in the file) are drawn against epochs; bad entries are left
+    out; a file without them shows nothing."""
+    from cae.checkpoint import save_checkpoint
+    history = [{"epoch": 1, "train_loss": 0.06, "test_loss": 0.047, "seconds": 90.0},
+               {"epoch": 2, "train_loss": "bad", "test_loss": 0.044},
+               {"epoch": 3, "train_loss": 0.05, "test_loss": 0.043, "seconds": 90.0},
+               {"epoch": 4, "train_loss": 0.048, "test_loss": 0.042, "seconds": 90.0}]
+    path = save_checkpoint(tmp_path / "h.safetensors", CAE(),
+                           {"dataset": "synthetic", "history": history})
+    window.session.set_dirty(False)
+    assert window.files.open_model(str(path))
+    panel = window.training_panel
+    xs, ys = panel.test_curve.getData()
+    assert list(xs) == [1, 3, 4] and list(ys) == [0.047, 0.043, 0.042]
+    assert list(panel.train_curve.getData()[1]) == [0.06, 0.05, 0.048]
+    assert panel.loss_plot.isVisibleTo(panel) and not panel.loss_hint.isVisibleTo(panel)
+    assert panel.loss_plot.getPlotItem().getAxis("bottom").labelText == "epoch"
+    assert "3\u00a0epochs" in panel.status.text()
+    plain = save_checkpoint(tmp_path / "p.safetensors", CAE(), {"dataset": "synthetic"})
+    assert window.files.open_model(str(plain))
+    assert panel.test_curve.getData()[0] is None or len(panel.test_curve.getData()[0]) == 0
+    assert panel.loss_hint.isVisibleTo(panel) and panel.status.text() == ""
