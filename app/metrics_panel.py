@@ -9,7 +9,8 @@ from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetIt
                                QWidget)
 
 
-CELL_MARGIN_PX = 4  # each side of a confusion count (the style's own padding is wider)
+CELL_MARGIN_PX = 2  # each side of a confusion count (the style's own padding is wider)
+TABLE_FONT_SCALE = 0.85  # ten four-digit counts then fit a dock of ~320 px without scrolling
 
 def _numbered(class_names: tuple[str, ...]) -> list[str]:
     """'3 Dress' for a named class, plain '3' where the name is the number itself (MNIST)."""
@@ -35,6 +36,9 @@ class MetricsPanel(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setMinimumHeight(200)
         self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
+        font = self.table.font()
+        font.setPointSizeF(font.pointSizeF() * TABLE_FONT_SCALE)
+        self.table.setFont(font)
         self.table.setStyleSheet(f"QTableWidget::item {{ padding: 0px {CELL_MARGIN_PX}px; }}")
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
