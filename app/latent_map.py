@@ -98,8 +98,10 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.plot_item.addItem(self.drawn_marker, ignoreBounds=True)
         self._dragging_drawn = False
         self._drawn_at: tuple[float, float] | None = None  # the drawing's own code
-        # The interpolation path between two end points.
+        # The interpolation path between two end points; a white band under the dashes keeps it
+        # visible over the dark decoded-image mosaic as over the white background.
         self.path_item = pg.PlotDataItem(pen=pg.mkPen("#222222", width=2, style=Qt.PenStyle.DashLine),
+                                         shadowPen=pg.mkPen("#FFFFFF", width=5),
                                          symbol="o", symbolSize=6, symbolBrush="#FFFFFF",
                                          symbolPen=pg.mkPen("#222222"))
         self.path_item.setZValue(9)

@@ -36,6 +36,8 @@ def test_strip_ends_are_the_decodes_of_the_end_points(window, qtbot):
     assert label_b.isVisible() and (label_b.pos().x(), label_b.pos().y()) == pytest.approx(
         (float(b[0]), float(b[1])))
     assert panel.strip_view.image.shape == (28, 7 * 28 + 6 * 2)
+    halo, line = window.map.path_item.opts["shadowPen"], window.map.path_item.opts["pen"]
+    assert halo.color().lightness() == 255 and halo.widthF() > line.widthF()  # seen on the mosaic
 
 
 def test_hovered_data_point_as_end_point_with_the_key(window, qtbot):
