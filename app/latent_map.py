@@ -44,6 +44,24 @@ class ExploreViewBox(pg.ViewBox):
         super().mouseDragEvent(ev, axis)  # Shift/Ctrl + left or middle: pan; right: zoom
 
 
+
+class Swatch(pg.ItemSample):
+    """A legend swatch at least SIZE px across, whatever the dots' size: 4 px dots gave 4 px
+    swatches, and classes 4, 5 and 9 (purple, brown, grey) were hard to tell apart."""
+
+    SIZE = 10
+
+    def paint(self, p, *args) -> None:
+        opts = self.item.opts
+        if not self.item.isVisible() or opts.get("symbol") is None:
+            super().paint(p, *args)  # the hidden class's eye
+            return
+        p.setRenderHint(p.RenderHint.Antialiasing)
+        p.translate(10, 10)
+        pg.graphicsItems.ScatterPlotItem.drawSymbol(
+            p, opts["symbol"], max(opts["size"], self.SIZE), pg.mkPen(opts["pen"]),
+            pg.mkBrush(opts["brush"]))
+
 class LatentMap(DensityLevels, pg.PlotWidget):
     """Scatter of latent codes with a class legend, an exploration marker and hover look-up."""
 
@@ -65,7 +83,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.view_box.setAspectLocked(False)
         # The legend sits beside the plot, never over the points; a click on an entry's swatch or
         # its name shows or hides that class.
-        self.legend = pg.LegendItem(labelTextColor="k", verSpacing=-4)
+        self.legend = pg.LegendItem(labelTextColor="k", verSpacing=-4, sampleType=Swatch)
         self.plot_item.layout.addItem(self.legend, 2, 3)
         self.plot_item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         # The error and vote colourings' key, in the class legend's place (which they hide).

@@ -317,3 +317,18 @@ def test_confusion_counts_are_never_cut_short(qtbot):
     assert all(header.sectionSize(i) >= need for i in range(10))
     assert panel.table.textElideMode() == Qt.TextElideMode.ElideNone
     assert panel.table.item(0, 0).toolTip() == "true 0, voted 0: 1,095"
+
+
+def test_legend_swatches_are_large_enough_to_tell_colours_apart(window, qtbot):
+    from PySide6.QtGui import QColor, QImage, QPainter
+
+    from app.latent_map import Swatch
+    sample, _ = window.map.legend.items[5]
+    assert isinstance(sample, Swatch) and window.map.scatters[5].opts["size"] < Swatch.SIZE
+    image = QImage(20, 20, QImage.Format.Format_ARGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    sample.paint(painter)
+    painter.end()
+    inked = sum(QColor(image.pixel(x, y)) != QColor("white") for x in range(20) for y in range(20))
+    assert inked >= 60  # measured: 88 px; the 4 px dot itself inks 16
