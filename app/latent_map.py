@@ -148,6 +148,10 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self._class_index: list[np.ndarray] | None = None  # each class's points
         self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        # A keyboard user sees where the focus is (the arrow keys move the decoded point here);
+        # the frame is always 2 px wide, so focus never moves the plot.
+        self.setStyleSheet(f"{type(self).__name__} {{ border: 2px solid transparent; }}"
+                           f"{type(self).__name__}:focus {{ border: 2px solid palette(highlight); }}")
         self.view_box.sigExploreDrag.connect(self._on_drag)
         self.scene().sigMouseMoved.connect(self._on_move)
         self._hover_pos: QPointF | None = None

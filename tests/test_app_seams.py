@@ -332,3 +332,19 @@ def test_legend_swatches_are_large_enough_to_tell_colours_apart(window, qtbot):
     painter.end()
     inked = sum(QColor(image.pixel(x, y)) != QColor("white") for x in range(20) for y in range(20))
     assert inked >= 60  # measured: 88 px; the 4 px dot itself inks 16
+
+
+def test_the_map_shows_when_it_has_the_keyboard_focus(window, qtbot):
+    """After Tab the focus could land on the map with nothing to show it (the arrow keys then
+    move the decoded point): a highlight frame says so, the same width with and without focus."""
+    from PySide6.QtGui import QColor
+    m = window.map
+    window.z1_edit.setFocus()
+    qtbot.wait(20)
+    before, inner = QColor(m.grab().toImage().pixel(0, 100)), m.viewport().geometry()
+    m.setFocus()
+    qtbot.waitUntil(m.hasFocus, timeout=1000)
+    qtbot.wait(20)
+    after = QColor(m.grab().toImage().pixel(0, 100))
+    assert after == m.palette().color(m.palette().ColorRole.Highlight) and after != before
+    assert m.viewport().geometry() == inner
