@@ -167,14 +167,30 @@ def pool_relu(x: torch.Tensor) -> torch.Tensor:
     return max4(x).relu_()
 
 
+def channels_last(t: torch.Tensor) -> torch.Tensor:
+    """A copy of the 4-D ``t`` with channels-last strides, one channel included.  With one
+    channel, ``contiguous(memory_format=torch.channels_last)`` keeps the planar strides (both
+    layouts are "contiguous"), so oneDNN would run the first convolution, and through its output
+    every layer after it, with its planar kernels."""
+    n, c, h, w = t.shape
+    out = torch.empty_strided(t.shape, (c * h * w, 1, w * c, c), dtype=t.dtype, device=t.device)
+    return out.copy_(t)
+
+
 def encode_batch(model: CAE, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     """``model.encode(x)`` with ReLU after pooling; with ``bf16`` the two 3x3 convolutions run
-    in bfloat16 and the last one (a 2-unit matrix product, nearly free) in float32 again,
-    which halves the code error of an all-bf16 pass.  fp32 gives model.encode's exact codes."""
+    in bfloat16 and channels-last and the last one (a 2-unit matrix product, nearly free) in
+    float32 again, which halves the code error of an all-bf16 pass.  fp32 gives model.encode's
+    exact codes.
+
+    Channels-last made the bf16 pass 1.5x faster (10,000 MNIST digits in batches of 256, two
+    threads, alternated: 432 against 653 ms): oneDNN's blocked 3x3 kernel for the second
+    convolution takes 4.1 against 6.4 ms per batch, and pooling reads whole pixels."""
     conv1, _, _, conv2, _, _, last = model.encoder
     dtype = torch.bfloat16 if bf16 else x.dtype
-    h = x.to(dtype)
+    layout = channels_last if bf16 else torch.Tensor.contiguous
+    h = layout(x.to(dtype))
     for conv in (conv1, conv2):
         h = pool_relu(torch.nn.functional.conv2d(
-            h, conv.weight.to(dtype), conv.bias.to(dtype), conv.stride, conv.padding))
+            h, layout(conv.weight.to(dtype)), conv.bias.to(dtype), conv.stride, conv.padding))
     return last(h.float()).flatten(1)

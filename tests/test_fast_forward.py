@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from cae.checkpoint import load_checkpoint
-from cae.fast_forward import MaxPool2x2, fast_encode, fast_forward, transposed_conv_gemm
+from cae.fast_forward import (MaxPool2x2, channels_last, encode_batch, fast_encode, fast_forward,
+                              transposed_conv_gemm)
 from cae.model import reconstruction_loss
 from cae.train import build_model
 from tests.helpers import mnist_sample
@@ -115,6 +116,44 @@ def test_bf16_fast_forward_and_gradients_are_close_to_fp32(trained):
     assert grad_error(grads(model, out, x), grads(model, ref, x)) < BF16_GRAD_TOL
     codes = fast_encode(model, x, bf16=True)
     assert output_error(codes, model.encode(x)) < BF16_OUT_TOL
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_channels_last_copies_one_channel_too(channels):
+    # contiguous(memory_format=torch.channels_last) keeps planar strides for one channel
+    t = torch.randn(2, channels, 5, 4)
+    out = channels_last(t)
+    assert out.stride() == (channels * 20, 1, 4 * channels, channels)
+    assert torch.equal(out, t)
+
+
+def test_the_bf16_encode_runs_its_convolutions_channels_last(trained):
+    model, x = trained
+    seen = []
+    hooks = [model.encoder[i].register_forward_hook(lambda m, i, o: seen.append(o))
+             for i in (0, 3)]
+    original = torch.nn.functional.conv2d
+    layouts = []
+
+    def spy(inp, weight, *args):
+        out = original(inp, weight, *args)
+        if weight.shape[-1] == 3:  # the two 3x3 layers (the last one is a 7x7 matrix product)
+            layouts.append((out.dtype, out.stride(1) == 1))
+        return out
+
+    torch.nn.functional.conv2d = spy
+    try:
+        with torch.no_grad():
+            codes = encode_batch(model, x, bf16=True)
+            exact = encode_batch(model, x, bf16=False)
+    finally:
+        torch.nn.functional.conv2d = original
+        for hook in hooks:
+            hook.remove()
+    assert layouts == [(torch.bfloat16, True)] * 2 + [(torch.float32, False)] * 2
+    assert not seen  # the layers' own forward (planar fp32) never ran
+    torch.testing.assert_close(exact, model.encode(x), atol=1e-5, rtol=1e-5)
+    assert output_error(codes, exact) < BF16_OUT_TOL
 
 
 def test_with_bf16_the_cpu_output_layer_runs_as_matrix_products(trained):
