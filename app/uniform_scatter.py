@@ -9,11 +9,17 @@ Its paint, too, does per-point work that one style makes unnecessary (reading ea
 source rectangle, a mask of the points in view computed in data coordinates with their sizes);
 here the points are mapped to the device in one product, culled only when some lie outside the
 widget, and drawn with the same single ``drawPixmapFragments`` call, so the picture is the same.
+What a pan does not change is kept between paints: the points' coordinates as one contiguous
+array (pyqtgraph keeps them in a record array, read with strides), and the fragments' source
+rectangle, scale and opacity columns, written again only when the symbol or the screen's pixel
+ratio changes.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from pyqtgraph.Qt import QtGui
+from pyqtgraph.Qt.internals import PrimitiveArray
 
 _STYLE = ("symbol", "size", "pen", "brush")
 _DEFAULT = pg.graphicsItems.ScatterPlotItem._DEFAULT_STYLE
@@ -22,6 +28,12 @@ _DEFAULT = pg.graphicsItems.ScatterPlotItem._DEFAULT_STYLE
 class UniformScatter(pg.ScatterPlotItem):
     def __init__(self, *args, **kwargs) -> None:
         self._one_style = False  # every point drawn with the item's own style (set per update)
+        self._xy_of: np.ndarray | None = None  # the record array _xy was read from
+        self._xy = np.zeros((2, 0))
+        # Fragments of this item's own: the constant columns stay written between paints.
+        self._fragments = PrimitiveArray(QtGui.QPainter.PixmapFragment, 10)
+        self._constants: tuple | None = None  # (rows, source, pixel ratio) they were written for
+        self._constants_in: np.ndarray | None = None  # the buffer they were written in (kept alive)
         super().__init__(*args, **kwargs)
 
     def updateSpots(self, dataSet=None) -> None:  # noqa: N802,N803 (pyqtgraph's names)
@@ -60,25 +72,32 @@ class UniformScatter(pg.ScatterPlotItem):
             super().paint(p, option, widget)
             return
         t = p.transform()
-        x, y = data["x"], data["y"]
-        pts = np.empty((len(data), 2))
-        np.multiply(x, t.m11(), out=pts[:, 0])
-        pts[:, 0] += y * t.m21() + t.dx()
-        np.multiply(y, t.m22(), out=pts[:, 1])
-        pts[:, 1] += x * t.m12() + t.dy()
+        pts = np.array([[t.m11(), t.m21()], [t.m12(), t.m22()]]) @ self._coordinates()
+        pts += ((t.dx(),), (t.dy(),))  # (2, N): device x and y
         np.clip(pts, -2 ** 30, 2 ** 30, out=pts)  # as pyqtgraph does: Qt crashes beyond
         source = data["sourceRect"][0]
         half = max(source["w"], source["h"]) / 2
         w, h = widget.width(), widget.height()
-        inside = ((pts[:, 0] > -half) & (pts[:, 0] < w + half)
-                  & (pts[:, 1] > -half) & (pts[:, 1] < h + half))
+        inside = (pts[0] > -half) & (pts[0] < w + half) & (pts[1] > -half) & (pts[1] < h + half)
         if not inside.all():
-            pts = pts[inside]
+            pts = pts[:, inside]
         p.resetTransform()
         dpr = self.fragmentAtlas.devicePixelRatio()
-        self._pixmapFragments.resize(len(pts))
-        frags = self._pixmapFragments.ndarray()
-        frags[:, 0:2] = pts
-        frags[:, 2:6] = (source["x"], source["y"], source["w"], source["h"])
-        frags[:, 6:10] = (1 / dpr, 1 / dpr, 0.0, 1.0)
-        p.drawPixmapFragments(*self._pixmapFragments.drawargs(), self.fragmentAtlas.pixmap)
+        self._fragments.resize(len(data))  # all points: the constant columns cover every row
+        frags = self._fragments.ndarray()
+        constants = (len(frags), source.tobytes(), dpr)
+        if constants != self._constants or frags.base is not self._constants_in:
+            frags[:, 2:6] = (source["x"], source["y"], source["w"], source["h"])
+            frags[:, 6:10] = (1 / dpr, 1 / dpr, 0.0, 1.0)
+            self._constants, self._constants_in = constants, frags.base
+        frags[:pts.shape[1], 0:2] = pts.T
+        self._fragments.resize(pts.shape[1])
+        p.drawPixmapFragments(*self._fragments.drawargs(), self.fragmentAtlas.pixmap)
+
+    def _coordinates(self) -> np.ndarray:
+        """The points' x and y as the rows of one (2, N) array, read once per data set:
+        pyqtgraph makes a new record array whenever points are set or added."""
+        if self._xy_of is not self.data:
+            self._xy = np.stack([self.data["x"], self.data["y"]]).astype(float)
+            self._xy_of = self.data
+        return self._xy

@@ -21,6 +21,10 @@ def _pictures(qtbot, cls, xy, **per_point):
     s.setBrush(pg.mkBrush("#0072B2"))  # greying a class out restyles every point
     s.setData(x=xy[::2, 0], y=xy[::2, 1])  # new points after a restyle
     pictures.append(w.grab().toImage())
+    s.setData(x=xy[:, 0] + 0.5, y=xy[:, 1])  # more points again, in the fragments kept
+    pictures.append(w.grab().toImage())
+    s.setBrush(pg.mkBrush("#E69F00"))  # a restyle alone: the same points, another symbol
+    pictures.append(w.grab().toImage())
     return [bytes(picture.constBits()) for picture in pictures]
 
 
@@ -29,7 +33,7 @@ def test_same_pictures_as_pyqtgraph(qtbot, per_point):
     xy = np.random.default_rng(0).normal(size=(1000, 2))
     ours = _pictures(qtbot, UniformScatter, xy, **per_point)
     theirs = _pictures(qtbot, pg.ScatterPlotItem, xy, **per_point)
-    assert len(set(ours)) == 3  # the zoom and the restyle show
+    assert len(set(ours)) == 5  # the zoom, the restyles and the new points show
     assert ours == theirs
 
 
