@@ -82,8 +82,8 @@ class MetricsPanel(QWidget):
                 self.table.setItem(i, j, item)
         # Columns share the dock's width but never get narrower than the widest count ("1095"
         # showed as "1…" at 1280x800): a narrow dock scrolls instead.
-        metrics_ = self.table.fontMetrics()
-        widest = max(metrics_.horizontalAdvance(str(int(v))) for v in confusion.flat)
+        font = self.table.fontMetrics()
+        widest = max(font.horizontalAdvance(str(int(v))) for v in confusion.flat)
         header = self.table.horizontalHeader()
         header.setMinimumSectionSize(widest + 2 * CELL_MARGIN_PX)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)

@@ -166,7 +166,7 @@ class TrainingPanel(QWidget):
                              float(entry["test_loss"])))
             except (KeyError, TypeError, ValueError):
                 continue
-        rows = [r for r in rows if all(math.isfinite(v) and v > 0 for v in r[1:])]
+        rows = [r for r in rows if all(_plottable(v) for v in r[1:])]
         if len(rows) < 2:
             return
         epochs, train, test = zip(*rows)
@@ -184,7 +184,7 @@ class TrainingPanel(QWidget):
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
         self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
                                 f"{p.images_per_s:,.0f} img/s  ETA {format_eta(p.eta_s)}")
-        if math.isfinite(p.loss) and p.loss > 0:
+        if _plottable(p.loss):
             self.train_points.append((p.global_step, p.loss))
             xs, ys = zip(*self.train_points)
             self.train_curve.setData(xs, ys)
@@ -193,7 +193,7 @@ class TrainingPanel(QWidget):
                 self.loss_hint.setVisible(False)
 
     def show_epoch(self, e: EpochEnd) -> None:
-        if math.isfinite(e.test_loss) and e.test_loss > 0:
+        if _plottable(e.test_loss):
             self.test_points.append((e.epoch * self._steps_per_epoch, e.test_loss))
             xs, ys = zip(*self.test_points)
             self.test_curve.setData(xs, ys)
@@ -204,3 +204,9 @@ class TrainingPanel(QWidget):
     def show_finished(self, text: str) -> None:
         """The run's outcome goes on the progress bar; the label keeps the last epoch's losses."""
         self.progress.setFormat(text)
+
+
+def _plottable(loss: float) -> bool:
+    """What the loss curve shows: a NaN or an infinity (a diverged run) would squash every other
+    point against the axis, and a loss at or below zero (an edited file) is no MSE."""
+    return math.isfinite(loss) and loss > 0
