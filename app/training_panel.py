@@ -12,9 +12,17 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from cae.train import EpochEnd, Progress, TrainConfig
+from cae.train import RECIPES, EpochEnd, Progress, TrainConfig
 
 DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"), ("IDX folder…", "folder"))
+# (label, RECIPES name, what it does); the first is the default (docs/training.md has the probes).
+RECIPE_CHOICES = (
+    ("Best", "best", "The probes' winner: warm-up and cosine learning rate, batches of 64, an "
+     "average of the weights, a loss on the image as shown"),
+    ("Quick", "quick", "Best's settings for a short run"),
+    ("Lecture", "lecture", "The lecture's plain recipe: Adam at a constant learning rate, batches "
+     "of 50, the plain MSE; train it beside Best to compare the two maps"),
+)
 
 
 def device_choices() -> list[tuple[str, str]]:
@@ -49,21 +57,32 @@ class TrainingPanel(QWidget):
         for label, name in DATASET_CHOICES:
             self.dataset.addItem(label, name)
         self.dataset.activated.connect(lambda _: self.datasetChosen.emit(self.dataset.currentData()))
+        self.dataset.setToolTip("The images to train on and to show on the map")
+        self.recipe = QComboBox()
+        for i, (label, name, what) in enumerate(RECIPE_CHOICES):
+            self.recipe.addItem(label, name)
+            self.recipe.setItemData(i, what, Qt.ItemDataRole.ToolTipRole)
+        self.recipe.setToolTip("How to train (the model is always the lecture's); choosing one "
+                               "fills in its epochs, batch size and learning rate")
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
-        self.epochs.setValue(5)
+        self.epochs.setToolTip("Passes over the training images")
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 65536)
-        self.batch_size.setValue(TrainConfig().batch_size)  # the best recipe's
+        self.batch_size.setToolTip("Images per optimisation step")
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1.0)
         self.lr.setSingleStep(1e-4)
-        self.lr.setValue(2e-3)
+        self.lr.setToolTip("The learning rate (Best and Quick: its peak, after the warm-up)")
+        self.recipe.currentIndexChanged.connect(self._fill_recipe)
+        self._fill_recipe()
         self.device = QComboBox()
         for label, dev in device_choices():
             self.device.addItem(label, dev)
+        self.device.setToolTip("Where to train: Auto takes a GPU when there is one")
         form.addRow("Dataset", self.dataset)
+        form.addRow("Recipe", self.recipe)
         form.addRow("Epochs", self.epochs)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Learning rate", self.lr)
@@ -73,8 +92,12 @@ class TrainingPanel(QWidget):
         form.addRow("", self.continue_training)
 
         self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("Train with these settings on a background thread; the map "
+                                     "follows the model as it learns")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
+        self.pause_button.setToolTip("Pause or resume the run")
+        self.stop_button.setToolTip("End the run; you choose whether to keep what it learnt")
         self.train_button.clicked.connect(self.trainRequested)
         self.pause_button.clicked.connect(self._on_pause)
         self.stop_button.clicked.connect(self.stopRequested)
@@ -118,9 +141,18 @@ class TrainingPanel(QWidget):
 
     # --------------------------------------------------------------------------- requests
     def config(self, **overrides) -> TrainConfig:
-        """The settings as a TrainConfig (raises TrainingError for impossible values)."""
-        return TrainConfig(epochs=self.epochs.value(), batch_size=self.batch_size.value(),
-                           lr=float(self.lr.value()), device=self.device.currentData(), **overrides)
+        """The recipe's settings with the dock's on top, as a TrainConfig (raises TrainingError
+        for impossible values)."""
+        return TrainConfig.recipe_config(
+            self.recipe.currentData(), epochs=self.epochs.value(),
+            batch_size=self.batch_size.value(), lr=float(self.lr.value()),
+            device=self.device.currentData(), **overrides)
+
+    def _fill_recipe(self) -> None:
+        settings = RECIPES[self.recipe.currentData()]
+        self.epochs.setValue(settings["epochs"])
+        self.batch_size.setValue(settings["batch_size"])
+        self.lr.setValue(settings["lr"])
 
     def _on_pause(self) -> None:
         if self.pause_button.text() == "Pause":
@@ -138,7 +170,7 @@ class TrainingPanel(QWidget):
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.pause_button.setText("Pause")
-        for w in (self.dataset, self.epochs, self.batch_size, self.lr, self.device,
+        for w in (self.dataset, self.recipe, self.epochs, self.batch_size, self.lr, self.device,
                   self.continue_training):
             w.setEnabled(not running)
 

@@ -341,3 +341,24 @@ def test_a_model_file_shows_how_it_was_trained(window, tmp_path):
     assert window.files.open_model(str(plain))
     assert panel.test_curve.getData()[0] is None or len(panel.test_curve.getData()[0]) == 0
     assert panel.loss_hint.isVisibleTo(panel) and panel.status.text() == ""
+
+
+def test_the_dock_trains_with_the_chosen_recipe(window, qtbot):
+    p = window.training_panel
+    assert p.recipe.currentData() == "best" and p.epochs.value() == 40  # the default
+    p.recipe.setCurrentIndex(p.recipe.findData("lecture"))
+    assert (p.epochs.value(), p.batch_size.value(), p.lr.value()) == (10, 50, 1e-3)
+    assert "constant learning rate" in p.recipe.itemData(p.recipe.currentIndex(),
+                                                          Qt.ItemDataRole.ToolTipRole)
+    set_settings(window, epochs=1, batch=32)  # the dock's own values win over the recipe's
+    with qtbot.waitSignal(window.session.training.finished, timeout=60000):
+        qtbot.mouseClick(p.train_button, Qt.MouseButton.LeftButton)
+        assert not p.recipe.isEnabled()
+    meta = window.session.models.metadata
+    assert meta["recipe"] == "lecture"
+    config = meta["train_config"]
+    assert (config["schedule"], config["ema"], config["loss"]) == ("constant", 0.0, "mse")
+    assert (config["epochs"], config["batch_size"], config["lr"]) == (1, 32, 1e-3)
+    qtbot.waitUntil(lambda: p.recipe.isEnabled(), timeout=5000)
+    p.recipe.setCurrentIndex(p.recipe.findData("quick"))
+    assert p.epochs.value() == 5 and p.config().recipe == "quick"
