@@ -166,13 +166,17 @@ class MainWindow(QMainWindow):
         self.training_dock.raise_()
 
         self.coords_label = QLabel("")
+        # Stays while the model and the data disagree (a passing message was lost at once).
+        self.mismatch_label = QLabel("")
+        self.mismatch_label.setStyleSheet("color: #B85400; font-weight: bold;")
+        self.mismatch_label.setVisible(False)
         self.work_bar = QProgressBar()
         self.work_bar.setMaximumWidth(220)
         self.work_bar.setRange(0, 1000)
         self.work_bar.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
-        for w in (self.coords_label, self.work_bar, self.cancel_button):
+        for w in (self.mismatch_label, self.coords_label, self.work_bar, self.cancel_button):
             self.statusBar().addPermanentWidget(w)
         self.recent_menu = QMenu("Recent models", self)
         self.toolbar = MapToolbar(self)
@@ -228,6 +232,7 @@ class MainWindow(QMainWindow):
         s.pointsChanged.connect(lambda *_: self._update_page())
         s.datasetChanged.connect(lambda _: self._update_page())
         s.dirtyChanged.connect(lambda _: self._update_page())
+        s.training.runningChanged.connect(lambda _: self._update_page())
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
             m, s.dataset.class_names, source) if s.dataset else None)
         s.metricsCleared.connect(self.metrics_panel.clear)
@@ -270,6 +275,13 @@ class MainWindow(QMainWindow):
         elif m.model is not None:
             title += " — trained model (unsaved)" if m.trained else " — untrained model"
         self.setWindowTitle(title + (" *" if self.session.dirty else ""))
+        trained_on, ds = self.session.model_data_mismatch(), self.session.dataset
+        self.mismatch_label.setVisible(trained_on is not None)
+        if trained_on is not None:
+            self.mismatch_label.setText(f"⚠ a model of {trained_on} on {ds.title}")
+            self.mismatch_label.setToolTip(
+                f"The map shows {ds.title} {ds.noun} through a model trained on {trained_on}: "
+                f"its codes and decodes mean little. Train for a model of this data, or open one.")
 
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:

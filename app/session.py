@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from cae.bundled import bundled_model_path
 from cae.checkpoint import Checkpoint
-from cae.data import DATASETS, Dataset, not_found_message
+from cae.data import DATASETS, Dataset, dataset_title, not_found_message
 from cae.errors import CAEError
 from cae.metrics import evaluate
 from cae.model import CAE
@@ -218,22 +218,30 @@ class Session(QObject):
             self.settings.setValue("dataFolder", dataset.source)
             if dataset.name in DATASETS:
                 self.settings.setValue(f"dataFolders/{dataset.name}", str(dataset.source))
-        self.status.emit(f"{dataset.name}: {len(dataset.train_images):,} training and "
+        self.status.emit(f"{dataset.title}: {len(dataset.train_images):,} training and "
                          f"{len(dataset.test_images):,} test images from {dataset.source}", 8000)
         self.datasetChanged.emit(dataset)
         bundled = self._bundled_for(dataset.name)
         trained_on = self.models.metadata.get("dataset")
         if bundled is not None:  # a map at once, no training needed
             self._warn(self.models.load(bundled))
-            self.status.emit(f"{dataset.name}: switched to its bundled model too (a model trained "
-                             f"on {trained_on} would not make sense of these {dataset.noun})", 10000)
+            self.status.emit(f"{dataset.title}: switched to its bundled model too (a model trained "
+                             f"on {dataset_title(trained_on)} would not make sense of these "
+                             f"{dataset.noun})", 10000)
         elif self.models.model is None:
             self.models.new_model()  # emits modelChanged -> codes
         else:
-            if trained_on in DATASETS and trained_on != dataset.name:
-                self.status.emit(f"the map shows {dataset.name} {dataset.noun} through a model "
-                                 f"trained on {trained_on}: Train for a model of this data", 0)
             self.refresh_codes(fit=len(self.points) == 0)
+
+    def model_data_mismatch(self) -> str | None:
+        """The dataset the model was trained on, as people write it, when that is another named
+        dataset than the one loaded (None when they agree, when either is unknown, and while a
+        run trains on this data: the map then shows the run's model)."""
+        trained_on, ds = self.models.metadata.get("dataset"), self.dataset
+        if self.models.model is None or ds is None or trained_on not in DATASETS \
+                or trained_on == ds.name or self.training.running:
+            return None
+        return dataset_title(trained_on)
 
     def _bundled_for(self, dataset: str) -> Path | None:
         """The bundled model of ``dataset`` when the current model is another bundled one (never
@@ -334,7 +342,7 @@ class Session(QObject):
             return
         source = ("while training (2,000 test / 10,000 training digits)" if quick else
                   f"{self.models.path.name if self.models.path else 'current model'} on "
-                  f"{self.dataset.name}")
+                  f"{self.dataset.title}")
         generation = self.models.generation
 
         own = self.models.metadata.get("dataset") in (None, "", self.dataset.name)

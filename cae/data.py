@@ -118,6 +118,19 @@ class Dataset:
         """What messages call its images: 'digits' for MNIST, 'images' for anything else."""
         return "digits" if self.name == "mnist" else "images"
 
+    @property
+    def title(self) -> str:
+        return dataset_title(self.name)
+
+
+TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+def dataset_title(name: str) -> str:
+    """A dataset's name as people write it ("Fashion-MNIST"; the key "fashion-mnist" is what
+    files and the command line use); another folder's name as it is."""
+    return TITLES.get(name, name)
+
 
 @dataclass
 class CancelToken:

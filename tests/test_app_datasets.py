@@ -78,3 +78,22 @@ def test_a_dataset_that_is_not_found_leaves_the_choice_on_the_data_in_use(window
     qtbot.waitUntil(lambda: bool(window.last_error), timeout=10000)
     assert "fashion-mnist was not found" in window.last_error
     assert combo.currentData() == "folder" and window.session.dataset.name == "tiny"
+
+
+def test_a_model_of_other_data_is_flagged_as_long_as_it_is_shown(window, fake_fashion, tmp_path,
+                                                                  qtbot, monkeypatch):
+    path = save_checkpoint(tmp_path / "fashion-model.safetensors", CAE(), {"dataset": "fashion-mnist"})
+    assert window.files.open_model(str(path))
+    qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=10000)
+    label = window.mismatch_label
+    assert not label.isVisibleTo(window)
+    other = write_dataset_folder(tmp_path / "my-digits", n_train=128, n_test=40, seed=9)
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory", lambda *a, **k: str(other))
+    window.training._on_dataset_chosen("folder")
+    qtbot.waitUntil(lambda: len(window.map.codes) == 40, timeout=10000)
+    assert label.isVisibleTo(window) and label.text() == "⚠ a model of Fashion-MNIST on my-digits"
+    assert "my-digits images through a model trained on Fashion-MNIST" in label.toolTip()
+    window.session.status.emit("decode 1.8 ms", 5000)  # messages come and go; the flag stays
+    assert label.isVisibleTo(window)
+    window.session.models.new_model()  # a model of no dataset: nothing to flag
+    assert not label.isVisibleTo(window)

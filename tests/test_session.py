@@ -201,9 +201,10 @@ def test_switching_to_fashion_mnist_switches_the_bundled_model(session, qtbot):
     session._on_dataset_loaded(Dataset("fashion-mnist", small.train_images, small.train_labels,
                                        small.test_images, small.test_labels, names))
     assert session.models.path == fashion and session.models.metadata["dataset"] == "fashion-mnist"
-    assert "fashion-mnist: switched to its bundled model too" in said[-1]
+    assert "Fashion-MNIST: switched to its bundled model too" in said[-1]
+    assert session.model_data_mismatch() is None
     session.set_dirty(True)  # a model of the user's is never replaced, and the user is told
     session._on_dataset_loaded(Dataset("mnist", small.train_images, small.train_labels,
                                        small.test_images, small.test_labels))
     assert session.models.path == fashion
-    assert any("shows mnist digits through a model trained on fashion-mnist" in t for t in said)
+    assert session.model_data_mismatch() == "Fashion-MNIST"  # the window keeps it in view
