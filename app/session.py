@@ -146,9 +146,21 @@ class Session(QObject):
             self.dirtyChanged.emit(dirty)
 
     def discard_unsaved(self) -> None:
-        """The user chose to throw the unsaved model away: its autosave goes too."""
+        """The user chose to throw the unsaved model away: it goes, with its autosave, and the
+        map shows what it would without it, the dataset's bundled model (or a new one).  Kept
+        on the map, a run started next would have gone back to it as "the previous model"."""
         self.set_dirty(False)
         autosave.clear()
+        name = self.dataset.name if self.dataset is not None else "mnist"
+        bundled = bundled_model_path(name) if name in DATASETS else None
+        if bundled is not None and self.models.path == bundled:
+            return
+        try:
+            if bundled is None:
+                raise CAEError("no bundled model")
+            self._warn(self.models.load(bundled))
+        except CAEError:  # a damaged installation: a new model rather than none
+            self.models.new_model()
 
     def _on_model_changed(self) -> None:
         try:

@@ -90,14 +90,17 @@ class TrainingController(QObject):
         if rec is None:
             self.panel.show_finished("training failed")
             return
-        where = _how_far(rec.epochs_done, self.panel.last_step)
+        where = ("before its first step" if rec.steps == 0
+                 else _how_far(rec.epochs_done, self.panel.last_step))
         text = (f"stopped {where}" if rec.stopped
                 else f"finished {_epochs(rec.epochs_done)}") + f" in {rec.seconds:.0f} s"
         self.panel.show_finished(text)
         self.session.status.emit("training " + text, 10000)
-        if rec.stopped and not self.session.closing and not self.ask_keep(
+        if not rec.stopped or self.session.closing:
+            return
+        if rec.steps == 0 or not self.ask_keep(  # (nothing learnt: nothing to ask about)
                 f"Training was stopped {where}. Keep this partly trained model (unsaved), or "
-                "discard it and go back to the previous model?"):
+                f"discard it and go back to {self.session.run.previous_model()}?"):
             self.session.run.discard_trained()
 
     @Slot()

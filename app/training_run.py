@@ -159,6 +159,15 @@ class TrainingRun(QObject):
         if not running:  # the worker is gone: the map, metrics and neighbours catch up
             s.refresh_codes(fit=True)
 
+    def previous_model(self) -> str:
+        """What discarding the run goes back to, in words (for the question after Stop)."""
+        if self._before_training is None:
+            return "the previous model"
+        model, _, path, trained, _, _ = self._before_training
+        if model is None or not trained:
+            return "an untrained model"
+        return path.name if path is not None else "the unsaved model from before"
+
     def discard_trained(self) -> None:
         """Go back to the model from before the run (the user chose not to keep it)."""
         s = self.session

@@ -159,6 +159,7 @@ class Finished:
     stopped: bool  # True when stop() ended the run early
     epochs_done: int
     seconds: float
+    steps: int  # optimiser steps taken (0: stopped before the first, nothing was learnt)
 
 
 Record = Progress | Snapshot | EpochEnd | Finished
@@ -434,7 +435,7 @@ class Trainer:
                     window_t0 = time.perf_counter()
                 if self._stop.is_set():
                     self._finish()
-                    yield Finished(True, self.epochs_done, time.perf_counter() - t_start)
+                    yield Finished(True, self.epochs_done, time.perf_counter() - t_start, global_step)
                     return
                 idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
                 try:
@@ -487,11 +488,11 @@ class Trainer:
             test_loss = self._test_loss(test_u8)
             if self._stop.is_set():
                 self._finish()
-                yield Finished(True, self.epochs_done, time.perf_counter() - t_start)
+                yield Finished(True, self.epochs_done, time.perf_counter() - t_start, global_step)
                 return
             yield EpochEnd(epoch, train_loss, test_loss, time.perf_counter() - epoch_t0)
             yield self._snapshot(snap_u8, snap_labels, epoch, global_step)
             last_snapshot_t = time.perf_counter()
             window_t0 = last_snapshot_t
         self._finish()
-        yield Finished(False, self.epochs_done, time.perf_counter() - t_start)
+        yield Finished(False, self.epochs_done, time.perf_counter() - t_start, global_step)

@@ -1,4 +1,6 @@
 """Training through the worker thread, as a user drives it from the training dock."""
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -362,3 +364,43 @@ def test_the_dock_trains_with_the_chosen_recipe(window, qtbot):
     qtbot.waitUntil(lambda: p.recipe.isEnabled(), timeout=5000)
     p.recipe.setCurrentIndex(p.recipe.findData("quick"))
     assert p.epochs.value() == 5 and p.config().recipe == "quick"
+
+
+def test_a_model_discarded_before_a_run_does_not_come_back_with_it(window, qtbot,
+                                                                   answered_questions):
+    """Train, keep; Train again and discard the kept model; stop and discard the new run: the
+    map goes back to what was there without the discarded model, never to it (it had come back
+    marked saved, and the next Train then threw it away without asking)."""
+    set_settings(window, epochs=200, batch=8)
+
+    def run_and_stop(keep: bool) -> None:
+        window.training.ask_keep = lambda text: answered_questions.append(("keep", text)) or keep
+        with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+            assert window.training.start()
+        with qtbot.waitSignal(window.session.run.ended, timeout=10000):
+            window.session.training.stop()
+        qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+
+    run_and_stop(keep=True)
+    kept = window.session.models.model
+    assert window.session.dirty and window.windowTitle().endswith("*")
+    run_and_stop(keep=False)  # Train asks about the kept model: answered Discard
+    assert answered_questions[-2][0] == "Unsaved model"
+    assert answered_questions[-1][1].endswith("go back to an untrained model?")
+    assert window.session.models.model is not kept and not window.session.models.trained
+    assert not window.session.dirty and window.windowTitle().endswith("untrained model")
+
+
+def test_a_run_stopped_before_its_first_step_leaves_nothing_to_keep(window, qtbot, monkeypatch,
+                                                                    answered_questions):
+    real = Trainer._to_device
+    monkeypatch.setattr(Trainer, "_to_device", lambda self, a: time.sleep(0.3) or real(self, a))
+    before = window.session.models.model
+    set_settings(window, epochs=2, batch=8)
+    with qtbot.waitSignal(window.session.run.ended, timeout=10000) as ended:
+        assert window.training.start()
+        window.session.training.stop()
+    assert ended.args[0].stopped and ended.args[0].steps == 0
+    assert not [q for q in answered_questions if q[0] == "keep" or "Keep" in q[1]]
+    assert window.session.models.model is before and not window.session.dirty
+    assert window.training_panel.progress.format().startswith("stopped before its first step")
