@@ -21,6 +21,11 @@ class MetricsPanel(QWidget):
         super().__init__(parent)
         self.summary = QLabel("no metrics yet")
         self.summary.setWordWrap(True)
+        self.summary.setToolTip(
+            "Test MSE: the mean squared error of the test images as shown, the model's output "
+            "clamped to [0, 1] (what cae evaluate reports). The Training tab's test loss is the "
+            "unclamped output's, so it reads a little higher.\n5-NN accuracy: each test code "
+            "voted by the labels of its 5 nearest training codes.")
         self.bars_plot = pg.PlotWidget(background="w")
         self.bars_plot.setMinimumHeight(150)
         plot = self.bars_plot.getPlotItem()
@@ -52,7 +57,7 @@ class MetricsPanel(QWidget):
         self.metrics = metrics
         n = len(class_names)
         self.summary.setText(
-            f"<b>{source}</b><br>test MSE <b>{metrics['test_mse']:.4f}</b> · 5-NN accuracy "
+            f"<b>{source}</b><br>test MSE (clamped) <b>{metrics['test_mse']:.4f}</b> · 5-NN accuracy "
             f"<b>{metrics['knn5_accuracy']:.3f}</b> ({metrics['n_test']:,} test points voted by "
             f"{metrics['n_train']:,} training points)")
         per_class = np.nan_to_num(np.asarray(metrics["per_class_mse"], float))

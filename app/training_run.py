@@ -68,6 +68,7 @@ class TrainingRun(QObject):
         s.epoch_index = -1
         s.models.set_decoder_override(None)
         s.timelineChanged.emit(True)
+        s.metricsCleared.emit("the model being trained: its metrics follow each epoch")
         s.status.emit(f"training on {s.training.trainer.device}…", 0)
         return True
 

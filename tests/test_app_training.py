@@ -178,6 +178,8 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     original = panel.show_metrics
     panel.show_metrics = lambda m, names, source: (seen.append(source), original(m, names, source))
     window.training.start()
+    # The model before the run is gone from the map, and so are its figures.
+    assert panel.metrics is None and "its metrics follow each epoch" in panel.summary.text()
     qtbot.waitUntil(lambda: not window.session.training.running, timeout=60000)
     # (a newer request supersedes one still running, so on this tiny data some epochs' looks
     # are replaced by the next; at least one arrives, and the last word is the full evaluation)
