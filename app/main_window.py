@@ -208,10 +208,15 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
         d = self.menuBar().addMenu("&Data")
-        d.addAction(self._action("Download MNIST", lambda: s.load_data("mnist", download=True)))
-        d.addAction(self._action("Download Fashion-MNIST",
-                                 lambda: s.load_data("fashion-mnist", download=True)))
-        d.addAction(self._action("Choose data folder…", f.choose_data_folder))
+        # Another dataset while a run trains on this one is refused: the menu says so up front
+        # (a folder chosen first and refused then was also remembered as the last one used).
+        self.data_actions = [
+            self._action("Download MNIST", lambda: s.load_data("mnist", download=True)),
+            self._action("Download Fashion-MNIST",
+                         lambda: s.load_data("fashion-mnist", download=True)),
+            self._action("Choose data folder…", f.choose_data_folder)]
+        d.addActions(self.data_actions)
+        d.setToolTipsVisible(True)
         v = self.menuBar().addMenu("&View")
         v.addAction(self._action("&Fit view", self.layers.fit_view, "Ctrl+F"))
         for end in ("A", "B"):  # window-wide: wherever the focus is, but in a text field
@@ -269,6 +274,10 @@ class MainWindow(QMainWindow):
         page = self.map if has_content else self.welcome
         self.stack.setCurrentWidget(self.starting if self._starting else page)
         self.save_action.setEnabled(m.model is not None)
+        training = self.session.training.running
+        for action in self.data_actions:
+            action.setEnabled(not training)
+            action.setToolTip("Stop training to change the dataset" if training else action.text())
         title = APP_NAME
         if m.path is not None:
             title += f" — {m.path.name}"

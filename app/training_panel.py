@@ -199,7 +199,7 @@ class TrainingPanel(QWidget):
             except (KeyError, TypeError, ValueError):
                 continue
         rows = [r for r in rows if all(_plottable(v) for v in r[1:])]
-        if len(rows) < 2:
+        if not rows:
             return
         epochs, train, test = zip(*rows)
         self.loss_plot.getPlotItem().setLabel("bottom", "epoch")
@@ -207,7 +207,8 @@ class TrainingPanel(QWidget):
         self.test_curve.setData(epochs, test)
         self.loss_plot.setVisible(True)
         self.loss_hint.setVisible(False)
-        self.status.setText(f"this model's training: {len(rows)}\u00a0epochs, last "
+        epochs_text = "1\u00a0epoch" if len(rows) == 1 else f"{len(rows)}\u00a0epochs"
+        self.status.setText(f"this model's training: {epochs_text}, last "
                             f"test\u00a0loss\u00a0{test[-1]:.4f}")
 
     def show_progress(self, p: Progress) -> None:

@@ -27,6 +27,7 @@ def test_training_runs_to_the_end_and_updates_everything(window, qtbot):
     with qtbot.waitSignal(window.session.training.finished, timeout=60000) as done:
         qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
         assert window.session.training.running and not window.training_panel.train_button.isEnabled()
+        assert not any(a.isEnabled() for a in window.data_actions)  # no other data meanwhile
     finished, state = done.args
     assert not finished.stopped and finished.epochs_done == 2
     assert len(window.training_panel.test_points) == 2 and window.training_panel.train_points
@@ -41,6 +42,7 @@ def test_training_runs_to_the_end_and_updates_everything(window, qtbot):
     np.testing.assert_allclose(window.map.codes, encode_images(window.session.models.model,
                                                               window.session.dataset.test_images), atol=1e-5)
     assert window.training_panel.train_button.isEnabled()
+    assert all(a.isEnabled() for a in window.data_actions)
     assert window.session.models.metadata["epochs_done"] == 2 and window.session.dirty
 
 
@@ -345,6 +347,11 @@ def test_a_model_file_shows_how_it_was_trained(window, tmp_path):
     assert window.files.open_model(str(plain))
     assert panel.test_curve.getData()[0] is None or len(panel.test_curve.getData()[0]) == 0
     assert panel.loss_hint.isVisibleTo(panel) and panel.status.text() == ""
+    one = save_checkpoint(tmp_path / "one.safetensors", CAE(),  # an autosave after epoch 1
+                          {"dataset": "synthetic", "history": history[:1]})
+    assert window.files.open_model(str(one))
+    assert list(panel.test_curve.getData()[1]) == [0.047] and panel.loss_plot.isVisibleTo(panel)
+    assert "1\u00a0epoch," in panel.status.text()
 
 
 def test_the_dock_trains_with_the_chosen_recipe(window, qtbot):
