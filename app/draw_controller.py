@@ -35,8 +35,7 @@ class DrawController(QObject):
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
-        noun = dataset.noun
-        self.panel.neighbours_title.setText(f"<b>5 nearest training {noun}</b> (latent space)")
+        self.panel.set_noun(dataset.noun)
         self.update_drawing()
 
     @Slot()

@@ -60,7 +60,8 @@ class DrawPanel(QWidget):
         self.input_view = self.step_views[2]  # the centred 28x28 image is the model's input
         steps.addWidget(QLabel("→"))
         steps.addWidget(_captioned(self.recon_view, "decoded")[0])
-        self.result_label = QLabel("draw a digit")
+        self.hint = "draw a digit"  # what an empty pad asks for (set_noun: the dataset's images)
+        self.result_label = QLabel(self.hint)
         self.result_label.setWordWrap(True)
 
         self.neighbour_views = [ImageView(36) for _ in range(N_NEIGHBOURS)]
@@ -85,6 +86,11 @@ class DrawPanel(QWidget):
         layout.addStretch(1)
         self.setMinimumWidth(PAD_SIZE + 24)
 
+    def set_noun(self, noun: str) -> None:
+        """Name the dataset's images ("digits", or "images" for any other set) in the texts."""
+        self.hint = "draw a digit" if noun == "digits" else "draw something like the training images"
+        self.neighbours_title.setText(f"<b>{N_NEIGHBOURS} nearest training {noun}</b> (latent space)")
+
     def open_image(self, path: str | None = None) -> bool:
         if path is None:
             path = file_dialogs.open_file(self, "Open an image of a digit",
@@ -104,7 +110,7 @@ class DrawPanel(QWidget):
             view.set_image(None)
         for label in self.neighbour_labels:
             label.setText("")
-        self.result_label.setText("draw a digit")
+        self.result_label.setText(self.hint)
         self.vote_label.setText("")
 
     def show_result(self, pre: Preprocessed, reconstruction: np.ndarray, z: np.ndarray) -> float:

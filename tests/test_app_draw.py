@@ -59,7 +59,7 @@ def test_undo_and_clear(window, qtbot):
     np.testing.assert_array_equal(pad.ink(), first)
     qtbot.keyClick(pad, Qt.Key.Key_Escape)
     assert pad.is_empty and pad.ink().max() == 0.0
-    assert window.draw_panel.result_label.text() == "draw a digit"
+    assert window.draw_panel.result_label.text() == "draw something like the training images"
     assert not window.map.drawn_marker.isVisible()
 
 

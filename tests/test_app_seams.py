@@ -245,6 +245,7 @@ def test_labels_name_the_dataset(window, qtbot, dataset):
     assert "Image under the cursor" in window.hover_title.text()
     assert window.toolbar.map_set.itemText(0).startswith("Test images")
     assert "training images" in window.draw_panel.neighbours_title.text()
+    assert window.draw_panel.result_label.text() == "draw something like the training images"
 
 
 
