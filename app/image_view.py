@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 
@@ -12,6 +12,9 @@ def to_qimage(image: np.ndarray) -> QImage:
     data = np.ascontiguousarray((np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
     h, w = data.shape
     return QImage(data.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+
+
+FRAME = "#8C8C8C"
 
 
 class ImageView(QWidget):
@@ -36,13 +39,17 @@ class ImageView(QWidget):
         self.update()
 
     def paintEvent(self, event) -> None:  # noqa: N802
-        """Scale to fit, keeping the aspect ratio (a 20 x 13 crop stays narrow); no smoothing."""
+        """Scale to fit, keeping the aspect ratio (a 20 x 13 crop stays narrow); no smoothing.
+        A grey frame just outside the image shows its edges where they are white ink on the
+        light window (the crop of a "1" was an invisible white bar)."""
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
         iw, ih = (1, 1) if self._qimage is None else (self._qimage.width(), self._qimage.height())
-        scale = min(self.width() / iw, self.height() / ih)
-        w, h = int(iw * scale), int(ih * scale)
+        scale = min((self.width() - 2) / iw, (self.height() - 2) / ih)
+        w, h = max(1, int(iw * scale)), max(1, int(ih * scale))
         target = QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h)
+        painter.setPen(QColor(FRAME))
+        painter.drawRect(target.adjusted(-1, -1, 0, 0))
         if self._qimage is None:
             painter.fillRect(target, Qt.GlobalColor.black)
         else:
