@@ -32,11 +32,19 @@ class DrawController(QObject):
         session.decoderChanged.connect(self.update_drawing)
         session.trainCodesReady.connect(self.update_drawing)
         session.datasetChanged.connect(self._on_dataset)
+        map_.drawnDropped.connect(self.update_drawing)  # the reconstruction again
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
         self.panel.set_noun(dataset.noun)
         self.update_drawing()
+
+    def show_star_decode(self, image) -> None:
+        """While the star is dragged, the dock's decoded image follows it (the drag starts in
+        this dock, where the Images tab with the decoded point is out of sight)."""
+        if self.map.dragging_drawn:
+            self.panel.recon_view.set_image(image)
+            self.panel.result_label.setText("decoded at the star; let go and it goes back")
 
     @Slot()
     def _throttle(self) -> None:

@@ -70,6 +70,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
     nudged = Signal(float, float)  # arrow keys: a step in fractions of the visible width/height
     viewChanged = Signal()  # panned or zoomed
     densityWanted = Signal(tuple, int, int)  # rect, width and height in pixels: render and set
+    drawnDropped = Signal()  # the dragged star was let go (and went back to the drawing's code)
+    pressed = Signal(bool)  # a plain left press that explores; True: on the drawn digit's star
 
     def __init__(self, parent=None) -> None:
         self.view_box = ExploreViewBox()
@@ -114,7 +116,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.drawn_marker.setZValue(11)
         self.drawn_marker.setVisible(False)
         self.plot_item.addItem(self.drawn_marker, ignoreBounds=True)
-        self._dragging_drawn = False
+        self.dragging_drawn = False  # the star is being dragged (its decodes are the drawing's)
         self._drawn_at: tuple[float, float] | None = None  # the drawing's own code
         # The interpolation path between two end points; a white band under the dashes keeps it
         # visible over the dark decoded-image mosaic as over the white background.
@@ -389,22 +391,24 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             if (self.view_box.sceneBoundingRect().contains(scene_pos)  # not an axis
                     and not self.legend.sceneBoundingRect().contains(scene_pos)):
                 p = self.view_box.mapSceneToView(scene_pos)
+                self.pressed.emit(bool(self._near_drawn_marker(p.x(), p.y())))
                 self.explored.emit(p.x(), p.y())
         super().mousePressEvent(ev)
 
     def _on_drag(self, x: float, y: float, started: bool, finished: bool) -> None:
         if started:
-            self._dragging_drawn = self._near_drawn_marker(x, y)
+            self.dragging_drawn = self._near_drawn_marker(x, y)
             return
-        if self._dragging_drawn:
+        if self.dragging_drawn:
             self.drawn_marker.setData([x], [y])
         self.explored.emit(x, y)
-        if finished and self._dragging_drawn:
+        if finished and self.dragging_drawn:
             # The star is the drawing's code: dropped, it goes home; the cross stays where the
             # drag ended, on the decoded point.
-            self._dragging_drawn = False
+            self.dragging_drawn = False
             if self._drawn_at is not None:
                 self.drawn_marker.setData([self._drawn_at[0]], [self._drawn_at[1]])
+            self.drawnDropped.emit()
 
     def leaveEvent(self, ev) -> None:  # noqa: N802
         """The pointer left the map: no point is under it any more (the A and B keys must not

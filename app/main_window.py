@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
         s.data.busyChanged.connect(self._on_data_busy)
         self.cancel_button.clicked.connect(s.data.cancel)
         self.go_button.clicked.connect(self.explore.go_to_typed_z)
+        self.explore.decoded.connect(lambda *_: self.draw.show_star_decode(self.explore.last_image))
+        self.map.pressed.connect(self._show_decoded_tab)
         self.welcome.download_button.clicked.connect(lambda: s.load_data("mnist", download=True))
         self.welcome.folder_button.clicked.connect(lambda: self.files.choose_data_folder())
         self.welcome.open_button.clicked.connect(lambda: self.files.open_model())
@@ -291,6 +293,14 @@ class MainWindow(QMainWindow):
             self.mismatch_label.setToolTip(
                 f"The map shows {ds.title} {ds.noun} through a model trained on {trained_on}: "
                 f"its codes and decodes mean little. Train for a model of this data, or open one.")
+
+    def _show_decoded_tab(self, on_star: bool) -> None:
+        """A press on the map decodes: the Images tab comes forward to show it when another tab
+        hides it (not when it was closed).  A press on the drawn digit's star starts a drag the
+        Draw dock follows, so that dock stays."""
+        if (not on_star and self.side_dock.toggleViewAction().isChecked()
+                and self.side_dock.visibleRegion().isEmpty()):  # (a hidden tab is "visible")
+            self.side_dock.raise_()
 
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:

@@ -95,7 +95,9 @@ def test_open_image_inverts_dark_ink(window, qtbot, tmp_path):
 def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
     """The star follows the drag (decoding as it goes) and goes back to the drawing's code when
     dropped; the cross stays on the point decoded last."""
+    window.draw_dock.raise_()  # the drag starts where the drawing is
     draw(qtbot, window.draw_panel.pad, SEVEN)
+    reconstruction = window.draw_panel.recon_view.image.copy()
     mx, my = window.map.drawn_marker.getData()
     window.map.view_box.setRange(xRange=(mx[0] - 1, mx[0] + 1), yRange=(my[0] - 1, my[0] + 1))
     vp = window.map.viewport()
@@ -111,6 +113,11 @@ def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
     target = window.map.view_box.mapSceneToView(window.map.mapToScene(end))
     nx, ny = window.map.drawn_marker.getData()
     assert abs(nx[0] - target.x()) < 0.05 and nx[0] > mx[0]  # mid-drag: under the pointer
+    # The Draw dock, where the drag began, shows the decodes along the way.
+    qtbot.waitUntil(lambda: window.session.decoded_z[0] > mx[0] + 0.1, timeout=2000)
+    np.testing.assert_array_equal(window.draw_panel.recon_view.image,
+                                  np.clip(window.explore.last_image, 0, 1))
+    assert not np.array_equal(window.draw_panel.recon_view.image, reconstruction)
     send_mouse(vp, QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
     qtbot.waitUntil(lambda: len(seen) >= 3, timeout=2000)
     assert seen[-1][0] > seen[0][0]
@@ -119,3 +126,5 @@ def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
     assert tuple(window.session.drawn_z) == (mx[0], my[0])
     cx, cy = window.map.marker.getData()
     assert window.map.marker.isVisible() and abs(cx[0] - target.x()) < 0.05
+    np.testing.assert_array_equal(window.draw_panel.recon_view.image, reconstruction)  # home
+    assert window.side_dock.visibleRegion().isEmpty()  # a press on the star keeps Draw in front

@@ -51,6 +51,23 @@ def test_click_anywhere_decodes_that_point(window, qtbot):
     assert f"{z[0]:+.3f}" in window.coords_label.text()
 
 
+def test_a_click_from_another_tab_brings_the_decoded_image_forward(window, qtbot):
+    def shown(dock) -> bool:  # (Qt calls a dock behind another tab visible)
+        return dock.isVisible() and not dock.visibleRegion().isEmpty()
+
+    window.draw_dock.raise_()  # the Draw tab hides the Images tab
+    qtbot.waitUntil(lambda: not shown(window.side_dock), timeout=2000)
+    vb = window.map.view_box
+    (x0, x1), (y0, y1) = vb.viewRange()
+    pos = view_to_widget(window, x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.waitUntil(lambda: shown(window.side_dock), timeout=2000)
+    window.side_dock.close()  # closed by the user: it stays closed
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.wait(50)
+    assert not shown(window.side_dock)
+
+
 def test_the_press_itself_decodes_before_any_release(window, qtbot):
     vb = window.map.view_box
     (x0, x1), (y0, y1) = vb.viewRange()
