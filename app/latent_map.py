@@ -410,6 +410,16 @@ class LatentMap(DensityLevels, pg.PlotWidget):
                 self.drawn_marker.setData([self._drawn_at[0]], [self._drawn_at[1]])
             self.drawnDropped.emit()
 
+    def resizeEvent(self, ev) -> None:  # noqa: N802
+        """pyqtgraph sizes the scene to the whole widget; the focus frame's border takes 2 px
+        on each side, which cut the plot's bottom and right edges (the "z1" label) off: the
+        scene is fitted to the viewport instead."""
+        super().resizeEvent(ev)
+        if self.autoPixelRange and not self.closed:
+            self.range = QRectF(0, 0, self.viewport().width(), self.viewport().height())
+            pg.GraphicsView.setRange(self, self.range, padding=0, disableAutoPixel=False)
+            self.updateMatrix()
+
     def leaveEvent(self, ev) -> None:  # noqa: N802
         """The pointer left the map: no point is under it any more (the A and B keys must not
         take the last one it passed over)."""

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
@@ -173,3 +173,16 @@ def test_grey_out_hidden_classes_instead_of_removing(window, qtbot):
     qtbot.waitUntil(lambda: 4 in window.map.greyed, timeout=2000)
     window.toolbar.grey_action.setChecked(False)  # greyed classes become hidden ones
     assert not scatter.isVisible() and not window.map.greyed
+
+
+def test_the_whole_plot_fits_inside_the_focus_frame(window, qtbot):
+    """The 2-px focus frame takes room from the view: the plot (axes and their labels) must fit
+    what is left, not the widget's whole size (the "z1" label was cut at the bottom)."""
+    m = window.map
+    for size in ((600, 500), (513, 731)):
+        m.resize(*size)
+        qtbot.wait(20)
+        viewport = QRectF(m.viewport().rect())
+        assert viewport.width() == m.width() - 4  # the frame is there
+        shown = m.viewportTransform().mapRect(m.plot_item.sceneBoundingRect())
+        assert viewport.contains(shown), (shown, viewport)  # axes and their labels included
