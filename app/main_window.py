@@ -170,13 +170,16 @@ class MainWindow(QMainWindow):
         self.mismatch_label = QLabel("")
         self.mismatch_label.setStyleSheet("color: #B85400; font-weight: bold;")
         self.mismatch_label.setVisible(False)
+        self.training_label = QLabel("")  # while a run trains: a passing message was lost to
+        self.training_label.setVisible(False)  # the first menu opened
         self.work_bar = QProgressBar()
         self.work_bar.setMaximumWidth(220)
         self.work_bar.setRange(0, 1000)
         self.work_bar.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
-        for w in (self.mismatch_label, self.coords_label, self.work_bar, self.cancel_button):
+        for w in (self.training_label, self.mismatch_label, self.coords_label, self.work_bar,
+                  self.cancel_button):
             self.statusBar().addPermanentWidget(w)
         self.recent_menu = QMenu("Recent models", self)
         self.toolbar = MapToolbar(self)
@@ -238,6 +241,7 @@ class MainWindow(QMainWindow):
         s.datasetChanged.connect(lambda _: self._update_page())
         s.dirtyChanged.connect(lambda _: self._update_page())
         s.training.runningChanged.connect(lambda _: self._update_page())
+        s.training.pausedChanged.connect(lambda _: self._update_page())
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
             m, s.dataset.class_names, source) if s.dataset else None)
         s.metricsCleared.connect(self.metrics_panel.clear)
@@ -276,7 +280,12 @@ class MainWindow(QMainWindow):
         page = self.map if has_content else self.welcome
         self.stack.setCurrentWidget(self.starting if self._starting else page)
         self.save_action.setEnabled(m.model is not None)
-        training = self.session.training.running
+        t = self.session.training
+        training = t.running
+        self.training_label.setVisible(training)
+        if training and t.trainer is not None:
+            self.training_label.setText("training paused" if t.paused
+                                        else f"training on {t.trainer.device}")
         for action in self.data_actions:
             action.setEnabled(not training)
             action.setToolTip("Stop training to change the dataset" if training else action.text())

@@ -69,7 +69,6 @@ class TrainingRun(QObject):
         s.models.set_decoder_override(None)
         s.timelineChanged.emit(True)
         s.metricsCleared.emit("the model being trained: its metrics follow each epoch")
-        s.status.emit(f"training on {s.training.trainer.device}…", 0)
         return True
 
     def _on_snapshot(self, snap: Snapshot) -> None:

@@ -66,6 +66,7 @@ class TrainingService(QObject):
     finished = Signal(object, object)  # Finished, state dict
     failed = Signal(str, object)  # message, last good state dict
     runningChanged = Signal(bool)
+    pausedChanged = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -105,10 +106,12 @@ class TrainingService(QObject):
     def pause(self) -> None:
         if self.trainer is not None:
             self.trainer.pause()
+            self.pausedChanged.emit(True)
 
     def resume(self) -> None:
         if self.trainer is not None:
             self.trainer.resume()
+            self.pausedChanged.emit(False)
 
     def stop(self) -> None:
         if self.trainer is not None:

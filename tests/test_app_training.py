@@ -81,16 +81,23 @@ def test_pause_and_resume(window, qtbot):
     with qtbot.waitSignal(window.session.training.progress, timeout=30000):
         window.training.start()
     trainer = window.session.training.trainer
+    label = window.training_label  # in the status bar for the whole run; menus never clear it
+    assert label.isVisibleTo(window) and label.text() == "training on cpu"
     qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
     assert window.training_panel.pause_button.text() == "Resume"
+    assert label.text() == "training paused"
+    window.statusBar().showMessage("a menu's status tip", 100)
+    assert label.isVisibleTo(window)
     qtbot.wait(300)
     paused_at = trainer.global_step
     qtbot.wait(300)
     assert trainer.global_step == paused_at
     qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: trainer.global_step > paused_at + 2, timeout=5000)
+    assert label.text() == "training on cpu"
     window.session.training.stop()
     qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    assert not label.isVisibleTo(window)
 
 
 def test_closing_mid_training_is_clean_and_fast(window, qtbot):
