@@ -16,6 +16,9 @@ from .image_view import ImageView
 from .z_text import z_pair
 
 N_NEIGHBOURS = 5
+# A drawing whose ink spans less than this share of the pad is much smaller than a digit drawn
+# to fill it; MNIST's recipe enlarges it to the same 20-px box all the same, which surprises.
+SMALL_DRAWING = 0.2
 
 
 def _captioned(view: ImageView, caption: str) -> tuple[QWidget, QLabel]:
@@ -120,7 +123,11 @@ class DrawPanel(QWidget):
         self.input_view.set_image(pre.image)
         self.recon_view.set_image(reconstruction)
         mse = float(np.mean((reconstruction - pre.image) ** 2))
-        self.result_label.setText(f"z = {z_pair(z[0], z[1])}   reconstruction MSE {mse:.4f}")
+        text = f"z = {z_pair(z[0], z[1])}   reconstruction MSE {mse:.4f}"
+        if max(pre.cropped.shape) < SMALL_DRAWING * self.pad.ink().shape[0]:
+            text += ("\na small drawing: like every drawing (and MNIST's own digits) it is "
+                     "enlarged to fill the 20-px box")
+        self.result_label.setText(text)
         return mse
 
     def show_neighbours(self, images: np.ndarray | None, labels: list[str], vote: str) -> None:

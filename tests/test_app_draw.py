@@ -128,3 +128,14 @@ def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
     assert window.map.marker.isVisible() and abs(cx[0] - target.x()) < 0.05
     np.testing.assert_array_equal(window.draw_panel.recon_view.image, reconstruction)  # home
     assert window.side_dock.visibleRegion().isEmpty()  # a press on the star keeps Draw in front
+
+
+def test_a_small_drawing_is_said_to_be_enlarged(window, qtbot):
+    panel = window.draw_panel
+    draw(qtbot, panel.pad, SEVEN)
+    assert "small drawing" not in panel.result_label.text()
+    panel.pad.clear()
+    panel.pen.setValue(4)
+    draw(qtbot, panel.pad, [(140, 140), (146, 144), (150, 150)])  # a 10-px mark
+    qtbot.waitUntil(lambda: "small drawing" in panel.result_label.text(), timeout=2000)
+    assert "enlarged to fill the 20-px box" in panel.result_label.text()
