@@ -240,8 +240,9 @@ class MainWindow(QMainWindow):
         s.pointsChanged.connect(lambda *_: self._update_page())
         s.datasetChanged.connect(lambda _: self._update_page())
         s.dirtyChanged.connect(lambda _: self._update_page())
-        s.training.runningChanged.connect(lambda _: self._update_page())
-        s.training.pausedChanged.connect(lambda _: self._update_page())
+        for signal in (s.modelChanged, s.datasetChanged, s.training.runningChanged,
+                       s.training.pausedChanged):
+            signal.connect(lambda *_: self._update_marks())
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
             m, s.dataset.class_names, source) if s.dataset else None)
         s.metricsCleared.connect(self.metrics_panel.clear)
@@ -280,21 +281,25 @@ class MainWindow(QMainWindow):
         page = self.map if has_content else self.welcome
         self.stack.setCurrentWidget(self.starting if self._starting else page)
         self.save_action.setEnabled(m.model is not None)
-        t = self.session.training
-        training = t.running
-        self.training_label.setVisible(training)
-        if training and t.trainer is not None:
-            self.training_label.setText("training paused" if t.paused
-                                        else f"training on {t.trainer.device}")
-        for action in self.data_actions:
-            action.setEnabled(not training)
-            action.setToolTip("Stop training to change the dataset" if training else action.text())
         title = APP_NAME
         if m.path is not None:
             title += f" — {m.path.name}"
         elif m.model is not None:
             title += " — trained model (unsaved)" if m.trained else " — untrained model"
         self.setWindowTitle(title + (" *" if self.session.dirty else ""))
+
+    def _update_marks(self) -> None:
+        """The status bar's lasting marks (a run training; a model of other data on the map)
+        and the Data menu, which another dataset may not use while a run trains."""
+        t = self.session.training
+        self.training_label.setVisible(t.running)
+        if t.running and t.trainer is not None:
+            self.training_label.setText("training paused" if t.paused
+                                        else f"training on {t.trainer.device}")
+        for action in self.data_actions:
+            action.setEnabled(not t.running)
+            action.setToolTip("Stop training to change the dataset" if t.running
+                              else action.text())
         trained_on, ds = self.session.model_data_mismatch(), self.session.dataset
         self.mismatch_label.setVisible(trained_on is not None)
         if trained_on is not None:

@@ -153,14 +153,13 @@ class Session(QObject):
         autosave.clear()
         name = self.dataset.name if self.dataset is not None else "mnist"
         bundled = bundled_model_path(name) if name in DATASETS else None
-        if bundled is not None and self.models.path == bundled:
-            return
-        try:
-            if bundled is None:
-                raise CAEError("no bundled model")
-            self._warn(self.models.load(bundled))
-        except CAEError:  # a damaged installation: a new model rather than none
+        if bundled is None:
             self.models.new_model()
+        elif self.models.path != bundled:
+            try:
+                self._warn(self.models.load(bundled))
+            except CAEError:  # a damaged installation: a new model rather than none
+                self.models.new_model()
 
     def _on_model_changed(self) -> None:
         try:
