@@ -71,6 +71,7 @@ class Session(QObject):
         # False: the test digits; True: training and test digits (as the user chose last time)
         self.map_all = str(settings.value("mapAll", "false")).lower() == "true"
         self.train_codes: np.ndarray | None = None  # training digits' codes, for neighbours
+        self._metrics_waiting = False  # full metrics wait for the training digits' codes
         self.timeline = Timeline()
         self.epoch_index = -1  # the timeline position shown (-1 or the last: the current model)
         self.decoded_z: tuple[float, float] | None = None
@@ -334,6 +335,8 @@ class Session(QObject):
         def done(codes: np.ndarray) -> None:
             self.train_codes = codes
             self.trainCodesReady.emit()
+            if self._metrics_waiting:
+                self.refresh_metrics()
 
         self.tasks.submit("train_codes", encode_cached, copy.deepcopy(self.models.model),
                           self.dataset.train_images, "fp32", on_done=done,
@@ -364,6 +367,14 @@ class Session(QObject):
             self.metricsReady.emit(metrics, source)
 
         self.metricsCleared.emit(f"computing the metrics of the {source}…")
+        self._metrics_waiting = False
+        if not quick and self.train_codes is None:
+            # The training digits' codes vote here and for a drawing's neighbours: encoded once
+            # (and cached on disk for the next start), not once for each.
+            self.request_train_codes()
+            if self.tasks.running("train_codes"):
+                self._metrics_waiting = True
+                return
         self.tasks.submit("metrics", _metrics, copy.deepcopy(self.models.model), self.dataset,
                           self.train_codes, quick, on_done=done,
                           on_failed=lambda m: self.metricsCleared.emit(f"metrics failed: {m}"))

@@ -186,3 +186,35 @@ def test_colouring_with_grey_mode_on_hides_the_class_scatters(window, qtbot):
     window.layers.refresh_colouring()
     qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=10000)
     assert not any(s.isVisible() for s in window.map.scatters) and not window.map.greyed
+
+
+def test_the_training_digits_are_encoded_once_for_metrics_and_neighbours(window, qtbot,
+                                                                         monkeypatch):
+    """Metrics and a drawing's neighbours vote with the same codes of the training digits: one
+    encode (cached on disk), where the metrics had encoded them again for themselves."""
+    import app.points
+    import cae.metrics
+    train = window.session.dataset.train_images
+    encoded = []
+
+    def counting(real):
+        def encode(model, images, *args, **kwargs):
+            if len(images) == len(train):
+                encoded.append(len(images))
+            return real(model, images, *args, **kwargs)
+        return encode
+
+    monkeypatch.setattr(app.points, "encode_images", counting(app.points.encode_images))
+    monkeypatch.setattr(cae.metrics, "encode_images", counting(cae.metrics.encode_images))
+    panel = window.metrics_panel
+    window.session.models.new_model()  # a model no cache has seen
+    qtbot.waitUntil(lambda: panel.metrics is not None, timeout=20000)
+    window.session.request_train_codes()  # (a drawing asks, and gets them at once)
+    assert window.session.train_codes is not None and encoded == [len(train)]
+    expected = cae.metrics.evaluate(window.session.models.model, window.session.dataset)
+    assert panel.metrics["knn5_confusion"] == expected["knn5_confusion"]
+    encoded.clear()
+    window.session.forget_train_codes()  # as after a restart: the disk cache has them
+    window.session.refresh_metrics()
+    qtbot.waitUntil(lambda: panel.metrics is not None, timeout=20000)
+    assert encoded == []
