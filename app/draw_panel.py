@@ -124,7 +124,7 @@ class DrawPanel(QWidget):
         self.recon_view.set_image(reconstruction)
         mse = float(np.mean((reconstruction - pre.image) ** 2))
         text = f"z = {z_pair(z[0], z[1])}   reconstruction MSE {mse:.4f}"
-        if max(pre.cropped.shape) < SMALL_DRAWING * self.pad.ink().shape[0]:
+        if max(pre.cropped.shape) < SMALL_DRAWING * self.pad.ink_size:
             text += ("\na small drawing: like every drawing (and MNIST's own digits) it is "
                      "enlarged to fill the 20-px box")
         self.result_label.setText(text)

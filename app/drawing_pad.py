@@ -78,6 +78,11 @@ class DrawingPad(QWidget):
         painter.end()
         self.update()
 
+    @property
+    def ink_size(self) -> int:
+        """The side of :meth:`ink`'s array, in device pixels (without copying the canvas)."""
+        return self._canvas.height()
+
     def ink(self) -> np.ndarray:
         """The pad as float [0, 1], ink = 1, at device pixel resolution."""
         img = self._canvas

@@ -34,7 +34,6 @@ class ExploreController(QObject):
         self.hover_view, self.hover_label, self.hover_title = hover_view, hover_label, hover_title
         self.coords_label = coords_label
         self.decode_count = 0
-        self.last_image: np.ndarray | None = None  # the last decoded image
         self.last_decode_ms = 0.0
         self._decode_times: list[float] = []  # when the decodes of the last second happened
         self._pending: tuple[float, float] | None = None
@@ -71,7 +70,6 @@ class ExploreController(QObject):
         self.decode_count += 1
         self._decode_times = [t for t in self._decode_times if now - t < 1.0] + [now]
         self.session.set_decoded((x, y))
-        self.last_image = image
         self.decoded_view.set_image(image)
         self.decoded_view.repaint()  # the image first, before the map redraws its marker
         self.map.set_marker(x, y)

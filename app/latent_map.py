@@ -44,7 +44,6 @@ class ExploreViewBox(pg.ViewBox):
         super().mouseDragEvent(ev, axis)  # Shift/Ctrl + left or middle: pan; right: zoom
 
 
-
 class Swatch(pg.ItemSample):
     """A legend swatch at least SIZE px across, whatever the dots' size: 4 px dots gave 4 px
     swatches, and classes 4, 5 and 9 (purple, brown, grey) were hard to tell apart."""
@@ -61,6 +60,7 @@ class Swatch(pg.ItemSample):
         pg.graphicsItems.ScatterPlotItem.drawSymbol(
             p, opts["symbol"], max(opts["size"], self.SIZE), pg.mkPen(opts["pen"]),
             pg.mkBrush(opts["brush"]))
+
 
 class LatentMap(DensityLevels, pg.PlotWidget):
     """Scatter of latent codes with a class legend, an exploration marker and hover look-up."""

@@ -250,7 +250,7 @@ class MainWindow(QMainWindow):
         s.data.busyChanged.connect(self._on_data_busy)
         self.cancel_button.clicked.connect(s.data.cancel)
         self.go_button.clicked.connect(self.explore.go_to_typed_z)
-        self.explore.decoded.connect(lambda *_: self.draw.show_star_decode(self.explore.last_image))
+        self.explore.decoded.connect(lambda *_: self.draw.show_star_decode(self.decoded_view.image))
         self.map.pressed.connect(self._show_decoded_tab)
         self.welcome.download_button.clicked.connect(lambda: s.load_data("mnist", download=True))
         self.welcome.folder_button.clicked.connect(lambda: self.files.choose_data_folder())

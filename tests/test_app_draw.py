@@ -116,7 +116,7 @@ def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
     # The Draw dock, where the drag began, shows the decodes along the way.
     qtbot.waitUntil(lambda: window.session.decoded_z[0] > mx[0] + 0.1, timeout=2000)
     np.testing.assert_array_equal(window.draw_panel.recon_view.image,
-                                  np.clip(window.explore.last_image, 0, 1))
+                                  window.decoded_view.image)
     assert not np.array_equal(window.draw_panel.recon_view.image, reconstruction)
     send_mouse(vp, QEvent.Type.MouseButtonRelease, end, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
     qtbot.waitUntil(lambda: len(seen) >= 3, timeout=2000)
