@@ -130,7 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         schedule=args.schedule, warmup=args.warmup, optimizer=args.optimizer,
         weight_decay=args.weight_decay, grad_clip=args.grad_clip, ema=args.ema,
         augment_shift=args.augment_shift, augment_rotate=args.augment_rotate, loss=args.loss,
-        weight_init=args.weight_init, seed=args.seed, device=args.device, precision=args.precision)
+        weight_init=args.weight_init, seed=args.seed, device=args.device, precision=args.precision,
+        cuda_graph=False if args.no_cuda_graph else None)
     bar = ProgressBar()
     dataset = _load_data(args, bar)
     start = load_checkpoint(args.init) if args.init else None
@@ -291,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                    help="auto (default): bf16 where the CPU (AVX512-BF16/AMX) or GPU computes it "
                         "natively, else fp32")
+    p.add_argument("--no-cuda-graph", action="store_true",
+                   help="on a GPU, launch each step's kernels one by one instead of replaying "
+                        "one captured CUDA graph (slower; for comparison)")
     p.add_argument("--init", metavar="MODEL",
                    help="continue from this model file's weights instead of a fresh model "
                         "(its command and metadata are kept under 'init' in the new file)")

@@ -193,11 +193,13 @@ def test_train_metadata_records_recipe_precision_and_init(tmp_path, tiny_folder)
     assert meta["recipe"] == "lecture" and meta["precision"] == "fp32"
     assert meta["train_config"]["weight_init"] == "tf"
     assert meta["train_config"]["schedule"] == "constant" and meta["train_config"]["epochs"] == 1
+    assert meta["train_config"]["cuda_graph"] is True
     second = tmp_path / "b.safetensors"
-    assert main([*TRAIN, "--data", str(tiny_folder), "--init", str(first), "--out",
-                 str(second)]) == 0
+    assert main([*TRAIN, "--data", str(tiny_folder), "--init", str(first), "--no-cuda-graph",
+                 "--out", str(second)]) == 0
     meta2 = load_checkpoint(second).metadata
     assert meta2["init"]["recipe"] == "lecture" and meta2["recipe"] == "best"
+    assert meta2["train_config"]["cuda_graph"] is False
     assert meta2["precision"] in ("bf16", "fp32")  # "auto" is resolved before it is recorded
 
 

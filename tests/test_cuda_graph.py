@@ -1,0 +1,105 @@
+"""GraphedStep's protocol, with PyTorch's CUDA stream and graph objects replaced by stand-ins
+that run a captured step at each replay (the real thing needs a GPU; benchmarks/README.md has
+the figures from one).  What is checked: every call is exactly one real step, in order, on its
+own batch; the capture happens once, after the eager warm-ups; other shapes run eagerly."""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+from cae.cuda_graph import WARMUP_CALLS, GraphedStep
+from cae.train import TrainConfig, Trainer
+from tests.helpers import make_dataset
+
+
+class FakeGraph:
+    def __init__(self) -> None:
+        self.work = None
+
+    def replay(self) -> None:
+        self.work()
+
+
+class Capture:
+    graph: FakeGraph | None = None
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    class Stream:
+        def __init__(self, device=None) -> None:
+            pass
+
+        def wait_stream(self, other) -> None:
+            pass
+
+    @contextlib.contextmanager
+    def graph(g):
+        Capture.graph = g
+        try:
+            yield
+        finally:
+            Capture.graph = None
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    return Capture
+
+
+def recording_step(log: list):
+    """A step that logs the batch it really ran on; under capture it only records itself (as
+    a CUDA graph does) and returns a buffer that each replay refills."""
+    def step(x: torch.Tensor) -> torch.Tensor:
+        if Capture.graph is not None:
+            out = torch.zeros(())
+
+            def work() -> None:
+                log.append(("replay", float(x.sum())))
+                out.fill_(x.sum())
+            Capture.graph.work = work
+            return out
+        log.append(("eager", float(x.sum())))
+        return x.sum()
+    return step
+
+
+def test_each_call_is_one_real_step_on_its_own_batch(fake_cuda):
+    log: list = []
+    graphed = GraphedStep(recording_step(log), (4, 1, 2, 2), torch.device("cuda"))
+    batches = [torch.full((4, 1, 2, 2), float(i)) for i in range(8)]
+    losses = []
+    for b in batches:
+        losses.append(float(graphed(b)))  # read at once: a replay refills the same buffer
+    sums = [float(b.sum()) for b in batches]
+    assert log == [("eager", s) for s in sums[:WARMUP_CALLS]] + [
+        ("replay", s) for s in sums[WARMUP_CALLS:]]
+    assert losses == sums
+    assert graphed.replays == len(batches) - WARMUP_CALLS
+
+
+def test_other_shapes_run_eagerly_between_replays(fake_cuda):
+    log: list = []
+    graphed = GraphedStep(recording_step(log), (4, 1, 2, 2), torch.device("cuda"))
+    for i in range(WARMUP_CALLS + 1):
+        graphed(torch.full((4, 1, 2, 2), float(i)))
+    short = torch.ones(2, 1, 2, 2)  # an epoch's last, short batch
+    assert float(graphed(short)) == 8.0
+    assert log[-1] == ("eager", 8.0)
+    graphed(torch.full((4, 1, 2, 2), 5.0))
+    assert log[-1] == ("replay", 80.0)
+    assert graphed.replays == 2
+
+
+def test_a_cpu_run_never_builds_a_graph(monkeypatch):
+    made = []
+    monkeypatch.setattr("cae.train.GraphedStep",
+                        lambda step, shape, device: made.append(shape) or step)
+    trainer = Trainer(make_dataset(64, 16), TrainConfig(epochs=1, batch_size=8, device="cpu"))
+    list(trainer.run())
+    assert made == [] and trainer.graphed_step is None and trainer.global_step == 8
