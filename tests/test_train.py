@@ -234,6 +234,26 @@ def test_warmup_then_cosine_learning_rate():
     assert constant(2) == pytest.approx(0.3) and constant(80) == 1.0
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_each_step_uses_the_schedules_rate_for_that_step(monkeypatch, optimizer):
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=4e-3, warmup=0.25, device="cpu",
+                      report_every=1, optimizer=optimizer)
+    used = []
+    cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
+    real_step = cls.step
+
+    def step(self, *args, **kwargs):
+        used.append(float(self.param_groups[0]["lr"]))
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "step", step)
+    records = list(Trainer(make_dataset(64, 16), cfg).run())
+    factor = _lr_factor(cfg, 8)
+    assert used == pytest.approx([4e-3 * factor(k) for k in range(8)])
+    reported = [r.lr for r in records if isinstance(r, Progress)]
+    assert reported == pytest.approx([4e-3 * factor(k) for k in range(1, 9)])  # the next step's
+
+
 def test_ema_weights_are_the_result_and_differ_from_the_last_step():
     ds = make_dataset(256, 32)
     base = dict(epochs=2, batch_size=16, lr=3e-3, device="cpu", seed=3, report_every=4)
