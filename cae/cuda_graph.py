@@ -9,10 +9,13 @@ captured input and replays the whole step (forward, loss, backward, optimiser) a
 The step function must be capturable: no host synchronisation, an optimiser built with
 ``capturable=True`` (its step counter and learning rate live on the GPU), and gradients set to
 None before the capture so the backward pass allocates them inside the graph's memory pool.
-Batches of another shape (an epoch's short last batch) run the step eagerly.
+Batches of another shape (an epoch's short last batch) run the step eagerly, and so does every
+step after a capture that fails (a driver or an operation that cannot be captured): the run goes
+on, slower, with a warning.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -35,9 +38,10 @@ class GraphedStep:
         self._input: torch.Tensor | None = None
         self._loss: torch.Tensor | None = None
         self.replays = 0  # steps that ran from the graph (read by tests and benchmarks)
+        self.failure: str | None = None  # why the capture failed, if it did
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape) != self.shape:
+        if tuple(x.shape) != self.shape or self.failure is not None:
             return self._step(x)
         if self._graph is not None:
             self._input.copy_(x)
@@ -52,7 +56,14 @@ class GraphedStep:
                 loss = self._step(x)
             torch.cuda.current_stream(self.device).wait_stream(side)
             return loss
-        self._capture(x)
+        try:
+            self._capture(x)
+        except RuntimeError as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            self._graph = self._input = self._loss = None
+            warnings.warn(f"the training step could not be captured as a CUDA graph "
+                          f"({self.failure}); training goes on with eager steps",
+                          RuntimeWarning, stacklevel=2)
         return self(x)
 
     def _capture(self, x: torch.Tensor) -> None:

@@ -96,6 +96,23 @@ def test_other_shapes_run_eagerly_between_replays(fake_cuda):
     assert graphed.replays == 2
 
 
+def test_a_failed_capture_warns_and_goes_on_eagerly(fake_cuda, monkeypatch):
+    @contextlib.contextmanager
+    def refusing(g):
+        raise RuntimeError("operation not permitted when stream is capturing")
+        yield
+
+    monkeypatch.setattr(torch.cuda, "graph", refusing)
+    log: list = []
+    graphed = GraphedStep(recording_step(log), (4, 1, 2, 2), torch.device("cuda"))
+    batches = [torch.full((4, 1, 2, 2), float(i)) for i in range(WARMUP_CALLS + 3)]
+    with pytest.warns(RuntimeWarning, match="eager steps"):
+        losses = [float(graphed(b)) for b in batches]
+    assert log == [("eager", float(b.sum())) for b in batches]
+    assert losses == [float(b.sum()) for b in batches]
+    assert graphed.replays == 0 and "not permitted" in graphed.failure
+
+
 def test_a_cpu_run_never_builds_a_graph(monkeypatch):
     made = []
     monkeypatch.setattr("cae.train.GraphedStep",
