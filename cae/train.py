@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,6 +249,37 @@ def _lr_factor(cfg: TrainConfig, total_steps: int):
     return factor
 
 
+def uses_cuda_graph(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether a run replays its steps from a CUDA graph: on CUDA, unless turned off, and not
+    with augmentation (its random numbers come from a CPU generator each step)."""
+    return (device.type == "cuda" and cfg.cuda_graph
+            and not (cfg.augment_shift or cfg.augment_rotate))
+
+
+def make_optimizer(cfg: TrainConfig, params: list[torch.Tensor], total_steps: int,
+                   device: torch.device, graphed: bool
+                   ) -> tuple[torch.optim.Optimizer, Callable[[int], float]]:
+    """The run's Adam (or AdamW) at the schedule's first rate, and ``set_lr(step)``, which sets
+    the rate for optimiser step ``step`` (0-based) and returns it.  For a captured step the
+    optimiser is ``capturable`` and its rate a GPU tensor, updated in place: the graph reads
+    that tensor at each replay, so replacing it (as a float) would freeze the captured rate."""
+    lr_at = _lr_factor(cfg, total_steps)
+    first = cfg.lr * lr_at(0)
+    lr = torch.tensor(first, device=device) if graphed else first
+    optimizer = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = optimizer(params, lr=lr, weight_decay=cfg.weight_decay, capturable=graphed)
+
+    def set_lr(step: int) -> float:
+        value = cfg.lr * lr_at(step)
+        for group in opt.param_groups:
+            if graphed:
+                group["lr"].fill_(value)
+            else:
+                group["lr"] = value
+        return value
+    return opt, set_lr
+
+
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
@@ -412,23 +443,8 @@ class Trainer:
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
         params = list(self.model.parameters())
-        graphed = (self.device.type == "cuda" and cfg.cuda_graph
-                   and not (cfg.augment_shift or cfg.augment_rotate))
-        lr_at = _lr_factor(cfg, total_steps)
-        # A captured step keeps the optimiser's step count and learning rate on the GPU: the
-        # rate is then a tensor updated in place, which the graph reads at each replay.
-        lr = torch.tensor(cfg.lr * lr_at(0), device=self.device) if graphed else cfg.lr * lr_at(0)
-        optimizer = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        opt = optimizer(params, lr=lr, weight_decay=cfg.weight_decay, capturable=graphed)
-
-        def set_lr(step: int) -> float:
-            value = cfg.lr * lr_at(step)
-            for group in opt.param_groups:
-                if graphed:
-                    group["lr"].fill_(value)
-                else:
-                    group["lr"] = value
-            return value
+        graphed = uses_cuda_graph(cfg, self.device)
+        opt, set_lr = make_optimizer(cfg, params, total_steps, self.device, graphed)
 
         def train_step(x: torch.Tensor) -> torch.Tensor:
             opt.zero_grad(set_to_none=True)

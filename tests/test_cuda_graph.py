@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cae.cuda_graph import WARMUP_CALLS, GraphedStep
-from cae.train import TrainConfig, Trainer
+from cae.train import TrainConfig, Trainer, _lr_factor, make_optimizer, uses_cuda_graph
 from tests.helpers import make_dataset
 
 
@@ -111,6 +111,40 @@ def test_a_failed_capture_warns_and_goes_on_eagerly(fake_cuda, monkeypatch):
     assert log == [("eager", float(b.sum())) for b in batches]
     assert losses == [float(b.sum()) for b in batches]
     assert graphed.replays == 0 and "not permitted" in graphed.failure
+
+
+def test_the_capture_comes_after_eager_calls():
+    # Adam creates its moments and step count at its first step: captured, every replay would
+    # zero them again.  So at least one eager call must come first.
+    assert WARMUP_CALLS >= 1
+
+
+def test_a_captured_optimiser_reads_one_rate_tensor_updated_in_place():
+    """The graph branch's optimiser, built on CPU tensors (only its step needs a GPU): the
+    rate the graph captured is one tensor, and each step's value is written into it."""
+    cfg = TrainConfig(lr=4e-3, warmup=0.25, optimizer="adamw")
+    params = [torch.zeros(3, requires_grad=True)]
+    opt, set_lr = make_optimizer(cfg, params, 8, torch.device("cpu"), graphed=True)
+    group = opt.param_groups[0]
+    captured = group["lr"]
+    assert isinstance(opt, torch.optim.AdamW) and group["capturable"]
+    factor = _lr_factor(cfg, 8)
+    assert float(captured) == pytest.approx(4e-3 * factor(0))
+    for step in range(1, 8):
+        assert set_lr(step) == pytest.approx(4e-3 * factor(step))
+        assert group["lr"] is captured and float(captured) == pytest.approx(4e-3 * factor(step))
+    eager, _ = make_optimizer(cfg, params, 8, torch.device("cpu"), graphed=False)
+    assert not eager.param_groups[0]["capturable"]
+    assert isinstance(eager.param_groups[0]["lr"], float)
+
+
+def test_which_runs_use_a_graph():
+    cuda = torch.device("cuda")
+    assert uses_cuda_graph(TrainConfig(), cuda)
+    assert not uses_cuda_graph(TrainConfig(cuda_graph=False), cuda)
+    assert not uses_cuda_graph(TrainConfig(augment_shift=1.0), cuda)
+    assert not uses_cuda_graph(TrainConfig(augment_rotate=5.0), cuda)
+    assert not uses_cuda_graph(TrainConfig(), torch.device("cpu"))
 
 
 def test_a_cpu_run_never_builds_a_graph(monkeypatch):

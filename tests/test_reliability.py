@@ -36,7 +36,11 @@ def test_twenty_start_stop_cycles(window, qtbot, qtlog):
     assert not qt_warnings(qtlog)
 
 
-def test_simulated_gpu_out_of_memory_keeps_the_last_good_weights(window, qtbot, monkeypatch):
+def test_simulated_gpu_out_of_memory_is_reported_and_the_window_adopts_the_weights_sent(
+        window, qtbot, monkeypatch):
+    # Which weights those are (the last report's, not the last step's) is the engine's to
+    # keep: tests/test_train.py::test_out_of_memory_says_lower_the_batch_size_and_keeps_the_...
+    # Here: the message reaches the user, and the window ends on exactly what the worker sent.
     calls = {"n": 0}
     original = Trainer._batch
 

@@ -122,19 +122,28 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_weights():
         assert torch.equal(v, good[k]), k
 
 
-def test_out_of_memory_says_lower_the_batch_size(monkeypatch):
+def test_out_of_memory_says_lower_the_batch_size_and_keeps_the_last_good_weights(monkeypatch):
+    # Reports every 3 steps; the fifth forward pass runs out of memory.  The model must hold
+    # the weights of the last report (after step 3), not those after step 4, nor the average.
     ds = make_dataset(64, 16)
-    trainer = Trainer(ds, TrainConfig(epochs=1, batch_size=8, device="cpu"))
-    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer = Trainer(ds, TrainConfig(epochs=1, batch_size=8, device="cpu", report_every=3))
+    seen = []
+    real = trainer.model.decoder[2].forward
 
-    def oom(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    def forward(x):
+        if torch.is_grad_enabled():  # a training step (snapshots and test loss run without)
+            seen.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+            if len(seen) == 5:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(x)
 
-    monkeypatch.setattr(trainer.model.decoder[2], "forward", oom)  # mid-step, as a real OOM
+    monkeypatch.setattr(trainer.model.decoder[2], "forward", forward)  # mid-step, as a real OOM
     with pytest.raises(TrainingError, match="lower the batch size"):
         run_all(trainer)
-    for k, v in trainer.model.state_dict().items():
-        assert torch.equal(v, before[k])
+    after_3, after_4 = seen[3], seen[4]
+    state = trainer.model.state_dict()
+    assert all(torch.equal(state[k], after_3[k]) for k in state)
+    assert not all(torch.equal(state[k], after_4[k]) for k in state)
 
 
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", -1), ("lr", 0.0),
