@@ -124,8 +124,14 @@ class ExportsController(QObject):
             s.error.emit("No training timeline", "Train a model in the window (or open one trained "
                          "here) first: the animation shows how its codes moved epoch by epoch.")
             return False
+        from cae.animate import MP4_NEEDS_FFMPEG, find_ffmpeg
+        ffmpeg = find_ffmpeg()  # MP4 is offered only where it can be written
         path = path or self._ask_path("Export timeline animation", "training.gif",
-                                      "Animated GIF (*.gif);;MP4 video, needs ffmpeg (*.mp4)")
+                                      "Animated GIF (*.gif)" + (";;MP4 video (*.mp4)" if ffmpeg
+                                                                else ""))
+        if path and Path(path).suffix.lower() == ".mp4" and ffmpeg is None:
+            s.error.emit("Cannot write MP4", MP4_NEEDS_FFMPEG)  # before any options are asked
+            return False
         options = options or (path and self._ask_options(
             "Animation", {"size": ("Frame size (px)", 200, 2000, 800),
                           "frames_per_epoch": ("Frames per epoch", 1, 30, 6)},

@@ -3,17 +3,21 @@
 was killed is offered back at the next start)."""
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
-from cae.codes import write_codes
+from cae.codes import CODE_FORMATS, write_codes
 from cae.errors import CAEError
+from cae.model_file import epochs_trained
 
 from . import autosave, file_dialogs
 from .latent_map import LatentMap
+from .points import encode_cached
 from .session import Session
 
 MAX_RECENT = 8
@@ -127,7 +131,7 @@ class FilesController(QObject):
             return str(m.path)
         data = m.metadata.get("dataset") or (self.session.dataset.name if self.session.dataset
                                              else "cae")
-        epochs = m.metadata.get("epochs_done")
+        epochs = epochs_trained(m.metadata)  # a continued run's earlier epochs included
         return f"{data}-{epochs}ep.safetensors" if epochs else f"{data}-model.safetensors"
 
     def remember(self, path: str) -> None:
@@ -171,12 +175,37 @@ class FilesController(QObject):
                                           "CSV (*.csv);;NumPy (*.npy);;NumPy archive (*.npz)")
             if not path:
                 return False
+        s = self.session
+        if Path(path).suffix.lower() not in CODE_FORMATS:  # said now, not after an encode
+            s.error.emit("Could not export", f"{path}: unknown format; use one of "
+                         f"{', '.join(CODE_FORMATS)}")
+            return False
+        if points.source == "all" and points.images is not None and s.models.model is not None:
+            # The 70,000-digit view is placed with the fast bf16 codes; a file gets the exact
+            # ones, as `cae encode` writes them (encoded once, then read from the code cache).
+            ds = s.dataset
+            n_test, noun = (len(ds.test_images), ds.noun) if ds is not None else (0, "images")
+
+            def write(codes: np.ndarray) -> None:
+                self._write_codes(path, codes, points.labels,
+                                  f" ({len(codes) - n_test:,} training {noun}, then {n_test:,} "
+                                  "test ones)")
+            s.tasks.submit("export_codes", encode_cached, copy.deepcopy(s.models.model),
+                           points.images, "fp32", on_done=write,
+                           on_failed=lambda m: s.error.emit("Could not export", m),
+                           on_progress=lambda f: s.status.emit(
+                               f"encoding the codes to export… {100 * f:.0f} %", 0))
+            return True
+        where = f" of epoch {s.timeline.epochs[s.epoch_index]}" if s.scrubbing else ""
+        return self._write_codes(path, points.codes, points.labels, where)
+
+    def _write_codes(self, path: str, codes: np.ndarray, labels: np.ndarray, what: str) -> bool:
         try:
-            write_codes(path, points.codes, points.labels)
+            write_codes(path, codes, labels)
         except CAEError as exc:
             self.session.error.emit("Could not export", str(exc))
             return False
-        self.session.status.emit(f"wrote {len(points):,} codes to {path}", 5000)
+        self.session.status.emit(f"wrote {len(codes):,} codes{what} to {path}", 8000)
         return True
 
     def export_map_png(self, path: str | None = None) -> bool:

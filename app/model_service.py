@@ -68,6 +68,7 @@ class ModelService(QObject):
             raise ValueError("there is no model to save")
         meta = {**self.metadata, **(extra_metadata or {})}
         meta.pop("note", None)
+        meta.pop("autosave", None)  # the user's own file now, wherever the weights came from
         saved = save_checkpoint(path, self.model, meta, self.extras)
         self.path = saved
         self.saved.emit()

@@ -161,6 +161,9 @@ class Session(QObject):
                 self._warn(self.models.load(bundled))
             except CAEError:  # a damaged installation: a new model rather than none
                 self.models.new_model()
+        # The next start opens what is on the map now, not a file the user had moved on from.
+        path = self.models.path
+        self.settings.setValue("lastModel", str(path) if path is not None else "")
 
     def _on_model_changed(self) -> None:
         try:
@@ -243,14 +246,19 @@ class Session(QObject):
         elif self.models.model is None:
             self.models.new_model()  # emits modelChanged -> codes
         else:
+            if self.scrubbing:  # a past epoch's codes and decoder belong to the data before
+                self.models.set_decoder_override(None)
+                self.epoch_index = len(self.timeline) - 1
+                self.timelineChanged.emit(True)
             self.refresh_codes(fit=len(self.points) == 0)
 
     def model_data_mismatch(self) -> str | None:
-        """The dataset the model was trained on, as people write it, when that is another named
-        dataset than the one loaded (None when they agree, when either is unknown, and while a
-        run trains on this data: the map then shows the run's model)."""
+        """The dataset the model was trained on, as people write it, when that is another
+        dataset (MNIST, Fashion-MNIST or a folder, by name) than the one loaded (None when they
+        agree, when either is unknown, and while a run trains on this data: the map then shows
+        the run's model)."""
         trained_on, ds = self.models.metadata.get("dataset"), self.dataset
-        if self.models.model is None or ds is None or trained_on not in DATASETS \
+        if self.models.model is None or ds is None or not trained_on \
                 or trained_on == ds.name or self.training.running:
             return None
         return dataset_title(trained_on)
@@ -405,8 +413,11 @@ class Session(QObject):
             self.models.set_decoder_override(self.timeline.model_at(index, self.models.model.config))
             codes = self.timeline.codes[index]
             ds = self.dataset
-            names = ds.class_names if ds else self.points.class_names
-            images = ds.test_images[:len(codes)] if ds is not None and len(codes) <= len(
+            # The run's codes are of its own test images: the loaded ones only if they are those.
+            own = ds is not None and self.model_data_mismatch() is None
+            names = (ds.class_names if own else self.models.metadata.get("class_names")
+                     or self.points.class_names)
+            images = ds.test_images[:len(codes)] if own and len(codes) <= len(
                 ds.test_images) else None
             self.set_points(MapPoints(codes, self.timeline.labels, names, images, "epoch"), False)
         self.decoderChanged.emit()

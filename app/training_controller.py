@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Slot
 
+from cae.model_file import epochs_trained
 from cae.train import Finished
 
 from .session import Session
@@ -110,7 +111,9 @@ class TrainingController(QObject):
         its curves."""
         if not self.session.training.running and not self.session.run.adopting:
             self.panel.reset_curves(starting=False)
-            self.panel.show_history(self.session.models.metadata.get("history") or [])
+            meta = self.session.models.metadata
+            self.panel.show_history(meta.get("history") or [],
+                                    epochs_trained(meta.get("init") or {}))
 
     @Slot(str)
     def _on_dataset_chosen(self, name: str) -> None:

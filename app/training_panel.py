@@ -187,10 +187,10 @@ class TrainingPanel(QWidget):
         self.loss_plot.setVisible(False)
         self.loss_hint.setVisible(True)
 
-    def show_history(self, history: list) -> None:
+    def show_history(self, history: list, earlier: int = 0) -> None:
         """The per-epoch losses a model file keeps (``history``): how the model on the map was
-        trained, until a new run draws its own curve.  Entries that are not numbers are left out
-        (the file is the user's)."""
+        trained, until a new run draws its own curve; ``earlier``: epochs of the model that run
+        continued.  Entries that are not numbers are left out (the file is the user's)."""
         rows = []
         for entry in history:
             try:
@@ -208,8 +208,11 @@ class TrainingPanel(QWidget):
         self.loss_plot.setVisible(True)
         self.loss_hint.setVisible(False)
         epochs_text = "1\u00a0epoch" if len(rows) == 1 else f"{len(rows)}\u00a0epochs"
-        self.status.setText(f"this model's training: {epochs_text}, last "
-                            f"test\u00a0loss\u00a0{test[-1]:.4f}")
+        if earlier:
+            epochs_text += f" after {earlier} earlier"
+        # Unclamped, as the curve: Metrics' test MSE (of the image as shown) reads lower.
+        self.status.setText(f"this model's training: {epochs_text}, last test\u00a0loss "
+                            f"(unclamped)\u00a0{test[-1]:.4f}")
 
     def show_progress(self, p: Progress) -> None:
         self._steps_per_epoch = p.steps_per_epoch

@@ -28,6 +28,7 @@ class TrainingRun(QObject):
         self.session = session
         self._before_training: tuple | None = None  # the model to go back to if the run is discarded
         self._train_config: TrainConfig | None = None
+        self._init: dict | None = None  # the metadata of the model a run continues, if it does
         self._history: list[dict] = []
         self._train_started = 0.0
         self._epoch_ended = False
@@ -59,6 +60,11 @@ class TrainingRun(QObject):
             return False
         m = s.models
         self._before_training = (m.model, m.metadata, m.path, m.trained, m.extras, s.dirty)
+        # A run that continues a trained model says so in its file, as `cae train --init` does.
+        self._init = ({k: v for k, v in m.metadata.items() if k not in ("history", "note")}
+                      if continue_current and m.model is not None and m.trained else None)
+        if self._init is not None and m.path is not None:
+            self._init["file"] = m.path.name
         # The GUI decodes with its own copy, which the run's snapshots update in place.
         s.models.set_model(copy.deepcopy(model), {"note": "training"}, None, trained=False)
         self._train_config = config
@@ -118,13 +124,16 @@ class TrainingRun(QObject):
             wall_time_s=time.perf_counter() - self._train_started,
             device=str(trainer.device) if trainer else "cpu",
             precision=trainer.precision if trainer else "fp32", encode=False)
+        if self._init is not None:
+            meta["init"] = self._init
         extras.update(s.timeline.to_extras())
         return model, meta, extras
 
     def _autosave(self, state: dict) -> None:
         """Write the run so far to the autosave file, off the GUI thread."""
         s = self.session
-        model, meta, extras = self._model_file(state, stopped=True)
+        stopped = self._train_config is None or len(self._history) < self._train_config.epochs
+        model, meta, extras = self._model_file(state, stopped=stopped)
         s.tasks.submit("autosave", autosave.save_task, model, meta, extras,
                        on_failed=lambda m: s.status.emit(f"autosave failed: {m}", 8000))
 

@@ -7,8 +7,11 @@ PLAIN_BELOW = 1e5  # |value| under this: fixed-point with three decimals
 
 
 def z_number(value: float, signed: bool = False) -> str:
-    """One coordinate: ``0.125``, or ``1.235e+06`` once fixed-point would grow long."""
+    """One coordinate: ``0.125``, or ``1.235e+06`` once fixed-point would grow long.  A value
+    that rounds to zero is written ``0.000`` (``+0.000``), never ``-0.000``."""
     if abs(value) < PLAIN_BELOW:
+        if round(value, 3) == 0:
+            value = 0.0
         return f"{value:+.3f}" if signed else f"{value:.3f}"
     return f"{value:+.4g}" if signed else f"{value:.4g}"
 

@@ -228,6 +228,10 @@ def _gif_palette() -> Image.Image:
     return palette
 
 
+MP4_NEEDS_FFMPEG = ("writing MP4 needs the ffmpeg program, which is not on PATH: install it or "
+                    "write a .gif")
+
+
 def find_ffmpeg() -> str | None:
     """The ``ffmpeg`` program on PATH, or None."""
     return shutil.which("ffmpeg")
@@ -253,9 +257,7 @@ def export_animation(
         )
     ffmpeg = find_ffmpeg() if suffix == ".mp4" else None
     if suffix == ".mp4" and ffmpeg is None:
-        raise CAEError(
-            "writing MP4 needs the ffmpeg program, which is not on PATH: install it or write a .gif"
-        )
+        raise CAEError(MP4_NEEDS_FFMPEG)
     total = frame_count(len(timeline), options.frames_per_epoch)
     frames = animation_frames(timeline, config, class_names, options, history, cancel)
 

@@ -482,7 +482,11 @@ def download_dataset(name: str = "mnist", folder: str | os.PathLike | None = Non
         except DownloadError as exc:
             if cancel is not None and cancel.cancelled:
                 raise DownloadError("download cancelled") from None
-            raise DownloadError(f"{exc}\n{not_found_message(spec.name, spec=spec)}") from None
+            files = ", ".join(r.filename for r in spec.resources.values())
+            raise DownloadError(  # (not "run cae download": that is what just failed)
+                f"{exc}\nWithout a connection: copy the four IDX files ({files}; gzipped or "
+                f"not) into {folder}, or point --data (the window: Data ▸ Choose data "
+                f"folder…) or ${ENV_VAR} at a folder that has them.") from None
     return folder
 
 

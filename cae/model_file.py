@@ -46,3 +46,15 @@ def model_file_contents(model: CAE, dataset: Dataset | None, config: TrainConfig
         extras["test_codes"] = encode_images(model, dataset.test_images, progress=progress)
         extras["test_labels"] = dataset.test_labels.astype(np.uint8)
     return meta, extras
+
+
+def epochs_trained(metadata: dict) -> int:
+    """All the epochs a model file's weights have had: its own run's, plus those of the model
+    it continued from (``init``, kept by `cae train --init` and the window's "Continue"), and
+    so on back.  Damaged or missing entries count as none."""
+    total, seen = 0, 0
+    while isinstance(metadata, dict) and seen < 100:  # a chain, never a cycle, in a real file
+        epochs = metadata.get("epochs_done")
+        total += epochs if isinstance(epochs, int) and epochs > 0 else 0
+        metadata, seen = metadata.get("init"), seen + 1
+    return total

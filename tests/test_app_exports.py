@@ -110,6 +110,23 @@ def test_the_report_is_one_page(window, qtbot, tmp_path):
     assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1
 
 
+def test_mp4_without_ffmpeg_is_refused_before_any_options(window, monkeypatch, tmp_path):
+    import cae.animate
+    monkeypatch.setattr(cae.animate, "find_ffmpeg", lambda: None)
+    state = {k: v.numpy() for k, v in window.session.models.model.state_dict().items()}
+    for epoch in range(2):
+        window.session.timeline.add(epoch, np.zeros((4, 2), np.float32), np.zeros(4, np.int64),
+                                    state)
+    asked = []
+    monkeypatch.setattr(window.exports, "_ask_options", lambda *a: asked.append(a))
+    assert not window.exports.export_animation(str(tmp_path / "run.MP4"))
+    assert asked == [] and "needs the ffmpeg program" in window.last_error
+    offered = []
+    monkeypatch.setattr(window.exports, "_ask_path", lambda *a: offered.append(a[2]) or None)
+    assert not window.exports.export_animation()
+    assert offered == ["Animated GIF (*.gif)"]  # no MP4 to choose where it cannot be written
+
+
 def test_an_animation_needs_a_timeline(window):
     assert not window.exports.export_animation("x.gif", {"size": 200, "frames_per_epoch": 1,
                                                          "mosaic": False, "loss": False})

@@ -58,6 +58,27 @@ def test_export_codes(window, tmp_path, suffix):
     np.testing.assert_array_equal(table[:, 2], window.map.labels)
 
 
+def test_the_all_digits_view_exports_exact_codes(window, tmp_path, qtbot):
+    """That view is placed with the fast (bf16) codes; the file gets float32 ones, as
+    `cae encode` writes them, and the status says which rows are which."""
+    from cae.metrics import encode_images
+    s = window.session
+    said = []
+    s.status.connect(lambda text, _ms: said.append(text))
+    s.set_map_all(True)
+    qtbot.waitUntil(lambda: s.points.source == "all", timeout=30000)
+    path = tmp_path / "all.npz"
+    assert window.files.export_codes(str(path))
+    qtbot.waitUntil(lambda: path.is_file(), timeout=30000)
+    z = np.load(path)
+    exact = encode_images(s.models.model, s.points.images, precision="fp32")
+    np.testing.assert_allclose(z["codes"], exact, atol=1e-6)
+    np.testing.assert_array_equal(z["labels"], s.points.labels)
+    n_test = len(s.dataset.test_images)
+    assert f"training digits, then {n_test:,} test ones" in said[-1] or \
+        f"training images, then {n_test:,} test ones" in said[-1]
+
+
 def test_export_failures(window, tmp_path):
     assert not window.files.export_codes(str(tmp_path / "nope" / "codes.csv"))
     assert "could not write" in window.last_error

@@ -359,6 +359,14 @@ def test_a_model_file_shows_how_it_was_trained(window, tmp_path):
     assert window.files.open_model(str(one))
     assert list(panel.test_curve.getData()[1]) == [0.047] and panel.loss_plot.isVisibleTo(panel)
     assert "1\u00a0epoch," in panel.status.text()
+    assert "(unclamped)\u00a00.0470" in panel.status.text()  # not Metrics' clamped MSE
+    more = save_checkpoint(tmp_path / "more.safetensors", CAE(),  # continued from "one"
+                           {"dataset": "synthetic", "history": history[:1], "epochs_done": 1,
+                            "init": {"epochs_done": 40, "dataset": "synthetic"}})
+    assert window.files.open_model(str(more))
+    assert "1\u00a0epoch after 40 earlier," in panel.status.text()
+    window.session.models.path = None  # as after a run: Save proposes a name, all epochs in it
+    assert window.files.suggested_name() == "synthetic-41ep.safetensors"
 
 
 def test_the_dock_trains_with_the_chosen_recipe(window, qtbot):

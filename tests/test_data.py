@@ -159,6 +159,8 @@ def test_failed_download_leaves_nothing(server, tiny_folder, tmp_path, mode, rea
     with pytest.raises(DownloadError) as info:
         D.download_dataset(spec=spec, folder=tmp_path / "cache", timeout=5)
     assert re.search(reason, str(info.value)) and "could not download" in str(info.value)
+    assert f"into {tmp_path / 'cache'}" in str(info.value)  # where to put the files by hand
+    assert "cae download" not in str(info.value)  # not the step that just failed
     assert _leftovers(tmp_path / "cache") == []
     # A later good download still succeeds into the same folder.
     good = spec_for(tiny_folder, (f"{server}/good/",))

@@ -113,6 +113,90 @@ def test_training_leaves_an_unsaved_model_that_can_be_discarded(session, model_f
     assert session.models.model is before and not session.dirty and autosave.pending() is None
 
 
+def test_a_runs_timeline_over_other_data_keeps_its_own_labels_and_no_images(
+        session, model_file, tiny_folder, qtbot):
+    from cae.data import DATASETS, Dataset
+    from tests.helpers import make_dataset
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
+    with qtbot.waitSignal(session.run.ended, timeout=60000):
+        assert session.run.start(TrainConfig(epochs=2, batch_size=32, device="cpu"), False)
+    qtbot.waitUntil(lambda: not session.training.running, timeout=5000)
+    trained_on = session.dataset.name
+    own_names = session.dataset.class_names
+    session.show_epoch(0)
+    assert session.scrubbing and session.points.images is not None  # its own data: images
+    other = make_dataset(64, 32, seed=5)
+    reset = []
+    session.timelineChanged.connect(reset.append)
+    session._on_dataset_loaded(Dataset("fashion-mnist", other.train_images, other.train_labels,
+                                       other.test_images, other.test_labels,
+                                       DATASETS["fashion-mnist"].class_names))
+    # A folder's model over Fashion-MNIST is flagged; the slider goes back to the model now.
+    assert session.model_data_mismatch() == trained_on
+    assert reset == [True] and not session.scrubbing
+    assert session.models.decoder_override is None
+    session.show_epoch(0)  # the run's codes: named as the run named them, no foreign images
+    assert session.points.class_names == tuple(own_names) and session.points.images is None
+
+
+def test_continuing_a_model_records_what_it_continued_and_the_autosave_says_it_finished(
+        session, model_file, tiny_folder, tmp_path, qtbot):
+    from cae.checkpoint import load_checkpoint
+    from cae.model_file import epochs_trained
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.points.images is not None, timeout=20000)
+    with qtbot.waitSignal(session.run.ended, timeout=60000):
+        assert session.run.start(TrainConfig(epochs=2, batch_size=32, device="cpu"), False)
+    qtbot.waitUntil(lambda: not session.training.running, timeout=5000)
+    first = session.models.save(tmp_path / "first.safetensors")
+    with qtbot.waitSignal(session.run.ended, timeout=60000):
+        assert session.run.start(TrainConfig(epochs=1, batch_size=32, device="cpu"), True)
+    qtbot.waitUntil(lambda: not session.training.running, timeout=5000)
+    meta = session.models.metadata
+    assert meta["epochs_done"] == 1 and not meta["stopped_early"]
+    assert meta["init"]["file"] == "first.safetensors" and meta["init"]["epochs_done"] == 2
+    assert "history" not in meta["init"] and epochs_trained(meta) == 3
+    # The autosave of the run's last epoch: a finished run, which, saved, is the user's file.
+    qtbot.waitUntil(lambda: autosave.pending() is not None, timeout=20000)
+    qtbot.waitUntil(lambda: not session.tasks.running("autosave"), timeout=20000)
+    saved = load_checkpoint(autosave.pending()).metadata
+    assert saved["autosave"] and not saved["stopped_early"] and saved["init"]["epochs_done"] == 2
+    session.models.set_model(session.models.model, saved, None, trained=True)
+    mine = load_checkpoint(session.models.save(tmp_path / "mine.safetensors")).metadata
+    assert "autosave" not in mine and mine["init"]["file"] == "first.safetensors"
+    assert load_checkpoint(first).metadata.get("init") is None  # a fresh run records none
+
+
+def test_epochs_trained_counts_back_through_what_a_model_continued():
+    from cae.model_file import epochs_trained
+    assert epochs_trained({"epochs_done": 2, "init": {"epochs_done": 3, "init": {
+        "epochs_done": 40}}}) == 45
+    assert epochs_trained({"epochs_done": "x", "init": {"epochs_done": -1}}) == 0
+    assert epochs_trained({}) == 0
+
+
+def test_after_a_discard_the_next_start_opens_what_is_on_the_map(session, model_file, qtbot):
+    from cae.bundled import bundled_model_path
+    from cae.data import Dataset
+    from tests.helpers import make_dataset
+    session.start(str(model_file), None, "mnist")
+    session.settings.setValue("lastModel", str(model_file))  # as Open remembered it
+    small = make_dataset(64, 32)
+    session._on_dataset_loaded(Dataset("mnist", small.train_images, small.train_labels,
+                                       small.test_images, small.test_labels))
+    session.set_dirty(True)  # an unsaved run's model, thrown away: the bundled model is shown
+    session.discard_unsaved()
+    bundled = bundled_model_path("mnist")
+    assert session.models.path == bundled
+    assert session.settings.value("lastModel") == str(bundled)
+    session._on_dataset_loaded(Dataset("folder-data", small.train_images, small.train_labels,
+                                       small.test_images, small.test_labels))
+    session.set_dirty(True)  # over a folder's data: a new model, no file to reopen
+    session.discard_unsaved()
+    assert session.models.path is None and session.settings.value("lastModel") == ""
+
+
 def test_train_while_the_dataset_loads_says_so(session, tiny_folder, qtbot):
     session.load_data("auto", str(tiny_folder))
     assert session.data.busy
