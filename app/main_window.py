@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QHBoxLayout, QLabel, QLineEdit, QMainWindow, QMenu,
-                               QMessageBox, QProgressBar, QPushButton, QScrollArea, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QLineEdit,
+                               QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
+                               QScrollArea, QStackedWidget, QVBoxLayout, QWidget)
 
 from cae.bundled import bundled_model_path
 
@@ -379,6 +379,19 @@ class MainWindow(QMainWindow):
         """Ctrl+C in the terminal: close now (a run's last epoch is in the autosave)."""
         self.session.closing = True
         self.close()
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802
+        """Tab and Shift+Tab skip what cannot be seen: the widgets of a dock behind another
+        dock's tab still count as visible to Qt, and the focus went through a dozen of them
+        (the Draw and Interpolation panels behind Images) before it came back into view."""
+        start = QApplication.focusWidget()
+        for _ in range(500):  # bounded: the chain is a cycle of a few dozen widgets
+            if not super().focusNextPrevChild(next):
+                return False
+            widget = QApplication.focusWidget()
+            if widget is None or widget is start or not widget.visibleRegion().isEmpty():
+                return True
+        return True
 
     def closeEvent(self, event) -> None:  # noqa: N802
         """Ask about an unsaved model, then stop every thread and wait for it."""

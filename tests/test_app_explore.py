@@ -4,6 +4,7 @@ import pytest
 import torch
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from cae.metrics import encode_images
@@ -66,6 +67,35 @@ def test_a_click_from_another_tab_brings_the_decoded_image_forward(window, qtbot
     qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     qtbot.wait(50)
     assert not shown(window.side_dock)
+
+
+def tab_chain(window, key: Qt.Key, start, steps: int = 60) -> list:
+    """The widgets Tab (or Shift+Tab) visits from ``start``, as a keyboard user presses it."""
+    window.activateWindow()
+    start.setFocus()
+    seen = []
+    for _ in range(steps):
+        widget = QApplication.focusWidget()
+        seen.append(widget)
+        QTest.keyClick(widget, key, Qt.KeyboardModifier.ShiftModifier
+                       if key == Qt.Key.Key_Backtab else Qt.KeyboardModifier.NoModifier)
+    return seen
+
+
+@pytest.mark.parametrize("key", [Qt.Key.Key_Tab, Qt.Key.Key_Backtab])
+def test_tab_goes_round_what_can_be_seen(window, qtbot, key):
+    """Qt counts the widgets of a dock behind another tab as visible, and Tab went through a
+    dozen of them (Draw, Interpolation) with nothing on screen changing."""
+    window.show()
+    qtbot.waitExposed(window)
+    start = window.training_panel.epochs
+    seen = tab_chain(window, key, start)
+    hidden = [type(w).__name__ for w in seen if w.visibleRegion().isEmpty()]
+    assert hidden == []
+    assert window.map in seen and seen.count(start) >= 2  # a cycle, through the map
+    window.draw_dock.raise_()  # the Draw tab in front: its pad is on the way now
+    qtbot.waitUntil(lambda: not window.draw_panel.pad.visibleRegion().isEmpty(), timeout=2000)
+    assert window.draw_panel.pad in tab_chain(window, key, start)
 
 
 def test_the_press_itself_decodes_before_any_release(window, qtbot):
