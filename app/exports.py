@@ -96,9 +96,11 @@ class ExportsController(QObject):
             return False
         path = path or self._ask_path("Export map", "latent-map.svg",
                                       "SVG (*.svg);;PNG at any resolution (*.png)")
+        across = 800  # the picture's width at scale 1 (cae.render.size_for_plot)
         options = options or (path and self._ask_options(
             "Map export",
-            {"scale": ("Scale", 1, 8, 2)} if str(path).lower().endswith(".png") else {},
+            {"scale": (f"Scale (1: {across} px wide)", 1, 8, 2)}
+            if str(path).lower().endswith(".png") else {},
             {"mosaic": ("Decoded images under the points", self.map.mosaic_item.isVisible()),
              "legend": ("Legend", True)}))
         if not path or not options:
@@ -110,7 +112,7 @@ class ExportsController(QObject):
                          star=None if s.drawn_z is None else tuple(float(v) for v in s.drawn_z),
                          path=None if a is None or b is None else np.stack([a, b]))
         shown = self.map.view_box.sceneBoundingRect()  # as shown: the same view and aspect
-        size = size_for_plot(shown.width(), shown.height(), style)
+        size = size_for_plot(shown.width(), shown.height(), style, across)
         decoder = copy.deepcopy(s.models.decoding_model) if options["mosaic"] else None
         return self._run("map", f"Exporting the map to {Path(path).name}", _map_task, path,
                          s.points, style, self.map.visible_rect(), size,

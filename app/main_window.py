@@ -172,14 +172,16 @@ class MainWindow(QMainWindow):
         self.mismatch_label.setVisible(False)
         self.training_label = QLabel("")  # while a run trains: a passing message was lost to
         self.training_label.setVisible(False)  # the first menu opened
+        self.epoch_label = QLabel("")  # while the Timeline shows a past epoch: what follows it
+        self.epoch_label.setVisible(False)
         self.work_bar = QProgressBar()
         self.work_bar.setMaximumWidth(220)
         self.work_bar.setRange(0, 1000)
         self.work_bar.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
-        for w in (self.training_label, self.mismatch_label, self.coords_label, self.work_bar,
-                  self.cancel_button):
+        for w in (self.training_label, self.epoch_label, self.mismatch_label, self.coords_label,
+                  self.work_bar, self.cancel_button):
             self.statusBar().addPermanentWidget(w)
         self.recent_menu = QMenu("Recent models", self)
         self.toolbar = MapToolbar(self)
@@ -241,7 +243,7 @@ class MainWindow(QMainWindow):
         s.datasetChanged.connect(lambda _: self._update_page())
         s.dirtyChanged.connect(lambda _: self._update_page())
         for signal in (s.modelChanged, s.datasetChanged, s.training.runningChanged,
-                       s.training.pausedChanged):
+                       s.training.pausedChanged, s.decoderChanged, s.timelineChanged):
             signal.connect(lambda *_: self._update_marks())
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
             m, s.dataset.class_names, source) if s.dataset else None)
@@ -300,6 +302,16 @@ class MainWindow(QMainWindow):
             action.setEnabled(not t.running)
             action.setToolTip("Stop training to change the dataset" if t.running
                               else action.text())
+        s = self.session
+        self.epoch_label.setVisible(s.scrubbing)
+        if s.scrubbing:  # the map, its clicks and exports follow the slider; the rest does not
+            shown, last = s.timeline.epochs[s.epoch_index], s.timeline.epochs[-1]
+            self.epoch_label.setText(f"showing epoch {shown} of {last}")
+            noun = s.dataset.noun if s.dataset else "images"
+            self.epoch_label.setToolTip(
+                f"The map, its decodes and Export latent codes show epoch {shown} of the "
+                f"training timeline ({len(s.timeline.codes[s.epoch_index]):,} test {noun}). "
+                f"Metrics, Draw and Interpolation use the model as trained (epoch {last}).")
         trained_on, ds = self.session.model_data_mismatch(), self.session.dataset
         self.mismatch_label.setVisible(trained_on is not None)
         if trained_on is not None:

@@ -158,8 +158,11 @@ class TrainingPanel(QWidget):
         if self.pause_button.text() == "Pause":
             self.pauseRequested.emit()
             self.pause_button.setText("Resume")
-            shown = self.progress.format().removeprefix("paused: ")  # (a second Pause, no report between)
-            self.progress.setFormat("paused: " + shown)  # the ETA is not ticking
+            if self.last_step is not None:  # where it stands; no rate or ETA while nothing runs
+                epoch, step, steps = self.last_step
+                self.progress.setFormat(f"paused: epoch {epoch}, step {step}/{steps}")
+            else:
+                self.progress.setFormat("paused")
         else:
             self.resumeRequested.emit()
             self.pause_button.setText("Pause")

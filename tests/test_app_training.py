@@ -1,4 +1,5 @@
 """Training through the worker thread, as a user drives it from the training dock."""
+import re
 import time
 
 import numpy as np
@@ -211,8 +212,14 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     assert slider.maximum() == 3 and slider.value() == 3
     # Epoch 1 as the trainer saw it: the epoch-end snapshot of epoch 1.
     snap1 = [s for s in snapshots if s.epoch == 1][-1]
+    assert not window.epoch_label.isVisibleTo(window)
     slider.setValue(1)
     np.testing.assert_array_equal(window.map.codes, snap1.codes)
+    # What follows the slider and what does not, said for as long as it is away from now.
+    assert window.epoch_label.isVisibleTo(window)
+    assert window.epoch_label.text() == "showing epoch 1 of 3"
+    assert "Metrics, Draw and Interpolation use the model as trained" in \
+        window.epoch_label.toolTip()
     reference = CAE()
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in snap1.model_state.items()})
     window.explore.stop()
@@ -242,6 +249,7 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
     window.toolbar.timeline_slider.setValue(3)  # back to now: the current model
     assert window.session.models.decoder_override is None
+    assert not window.epoch_label.isVisibleTo(window)
 
 
 def test_messages_say_how_far_a_stopped_run_got(window, qtbot, answered_questions):
@@ -250,7 +258,8 @@ def test_messages_say_how_far_a_stopped_run_got(window, qtbot, answered_question
         window.training.start()
     window.session.training.pause()
     qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
-    assert window.training_panel.progress.format().startswith("paused: epoch 1")
+    shown = window.training_panel.progress.format()
+    assert re.fullmatch(r"paused: epoch 1, step \d+/256", shown)  # no rate, no ETA: not ticking
     assert window.session.run.epochs_done == 0
     window.files.confirm_quit()  # answered "quit" by the conftest; the question is what counts
     assert "has not finished an epoch yet, so nothing of it is kept" in answered_questions[-1][1]
