@@ -58,13 +58,18 @@ class FilesController(QObject):
 
     def confirm_quit(self) -> bool:
         """Before the window closes: a running training run, then an unsaved model."""
-        if self.session.training.running:
+        training = self.session.training
+        if training.running:
+            was_paused = training.paused
+            training.pause()  # what the question says stays true while it is open
             done = self.session.run.epochs_done
             kept = (f"its last finished epoch ({done}) is kept in the autosave and offered at the "
                     "next start." if done else "it has not finished an epoch yet, so nothing of "
                     "it is kept.")
             answer = self.ask("Training is running", f"Quit now? The run stops; {kept}",
                               Button.Yes | Button.Cancel, Button.Cancel)
+            if answer != Button.Yes and not was_paused:
+                training.resume()
             return answer == Button.Yes
         return self.confirm_replace("quit")
 

@@ -269,6 +269,24 @@ def test_messages_say_how_far_a_stopped_run_got(window, qtbot, answered_question
     assert "stopped in epoch 1 at step " in answered_questions[-1][1]  # the keep question
 
 
+def test_the_quit_question_holds_the_run_while_it_is_open(window, qtbot, monkeypatch):
+    """It names the epochs the autosave keeps: a run going on behind it made that stale."""
+    from app.files import Button
+    t = window.session.training
+    set_settings(window, epochs=5, batch=1)
+    with qtbot.waitSignal(t.progress, timeout=30000):
+        window.training.start()
+    during = []
+    monkeypatch.setattr(window.files, "ask", lambda *a: during.append(t.paused) or Button.Cancel)
+    assert not window.files.confirm_quit()
+    assert during == [True] and t.running and not t.paused  # cancelled: it goes on
+    t.pause()
+    assert not window.files.confirm_quit()
+    assert t.paused  # paused by the user before: it stays paused
+    with qtbot.waitSignal(t.finished, timeout=10000):
+        t.stop()
+
+
 def test_another_model_clears_the_last_runs_curves_and_the_interpolation_ends(window, qtbot,
                                                                               tmp_path):
     from cae.checkpoint import save_checkpoint
