@@ -26,6 +26,7 @@ from .layers import LayersController
 from .map_toolbar import MapToolbar
 from .metrics_panel import MetricsPanel
 from .session import Session
+from .status_marks import StatusMarks
 from .training_controller import TrainingController
 from .training_panel import TrainingPanel
 
@@ -166,22 +167,14 @@ class MainWindow(QMainWindow):
         self.training_dock.raise_()
 
         self.coords_label = QLabel("")
-        # Stays while the model and the data disagree (a passing message was lost at once).
-        self.mismatch_label = QLabel("")
-        self.mismatch_label.setStyleSheet("color: #B85400; font-weight: bold;")
-        self.mismatch_label.setVisible(False)
-        self.training_label = QLabel("")  # while a run trains: a passing message was lost to
-        self.training_label.setVisible(False)  # the first menu opened
-        self.epoch_label = QLabel("")  # while the Timeline shows a past epoch: what follows it
-        self.epoch_label.setVisible(False)
         self.work_bar = QProgressBar()
         self.work_bar.setMaximumWidth(220)
         self.work_bar.setRange(0, 1000)
         self.work_bar.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
-        for w in (self.training_label, self.epoch_label, self.mismatch_label, self.coords_label,
-                  self.work_bar, self.cancel_button):
+        self.marks = StatusMarks(self.session)
+        for w in (*self.marks.labels, self.coords_label, self.work_bar, self.cancel_button):
             self.statusBar().addPermanentWidget(w)
         self.recent_menu = QMenu("Recent models", self)
         self.toolbar = MapToolbar(self)
@@ -242,9 +235,7 @@ class MainWindow(QMainWindow):
         s.pointsChanged.connect(lambda *_: self._update_page())
         s.datasetChanged.connect(lambda _: self._update_page())
         s.dirtyChanged.connect(lambda _: self._update_page())
-        for signal in (s.modelChanged, s.datasetChanged, s.training.runningChanged,
-                       s.training.pausedChanged, s.decoderChanged, s.timelineChanged):
-            signal.connect(lambda *_: self._update_marks())
+        s.training.runningChanged.connect(self._update_data_actions)
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
             m, s.dataset.class_names, source) if s.dataset else None)
         s.metricsCleared.connect(self.metrics_panel.clear)
@@ -290,35 +281,11 @@ class MainWindow(QMainWindow):
             title += " — trained model (unsaved)" if m.trained else " — untrained model"
         self.setWindowTitle(title + (" *" if self.session.dirty else ""))
 
-    def _update_marks(self) -> None:
-        """The status bar's lasting marks (a run training; a model of other data on the map)
-        and the Data menu, which another dataset may not use while a run trains."""
-        t = self.session.training
-        self.training_label.setVisible(t.running)
-        if t.running and t.trainer is not None:
-            self.training_label.setText("training paused" if t.paused
-                                        else f"training on {t.trainer.device}")
+    def _update_data_actions(self, running: bool) -> None:
+        """Another dataset may not be loaded while a run trains on this one."""
         for action in self.data_actions:
-            action.setEnabled(not t.running)
-            action.setToolTip("Stop training to change the dataset" if t.running
-                              else action.text())
-        s = self.session
-        self.epoch_label.setVisible(s.scrubbing)
-        if s.scrubbing:  # the map, its clicks and exports follow the slider; the rest does not
-            shown, last = s.timeline.epochs[s.epoch_index], s.timeline.epochs[-1]
-            self.epoch_label.setText(f"showing epoch {shown} of {last}")
-            noun = s.dataset.noun if s.dataset else "images"
-            self.epoch_label.setToolTip(
-                f"The map, its decodes and Export latent codes show epoch {shown} of the "
-                f"training timeline ({len(s.timeline.codes[s.epoch_index]):,} test {noun}). "
-                f"Metrics, Draw and Interpolation use the model as trained (epoch {last}).")
-        trained_on, ds = self.session.model_data_mismatch(), self.session.dataset
-        self.mismatch_label.setVisible(trained_on is not None)
-        if trained_on is not None:
-            self.mismatch_label.setText(f"⚠ a model of {trained_on} on {ds.title}")
-            self.mismatch_label.setToolTip(
-                f"The map shows {ds.title} {ds.noun} through a model trained on {trained_on}: "
-                f"its codes and decodes mean little. Train for a model of this data, or open one.")
+            action.setEnabled(not running)
+            action.setToolTip("Stop training to change the dataset" if running else action.text())
 
     def _show_decoded_tab(self, on_star: bool) -> None:
         """A press on the map decodes: the Images tab comes forward to show it when another tab

@@ -85,7 +85,7 @@ def test_a_model_of_other_data_is_flagged_as_long_as_it_is_shown(window, fake_fa
     path = save_checkpoint(tmp_path / "fashion-model.safetensors", CAE(), {"dataset": "fashion-mnist"})
     assert window.files.open_model(str(path))
     qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=10000)
-    label = window.mismatch_label
+    label = window.marks.mismatch
     assert not label.isVisibleTo(window)
     other = write_dataset_folder(tmp_path / "my-digits", n_train=128, n_test=40, seed=9)
     monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory", lambda *a, **k: str(other))

@@ -82,7 +82,7 @@ def test_pause_and_resume(window, qtbot):
     with qtbot.waitSignal(window.session.training.progress, timeout=30000):
         window.training.start()
     trainer = window.session.training.trainer
-    label = window.training_label  # in the status bar for the whole run; menus never clear it
+    label = window.marks.training  # in the status bar for the whole run; menus never clear it
     assert label.isVisibleTo(window) and label.text() == "training on cpu"
     qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
     assert window.training_panel.pause_button.text() == "Resume"
@@ -212,14 +212,14 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     assert slider.maximum() == 3 and slider.value() == 3
     # Epoch 1 as the trainer saw it: the epoch-end snapshot of epoch 1.
     snap1 = [s for s in snapshots if s.epoch == 1][-1]
-    assert not window.epoch_label.isVisibleTo(window)
+    assert not window.marks.epoch.isVisibleTo(window)
     slider.setValue(1)
     np.testing.assert_array_equal(window.map.codes, snap1.codes)
     # What follows the slider and what does not, said for as long as it is away from now.
-    assert window.epoch_label.isVisibleTo(window)
-    assert window.epoch_label.text() == "showing epoch 1 of 3"
+    assert window.marks.epoch.isVisibleTo(window)
+    assert window.marks.epoch.text() == "showing epoch 1 of 3"
     assert "Metrics, Draw and Interpolation use the model as trained" in \
-        window.epoch_label.toolTip()
+        window.marks.epoch.toolTip()
     reference = CAE()
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in snap1.model_state.items()})
     window.explore.stop()
@@ -249,7 +249,7 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     np.testing.assert_allclose(window.decoded_view.image, expected, atol=1e-6)
     window.toolbar.timeline_slider.setValue(3)  # back to now: the current model
     assert window.session.models.decoder_override is None
-    assert not window.epoch_label.isVisibleTo(window)
+    assert not window.marks.epoch.isVisibleTo(window)
 
 
 def test_messages_say_how_far_a_stopped_run_got(window, qtbot, answered_questions):
