@@ -1,6 +1,6 @@
 """A training step replayed as one CUDA graph.
 
-On a GPU this model's step (about 60 small kernels at batch 128) costs far more in Python and
+On a GPU this model's step (dozens of small kernels) costs far more in Python and
 kernel launches than in arithmetic, so an epoch is bound by the host.  :class:`GraphedStep`
 runs a step function eagerly a few times on a side stream (so lazy initialisation happens
 outside the capture), captures the next call once, and from then on copies each batch into the

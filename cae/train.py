@@ -64,7 +64,7 @@ class TrainConfig:
     # Glorot-uniform kernels, zero biases).  Only where a run starts from a fresh model.
     weight_init: str = "torch"
     # On CUDA, replay each full batch's step from one captured CUDA graph (cae.cuda_graph):
-    # the same updates with one launch instead of ~60.  Off, or with augmentation: eager steps.
+    # the same updates with one launch instead of dozens.  Off, or with augmentation: eager steps.
     cuda_graph: bool = True
 
     def __post_init__(self) -> None:
