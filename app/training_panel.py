@@ -38,6 +38,7 @@ def device_choices() -> list[tuple[str, str]]:
 
 
 def format_eta(seconds: float) -> str:
+    """A duration as m:ss or h:mm:ss (shown as "... left": "ETA 18:55" read as a clock time)."""
     seconds = int(max(0, seconds))
     return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else \
         f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -222,7 +223,7 @@ class TrainingPanel(QWidget):
         self.last_step = (p.epoch, p.step, p.steps_per_epoch)
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
         self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
-                                f"{p.images_per_s:,.0f} img/s  ETA {format_eta(p.eta_s)}")
+                                f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left")
         if _plottable(p.loss):
             self.train_points.append((p.global_step, p.loss))
             xs, ys = zip(*self.train_points)

@@ -256,6 +256,9 @@ def test_messages_say_how_far_a_stopped_run_got(window, qtbot, answered_question
     set_settings(window, epochs=5, batch=1)  # 256 steps per epoch: the first report is in epoch 1
     with qtbot.waitSignal(window.session.training.progress, timeout=30000):
         window.training.start()
+    qtbot.waitUntil(lambda: "img/s" in window.training_panel.progress.format(), timeout=5000)
+    running = window.training_panel.progress.format()  # a duration left, not a clock time
+    assert re.fullmatch(r"epoch 1, step \d+/256  [\d,]+ img/s  (\d+:)?\d+:\d\d left", running)
     window.session.training.pause()
     qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
     shown = window.training_panel.progress.format()
