@@ -139,7 +139,13 @@ class ExploreController(QObject):
             self.hover_label.setText("hover over a point")
             return
         self.hover_view.set_image(points.images[index] / 255.0)
-        self.hover_label.setText(f"label {points.class_name(index)} · index {index}")
+        ds = self.session.dataset
+        noun = ds.noun.removesuffix("s") if ds is not None else "image"
+        n_train = len(ds.train_images) if ds is not None else 0
+        # Which set the index counts in: the 70,000-digit view puts the training digits first.
+        split, number = (("training", index) if index < n_train else ("test", index - n_train)) \
+            if points.source == "all" else ("test", index)
+        self.hover_label.setText(f"label {points.class_name(index)} · {split} {noun} {number}")
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:

@@ -153,7 +153,14 @@ def test_hover_shows_the_original_digit(window, qtbot):
     np.testing.assert_allclose(window.hover_view.image, window.session.dataset.test_images[j] / 255.0,
                                atol=1e-6)
     assert f"label {window.session.dataset.test_labels[j]}" in window.hover_label.text()
-    assert f"index {j}" in window.hover_label.text()
+    assert window.hover_label.text().endswith(f" · test {window.session.dataset.noun[:-1]} {j}")
+    window.session.set_map_all(True)  # the training digits first, then the test ones
+    qtbot.waitUntil(lambda: window.session.points.source == "all", timeout=30000)
+    n_train = len(window.session.dataset.train_images)
+    window.explore._on_hover(n_train + j)
+    assert window.hover_label.text().endswith(f" · test {window.session.dataset.noun[:-1]} {j}")
+    window.explore._on_hover(3)
+    assert window.hover_label.text().endswith(f" · training {window.session.dataset.noun[:-1]} 3")
 
 
 def test_legend_click_toggles_a_class(window, qtbot):
