@@ -23,10 +23,11 @@ from .session import Session
 # The engine's drawing modules (and Pillow) load on first use, on the worker: not at start-up.
 
 
-def _map_task(cancel, report, path: str, points, style, view, size, scale: float, decoder) -> Path:
+def _map_task(cancel, report, path: str, points, style, view, size, scale: float, decoder,
+              tiles: int) -> Path:
     from cae.render import save_map
     return save_map(path, points.codes, points.labels, points.class_names, size=size, scale=scale,
-                    view=view, style=style, decoder=decoder)
+                    view=view, style=style, decoder=decoder, mosaic_tiles=tiles)
 
 
 def _animation_task(cancel, report, path: str, timeline, config, names, options, history) -> int:
@@ -74,9 +75,11 @@ class OptionsDialog(QDialog):
 
 
 class ExportsController(QObject):
-    def __init__(self, session: Session, parent: QWidget, map_: LatentMap) -> None:
+    def __init__(self, session: Session, parent: QWidget, map_: LatentMap,
+                 mosaic_size: QSpinBox) -> None:
         super().__init__(session)
         self.session, self.parent, self.map = session, parent, map_
+        self.mosaic_size = mosaic_size  # the toolbar's tiles across: an export draws as many
         self.progress: QProgressDialog | None = None
 
     # --------------------------------------------------------------------------- asking
@@ -117,7 +120,7 @@ class ExportsController(QObject):
         return self._run("map", f"Exporting the map to {Path(path).name}", _map_task, path,
                          s.points, style, self.map.visible_rect(), size,
                          float(options.get("scale", 1)),  # (an SVG has no pixels to scale)
-                         decoder)
+                         decoder, self.mosaic_size.value())  # as many tiles across as shown
 
     def export_animation(self, path: str | None = None, options: dict | None = None) -> bool:
         """Every epoch of the timeline, with in-between frames."""

@@ -45,6 +45,20 @@ def test_the_map_export_asks_for_a_scale_only_for_a_png(window, tmp_path, monkey
     qtbot.waitUntil(lambda: (tmp_path / "map.svg").is_file(), timeout=20000)
 
 
+def test_the_map_export_draws_as_many_mosaic_tiles_across_as_the_toolbar_says(
+        window, tmp_path, monkeypatch, qtbot):
+    import cae.render
+    seen = []
+    real = cae.render.save_map
+    monkeypatch.setattr(cae.render, "save_map",
+                        lambda *a, **k: seen.append(k["mosaic_tiles"]) or real(*a, **k))
+    window.toolbar.mosaic_size.setValue(7)
+    path = tmp_path / "map.png"
+    assert window.exports.export_map(str(path), {"mosaic": True, "legend": False, "scale": 1})
+    qtbot.waitUntil(lambda: path.is_file(), timeout=30000)
+    assert seen == [7]  # (it drew 24 whatever the map showed)
+
+
 def test_the_animation_has_a_frame_per_step_and_the_epochs_differ(trained, qtbot, tmp_path):
     window = trained
     path = tmp_path / "run.gif"
