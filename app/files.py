@@ -17,7 +17,7 @@ from cae.model_file import epochs_trained
 
 from . import autosave, file_dialogs
 from .latent_map import LatentMap
-from .points import encode_cached
+from .points import encode_exact_parts
 from .session import Session
 
 MAX_RECENT = 8
@@ -185,18 +185,17 @@ class FilesController(QObject):
             s.error.emit("Could not export", f"{path}: unknown format; use one of "
                          f"{', '.join(CODE_FORMATS)}")
             return False
-        if points.source == "all" and points.images is not None and s.models.model is not None:
+        ds = s.dataset
+        if points.source == "all" and ds is not None and s.models.model is not None:
             # The 70,000-digit view is placed with the fast bf16 codes; a file gets the exact
-            # ones, as `cae encode` writes them (encoded once, then read from the code cache).
-            ds = s.dataset
-            n_test, noun = (len(ds.test_images), ds.noun) if ds is not None else (0, "images")
+            # ones, as `cae encode` writes them (from the code cache where they are already).
+            n_train, n_test = len(ds.train_images), len(ds.test_images)
 
             def write(codes: np.ndarray) -> None:
                 self._write_codes(path, codes, points.labels,
-                                  f" ({len(codes) - n_test:,} training {noun}, then {n_test:,} "
-                                  "test ones)")
-            s.tasks.submit("export_codes", encode_cached, copy.deepcopy(s.models.model),
-                           points.images, "fp32", on_done=write,
+                                  f" ({n_train:,} training {ds.noun}, then {n_test:,} test ones)")
+            s.tasks.submit("export_codes", encode_exact_parts, copy.deepcopy(s.models.model),
+                           [ds.train_images, ds.test_images], on_done=write,
                            on_failed=lambda m: s.error.emit("Could not export", m),
                            on_progress=lambda f: s.status.emit(
                                f"encoding the codes to export… {100 * f:.0f} %", 0))

@@ -56,3 +56,16 @@ def encode_cached(cancel, report, model: CAE, images: np.ndarray, precision: str
     if not cancel.cancelled:  # a partial result is never stored
         save_codes(*keys, codes)
     return codes
+
+
+def encode_exact_parts(cancel, report, model: CAE, parts: list[np.ndarray]) -> np.ndarray:
+    """The float32 codes of several image sets, one after another, each through the code cache
+    under its own key: the training digits' are there once a drawing's neighbours or the
+    metrics needed them, the test digits' once the test view showed them."""
+    total, done, codes = sum(len(p) for p in parts), 0, []
+    for images in parts:
+        start, n = done, len(images)
+        codes.append(encode_cached(cancel, lambda f, s=start, n=n: report((s + f * n) / total),
+                                   model, images, "fp32"))
+        done += n
+    return np.concatenate(codes)

@@ -58,18 +58,27 @@ def test_export_codes(window, tmp_path, suffix):
     np.testing.assert_array_equal(table[:, 2], window.map.labels)
 
 
-def test_the_all_digits_view_exports_exact_codes(window, tmp_path, qtbot):
+def test_the_all_digits_view_exports_exact_codes(window, tmp_path, qtbot, monkeypatch):
     """That view is placed with the fast (bf16) codes; the file gets float32 ones, as
     `cae encode` writes them, and the status says which rows are which."""
     from cae.metrics import encode_images
     s = window.session
     said = []
     s.status.connect(lambda text, _ms: said.append(text))
+    s.request_train_codes()  # as a drawing's neighbours or the metrics do
+    qtbot.waitUntil(lambda: s.train_codes is not None, timeout=30000)
     s.set_map_all(True)
     qtbot.waitUntil(lambda: s.points.source == "all", timeout=30000)
+    import app.points
+    encoded = []
+    real = app.points.encode_images
+    monkeypatch.setattr(app.points, "encode_images",
+                        lambda model, images, **k: encoded.append(len(images)) or real(
+                            model, images, **k))
     path = tmp_path / "all.npz"
     assert window.files.export_codes(str(path))
     qtbot.waitUntil(lambda: path.is_file(), timeout=30000)
+    assert encoded == []  # the training and test digits' exact codes came from the cache
     z = np.load(path)
     exact = encode_images(s.models.model, s.points.images, precision="fp32")
     np.testing.assert_allclose(z["codes"], exact, atol=1e-6)
