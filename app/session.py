@@ -250,6 +250,7 @@ class Session(QObject):
                 self.models.set_decoder_override(None)
                 self.epoch_index = len(self.timeline) - 1
                 self.timelineChanged.emit(True)
+                self.decoderChanged.emit()  # the decoded point and the drawing: the model's again
             self.refresh_codes(fit=len(self.points) == 0)
 
     def model_data_mismatch(self) -> str | None:

@@ -127,8 +127,9 @@ def test_a_runs_timeline_over_other_data_keeps_its_own_labels_and_no_images(
     session.show_epoch(0)
     assert session.scrubbing and session.points.images is not None  # its own data: images
     other = make_dataset(64, 32, seed=5)
-    reset = []
+    reset, redraw = [], []
     session.timelineChanged.connect(reset.append)
+    session.decoderChanged.connect(lambda: redraw.append(session.models.decoding_model))
     session._on_dataset_loaded(Dataset("fashion-mnist", other.train_images, other.train_labels,
                                        other.test_images, other.test_labels,
                                        DATASETS["fashion-mnist"].class_names))
@@ -136,6 +137,8 @@ def test_a_runs_timeline_over_other_data_keeps_its_own_labels_and_no_images(
     assert session.model_data_mismatch() == trained_on
     assert reset == [True] and not session.scrubbing
     assert session.models.decoder_override is None
+    # The decoded point and the drawing are drawn again, by the model (not the past epoch).
+    assert redraw and redraw[-1] is session.models.model
     session.show_epoch(0)  # the run's codes: named as the run named them, no foreign images
     assert session.points.class_names == tuple(own_names) and session.points.images is None
 
