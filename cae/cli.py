@@ -108,6 +108,32 @@ def _check_writable(out: str) -> Path:
     return path
 
 
+DEFAULT_MODEL_NAME = "model.safetensors"
+
+
+def free_model_path(folder: Path = Path(".")) -> Path:
+    """``model.safetensors`` in ``folder``, or the first of ``model-2``, ``model-3``, ... that
+    does not exist: a run saved without ``--out`` never replaces an earlier one."""
+    path = folder / DEFAULT_MODEL_NAME
+    n = 2
+    while path.exists():
+        path = folder / f"{Path(DEFAULT_MODEL_NAME).stem}-{n}.safetensors"
+        n += 1
+    return path
+
+
+def _train_destination(args: argparse.Namespace) -> Path:
+    """Where ``cae train`` saves, checked before the first step: ``--out`` (an existing file only
+    with ``--overwrite``) or a free default name."""
+    if args.out is None:
+        return _check_writable(str(free_model_path()))
+    path = _check_writable(args.out)
+    if path.exists() and not args.overwrite:
+        raise CAEError(f"{path} exists; pass --overwrite to replace it, or another --out "
+                       "(without --out the model gets a free name)")
+    return path
+
+
 def fallback_path(out: Path) -> Path:
     """Where a model goes when its destination fails at the end of a run: the user's data
     folder (``$XDG_DATA_HOME/cae-explorer``), or the temporary folder."""
@@ -124,7 +150,7 @@ def fallback_path(out: Path) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    out = _check_writable(args.out)
+    out = _train_destination(args)
     config = TrainConfig.recipe_config(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         schedule=args.schedule, warmup=args.warmup, optimizer=args.optimizer,
@@ -176,6 +202,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         command="cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]), metrics=metrics)
     if start is not None:
         metadata["init"] = {k: v for k, v in start.metadata.items() if k != "history"}
+    if args.out is None and out.exists():  # the free name was taken while this run trained
+        out = free_model_path(out.parent)
     try:
         path = save_checkpoint(out, model, metadata, extras)
     except (OSError, CAEError) as exc:
@@ -298,7 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", metavar="MODEL",
                    help="continue from this model file's weights instead of a fresh model "
                         "(its command and metadata are kept under 'init' in the new file)")
-    p.add_argument("--out", default="model.safetensors", help="where to save the model")
+    p.add_argument("--out", help=f"where to save the model (default: {DEFAULT_MODEL_NAME} in "
+                                 "this folder, or model-2.safetensors, ... where that exists)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the --out file if it exists (else the run refuses to start)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.set_defaults(func=cmd_train)
 

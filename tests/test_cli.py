@@ -228,3 +228,28 @@ def test_model_file_contents_is_what_train_and_the_window_save():
         model, None, None, history=[], epochs_done=0, stopped_early=True, wall_time_s=0,
         device="cpu", precision="fp32", encode=False)
     assert extras2 == {} and "command" not in meta2 and "metrics" not in meta2
+
+
+def test_train_never_replaces_a_model_unless_told(tmp_path, tiny_folder, capsys, monkeypatch):
+    """Without --out each run gets a free name; an existing --out needs --overwrite, refused
+    before the first step (a quick test must not cost the model of a long run)."""
+    from cae.checkpoint import load_checkpoint
+    monkeypatch.chdir(tmp_path)
+    assert main([*TRAIN, "--data", str(tiny_folder), "--no-eval"]) == 0
+    first = (tmp_path / "model.safetensors").read_bytes()
+    assert main([*TRAIN, "--data", str(tiny_folder), "--no-eval", "--seed", "5"]) == 0
+    assert (tmp_path / "model.safetensors").read_bytes() == first
+    assert load_checkpoint(tmp_path / "model-2.safetensors").metadata["train_config"]["seed"] == 5
+    assert "saved model-2.safetensors" in capsys.readouterr().err
+
+    import cae.cli as cli
+    started = []
+    real_run = cli.Trainer.run
+    monkeypatch.setattr(cli.Trainer, "run", lambda self: started.append(1) or real_run(self))
+    assert main([*TRAIN, "--data", str(tiny_folder), "--out", "model.safetensors"]) == 2
+    err = capsys.readouterr().err
+    assert "model.safetensors exists; pass --overwrite" in err and not started
+    assert (tmp_path / "model.safetensors").read_bytes() == first
+    assert main([*TRAIN, "--data", str(tiny_folder), "--no-eval", "--seed", "7", "--out",
+                 "model.safetensors", "--overwrite"]) == 0
+    assert load_checkpoint(tmp_path / "model.safetensors").metadata["train_config"]["seed"] == 7
