@@ -123,7 +123,8 @@ class TrainingRun(QObject):
             epochs_done=len(self._history), stopped_early=stopped,
             wall_time_s=time.perf_counter() - self._train_started,
             device=str(trainer.device) if trainer else "cpu",
-            precision=trainer.precision if trainer else "fp32", encode=False)
+            precision=trainer.precision if trainer else "fp32",
+            threads=trainer.threads if trainer else torch.get_num_threads(), encode=False)
         if self._init is not None:
             meta["init"] = self._init
         extras.update(s.timeline.to_extras())

@@ -198,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     metadata, extras = model_file_contents(
         model, dataset, config, history=history, epochs_done=trainer.epochs_done,
         stopped_early=finished is None or finished.stopped, wall_time_s=wall,
-        device=str(trainer.device), precision=trainer.precision,
+        device=str(trainer.device), precision=trainer.precision, threads=trainer.threads,
         command="cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]), metrics=metrics)
     if start is not None:
         metadata["init"] = {k: v for k, v in start.metadata.items() if k != "history"}

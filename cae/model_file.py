@@ -16,15 +16,16 @@ from .train import TrainConfig
 
 def model_file_contents(model: CAE, dataset: Dataset | None, config: TrainConfig | None, *,
                         history: list[dict], epochs_done: int, stopped_early: bool,
-                        wall_time_s: float, device: str, precision: str,
+                        wall_time_s: float, device: str, precision: str, threads: int,
                         command: str | None = None, metrics: dict | None = None,
                         encode: bool = True,
                         progress: Callable[[float], None] | None = None,
                         ) -> tuple[dict, dict[str, np.ndarray]]:
     """The metadata and extras of a trained model file.
 
-    ``precision`` is the one the run used (``Trainer.precision``, never "auto"), so the file says
-    how to reproduce its weights.  With ``encode`` and a dataset, the test digits' codes and
+    ``precision`` is the one the run used (``Trainer.precision``, never "auto") and ``threads``
+    the CPU threads it computed with (``Trainer.threads``), so the file says how to reproduce its
+    weights.  With ``encode`` and a dataset, the test digits' codes and
     labels go into the extras (the map is then there before any data is found); ``progress``
     hears the fraction of them encoded."""
     meta: dict = {
@@ -35,7 +36,7 @@ def model_file_contents(model: CAE, dataset: Dataset | None, config: TrainConfig
         "history": list(history), "epochs_done": int(epochs_done),
         "stopped_early": bool(stopped_early), "wall_time_s": round(float(wall_time_s), 1),
         "device": str(device), "precision": precision, "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(),  # CPU results are bit-exact for one thread count
+        "threads": int(threads),  # CPU results are bit-exact for one thread count
     }
     if command is not None:
         meta["command"] = command

@@ -305,6 +305,10 @@ class Trainer:
         self._running.set()
         self.epochs_done = 0
         self.global_step = 0  # optimiser steps taken so far (read by tests and monitors)
+        # The CPU threads the run computes with, read on the thread that runs it (the window's
+        # GUI thread keeps one; the training thread has its own): the file records it, since
+        # CPU results are bit-exact for one thread count.
+        self.threads = torch.get_num_threads()
         self.graphed_step: GraphedStep | None = None  # the run's CUDA graph, when it has one
 
     # thread-safe controls -------------------------------------------------------------
@@ -426,6 +430,7 @@ class Trainer:
         cfg = self.config
         ds = self.dataset
         torch.manual_seed(cfg.seed)
+        self.threads = torch.get_num_threads()
         gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
         self.model.to(self.device).train()
         try:

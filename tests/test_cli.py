@@ -213,12 +213,13 @@ def test_model_file_contents_is_what_train_and_the_window_save():
     seen = []
     meta, extras = model_file_contents(
         model, ds, config, history=[{"epoch": 1}], epochs_done=1, stopped_early=True,
-        wall_time_s=12.345, device="cpu", precision="bf16", command="cae train x",
+        wall_time_s=12.345, device="cpu", precision="bf16", threads=3, command="cae train x",
         metrics={"test_mse": 0.5}, progress=seen.append)
     assert meta["dataset"] == "synthetic" and meta["class_names"] == list(ds.class_names)
     assert meta["train_config"]["epochs"] == 2 and meta["recipe"] == "quick"
     assert (meta["epochs_done"], meta["stopped_early"], meta["wall_time_s"]) == (1, True, 12.3)
     assert (meta["device"], meta["precision"], meta["command"]) == ("cpu", "bf16", "cae train x")
+    assert meta["threads"] == 3
     assert meta["metrics"] == {"test_mse": 0.5} and meta["history"] == [{"epoch": 1}]
     json.dumps(meta)  # the header is JSON
     np.testing.assert_array_equal(extras["test_codes"], encode_images(model, ds.test_images))
@@ -226,7 +227,7 @@ def test_model_file_contents_is_what_train_and_the_window_save():
     assert extras["test_labels"].dtype == np.uint8 and seen and seen[-1] == 1.0
     meta2, extras2 = model_file_contents(
         model, None, None, history=[], epochs_done=0, stopped_early=True, wall_time_s=0,
-        device="cpu", precision="fp32", encode=False)
+        device="cpu", precision="fp32", threads=1, encode=False)
     assert extras2 == {} and "command" not in meta2 and "metrics" not in meta2
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PySide6.QtCore import QSettings
 
-from app import autosave
+from app import autosave, torch_threads
 from app.points import MapPoints
 from app.session import Session
 from cae.checkpoint import save_checkpoint
@@ -104,6 +104,8 @@ def test_training_leaves_an_unsaved_model_that_can_be_discarded(session, model_f
     assert session.dirty and dirty == [True] and session.models.path is None
     meta = session.models.metadata
     assert meta["epochs_done"] == 2 and meta["dataset"] == session.dataset.name
+    # The threads the run trained with, not the GUI thread's one.
+    assert meta["threads"] == session.training.trainer.threads == torch_threads.ALL
     assert len(session.timeline) == 3  # the start and two epochs
     qtbot.waitUntil(lambda: not session.training.running, timeout=5000)
     # Its codes are kept for the file, so it reopens with a map offline (as the CLI's models do).
