@@ -42,6 +42,7 @@ class TrainingController(QObject):
         panel.stopRequested.connect(t.stop)
         panel.datasetChosen.connect(self._on_dataset_chosen)
         t.progress.connect(panel.show_progress)
+        t.pausedChanged.connect(panel.show_paused)
         t.epochEnded.connect(panel.show_epoch)
         t.runningChanged.connect(lambda _: self._update_enabled())
         session.data.busyChanged.connect(lambda _: self._update_enabled())

@@ -156,17 +156,7 @@ class TrainingPanel(QWidget):
         self.lr.setValue(settings["lr"])
 
     def _on_pause(self) -> None:
-        if self.pause_button.text() == "Pause":
-            self.pauseRequested.emit()
-            self.pause_button.setText("Resume")
-            if self.last_step is not None:  # where it stands; no rate or ETA while nothing runs
-                epoch, step, steps = self.last_step
-                self.progress.setFormat(f"paused: epoch {epoch}, step {step}/{steps}")
-            else:
-                self.progress.setFormat("paused")
-        else:
-            self.resumeRequested.emit()
-            self.pause_button.setText("Pause")
+        (self.pauseRequested if self.pause_button.text() == "Pause" else self.resumeRequested).emit()
 
     # --------------------------------------------------------------------------- display
     def set_running(self, running: bool) -> None:
@@ -177,6 +167,17 @@ class TrainingPanel(QWidget):
         for w in (self.dataset, self.recipe, self.epochs, self.batch_size, self.lr, self.device,
                   self.continue_training):
             w.setEnabled(not running)
+
+    def show_paused(self, paused: bool) -> None:
+        """Any pause (this button, the quit question): the button offers the way back, and the
+        bar says where the run stands, with no rate or time left while nothing runs."""
+        self.pause_button.setText("Resume" if paused else "Pause")
+        if self.last_step is None:
+            self.progress.setFormat("paused" if paused else "resuming…")
+            return
+        epoch, step, steps = self.last_step
+        self.progress.setFormat(f"paused: epoch {epoch}, step {step}/{steps}" if paused
+                                else f"epoch {epoch}, step {step}/{steps}  resuming…")
 
     def reset_curves(self, starting: bool = True) -> None:
         """A new run (or another model): no curves, progress or messages of the previous one."""

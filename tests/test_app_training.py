@@ -259,8 +259,8 @@ def test_messages_say_how_far_a_stopped_run_got(window, qtbot, answered_question
     qtbot.waitUntil(lambda: "img/s" in window.training_panel.progress.format(), timeout=5000)
     running = window.training_panel.progress.format()  # a duration left, not a clock time
     assert re.fullmatch(r"epoch 1, step \d+/256  [\d,]+ img/s  (\d+:)?\d+:\d\d left", running)
-    window.session.training.pause()
     qtbot.mouseClick(window.training_panel.pause_button, Qt.MouseButton.LeftButton)
+    assert window.session.training.paused
     shown = window.training_panel.progress.format()
     assert re.fullmatch(r"paused: epoch 1, step \d+/256", shown)  # no rate, no ETA: not ticking
     assert window.session.run.epochs_done == 0
@@ -280,9 +280,15 @@ def test_the_quit_question_holds_the_run_while_it_is_open(window, qtbot, monkeyp
     with qtbot.waitSignal(t.progress, timeout=30000):
         window.training.start()
     during = []
-    monkeypatch.setattr(window.files, "ask", lambda *a: during.append(t.paused) or Button.Cancel)
+    panel = window.training_panel
+    monkeypatch.setattr(window.files, "ask", lambda *a: during.append(
+        (t.paused, panel.pause_button.text(), panel.progress.format())) or Button.Cancel)
     assert not window.files.confirm_quit()
-    assert during == [True] and t.running and not t.paused  # cancelled: it goes on
+    # Held: the bar shows where it stands, no frozen rate or time left.
+    assert len(during) == 1 and during[0][:2] == (True, "Resume")
+    assert re.fullmatch(r"paused: epoch 1, step \d+/256", during[0][2])
+    assert t.running and not t.paused  # cancelled: it goes on
+    assert panel.pause_button.text() == "Pause" and "resuming" in panel.progress.format()
     t.pause()
     assert not window.files.confirm_quit()
     assert t.paused  # paused by the user before: it stays paused
