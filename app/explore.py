@@ -74,6 +74,9 @@ class ExploreController(QObject):
         self.decoded_view.repaint()  # the image first, before the map redraws its marker
         self.map.set_marker(x, y)
         self.z_label.setText(f"z = {z_pair(x, y)}")
+        for edit, value in zip(self.z_edits, (x, y)):  # Go then means "here", not an old point
+            if not edit.hasFocus():  # never under the user's typing
+                edit.setText(z_number(value))
         self.coords_label.setText(f"z1 {z_number(x, True)}  z2 {z_number(y, True)}  ·  "
                                   f"decode {self.last_decode_ms:.1f} ms  ·  "
                                   f"{len(self._decode_times)} decodes/s")

@@ -113,6 +113,17 @@ def test_typed_coordinates(window, qtbot):
     assert "z2 +1e+09" in window.coords_label.text()
 
 
+def test_the_typed_fields_follow_the_decoded_point_but_not_under_typing(window, qtbot):
+    window.explore.request_decode(1.25, -0.5)  # a click, a drag or an arrow key
+    assert (window.z1_edit.text(), window.z2_edit.text()) == ("1.250", "-0.500")
+    window.z1_edit.setFocus()
+    qtbot.waitUntil(window.z1_edit.hasFocus, timeout=2000)
+    window.z1_edit.setText("3")
+    qtbot.wait(100)  # past the decode interval
+    window.explore.request_decode(2.0, 1.0)
+    assert window.z1_edit.text() == "3" and window.z2_edit.text() == "1.000"
+
+
 def _overlay_points(window):
     return [np.column_stack(item.getData()) for item in window.map.overlays]
 
