@@ -41,8 +41,11 @@ class DrawPanel(QWidget):
         clear.setToolTip("Esc or Delete")
         clear.clicked.connect(self.pad.clear)
         undo = QPushButton("Undo")
-        undo.setToolTip("Ctrl+Z: remove the last stroke")
+        undo.setToolTip("Ctrl+Z: take back the last stroke, clear or opened image")
         undo.clicked.connect(self.pad.undo)
+        undo.setEnabled(False)
+        self.pad.undoAvailable.connect(undo.setEnabled)
+        self.undo_button = undo
         open_button = QPushButton("Open image…")
         open_button.clicked.connect(lambda: self.open_image())  # (not the `checked` flag)
         self.pen = QSpinBox()

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from cae.preprocess import normalize_ink
 
 PAD_SIZE = 280  # logical pixels, ten times MNIST's 28
+UNDO_DEPTH = 200  # steps undo can take back
 
 
 class DrawingPad(QWidget):
@@ -18,7 +19,7 @@ class DrawingPad(QWidget):
     strokeStarted = Signal()
     inkChanged = Signal()  # during a stroke (every mouse move)
     strokeFinished = Signal()  # a stroke ended, an undo, a clear or an opened image
-    cleared = Signal()
+    undoAvailable = Signal(bool)  # whether undo has something to take back
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -29,6 +30,9 @@ class DrawingPad(QWidget):
         self.pen_width = PAD_SIZE / 10
         self.strokes: list[tuple[float, list[QPointF]]] = []  # (pen width, points)
         self.background: QImage | None = None  # an opened image, under the strokes
+        # What the pad held before each stroke, clear and opened image, newest last: undo steps
+        # back through all three, so a clear (Esc) or an opened image never loses a drawing.
+        self._history: list[tuple[QImage | None, list[tuple[float, list[QPointF]]]]] = []
         self._drawing = False
         self._canvas = self._new_canvas()
         for keys, slot in ((QKeySequence.StandardKey.Undo, self.undo),
@@ -95,18 +99,31 @@ class DrawingPad(QWidget):
         return not self.strokes and self.background is None
 
     # --------------------------------------------------------------------------- actions
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._history)
+
+    def _remember(self) -> None:
+        """Keep what the pad holds now for undo (strokes are copied; a QImage is shared)."""
+        self._history = self._history[-(UNDO_DEPTH - 1):] + [(self.background, list(self.strokes))]
+        self.undoAvailable.emit(True)
+
     def clear(self) -> None:
+        if not self.is_empty:
+            self._remember()
         self.strokes = []
         self.background = None
         self._render()
-        self.cleared.emit()
         self.strokeFinished.emit()
 
     def undo(self) -> None:
-        if self.strokes:
-            self.strokes.pop()
-            self._render()
-            self.strokeFinished.emit()
+        """Back to what the pad held before the last stroke, clear or opened image."""
+        if self._drawing or not self._history:
+            return
+        self.background, self.strokes = self._history.pop()
+        self._render()
+        self.undoAvailable.emit(bool(self._history))
+        self.strokeFinished.emit()
 
     def set_pen_width(self, width: float) -> None:
         self.pen_width = float(width)
@@ -120,6 +137,7 @@ class DrawingPad(QWidget):
         side = max(h, w)
         square = np.zeros((side, side), np.uint8)
         square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = ink
+        self._remember()
         self.background = QImage(square.data, side, side, side, QImage.Format.Format_Grayscale8).copy()
         self.strokes = []
         self._render()
@@ -134,6 +152,7 @@ class DrawingPad(QWidget):
     def mousePressEvent(self, event) -> None:  # noqa: N802
         if event.button() != Qt.MouseButton.LeftButton:
             return
+        self._remember()
         self._drawing = True
         self.strokes.append((self.pen_width, [event.position()]))
         painter = self._painter()

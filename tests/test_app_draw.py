@@ -61,6 +61,16 @@ def test_undo_and_clear(window, qtbot):
     assert pad.is_empty and pad.ink().max() == 0.0
     assert window.draw_panel.result_label.text() == "draw something like the training images"
     assert not window.map.drawn_marker.isVisible()
+    # A clear is taken back like a stroke: the drawing and its reconstruction return.
+    undo = window.draw_panel.undo_button
+    assert undo.isEnabled()
+    qtbot.mouseClick(undo, Qt.MouseButton.LeftButton)
+    np.testing.assert_array_equal(pad.ink(), first)
+    assert window.map.drawn_marker.isVisible()
+    qtbot.mouseClick(undo, Qt.MouseButton.LeftButton)  # and the first stroke
+    assert pad.is_empty and not undo.isEnabled()  # nothing left to take back
+    qtbot.keyClick(pad, Qt.Key.Key_Escape)  # clearing an empty pad is no step to undo
+    assert not undo.isEnabled()
 
 
 def test_single_click_dot_and_pen_width(window, qtbot):
@@ -86,6 +96,12 @@ def test_open_image_inverts_dark_ink(window, qtbot, tmp_path):
     h, w = ink.shape
     assert ink[h // 2, w // 2] > 0.9 and ink[h // 2, 5] < 0.1  # the stroke is ink, paper is not
     assert window.map.drawn_marker.isVisible()
+    opened = ink.copy()
+    draw(qtbot, window.draw_panel.pad, [(40, 240), (240, 240)])  # a stroke over it, then back
+    qtbot.mouseClick(window.draw_panel.undo_button, Qt.MouseButton.LeftButton)
+    np.testing.assert_array_equal(window.draw_panel.pad.ink(), opened)
+    qtbot.mouseClick(window.draw_panel.undo_button, Qt.MouseButton.LeftButton)  # the opening too
+    assert window.draw_panel.pad.is_empty
     bad = tmp_path / "not-an-image.png"
     bad.write_bytes(b"nope")
     assert not window.draw_panel.open_image(str(bad))
