@@ -195,12 +195,17 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> tuple[n
             n_bytes = dtype.itemsize
             for d in dims:
                 n_bytes *= d
+            compressed = path.stat().st_size
+            gzipped = isinstance(stream, gzip.GzipFile)
+            held = compressed - 4 - 4 * ndim
+            if not gzipped and n_bytes > held:  # a garbled header, or a cut-off download
+                raise IDXFormatError(
+                    f"{path}: corrupt or truncated: its header's dimensions {dims} need "
+                    f"{n_bytes:,} bytes of data, the file holds {max(held, 0):,}")
             if n_bytes > max_bytes:
                 raise IDXFormatError(
                     f"{path}: dimensions {dims} claim {n_bytes} bytes, over the {max_bytes}-byte "
                     "limit")
-            compressed = path.stat().st_size
-            gzipped = isinstance(stream, gzip.GzipFile)
             if gzipped and n_bytes > GZIP_MAX_RATIO * compressed + (1 << 20):
                 raise IDXFormatError(
                     f"{path}: a {compressed}-byte gzip file claiming {n_bytes} bytes of data "

@@ -36,9 +36,13 @@ def test_idx_round_trip(tmp_path, compress, dtype):
     (b"\x00\x00\x07\x01" + b"\x00\x00\x00\x01x", "dtype code"),
     (b"\x00\x00\x08\x00", "zero dimensions"),
     (b"\x00\x00\x08\x02\x00\x00\x00\x02", "truncated dimensions"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", "truncated payload"),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", "corrupt or truncated: its header's dimensions "
+                                            "(5,) need 5 bytes of data, the file holds 3"),
+    # A garbled size (bytes of text where the dimension belongs): said so, not "over the limit".
+    (b"\x00\x00\x08\x01garbage", "corrupt or truncated"),
+    (gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x05abc"), "truncated payload"),
     (b"\x00\x00\x08\x01\x00\x00\x00\x02abc", "trailing data"),
-    (b"\x00\x00\x08\x03" + b"\x80\x00\x00\x00" * 3, "limit"),
+    (gzip.compress(b"\x00\x00\x08\x03" + b"\x80\x00\x00\x00" * 3), "limit"),
     (b"\x1f\x8b\x08\x00garbage-not-gzip", "unreadable"),
 ])
 def test_malformed_idx_gives_one_clear_error(tmp_path, content, problem):
@@ -59,7 +63,7 @@ def test_huge_claimed_size_does_not_allocate(tmp_path):
     assert time.perf_counter() - t < 1.0
     # Under the limit but more than the file holds: truncated, not a big allocation.
     path.write_bytes(b"\x00\x00\x08\x01\x10\x00\x00\x00" + b"x" * 10)
-    with pytest.raises(IDXFormatError, match="truncated payload"):
+    with pytest.raises(IDXFormatError, match="corrupt or truncated"):
         D.read_idx(path, max_bytes=1 << 40)
 
 
