@@ -21,7 +21,8 @@ RECIPE_CHOICES = (
      "average of the weights, a loss on the image as shown"),
     ("Quick", "quick", "Best's settings for a short run"),
     ("Lecture", "lecture", "The lecture's plain recipe: Adam at a constant learning rate, batches "
-     "of 50, the plain MSE; train it beside Best to compare the two maps"),
+     "of 50, the plain MSE, TensorFlow's initialisation; train it, save it, and open it and a "
+     "Best model in turn (File ▸ Recent models) to compare the two maps"),
 )
 
 

@@ -114,9 +114,10 @@ CLAMPED_RAW_WEIGHT = 0.1  # the raw MSE's share in the "clamped" loss
 
 # Named recipes; "best" is also TrainConfig's defaults.  The figures behind them: docs/training.md.
 RECIPES: dict[str, dict] = {
-    # The lecture's plain recipe: Adam at a constant learning rate, the plain MSE, nothing else.
+    # The lecture's plain recipe: Adam at a constant learning rate, the plain MSE, nothing else,
+    # from the lecture's own (TensorFlow's) initialisation.
     "lecture": {"epochs": 10, "batch_size": 50, "lr": 1e-3, "schedule": "constant", "warmup": 0.0,
-                "ema": 0.0, "loss": "mse"},
+                "ema": 0.0, "loss": "mse", "weight_init": "tf"},
     # The probes' winner: warm-up + cosine, an average of the weights, the error as shown.
     "best": {"epochs": 40, "batch_size": 64, "lr": 2e-3, "schedule": "cosine", "warmup": 0.02,
              "ema": 0.999, "loss": "clamped"},

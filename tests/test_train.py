@@ -197,6 +197,7 @@ def test_recipes_fill_the_settings_and_overrides_win():
     lecture = TrainConfig.recipe_config("lecture")
     assert (lecture.recipe, lecture.schedule, lecture.ema, lecture.optimizer) == (
         "lecture", "constant", 0.0, "adam")
+    assert lecture.weight_init == "tf" and TrainConfig.recipe_config("best").weight_init == "torch"
     best = TrainConfig.recipe_config("best", epochs=3, lr=None)
     assert best.epochs == 3 and best.lr == RECIPES["best"]["lr"]
     for key, value in RECIPES["best"].items():  # TrainConfig's defaults are the best recipe
