@@ -365,7 +365,7 @@ def animate_model(
     if len(timeline) == 0:
         raise CAEError(
             f"{model_path} has no training timeline to animate (models trained in the "
-            "app keep one; `cae train` does not)"
+            "app keep one, and so do those of `cae train --timeline`)"
         )
     names = ckpt.metadata.get("class_names") or [
         str(c) for c in range(int(timeline.labels.max()) + 1)

@@ -26,7 +26,9 @@ from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
 from .errors import CAEError
 from .metrics import encode_images, evaluate
 from .model_file import model_file_contents
-from .train import PRECISIONS, RECIPES, WEIGHT_INITS, EpochEnd, Finished, Progress, TrainConfig, Trainer
+from .timeline import Timeline
+from .train import (PRECISIONS, RECIPES, WEIGHT_INITS, EpochEnd, Finished, Progress, Snapshot,
+                    TrainConfig, Trainer)
 
 
 class ProgressBar:
@@ -167,6 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     finished = None
     history = []
+    timeline = Timeline() if args.timeline else None
     run = trainer.run()
     try:
         for record in run:
@@ -182,6 +185,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"{record.train_loss:.5f}, test loss {record.test_loss:.5f}, "
                          f"{record.seconds:.1f} s, "
                          f"{len(dataset.train_images) / record.seconds:.0f} img/s")
+            elif isinstance(record, Snapshot) and timeline is not None:
+                timeline.add(record.epoch, record.codes, record.labels, record.model_state)
             elif isinstance(record, Finished):
                 finished = record
     except KeyboardInterrupt:
@@ -202,6 +207,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         command="cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]), metrics=metrics)
     if start is not None:
         metadata["init"] = {k: v for k, v in start.metadata.items() if k != "history"}
+    if timeline is not None:
+        extras.update(timeline.to_extras())
     if args.out is None and out.exists():  # the free name was taken while this run trained
         out = free_model_path(out.parent)
     try:
@@ -331,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the --out file if it exists (else the run refuses to start)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--timeline", action="store_true",
+                   help="keep each epoch's codes of 2,000 test digits and decoder weights in the "
+                        "file (about 1.7 MB an epoch), for `cae animate` and the window's "
+                        "Timeline")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="print test MSE, per-class MSE and 5-NN accuracy as JSON")

@@ -254,3 +254,25 @@ def test_train_never_replaces_a_model_unless_told(tmp_path, tiny_folder, capsys,
     assert main([*TRAIN, "--data", str(tiny_folder), "--no-eval", "--seed", "7", "--out",
                  "model.safetensors", "--overwrite"]) == 0
     assert load_checkpoint(tmp_path / "model.safetensors").metadata["train_config"]["seed"] == 7
+
+
+def test_train_keeps_a_timeline_on_request_and_animate_plays_it(tmp_path, tiny_folder, capsys):
+    from cae.checkpoint import load_checkpoint
+    from cae.timeline import Timeline
+    plain, kept = tmp_path / "plain.safetensors", tmp_path / "kept.safetensors"
+    assert main([*TRAIN, "--data", str(tiny_folder), "--no-eval", "--out", str(plain)]) == 0
+    assert main([*TRAIN, "--data", str(tiny_folder), "--no-eval", "--epochs", "2", "--timeline",
+                 "--out", str(kept)]) == 0
+    ckpt = load_checkpoint(kept)
+    timeline = Timeline.from_extras(ckpt.extras, ckpt.model.config)
+    assert timeline.epochs == [0, 1, 2] and timeline.codes[0].shape[1] == 2
+    # The last epoch's decoder is the file's own.
+    last = timeline.model_at(2, ckpt.model.config).decoder.state_dict()
+    for name, value in ckpt.model.decoder.state_dict().items():
+        np.testing.assert_array_equal(last[name].numpy(), value.numpy())
+    assert not any(k.startswith("timeline.") for k in load_checkpoint(plain).extras)
+    capsys.readouterr()
+    assert main(["animate", "--model", str(plain), "--out", str(tmp_path / "a.gif")]) == 2
+    assert "cae train --timeline" in capsys.readouterr().err
+    assert main(["animate", "--model", str(kept), "--out", str(tmp_path / "b.gif")]) == 0
+    assert (tmp_path / "b.gif").read_bytes()[:6] == b"GIF89a"
