@@ -91,6 +91,7 @@ class LayersController(QObject):
         session.pointsChanged.connect(self._on_points)
         session.decoderChanged.connect(self._schedule_mosaic)
         session.timelineChanged.connect(self._on_timeline)
+        session.training.runningChanged.connect(lambda _: self._label_epoch())  # run over: no "in"
         session.datasetChanged.connect(self._on_dataset)
         session.run.ended.connect(lambda _: self.fit_view())
         self._on_timeline(True)
@@ -220,7 +221,12 @@ class LayersController(QObject):
         if len(s.timeline):
             i = s.epoch_index if s.epoch_index >= 0 else len(s.timeline) - 1
             epoch = s.timeline.epochs[i]
-            self.bar.timeline_label.setText(f"{epoch} (now)" if not s.scrubbing else str(epoch))
+            live = s.run.in_epoch
+            self.bar.timeline_label.setText(
+                str(epoch) if s.scrubbing else f"now: in epoch {live}" if live is not None
+                else f"{epoch} (now)")
+        else:  # no timeline (a discarded run, another model): nothing stale for the next one
+            self.bar.timeline_label.setText("")
 
     # --------------------------------------------------------------------------- mosaic
     @property

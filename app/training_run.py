@@ -34,6 +34,9 @@ class TrainingRun(QObject):
         self._epoch_ended = False
         self._metrics_due = False
         self.adopting = False
+        # The epoch under way while the map shows a snapshot from its middle (None: the map
+        # shows an epoch's end, the start, or no run trains).
+        self.in_epoch: int | None = None
         t = session.training
         t.snapshot.connect(self._on_snapshot)
         t.epochEnded.connect(self._on_epoch)
@@ -82,7 +85,9 @@ class TrainingRun(QObject):
         if s.closing:
             return  # a record still queued when the window closed
         s.forget_train_codes()
-        if snap.global_step == 0 or self._epoch_ended:  # the start, or an epoch's end
+        boundary = snap.global_step == 0 or self._epoch_ended
+        self.in_epoch = None if boundary else snap.epoch
+        if boundary:  # the start, or an epoch's end
             following = not s.scrubbing
             s.timeline.add(snap.epoch, snap.codes, snap.labels, snap.model_state)
             if following:
@@ -167,6 +172,7 @@ class TrainingRun(QObject):
     def _on_running_changed(self, running: bool) -> None:
         s = self.session
         if not running:  # the worker is gone: the map, metrics and neighbours catch up
+            self.in_epoch = None
             s.refresh_codes(fit=True)
 
     def previous_model(self) -> str:

@@ -464,3 +464,23 @@ def test_a_run_stopped_before_its_first_step_leaves_nothing_to_keep(window, qtbo
     assert not [q for q in answered_questions if q[0] == "keep" or "Keep" in q[1]]
     assert window.session.models.model is before and not window.session.dirty
     assert window.training_panel.progress.format().startswith("stopped before its first step")
+
+
+def test_the_slider_label_says_when_the_map_shows_an_epoch_under_way(window, qtbot, monkeypatch):
+    """Between epoch ends the map re-plots the live model: the label must not name the last
+    finished epoch as what is shown."""
+    import app.training_controller as tc
+    monkeypatch.setattr(tc, "SNAPSHOT_EVERY_S", 0.05)
+    set_settings(window, epochs=3, batch=1)  # 256 steps an epoch: snapshots inside epoch 2
+    label = window.toolbar.timeline_label
+    seen = []  # the label each time the map's weights changed (connected after the toolbar's)
+    window.session.decoderChanged.connect(lambda: seen.append(label.text()))
+    window.training.start()
+    qtbot.waitUntil(lambda: "now: in epoch 2" in seen, timeout=60000)
+    assert "now: in epoch 1" in seen and "1 (now)" in seen  # then epoch 1's end, as shown
+    assert seen.index("now: in epoch 1") < seen.index("1 (now)") < seen.index("now: in epoch 2")
+    with qtbot.waitSignal(window.session.training.finished, timeout=10000):
+        window.session.training.stop()
+    # Once the run is over (kept or discarded), no epoch is under way.
+    qtbot.waitUntil(lambda: "in epoch" not in label.text(), timeout=5000)
+    assert window.session.run.in_epoch is None
