@@ -193,7 +193,8 @@ class FilesController(QObject):
 
             def write(codes: np.ndarray) -> None:
                 self._write_codes(path, codes, points.labels,
-                                  f" ({n_train:,} training {ds.noun}, then {n_test:,} test ones)")
+                                  f" ({n_train:,} training {ds.noun}, then {n_test:,} test ones)",
+                                  np.repeat(["train", "test"], [n_train, n_test]))
             s.tasks.submit("export_codes", encode_exact_parts, copy.deepcopy(s.models.model),
                            [ds.train_images, ds.test_images], on_done=write,
                            on_failed=lambda m: s.error.emit("Could not export", m),
@@ -203,9 +204,10 @@ class FilesController(QObject):
         where = f" of epoch {s.timeline.epochs[s.epoch_index]}" if s.scrubbing else ""
         return self._write_codes(path, points.codes, points.labels, where)
 
-    def _write_codes(self, path: str, codes: np.ndarray, labels: np.ndarray, what: str) -> bool:
+    def _write_codes(self, path: str, codes: np.ndarray, labels: np.ndarray, what: str,
+                     split: np.ndarray | None = None) -> bool:
         try:
-            write_codes(path, codes, labels)
+            write_codes(path, codes, labels, split)
         except CAEError as exc:
             self.session.error.emit("Could not export", str(exc))
             return False

@@ -258,8 +258,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
     parts["all"] = parts["train"] + parts["test"]
     images = np.concatenate([p[0] for p in parts[args.split]])
     labels = np.concatenate([p[1] for p in parts[args.split]])
+    split = np.repeat(["train", "test"], [len(dataset.train_images), len(dataset.test_images)]) \
+        if args.split == "all" else np.full(len(images), args.split)
     codes = encode_images(ckpt.model, images)
-    write_codes(args.out, codes, labels)
+    write_codes(args.out, codes, labels, split)
     print(f"wrote {len(codes)} codes to {args.out}", file=sys.stderr)
     return 0
 

@@ -10,9 +10,16 @@ from .errors import CAEError
 CODE_FORMATS = (".csv", ".npz", ".npy")
 
 
-def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray) -> Path:
+SPLITS = ("train", "test")
+
+
+def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray,
+                split: np.ndarray | None = None) -> Path:
     """Write to .csv (columns z1, z2, label), .npz (arrays ``codes``, ``labels``) or .npy (N x 3).
 
+    ``split`` ("train" or "test" per row) says which set each row's image is from: a ``split``
+    column in CSV, a ``split`` array in .npz, and a fourth .npy column, 1 for test (a file of
+    both sets is otherwise one list of codes whose rows no longer say where they came from).
     The file is written beside the target and renamed into place, so a failed write never
     leaves a half-written file under the requested name.
     """
@@ -20,16 +27,28 @@ def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray) -> Path
     suffix = path.suffix.lower()
     if suffix not in CODE_FORMATS:
         raise CAEError(f"{path}: unknown format; use one of {', '.join(CODE_FORMATS)}")
+    if split is not None:
+        split = np.asarray(split, dtype=str)
+        if split.shape != (len(codes),) or not np.isin(split, SPLITS).all():
+            raise ValueError(f"split must give 'train' or 'test' for each of the {len(codes)} rows")
     tmp = path.with_name(f".{path.name}.tmp{suffix}")
     try:
         if suffix == ".csv":
-            header = ",".join([f"z{i + 1}" for i in range(codes.shape[1])] + ["label"])
-            np.savetxt(tmp, np.column_stack([codes, labels]).astype(np.float64), delimiter=",",
-                       header=header, comments="", fmt=["%.6f"] * codes.shape[1] + ["%d"])
+            names = [f"z{i + 1}" for i in range(codes.shape[1])] + ["label"]
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(",".join(names + (["split"] if split is not None else [])) + "\n")
+                z = [[f"{v:.6f}" for v in row] for row in np.asarray(codes, np.float64)]
+                for i, (row, label) in enumerate(zip(z, np.asarray(labels))):
+                    tail = [split[i]] if split is not None else []
+                    f.write(",".join(row + [str(int(label))] + tail) + "\n")
         elif suffix == ".npz":
-            np.savez(tmp, codes=codes, labels=labels)
+            arrays = {"codes": codes, "labels": labels}
+            if split is not None:
+                arrays["split"] = split
+            np.savez(tmp, **arrays)
         else:
-            np.save(tmp, np.column_stack([codes, labels]).astype(np.float32))
+            columns = [codes, labels] + ([split == "test"] if split is not None else [])
+            np.save(tmp, np.column_stack(columns).astype(np.float32))
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -84,6 +84,8 @@ def test_the_all_digits_view_exports_exact_codes(window, tmp_path, qtbot, monkey
     np.testing.assert_allclose(z["codes"], exact, atol=1e-6)
     np.testing.assert_array_equal(z["labels"], s.points.labels)
     n_test = len(s.dataset.test_images)
+    n_train = len(s.dataset.train_images)
+    assert list(z["split"]) == ["train"] * n_train + ["test"] * n_test  # as `cae encode` marks them
     assert f"training digits, then {n_test:,} test ones" in said[-1] or \
         f"training images, then {n_test:,} test ones" in said[-1]
 

@@ -28,9 +28,23 @@ def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
                      str(tiny_folder), "--out", str(tmp_path / out)]) == 0
     npz = np.load(tmp_path / "codes.npz")
     assert npz["codes"].shape == (64, 2) and npz["labels"].shape == (64,)
-    csv = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1)
+    csv = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
     np.testing.assert_allclose(csv[:, :2], npz["codes"], atol=1e-5)
     np.testing.assert_array_equal(csv[:, 2], npz["labels"])
+    assert (tmp_path / "codes.csv").read_text().splitlines()[:2][0] == "z1,z2,label,split"
+    assert set(npz["split"]) == {"test"}
+    # Both sets in one file: each row says which set its image is from, training rows first.
+    for out in ("all.csv", "all.npz", "all.npy"):
+        assert main(["encode", "--model", str(model), "--dataset", "folder", "--data",
+                     str(tiny_folder), "--split", "all", "--out", str(tmp_path / out)]) == 0
+    n_train = 256  # the tiny folder: 256 training and 64 test images
+    everything = np.load(tmp_path / "all.npz")  # strings, no pickle needed
+    assert list(everything["split"]) == ["train"] * n_train + ["test"] * 64
+    np.testing.assert_array_equal(everything["codes"][n_train:], npz["codes"])
+    rows = (tmp_path / "all.csv").read_text().splitlines()
+    assert rows[1].endswith(",train") and rows[-1].endswith(",test") and len(rows) == n_train + 65
+    table = np.load(tmp_path / "all.npy")
+    assert table.shape == (n_train + 64, 4) and table[:, 3].sum() == 64 and table[-1, 3] == 1
 
     capsys.readouterr()
     assert main(["info", str(model)]) == 0
