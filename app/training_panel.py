@@ -185,8 +185,10 @@ class TrainingPanel(QWidget):
         self.train_points, self.test_points = [], []
         self.last_step = None
         self.train_curve.setData([], [])
+        self.train_curve.setSymbol(None)  # a run's curve: a report every few steps, no dots
         self.test_curve.setData([], [])
         self.loss_plot.getPlotItem().setLabel("bottom", "step")
+        self.loss_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
         self.progress.setValue(0)
         self.progress.setFormat("starting…" if starting else "")
         self.status.setText("")
@@ -208,7 +210,15 @@ class TrainingPanel(QWidget):
         if not rows:
             return
         epochs, train, test = zip(*rows)
-        self.loss_plot.getPlotItem().setLabel("bottom", "epoch")
+        pi = self.loss_plot.getPlotItem()
+        pi.setLabel("bottom", "epoch")
+        # Whole epochs only (no "1.5"), and a dot per epoch: one epoch is one point, which a
+        # line alone would not show.
+        span = epochs[-1] - epochs[0]
+        pi.getAxis("bottom").setTickSpacing(max(1, math.ceil(span / 8)), 1)
+        self.train_curve.setSymbol("o")
+        self.train_curve.setSymbolSize(4)
+        self.train_curve.setSymbolBrush("#0072B2")
         self.train_curve.setData(epochs, train)
         self.test_curve.setData(epochs, test)
         self.loss_plot.setVisible(True)

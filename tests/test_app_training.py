@@ -394,6 +394,12 @@ def test_a_model_file_shows_how_it_was_trained(window, tmp_path):
                           {"dataset": "synthetic", "history": history[:1]})
     assert window.files.open_model(str(one))
     assert list(panel.test_curve.getData()[1]) == [0.047] and panel.loss_plot.isVisibleTo(panel)
+    # One epoch is one point: the training loss is drawn as a dot, and the axis counts whole
+    # epochs (it read 0.6 ... 1.4).
+    assert list(panel.train_curve.getData()[1]) == [0.06]
+    assert panel.train_curve.opts["symbol"] == "o"
+    spacing = panel.loss_plot.getPlotItem().getAxis("bottom").tickSpacing(0.6, 1.4, 200)
+    assert all(step >= 1 and step == int(step) for step, _offset in spacing)
     assert "1\u00a0epoch," in panel.status.text()
     assert "(unclamped)\u00a00.0470" in panel.status.text()  # not Metrics' clamped MSE
     more = save_checkpoint(tmp_path / "more.safetensors", CAE(),  # continued from "one"
@@ -403,6 +409,9 @@ def test_a_model_file_shows_how_it_was_trained(window, tmp_path):
     assert "1\u00a0epoch after 40 earlier," in panel.status.text()
     window.session.models.path = None  # as after a run: Save proposes a name, all epochs in it
     assert window.files.suggested_name() == "synthetic-41ep.safetensors"
+    panel.reset_curves()  # a run's curve again: per-step reports, no dots, automatic ticks
+    assert panel.train_curve.opts["symbol"] is None
+    assert panel.loss_plot.getPlotItem().getAxis("bottom").tickSpacing(0, 1, 200)[0][0] < 1
 
 
 def test_the_dock_trains_with_the_chosen_recipe(window, qtbot):
