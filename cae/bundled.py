@@ -11,6 +11,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from .errors import CAEError
+
 SOURCE_TREE = Path(__file__).resolve().parents[1] / "resources"
 
 
@@ -33,3 +35,14 @@ def bundled_model_path(name: str = "mnist") -> Path | None:
         if isinstance(path, Path) and path.is_file():
             return path
     return None
+
+
+def model_or_bundled(model: str | None, dataset: str) -> str:
+    """``model`` when one is named, else the bundled model for ``dataset`` (the commands'
+    default, as the window's); CAEError where this install has none for that data."""
+    if model:
+        return model
+    path = bundled_model_path(dataset) if dataset.replace("-", "").isalnum() else None
+    if path is None:
+        raise CAEError(f"no bundled model for {dataset} data; name a model file with --model")
+    return str(path)

@@ -19,8 +19,8 @@ import numpy as np
 
 from . import __version__
 from .cli_exports import add_export_commands
-from .bundled import bundled_model_path
-from .checkpoint import load_checkpoint, save_checkpoint
+from .bundled import bundled_model_path, model_or_bundled
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .codes import write_codes
 from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
 from .errors import CAEError
@@ -237,11 +237,21 @@ def compact_json(doc: dict) -> str:
     return "{\n" + "\n".join(lines) + "\n}"
 
 
+def _model_and_data(args: argparse.Namespace, bar: ProgressBar) -> tuple[str, Checkpoint, Dataset]:
+    """``--model`` (its own dataset looked up when no data is named), or, without one, the
+    bundled model for the data loaded."""
+    if args.model:
+        ckpt = load_checkpoint(args.model)
+        return args.model, ckpt, _load_data(args, bar, ckpt.metadata.get("dataset"))
+    dataset = _load_data(args, bar)
+    path = model_or_bundled(None, dataset.name)
+    return path, load_checkpoint(path), dataset
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.model)
     bar = ProgressBar()
-    dataset = _load_data(args, bar, ckpt.metadata.get("dataset"))
-    bar.line(f"evaluating {args.model} on {len(dataset.test_images)} {dataset.name} test images "
+    model, ckpt, dataset = _model_and_data(args, bar)
+    bar.line(f"evaluating {model} on {len(dataset.test_images)} {dataset.name} test images "
              f"({len(dataset.train_images)} training images vote)")
     metrics = evaluate(ckpt.model, dataset,
                        progress=lambda f: bar.update(f, f"evaluating {100 * f:.0f}%"))
@@ -251,8 +261,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(args.model)
-    dataset = _load_data(args, ProgressBar(), ckpt.metadata.get("dataset"))
+    _, ckpt, dataset = _model_and_data(args, ProgressBar())
     parts = {"train": [(dataset.train_images, dataset.train_labels)],
              "test": [(dataset.test_images, dataset.test_labels)]}
     parts["all"] = parts["train"] + parts["test"]
@@ -347,14 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="print test MSE, per-class MSE and 5-NN accuracy as JSON")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", help="a model file (default: the bundled model for the data)")
     p.add_argument("--full", action="store_true",
                    help="indent every value (default: compact, one matrix row per line)")
     data_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("encode", help="write latent codes and labels to .npz/.csv/.npy")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", help="a model file (default: the bundled model for the data)")
     data_args(p)
     p.add_argument("--split", choices=["test", "train", "all"], default="test")
     p.add_argument("--out", required=True)

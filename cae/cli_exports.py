@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .bundled import model_or_bundled
 from .data import DATASETS, Dataset
 from .errors import CAEError
 
@@ -94,8 +95,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import report_model
 
     dataset = _dataset(args)
+    model = model_or_bundled(args.model, dataset.name if dataset is not None else "mnist")
     bar, progress = _bar_progress("report")
-    path = report_model(args.model, args.out, dataset=dataset, progress=progress)
+    path = report_model(model, args.out, dataset=dataset, progress=progress)
     bar.line(f"wrote {path}")
     return 0
 
@@ -111,8 +113,9 @@ def cmd_map(args: argparse.Namespace) -> int:
         raise CAEError(f"--dpi must be 10 to 4800, got {args.dpi}")
     if not 2 <= args.mosaic_tiles <= 64:
         raise CAEError(f"--mosaic-tiles must be 2 to 64, got {args.mosaic_tiles}")
-    ckpt = load_checkpoint(args.model)
     dataset = _dataset(args)
+    model = model_or_bundled(args.model, dataset.name if dataset is not None else "mnist")
+    ckpt = load_checkpoint(model)
     if dataset is not None:
         codes, labels = encode_images(ckpt.model, dataset.test_images), dataset.test_labels
         names = list(dataset.class_names)
@@ -122,7 +125,7 @@ def cmd_map(args: argparse.Namespace) -> int:
             str(c) for c in range(int(labels.max(initial=0)) + 1)
         ]
     else:
-        raise CAEError(f"{args.model} has no test codes to map: give the dataset with --data DIR")
+        raise CAEError(f"{model} has no test codes to map: give the dataset with --data DIR")
     path_points = np.array(args.path) if args.path else None
     if path_points is not None and len(path_points) < 2:
         raise CAEError("--path needs at least two points")
@@ -179,13 +182,13 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_animate)
 
     p = sub.add_parser("report", help="write a one-page model report (.pdf or .png)")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", help="a model file (default: the bundled model for --data, else MNIST's)")
     data_args(p)
     p.add_argument("--out", required=True, help=".pdf (A4, 150 dpi) or .png")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("map", help="write the latent map as .svg or .png at any resolution")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", help="a model file (default: the bundled model for --data, else MNIST's)")
     data_args(p)
     p.add_argument("--out", required=True, help=".svg or .png")
     p.add_argument("--size", type=_size, default=(800, 800), help="N or WxH pixels at scale 1")

@@ -290,3 +290,22 @@ def test_train_keeps_a_timeline_on_request_and_animate_plays_it(tmp_path, tiny_f
     assert "cae train --timeline" in capsys.readouterr().err
     assert main(["animate", "--model", str(kept), "--out", str(tmp_path / "b.gif")]) == 0
     assert (tmp_path / "b.gif").read_bytes()[:6] == b"GIF89a"
+
+
+def test_commands_default_to_the_bundled_model_for_their_data(tmp_path, tiny_folder, capsys):
+    """As `cae info` and the window: no --model means the bundled model of the data given, and
+    data with no bundled model is told to name one."""
+    from pathlib import Path
+
+    from cae.bundled import bundled_model_path
+    from cae.checkpoint import load_checkpoint
+    assert main(["evaluate", "--dataset", "folder", "--data", str(tiny_folder)]) == 2
+    assert "no bundled model for" in capsys.readouterr().err
+    assert main(["map", "--out", str(tmp_path / "map.svg")]) == 0  # MNIST's, from its codes
+    assert (tmp_path / "map.svg").read_text().count("<circle") >= 9000
+    mnist = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not mnist.is_dir():
+        pytest.skip("the encode half needs MNIST beside the project (../shared/data/mnist)")
+    assert main(["encode", "--data", str(mnist), "--out", str(tmp_path / "c.npz")]) == 0
+    bundled = load_checkpoint(bundled_model_path("mnist")).extras["test_codes"]
+    np.testing.assert_allclose(np.load(tmp_path / "c.npz")["codes"], bundled, atol=1e-5)
