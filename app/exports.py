@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout
 
 from . import file_dialogs
 from .latent_map import LatentMap
+from .map_toolbar import MapToolbar
 from .session import Session
 
 
@@ -76,10 +77,11 @@ class OptionsDialog(QDialog):
 
 class ExportsController(QObject):
     def __init__(self, session: Session, parent: QWidget, map_: LatentMap,
-                 mosaic_size: QSpinBox) -> None:
+                 toolbar: MapToolbar) -> None:
         super().__init__(session)
         self.session, self.parent, self.map = session, parent, map_
-        self.mosaic_size = mosaic_size  # the toolbar's tiles across: an export draws as many
+        # The toolbar's mosaic switch and tiles across: an export offers and draws them so.
+        self.mosaic_on, self.mosaic_size = toolbar.mosaic_action, toolbar.mosaic_size
         self.progress: QProgressDialog | None = None
 
     # --------------------------------------------------------------------------- asking
@@ -104,7 +106,7 @@ class ExportsController(QObject):
             "Map export",
             {"scale": (f"Scale (1: {across} px wide)", 1, 8, 2)}
             if str(path).lower().endswith(".png") else {},
-            {"mosaic": ("Decoded images under the points", self.map.mosaic_item.isVisible()),
+            {"mosaic": ("Decoded images under the points", self.mosaic_on.isChecked()),
              "legend": ("Legend", True)}))
         if not path or not options:
             return False
@@ -117,10 +119,18 @@ class ExportsController(QObject):
         shown = self.map.view_box.sceneBoundingRect()  # as shown: the same view and aspect
         size = size_for_plot(shown.width(), shown.height(), style, across)
         decoder = copy.deepcopy(s.models.decoding_model) if options["mosaic"] else None
+        view = self.map.visible_rect()
+        x0, x1, y0, y1 = view
+        codes, shown = s.points.codes, ~np.isin(s.points.labels, list(hidden))
+        inside = (codes[:, 0] >= x0) & (codes[:, 0] <= x1) & (codes[:, 1] >= y0) & (codes[:, 1] <= y1)
+        outside = int((shown & ~inside).sum())  # the view frames most codes, not every one
+        note = (f" ({outside:,} of the {int(shown.sum()):,} points lie outside the view and are "
+                "not in it; Fit view or zoom out to include them)") if outside else ""
         return self._run("map", f"Exporting the map to {Path(path).name}", _map_task, path,
-                         s.points, style, self.map.visible_rect(), size,
+                         s.points, style, view, size,
                          float(options.get("scale", 1)),  # (an SVG has no pixels to scale)
-                         decoder, self.mosaic_size.value())  # as many tiles across as shown
+                         decoder, self.mosaic_size.value(),  # as many tiles across as shown
+                         note=note)
 
     def export_animation(self, path: str | None = None, options: dict | None = None) -> bool:
         """Every epoch of the timeline, with in-between frames."""
@@ -140,7 +150,7 @@ class ExportsController(QObject):
         options = options or (path and self._ask_options(
             "Animation", {"size": ("Frame size (px)", 200, 2000, 800),
                           "frames_per_epoch": ("Frames per epoch", 1, 30, 6)},
-            {"mosaic": ("Decoded images under the points", False),
+            {"mosaic": ("Decoded images under the points", self.mosaic_on.isChecked()),
              "loss": ("Loss curve beside the map", True)}))
         if not path or not options:
             return False
@@ -169,7 +179,9 @@ class ExportsController(QObject):
                          self.session.dataset, m.metadata.get("metrics"))
 
     # --------------------------------------------------------------------------- running
-    def _run(self, kind: str, text: str, fn, *args) -> bool:
+    def _run(self, kind: str, text: str, fn, *args, note: str = "") -> bool:
+        """Run ``fn(*args)`` as a cancellable task with a progress dialog; ``args[0]`` is the
+        file written, and ``note`` follows "wrote FILE" in the status bar."""
         s = self.session
         dialog = QProgressDialog(text, "Cancel", 0, 1000, self.parent)
         dialog.setWindowModality(Qt.WindowModality.NonModal)
@@ -187,7 +199,7 @@ class ExportsController(QObject):
                 s.error.emit("Could not export", message or "")
 
         task = s.tasks.submit(kind, fn, *args,
-                              on_done=lambda r: finish(f"wrote {args[0]}", True),
+                              on_done=lambda r: finish(f"wrote {args[0]}{note}", True),
                               on_failed=lambda m: finish(m, False),
                               on_progress=lambda f: dialog.setValue(int(1000 * f)))
 

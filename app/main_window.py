@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
                                            self.files.ask_keep)
         self.training.choose_folder = self.files.choose_data_folder
         self.interpolation = InterpolationController(s, self.interp_panel, self.map)
-        self.exports = ExportsController(s, self, self.map, self.toolbar.mosaic_size)
+        self.exports = ExportsController(s, self, self.map, self.toolbar)
         self._build_menus()
         self._connect()
         self._restore_settings()

@@ -320,6 +320,8 @@ def draw_map(
                 outline=rgb(PATH),
                 width=max(1, round(s)),
             )
+        for name, (x, y) in zip("AB", (pts[0], pts[-1])):  # the ends, named as on the map
+            ld.text((x + 6 * s, y - 6 * s), name, fill=rgb(PATH), font=font(13 * s), anchor="lb")
     if style.star is not None:
         ((x, y),) = lay.to_px(np.array([style.star])) - (left, t)
         ld.polygon(
@@ -567,6 +569,11 @@ def map_svg(
         out.extend(
             f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="white" stroke="{PATH}"/>'
             for x, y in pts
+        )
+        out.extend(  # the ends, named as on the map
+            f'<text class="path-end" x="{x + 6:.1f}" y="{y - 6:.1f}" fill="{PATH}" '
+            f'font-size="13">{name}</text>'
+            for name, (x, y) in zip("AB", (pts[0], pts[-1]))
         )
     star = None if style.star is None else lay.to_px(np.array([style.star]))[0]
     if star is not None and left <= star[0] <= r and t <= star[1] <= b:

@@ -97,16 +97,27 @@ def test_the_map_export_holds_one_group_per_visible_class(window, qtbot, tmp_pat
 def test_the_map_export_shows_exactly_the_view_on_screen(window, qtbot, tmp_path, monkeypatch):
     """Not widened to equal scales: a view 10x taller than wide in latent units stays so."""
     import cae.render
-    window.map.view_box.setRange(xRange=(-1, 1), yRange=(-10, 10), padding=0)
+    window.map.view_box.setRange(xRange=(-0.1, 0.1), yRange=(-1, 1), padding=0)
     window.toolbar.follow_action.setChecked(False)
     qtbot.wait(50)
     shown = window.map.visible_rect()
     calls = []
     real = cae.render.save_map
     monkeypatch.setattr(cae.render, "save_map", lambda *a, **k: (calls.append(k), real(*a, **k))[1])
+    said = []
+    window.session.status.connect(lambda text, _ms: said.append(text))
     path = tmp_path / "map.svg"
     assert window.exports.export_map(str(path), {"scale": 1, "mosaic": False, "legend": True})
     wait_file(qtbot, window, "map", path)
+    # Points beyond the view are not drawn, and the status says how many.
+    codes = window.session.points.codes
+    x0, x1, y0, y1 = shown
+    outside = int((~((codes[:, 0] >= x0) & (codes[:, 0] <= x1) & (codes[:, 1] >= y0)
+                     & (codes[:, 1] <= y1))).sum())
+    assert outside > 0
+    qtbot.waitUntil(lambda: any(t.startswith(f"wrote {path}") for t in said), timeout=5000)
+    assert f"({outside:,} of the {len(codes):,} points lie outside the view" in \
+        [t for t in said if t.startswith(f"wrote {path}")][-1]
     k = calls[0]
     lay = cae.render.layout_map(k["size"], window.session.points.class_names,
                                 window.session.points.labels, k["view"], k["style"])
@@ -145,3 +156,25 @@ def test_an_animation_needs_a_timeline(window):
     assert not window.exports.export_animation("x.gif", {"size": 200, "frames_per_epoch": 1,
                                                          "mosaic": False, "loss": False})
     assert "epoch by epoch" in window.last_error
+
+
+def test_the_animation_offers_the_mosaic_as_the_map_shows_it(window, monkeypatch, tmp_path):
+    from app import exports
+    checks = []
+
+    class Dialog:
+        def __init__(self, title, parent, spins, checks_):
+            checks.append({k: v[1] for k, v in checks_.items()})
+
+        def exec(self):
+            return exports.QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(exports, "OptionsDialog", Dialog)
+    s = window.session
+    state = {k: v.numpy() for k, v in s.models.model.state_dict().items()}
+    for epoch in (0, 1):
+        s.timeline.add(epoch, s.points.codes[:10], s.points.labels[:10], state)
+    for shown in (False, True):
+        window.toolbar.mosaic_action.setChecked(shown)
+        assert not window.exports.export_animation(str(tmp_path / "a.gif"))
+        assert checks[-1]["mosaic"] is shown  # the animation's, as the map's, follows the map

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cae.render as render
 from cae.checkpoint import load_checkpoint
 from cae.cli_exports import add_export_commands
 from cae.errors import CAEError
@@ -103,7 +104,7 @@ def test_scale_multiplies_pixels_and_records_dpi(bundled, tmp_path):
         assert np.abs(small - np.asarray(a.convert("RGB"), float)).mean() < 12
 
 
-def test_mosaic_star_and_path_are_drawn(bundled):
+def test_mosaic_star_and_path_are_drawn(bundled, monkeypatch):
     ckpt, codes, labels = bundled
     names = ckpt.metadata["class_names"]
     plain = render_map(codes, labels, names, size=(400, 400))
@@ -118,6 +119,15 @@ def test_mosaic_star_and_path_are_drawn(bundled):
     )
     assert colour_pixels(plain, "#FF2D2D") == 0
     assert colour_pixels(extra, "#FF2D2D") > 30  # the star
+    # The path's ends carry their names: the same path with its "A" and "B" left out has
+    # fewer pixels of the path's colour.
+    path = MapStyle(path=np.array([[-1.0, -1.0], [2.0, 2.0]]))
+    named = render_map(codes, labels, names, size=(400, 400), style=path)
+    real = render.ImageDraw.ImageDraw.text
+    monkeypatch.setattr(render.ImageDraw.ImageDraw, "text", lambda self, xy, text, *a, **k: (
+        None if text in ("A", "B") else real(self, xy, text, *a, **k)))
+    bare = render_map(codes, labels, names, size=(400, 400), style=path)
+    assert colour_pixels(named, render.PATH) > colour_pixels(bare, render.PATH) + 10
     # The mosaic's grey strokes fill the empty parts of the plot, white without it: find a
     # patch inside the plot with no dots (where depends on the model), then look at it.
     plain_px = np.asarray(plain.convert("L"))
@@ -139,9 +149,14 @@ def test_svg_parses_with_one_group_per_visible_class(bundled, tmp_path):
         names,
         decoder=ckpt.model,
         mosaic_tiles=8,
-        style=MapStyle(hidden=frozenset(hidden), star=(0.5, 0.5)),
+        style=MapStyle(hidden=frozenset(hidden), star=(0.5, 0.5),
+                       path=np.array([[-1.0, -1.0], [2.0, 2.0]])),
     )
     root = ET.parse(path).getroot()
+    # The interpolation's ends are named A and B, as on the map.
+    ends = root.findall(f".//{SVG}text[@class='path-end']")
+    assert [t.text for t in ends] == ["A", "B"]
+    assert float(ends[0].get("x")) < float(ends[1].get("x"))
     groups = root.findall(f".//{SVG}g[@class='points']")
     assert sorted(g.get("id") for g in groups) == sorted(
         f"class-{c}" for c in range(10) if c not in hidden
