@@ -9,6 +9,15 @@ from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QSpinBox, QToolBar
 
 MAP_SET_TIP = "Which digits are on the map"
 
+SWITCH_STYLE = """
+QToolButton[switch="true"] { border: 1px solid palette(mid); border-radius: 3px;
+                             padding: 2px 6px; margin: 1px 2px; }
+QToolButton[switch="true"]:checked { background: palette(highlight);
+                                     color: palette(highlighted-text);
+                                     border-color: palette(highlight); }
+"""
+
+
 class MapToolbar(QToolBar):
     def __init__(self, parent=None) -> None:
         super().__init__("Map", parent)
@@ -49,6 +58,11 @@ class MapToolbar(QToolBar):
         self.mosaic_size.valueChanged.connect(lambda n: self.mosaic_size.setSuffix(f" × {n}"))
         self.mosaic_size.setSuffix(" × 16")
         self.addWidget(self.mosaic_size)
+        # Checkable tool buttons are flat when off, so "Decoded images" read as a label: a frame
+        # makes each switch look like one, filled while on.
+        for action in (self.follow_action, self.grey_action, self.mosaic_action):
+            self.widgetForAction(action).setProperty("switch", True)
+        self.setStyleSheet(SWITCH_STYLE)
         self.timeline_slider = QSlider(Qt.Orientation.Horizontal)
         self.timeline_slider.setMinimumWidth(120)
         self.timeline_slider.setToolTip("Scrub through the epochs of the training run")

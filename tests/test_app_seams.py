@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton, QToolButton
 
 from app.files import FilesController
@@ -349,3 +350,26 @@ def test_the_map_shows_when_it_has_the_keyboard_focus(window, qtbot):
     after = QColor(m.grab().toImage().pixel(0, 100))
     assert after == m.palette().color(m.palette().ColorRole.Highlight) and after != before
     assert m.viewport().geometry() == inner
+
+
+def test_the_toolbar_switches_look_like_switches(window, qtbot):
+    """Checkable tool buttons are drawn flat while off: "Decoded images" read as a label. The
+    three switches get a frame, and a filled face while on."""
+    bar = window.toolbar
+    button = bar.widgetForAction(bar.mosaic_action)
+    assert button.property("switch") is True
+    assert bar.widgetForAction(bar.fit_action).property("switch") is None  # a plain command
+
+    def edge_and_face():
+        image = button.grab().toImage()
+        h, w = image.height(), image.width()
+        ratio = image.devicePixelRatio()
+        edge = min(QColor(image.pixel(int(x * ratio), h // 2)).value() for x in range(2, 5))
+        return edge, QColor(image.pixel(w // 8, h // 4)).value()
+
+    bar.mosaic_action.setChecked(False)
+    edge, face_off = edge_and_face()
+    assert edge < face_off - 40  # a visible frame around a light face
+    bar.mosaic_action.setChecked(True)
+    assert edge_and_face()[1] < face_off - 40  # filled while on
+    bar.mosaic_action.setChecked(False)
