@@ -64,7 +64,11 @@ class DrawController(QObject):
             pre = preprocess(panel.pad.ink())
         except EmptyDrawingError:
             self.neighbours = None
-            panel.show_empty()
+            # An opened image can lose all its ink when fitted to the pad (a hairline, a long thin
+            # bar): said so, rather than asking to draw as if nothing had been opened.
+            panel.show_empty(None if panel.pad.is_empty else
+                             "no ink is left of this image at the pad's 28x28 scale (lines too "
+                             "thin, or the image too long and narrow); try another image")
             self.map.set_drawn_marker(None)
             s.set_drawn(None)
             return

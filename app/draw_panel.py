@@ -111,12 +111,13 @@ class DrawPanel(QWidget):
         self.imageOpened.emit(path)
         return True
 
-    def show_empty(self) -> None:
+    def show_empty(self, why: str | None = None) -> None:
+        """Nothing to reconstruct: the hint to draw, or ``why`` the pad's content gave nothing."""
         for view in (*self.step_views, self.recon_view, *self.neighbour_views):
             view.set_image(None)
         for label in self.neighbour_labels:
             label.setText("")
-        self.result_label.setText(self.hint)
+        self.result_label.setText(why or self.hint)
         self.vote_label.setText("")
 
     def show_result(self, pre: Preprocessed, reconstruction: np.ndarray, z: np.ndarray) -> float:

@@ -155,3 +155,17 @@ def test_a_small_drawing_is_said_to_be_enlarged(window, qtbot):
     draw(qtbot, panel.pad, [(140, 140), (146, 144), (150, 150)])  # a 10-px mark
     qtbot.waitUntil(lambda: "small drawing" in panel.result_label.text(), timeout=2000)
     assert "enlarged to fill the 20-px box" in panel.result_label.text()
+
+
+def test_an_image_with_no_ink_left_once_fitted_says_so(window, tmp_path):
+    image = QImage(4000, 10, QImage.Format.Format_RGB32)  # a long thin white bar on black
+    image.fill(QColor("black"))
+    p = QPainter(image)
+    p.fillRect(0, 3, 4000, 4, QColor("white"))
+    p.end()
+    path = tmp_path / "bar.png"
+    image.save(str(path))
+    assert window.draw_panel.open_image(str(path))
+    assert "no ink is left of this image" in window.draw_panel.result_label.text()
+    window.draw_panel.pad.clear()  # an empty pad asks for a drawing again
+    assert "no ink" not in window.draw_panel.result_label.text()
