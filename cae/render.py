@@ -467,10 +467,13 @@ def draw_loss_curve(
         y = px(e0, v)[1]
         d.line((left - 4 * s, y, left, y), fill=rgb(INK), width=thin)
         d.text((left - 6 * s, y), f"{v:.3g}", fill=rgb(INK), font=f, anchor="rm")
+    width = d.im.size[0]
     for v in nice_ticks(e0, e1, 5):
         x = px(v, lo)[0]
         d.line((x, b, x, b + 4 * s), fill=rgb(INK), width=thin)
-        d.text((x, b + 6 * s), tick_text(v), fill=rgb(INK), font=f, anchor="mt")
+        half = d.textlength(tick_text(v), font=f) / 2  # kept inside the image at its right edge
+        d.text((min(x, width - 1 - half), b + 6 * s), tick_text(v), fill=rgb(INK), font=f,
+               anchor="mt")
     d.text(((left + r) / 2, b + 22 * s), "epoch", fill=rgb(INK), font=f, anchor="mt")
     d.text(
         ((left + r) / 2, t - 10 * s),

@@ -248,3 +248,17 @@ def test_cae_map_command(tmp_path):
         run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--star", "1"])
     with pytest.raises(CAEError, match="--scale"):
         run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--scale", "0"])
+
+
+def test_the_loss_curves_last_epoch_tick_is_not_cut_at_the_image_edge():
+    """(The animation's loss panel ends at the frame's right edge: its last tick was cut.)"""
+    from PIL import ImageDraw
+    history = [{"epoch": e, "train_loss": 0.05 - e * 0.001, "test_loss": 0.045} for e in (1, 2)]
+
+    def tick_ink(width: int) -> int:
+        image = Image.new("RGB", (width, 200), "white")
+        render.draw_loss_curve(ImageDraw.Draw(image), (40, 20, 299, 160), history, 1.0)
+        under = np.asarray(image.convert("L"))[166:185, 260:]  # the last tick's label
+        return int((under < 128).sum())
+
+    assert tick_ink(300) == tick_ink(400) > 0  # all of it drawn, as where there is room
