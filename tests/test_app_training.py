@@ -491,5 +491,5 @@ def test_the_slider_label_says_when_the_map_shows_an_epoch_under_way(window, qtb
     with qtbot.waitSignal(window.session.training.finished, timeout=10000):
         window.session.training.stop()
     # Once the run is over (kept or discarded), no epoch is under way.
-    qtbot.waitUntil(lambda: "in epoch" not in label.text(), timeout=5000)
-    assert window.session.run.in_epoch is None
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    assert "in epoch" not in label.text() and window.session.run.in_epoch is None
