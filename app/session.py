@@ -12,7 +12,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from cae.bundled import bundled_model_path
 from cae.checkpoint import Checkpoint
@@ -22,7 +22,7 @@ from cae.metrics import evaluate
 from cae.model import CAE
 from cae.timeline import Timeline
 
-from . import autosave, torch_threads
+from . import autosave, gui_gc, torch_threads
 from .data_service import DataService
 from .model_service import ModelService
 from .points import EMPTY_POINTS, MapPoints, encode_cached
@@ -59,6 +59,7 @@ class Session(QObject):
     def __init__(self, settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
         torch_threads.use(1)  # the GUI thread never starts an OpenMP team: see app/torch_threads
+        gui_gc.install(QCoreApplication.instance())  # no Qt object dies on a worker: app/gui_gc
         self.settings = settings
         self.runner = TaskRunner(self)
         self.tasks = LatestTasks(self.runner, self)

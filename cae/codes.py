@@ -34,13 +34,16 @@ def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray,
     tmp = path.with_name(f".{path.name}.tmp{suffix}")
     try:
         if suffix == ".csv":
-            names = [f"z{i + 1}" for i in range(codes.shape[1])] + ["label"]
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(",".join(names + (["split"] if split is not None else [])) + "\n")
-                z = [[f"{v:.6f}" for v in row] for row in np.asarray(codes, np.float64)]
-                for i, (row, label) in enumerate(zip(z, np.asarray(labels))):
-                    tail = [split[i]] if split is not None else []
-                    f.write(",".join(row + [str(int(label))] + tail) + "\n")
+            d = codes.shape[1]
+            names = [f"z{i + 1}" for i in range(d)] + ["label"]
+            rows = np.empty((len(codes), d + 1 + (split is not None)), dtype=object)
+            rows[:, :d] = np.asarray(codes, np.float64)
+            rows[:, d] = np.asarray(labels).astype(np.int64)
+            if split is not None:
+                rows[:, d + 1] = split
+                names.append("split")
+            np.savetxt(tmp, rows, delimiter=",", header=",".join(names), comments="",
+                       fmt=["%.6f"] * d + ["%d"] + ["%s"] * (split is not None))
         elif suffix == ".npz":
             arrays = {"codes": codes, "labels": labels}
             if split is not None:
