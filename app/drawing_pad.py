@@ -99,10 +99,6 @@ class DrawingPad(QWidget):
         return not self.strokes and self.background is None
 
     # --------------------------------------------------------------------------- actions
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._history)
-
     def _remember(self) -> None:
         """Keep what the pad holds now for undo (strokes are copied; a QImage is shared)."""
         self._history = self._history[-(UNDO_DEPTH - 1):] + [(self.background, list(self.strokes))]

@@ -11,7 +11,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
-from cae.codes import CODE_FORMATS, write_codes
+from cae.codes import CODE_FORMATS, split_rows, write_codes
 from cae.errors import CAEError
 from cae.model_file import epochs_trained
 
@@ -194,7 +194,7 @@ class FilesController(QObject):
             def write(codes: np.ndarray) -> None:
                 self._write_codes(path, codes, points.labels,
                                   f" ({n_train:,} training {ds.noun}, then {n_test:,} test ones)",
-                                  np.repeat(["train", "test"], [n_train, n_test]))
+                                  split_rows(n_train, n_test))
             s.tasks.submit("export_codes", encode_exact_parts, copy.deepcopy(s.models.model),
                            [ds.train_images, ds.test_images], on_done=write,
                            on_failed=lambda m: s.error.emit("Could not export", m),

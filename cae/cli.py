@@ -21,7 +21,7 @@ from . import __version__
 from .cli_exports import add_export_commands
 from .bundled import bundled_model_path, model_or_bundled
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .codes import write_codes
+from .codes import split_rows, write_codes
 from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
 from .errors import CAEError
 from .metrics import encode_images, evaluate
@@ -267,7 +267,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     parts["all"] = parts["train"] + parts["test"]
     images = np.concatenate([p[0] for p in parts[args.split]])
     labels = np.concatenate([p[1] for p in parts[args.split]])
-    split = np.repeat(["train", "test"], [len(dataset.train_images), len(dataset.test_images)]) \
+    split = split_rows(len(dataset.train_images), len(dataset.test_images)) \
         if args.split == "all" else np.full(len(images), args.split)
     codes = encode_images(ckpt.model, images)
     write_codes(args.out, codes, labels, split)

@@ -13,6 +13,11 @@ CODE_FORMATS = (".csv", ".npz", ".npy")
 SPLITS = ("train", "test")
 
 
+def split_rows(n_train: int, n_test: int) -> np.ndarray:
+    """``split`` for :func:`write_codes` of the training images followed by the test ones."""
+    return np.repeat(np.array(SPLITS), [n_train, n_test])
+
+
 def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray,
                 split: np.ndarray | None = None) -> Path:
     """Write to .csv (columns z1, z2, label), .npz (arrays ``codes``, ``labels``) or .npy (N x 3).
