@@ -42,7 +42,10 @@ def model_or_bundled(model: str | None, dataset: str) -> str:
     default, as the window's); CAEError where this install has none for that data."""
     if model:
         return model
-    path = bundled_model_path(dataset) if dataset.replace("-", "").isalnum() else None
+    try:
+        path = bundled_model_path(dataset)
+    except ValueError:  # a folder's name that no bundled file could have
+        path = None
     if path is None:
         raise CAEError(f"no bundled model for {dataset} data; name a model file with --model")
     return str(path)
