@@ -1,15 +1,20 @@
-"""Decoding many latent points at once (the decoded-image map) as a few large matrix products.
+"""Decoding many latent points at once (the decoded-image map) as small matrix products.
 
 The decoder's first layer maps a 2-D code to a 7x7x64 map; the two transposed convolutions
 after it are linear maps whose matrices are mostly structural zeros (a tap that lands in the
-cropped border, an input row that cannot reach an output row).  :class:`BatchDecoder` computes
-the model's decode in float32, with two changes of *how*, none of *what*:
+cropped border, an input row that cannot reach an output row), and whose inputs are mostly zero
+(ReLUs).  :class:`BatchDecoder` computes the model's decode in float32, with three changes of
+*how*, none of *what*:
 
-* each transposed convolution is a product with its dense matrix, cut into bands of output
-  rows, each multiplied only by the input rows that can reach it;
-* units that are zero at every point of the batch (ReLUs dead over the whole region asked for;
-  on the bundled model about two thirds of the first layer over the region of the codes) are
-  left out of the product, since they add exactly nothing.
+* the batch is cut into groups of neighbouring codes, and each group is multiplied only by the
+  weight rows of the units live somewhere in it: a unit that is zero at every point of a group
+  adds exactly nothing there.  Over a small patch of the code plane few units are live (bundled
+  model, 32 x 32 grid over its test codes: 467 of the first layer's 3,136 units and 1,207 of
+  the second's 6,272 per group of 128 codes, against 1,526 and 4,431 over the whole grid);
+* those rows are copied out of the kernel itself (see :class:`_TransposedConvMatrix`), so no
+  dense matrix is ever built;
+* each product is cut into bands of output rows, each multiplied only by the input rows that
+  can reach it.
 
 The products stay in float32 on purpose.  bf16 operands (8-bit mantissa) put an error of about
 0.4 % of the *terms* into every sum, and the decoder's sums cancel: on the bundled model the
@@ -36,12 +41,10 @@ from .model import CAE
 # products; not re-measured for float32, the shared 2-core machine being too busy to tell).
 SMALL_BATCH = 16
 MIN_BAND_COLUMNS = 100  # merge output rows until a band has this many columns (GEMM efficiency)
-# Leaving dead units out costs a gather of their weight rows and activation columns; it pays
-# while at most these fractions of the units are live.  Measured with the float32 products, one
-# thread, 32 x 32 grids on the bundled model: the second layer's threshold 0.5 -> 0.9 took the
-# test codes' region from 214 to 185 ms and a unit square from 142 to 118 ms (there 67 % of its
-# units are live); [-1000, 1000]^2 and 16 x 16 grids were unchanged (335 and 51 ms).
-SKIP_FIRST, SKIP_SECOND = 0.9, 0.9
+# Points per group.  Smaller groups have fewer live units per point but copy more weight rows in
+# all: 32 x 32 grids over the bundled model's test codes, each size in its own processes,
+# alternated: 32, 64, 128 and 256 all took 77-110 ms, within the noise of each other.
+GROUP = 128
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,17 @@ class _Band:
 
 
 class _TransposedConvMatrix:
-    """A ConvTranspose2d on an m x m map as a dense (in_units, out_units) matrix, channels-last
-    (unit index = (row * width + column) * channels + channel) on both sides."""
+    """A ConvTranspose2d on an m x m map as a (in_units, out_units) matrix, channels-last (unit
+    index = (row * width + column) * channels + channel) on both sides, of which a product only
+    ever reads the rows of the live units.
+
+    The matrix is never built (the second layer's is 3,136 x 6,272, 78 MB, whose page faults
+    alone took 27 ms per build).  Its row for input unit (u, v, c) is the kernel's slice for
+    channel c shifted to (u, v) and cropped, so all rows are windows into one small buffer: per
+    column shift, the zero-padded kernel cropped to the output's width (for the second layer 7 x
+    64 x 26 x 14 x 32 values, 21 MB).  Each row is one contiguous run of it, so copying the live
+    rows out is a plain ``index_select`` (0.3 ms for the 385 rows of an 8 x 8 patch of codes).
+    """
 
     def __init__(self, layer: nn.ConvTranspose2d, in_size: int, out_size: int) -> None:
         ci, co, k, _ = layer.weight.shape
@@ -60,17 +72,27 @@ class _TransposedConvMatrix:
         if (in_size - 1) * s + k - 2 * p != out_size:
             raise ValueError(f"layer maps {in_size} to {(in_size - 1) * s + k - 2 * p}, "
                              f"not {out_size}")
-        taps = layer.weight.detach().float().permute(0, 2, 3, 1)  # (ci, ky, kx, co)
-        dense = torch.zeros(in_size, in_size, ci, out_size, out_size, co, device=taps.device)
-        # One slice per input position: 134 ms for both layers single-threaded, against 291 ms
-        # for one big gather (which only wins on a machine too busy for many small parallel ops).
-        for u in range(in_size):
-            y0, y1 = max(0, s * u - p), min(out_size, s * u - p + k)
-            for v in range(in_size):
-                x0, x1 = max(0, s * v - p), min(out_size, s * v - p + k)
-                dense[u, v, :, y0:y1, x0:x1, :] = taps[:, y0 + p - s * u:y1 + p - s * u,
-                                                       x0 + p - s * v:x1 + p - s * v, :]
-        self.matrix = dense.reshape(in_size * in_size * ci, out_size * out_size * co)
+        if p > s * (in_size - 1):
+            raise ValueError(f"padding {p} is wider than the layer's reach")
+        # Input (u, v) adds kernel tap y + p - s*u to output row y: in a kernel padded by
+        # s*(m-1) - p before, that is tap y + s*u' with u' = m-1-u, and likewise for columns.
+        size, offset = out_size + s * (in_size - 1), s * (in_size - 1) - p
+        padded = torch.zeros(ci, size, size, co, device=layer.weight.device)
+        padded[:, offset:offset + k, offset:offset + k] = layer.weight.detach().float().permute(
+            0, 2, 3, 1)  # (ci, ky, kx, co)
+        st = padded.stride()
+        shifted = padded.as_strided(  # [v', c, Y, x] = padded[c, Y, s*v' + x]
+            (in_size, ci, size, out_size, co), (s * st[2], st[0], st[1], st[2], st[3])
+        ).contiguous()
+        line = out_size * co  # one output row's units
+        self.out_units = out_size * line
+        # windows[i] = the out_units values from output row i % size of shifted[i // size]
+        # (overlapping rows of one buffer); unit (u, v, c)'s row is window
+        # (v' * ci + c) * size + s * u'.
+        self._windows = shifted.reshape(-1).as_strided(
+            ((shifted.numel() - self.out_units) // line + 1, self.out_units), (line, 1))
+        self._shape = (in_size, ci, size, s)
+        self.in_units = in_size * in_size * ci
         self.bias = layer.bias.detach().float().repeat(out_size * out_size)  # channels-last
         in_row, out_row = in_size * ci, out_size * co  # units per image row
         group = s * max(1, math.ceil(MIN_BAND_COLUMNS / (s * out_row)))  # whole phases per band
@@ -80,18 +102,32 @@ class _TransposedConvMatrix:
             reach = [u for u in range(in_size) if any(0 <= y + p - s * u < k for y in ys)]
             self.bands.append(_Band((reach[0] * in_row, (reach[-1] + 1) * in_row),
                                     (ys[0] * out_row, (ys[-1] + 1) * out_row)))
-        self.band_rows = torch.tensor([b.rows for b in self.bands], device=self.matrix.device)
+        self.band_rows = torch.tensor([b.rows for b in self.bands], device=padded.device)
 
-    def __call__(self, x: torch.Tensor, live: torch.Tensor | None = None) -> torch.Tensor:
-        """layer(x) + bias, (N, out_units).  With ``live`` (sorted indices), ``x`` holds only
-        those input units, every other one being zero at every point."""
-        matrix = self.matrix if live is None else self.matrix[live]
-        bounds = self.band_rows if live is None else torch.searchsorted(live, self.band_rows)
-        out = torch.empty(x.shape[0], self.matrix.shape[1], dtype=x.dtype, device=x.device)
+    def rows(self, units: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The matrix's rows for these input units, (len(units), out_units), written into the
+        start of ``out`` (a flat buffer) where one is given."""
+        m, ci, size, s = self._shape
+        u, v, c = units // (m * ci), units // ci % m, units % ci
+        index = ((m - 1 - v) * ci + c) * size + s * (m - 1 - u)
+        if out is None or out.numel() < len(units) * self.out_units:
+            return self._windows.index_select(0, index)
+        rows = out[:len(units) * self.out_units].view(len(units), self.out_units)
+        return torch.index_select(self._windows, 0, index, out=rows)
+
+    def __call__(self, x: torch.Tensor, live: torch.Tensor,
+                 scratch: torch.Tensor | None = None) -> torch.Tensor:
+        """layer(x) + bias, (out_units, N), for ``x`` (len(live), N): the input units ``live``
+        (sorted indices), every other one being zero at every point.  Units by points, so that
+        each band's output is one contiguous block.  ``scratch``: a flat buffer to copy the rows
+        into, reused from call to call (fresh memory costs a page fault per 4 kB)."""
+        matrix = self.rows(live, scratch)
+        bounds = torch.searchsorted(live, self.band_rows)
+        out = torch.empty(self.out_units, x.shape[1], dtype=x.dtype, device=x.device)
         for band, (lo, hi) in zip(self.bands, bounds.tolist()):
             c0, c1 = band.cols
-            torch.addmm(self.bias[c0:c1], x[:, lo:hi], matrix[lo:hi, c0:c1], out=out[:, c0:c1])
-        return out
+            torch.mm(matrix[lo:hi, c0:c1].T, x[lo:hi], out=out[c0:c1])
+        return out.add_(self.bias[:, None])
 
 
 class BatchDecoder:
@@ -115,24 +151,51 @@ class BatchDecoder:
     @torch.no_grad()
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         z = z.float().reshape(z.shape[0], -1)
+        n = self.model.config.image_size
         if z.shape[0] < SMALL_BATCH:
             return self.model.decode(z).clamp_(0.0, 1.0)
-        pre = torch.addmm(self.first_bias, z, self.first_weight)
-        live = _live_units(pre, SKIP_FIRST)
-        h = pre if live is None else pre.index_select(1, live)
-        h = self.second(h.relu_(), live).relu_()
-        live = _live_units(h, SKIP_SECOND)
-        out = self.third(h if live is None else h[:, live], live)
+        groups = _neighbourhoods(z, GROUP)
+        order = torch.cat(groups)  # each group's points side by side
+        z = z[order]
+        pre = torch.addmm(self.first_bias[:, None], self.first_weight.T, z.T)  # units x points
+        live = ~(pre <= 0)  # NaN counts as live
+        spans = torch.tensor([0] + [len(index) for index in groups]).cumsum(0).tolist()
+        spans = list(zip(spans[:-1], spans[1:]))
+        # The groups' weight rows are copied into one buffer: fresh memory for each would cost
+        # a page fault per 4 kB (a 32 x 32 grid over [-20, 20]^2: 300 against 200 ms).
+        rows = max(int(live[:, a:b].any(1).sum()) for a, b in spans)
+        scratch = torch.empty(rows * self.second.out_units)
+        out = torch.empty(z.shape[0], n * n)
+        for a, b in spans:
+            out[order[a:b]] = self._decode(z[a:b], pre[:, a:b], live[:, a:b], scratch)
+        return out.reshape(-1, 1, n, n)
+
+    def _decode(self, z: torch.Tensor, pre: torch.Tensor, live: torch.Tensor,
+                scratch: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, pixels) clamped decodes of codes ``z``, given the first layer's output ``pre``
+        (units by points) and where it is live."""
+        units = torch.nonzero(live.any(1)).flatten()
+        h = self.second(pre.index_select(0, units).relu_(), units, scratch).relu_()
+        units = torch.nonzero(~(h.amax(1) <= 0)).flatten()  # NaN counts as live
+        out = self.third(h.index_select(0, units), units, scratch).T
         bad = torch.nonzero(~torch.isfinite(out).all(1)).flatten()
         if len(bad):  # a structural zero times inf is NaN here, not what the convolution gives
             out[bad] = self.model.decode(z[bad]).flatten(1)
-        n = self.model.config.image_size
-        return out.clamp_(0.0, 1.0).reshape(-1, 1, n, n)
+        return out.clamp_(0.0, 1.0)
 
 
-def _live_units(h: torch.Tensor, below: float) -> torch.Tensor | None:
-    """Sorted indices of the columns of ``h`` positive somewhere (the rest are zero everywhere
-    after a ReLU), or None where more than the fraction ``below`` of them are.  A column that is
-    NaN somewhere counts as live, so a NaN point never removes a unit the others need."""
-    live = torch.nonzero(~(h.amax(0) <= 0)).flatten()
-    return live if len(live) <= below * h.shape[1] else None
+def _neighbourhoods(z: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """Indices of ``z`` in groups of at most ``size`` points that lie close together: the batch
+    cut in two at the median of its wider coordinate, again and again (a k-d tree's leaves)."""
+    groups, todo = [], [torch.arange(z.shape[0])]
+    while todo:
+        index = todo.pop()
+        if len(index) <= size:
+            groups.append(index)
+            continue
+        points = torch.nan_to_num(z[index], nan=0.0, posinf=1e30, neginf=-1e30)
+        axis = int((points.amax(0) - points.amin(0)).argmax())
+        order = index[torch.argsort(points[:, axis], stable=True)]
+        half = len(order) // 2
+        todo += [order[half:], order[:half]]
+    return groups

@@ -58,16 +58,84 @@ def test_dead_units_are_left_out_of_the_products(monkeypatch):
     seen = []
     original = batch_decode._TransposedConvMatrix.__call__
 
-    def spy(self, x, live=None):
-        seen.append((x.shape[1], None if live is None else len(live), self.matrix.shape[0]))
-        return original(self, x, live)
+    def spy(self, x, live, scratch=None):
+        seen.append((x.shape[0], len(live), self.in_units))
+        return original(self, x, live, scratch)
 
     monkeypatch.setattr(batch_decode._TransposedConvMatrix, "__call__", spy)
     z = grid(-1, 1, -1, 1, 6)
     out = BatchDecoder(model)(z)
     torch.testing.assert_close(out, decode_images(model, z), atol=2e-6, rtol=0)
     width, live, units = seen[0]
-    assert live is not None and width == live <= units // 2
+    assert width == live <= units // 2
+
+
+def test_each_group_of_neighbouring_codes_multiplies_only_its_own_live_units(monkeypatch):
+    """Over a wide region every patch of codes has fewer live units than the whole batch, and
+    each product sees only its patch's."""
+    model = contrasty(build_model(seed=5))
+    z = grid(-6, 6, -6, 6, 24)  # 576 codes: several groups
+    decoder = BatchDecoder(model)
+    with torch.no_grad():
+        pre = z @ decoder.first_weight + decoder.first_bias
+    whole = int((pre > 0).any(0).sum())
+    seen = []
+    original = batch_decode._TransposedConvMatrix.__call__
+
+    def spy(self, x, live, scratch=None):
+        if self is decoder.second:
+            seen.append(len(live))
+        return original(self, x, live, scratch)
+
+    monkeypatch.setattr(batch_decode._TransposedConvMatrix, "__call__", spy)
+    out = decoder(z)
+    torch.testing.assert_close(out, decode_images(model, z), atol=2e-5, rtol=0)
+    assert len(seen) == len(batch_decode._neighbourhoods(z, batch_decode.GROUP)) > 1
+    assert max(seen) < 0.85 * whole, (seen, whole)
+
+
+@pytest.mark.parametrize("config", [CAEConfig(), CAEConfig(image_size=16, channels=(8, 12))])
+def test_the_weight_rows_are_the_layer_applied_to_one_unit(config):
+    """Row j of a transposed convolution's matrix is what the layer makes of unit j alone."""
+    model = build_model(config, seed=9)
+    decoder = BatchDecoder(model)
+    q, h = config.image_size // 4, config.image_size // 2
+    for matrix, layer, size in [(decoder.second, model.decoder[2], q),
+                                (decoder.third, model.decoder[4], h)]:
+        channels = layer.weight.shape[0]
+        units = torch.tensor([0, 1, channels + 3, matrix.in_units // 2, matrix.in_units - 1])
+        impulses = torch.zeros(len(units), size * size * channels)
+        impulses[torch.arange(len(units)), units] = 1.0
+        with torch.no_grad():
+            images = layer(impulses.reshape(-1, size, size, channels).permute(0, 3, 1, 2))
+            images -= layer.bias[:, None, None]
+        expected = images.permute(0, 2, 3, 1).reshape(len(units), -1)  # channels-last
+        torch.testing.assert_close(matrix.rows(units), expected, atol=1e-6, rtol=0)
+        assert expected.abs().amax(1).min() > 0
+
+
+def test_groups_are_a_partition_into_small_patches_of_the_plane():
+    z = grid(0, 1, 0, 1, 32)[torch.randperm(1024, generator=torch.Generator().manual_seed(0))]
+    z[5] = float("nan")
+    z[6, 1] = float("inf")
+    groups = batch_decode._neighbourhoods(z, 128)
+    assert sorted(torch.cat(groups).tolist()) == list(range(len(z)))
+    assert all(len(index) <= 128 for index in groups)
+    for index in groups:  # each about an eighth of the square
+        points = z[index][torch.isfinite(z[index]).all(1)]
+        extent = points.amax(0) - points.amin(0)
+        assert float(extent.prod()) <= 0.2, extent
+
+
+def test_a_large_scattered_batch_with_bad_codes_decodes_as_the_model_does():
+    model = contrasty(build_model(seed=10))
+    z = torch.randn(700, 2, generator=torch.Generator().manual_seed(1)) * 3
+    z[17] = float("nan")
+    z[300, 0] = float("inf")
+    z[301] = 1e30
+    got, expected = BatchDecoder(model)(z), decode_images(model, z)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0, equal_nan=True)
+    assert expected[:16].std() > 0.1
 
 
 def test_a_region_where_everything_is_dead_decodes_to_the_output_bias():
