@@ -79,6 +79,9 @@ class MainWindow(QMainWindow):
         file_dialogs.remember_folders_in(self.session.settings)
         self.last_error = ""
         self._error_box: QMessageBox | None = None
+        # Docks fit_docks narrowed for a small window: (the width they had, the width they
+        # were given), so a window that grows again gives them their width back.
+        self._narrowed: dict[QDockWidget, tuple[int, int]] = {}
         self._build_ui()
         s = self.session
         self.explore = ExploreController(s, self.map, self.decoded_view, self.z_label,
@@ -329,18 +332,31 @@ class MainWindow(QMainWindow):
 
     def fit_docks(self) -> None:
         """Narrow the left and right docks (in proportion) when they leave the map less than
-        its share of the window; wider windows leave the user's dock widths alone."""
+        its share of the window, and widen them back, as far as the map's share allows, when
+        the window grows again; the widths the user set are otherwise left alone."""
         sides = []
         for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
             docks = [d for d in self.findChildren(QDockWidget) if self.dockWidgetArea(d) == area
                      and d.isVisible() and not d.isFloating()]
-            if docks:
-                sides.append(max(docks, key=lambda d: d.width()))
+            if docks:  # tabbed docks share one width: the one fit_docks last narrowed stands
+                sides.append(max(docks, key=lambda d: (d in self._narrowed, d.width())))
         short = max(MAP_MIN_WIDTH, int(MAP_SHARE * self.width())) - self.centralWidget().width()
         used = sum(d.width() for d in sides)
         if sides and short > 0:
-            self.resizeDocks(sides, [max(1, d.width() - short * d.width() // used) for d in sides],
-                             Qt.Orientation.Horizontal)
+            widths = [max(1, d.width() - short * d.width() // used) for d in sides]
+            for dock, width in zip(sides, widths):
+                self._narrowed[dock] = (self._narrowed.get(dock, (dock.width(), 0))[0], width)
+            self.resizeDocks(sides, widths, Qt.Orientation.Horizontal)
+            return
+        for dock, (before, given) in list(self._narrowed.items()):
+            if dock not in sides or dock.width() >= before or dock.width() < given - 8:
+                del self._narrowed[dock]  # back to its width, hidden, or narrowed by the user
+        grow = [d for d in sides if d in self._narrowed]
+        missing = sum(self._narrowed[d][0] - d.width() for d in grow)
+        if grow and short < 0:
+            give = min(missing, -short)
+            self.resizeDocks(grow, [d.width() + give * (self._narrowed[d][0] - d.width()) // missing
+                                    for d in grow], Qt.Orientation.Horizontal)
 
     # =========================================================================== lifecycle
     def _restore_settings(self) -> None:

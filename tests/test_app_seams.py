@@ -225,6 +225,20 @@ def test_the_map_keeps_its_room_when_the_window_shrinks(window, qtbot):
     assert window.width() < 1000 and window.map.width() >= MAP_MIN_WIDTH  # as small as allowed
 
 
+def test_the_docks_get_their_width_back_when_the_window_grows_again(window, qtbot):
+    from app.main_window import MAP_SHARE
+    window.resize(1280, 800)
+    qtbot.wait(100)
+    before = (window.training_dock.width(), window.side_dock.width())
+    window.resize(900, 560)
+    qtbot.wait(100)
+    assert window.side_dock.width() < before[1] - 20  # narrowed for the map
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.side_dock.width() >= before[1] - 4, timeout=2000)
+    assert window.training_dock.width() >= before[0] - 4
+    assert window.map.width() >= MAP_SHARE * window.width() - 4
+
+
 def test_clicking_a_legend_name_toggles_its_class(window, qtbot):
     sample, label = window.map.legend.items[3]
     pos = window.map.mapFromScene(label.mapToScene(label.boundingRect().center()))
