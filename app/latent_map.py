@@ -27,6 +27,9 @@ GREYED = "#D9D9D9"
 PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
 
 
+VIEW_LIMIT = 1e4  # the map's widest view: z1 and z2 within +-VIEW_LIMIT
+MIN_VIEW_RANGE = 1e-6  # its narrowest: the width and height of a view
+
 class ExploreViewBox(pg.ViewBox):
     """A ViewBox whose plain left drag explores instead of panning."""
 
@@ -83,6 +86,12 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             self.plot_item.getAxis(axis).enableAutoSIPrefix(False)
         self.plot_item.setMenuEnabled(False)
         self.view_box.setAspectLocked(False)
+        # Zoom stops where the map stops meaning anything: past +-VIEW_LIMIT the decoder draws
+        # noise (and the mosaic's accuracy is promised up to 1e4), and below MIN_VIEW_RANGE the
+        # axis labels of float coordinates repeat.
+        self.view_box.setLimits(xMin=-VIEW_LIMIT, xMax=VIEW_LIMIT, yMin=-VIEW_LIMIT,
+                                yMax=VIEW_LIMIT, minXRange=MIN_VIEW_RANGE,
+                                minYRange=MIN_VIEW_RANGE)
         # The legend sits beside the plot, never over the points; a click on an entry's swatch or
         # its name shows or hides that class.
         self.legend = pg.LegendItem(labelTextColor="k", verSpacing=-4, sampleType=Swatch)

@@ -17,7 +17,7 @@ from cae.model import CAE
 from .density import density_rgba, hex_rgb
 from .latent_map import PALETTE, LatentMap
 from .map_toolbar import MAP_SET_TIP, MapToolbar
-from .mosaic import mosaic
+from .mosaic import mosaic, square_rows
 from .points import MapPoints, encode_cached
 from .session import Session
 
@@ -27,12 +27,12 @@ DENSITY_DELAY_MS = 60  # a density image is rendered once the view rests this lo
 
 
 def _mosaic_task(cancel, report, decoder: BatchDecoder | CAE, rect: tuple,
-                 n: int) -> tuple[np.ndarray | None, BatchDecoder]:
+                 shape: tuple[int, int]) -> tuple[np.ndarray | None, BatchDecoder]:
     """The mosaic, and the decoder it used (built here from a model copy when there was none
     for these weights, so the GUI can keep it for the next pan or zoom)."""
     if isinstance(decoder, CAE):
         decoder = BatchDecoder(decoder)
-    return mosaic(decoder, *rect, n, cancelled=lambda: cancel.cancelled), decoder
+    return mosaic(decoder, *rect, *shape, cancelled=lambda: cancel.cancelled), decoder
 
 
 def _colour_values(cancel, report, model: CAE, mode: str, points: MapPoints,
@@ -65,7 +65,7 @@ class LayersController(QObject):
         super().__init__(session)
         self.session, self.map, self.bar = session, map_, bar
         self._decoder: tuple[int, BatchDecoder] | None = None  # the mosaic's, per generation
-        self.mosaic_n = 0  # tiles across the mosaic shown
+        self.mosaic_shape = (0, 0)  # tiles across and down in the mosaic shown
         self._mosaic_timer = QTimer(self)
         self._mosaic_timer.setSingleShot(True)
         self._mosaic_timer.setInterval(MOSAIC_DELAY_MS)
@@ -79,6 +79,7 @@ class LayersController(QObject):
         bar.mosaic_size.valueChanged.connect(lambda _: self._schedule_mosaic())
         bar.timeline_slider.valueChanged.connect(session.show_epoch)
         map_.viewChanged.connect(self._schedule_mosaic)
+        map_.view_box.sigResized.connect(self._schedule_mosaic)  # rows for the new shape
         map_.densityWanted.connect(self._want_density)
         self._density_timer = QTimer(self)
         self._density_timer.setSingleShot(True)
@@ -254,13 +255,15 @@ class LayersController(QObject):
 
     @Slot()
     def refresh_mosaic(self) -> None:
-        """Decode an n x n grid over exactly the visible region, in one batch, off the GUI thread
+        """Decode a grid of square tiles, n across, over exactly the visible region, off the GUI thread
         (on a copy of the model, so training snapshots can update the GUI's copy meanwhile)."""
         s = self.session
         if not self.bar.mosaic_action.isChecked() or s.models.model is None or s.closing:
             return
         rect = self.map.visible_rect()
+        box = self.map.view_box.sceneBoundingRect()  # square tiles on the screen
         n = self.bar.mosaic_size.value()
+        shape = (n, square_rows(n, box.width(), box.height()))
         generation = s.models.generation
         if self._decoder is not None and self._decoder[0] != generation:
             self._decoder = None  # other weights now: let its matrices go
@@ -273,7 +276,7 @@ class LayersController(QObject):
             if generation == s.models.generation:
                 self._decoder = (generation, built)
             self.map.set_mosaic(image, rect)
-            self.mosaic_n = n
+            self.mosaic_shape = shape
 
-        s.tasks.submit("mosaic", _mosaic_task, decoder, rect, n, on_done=done,
+        s.tasks.submit("mosaic", _mosaic_task, decoder, rect, shape, on_done=done,
                        on_failed=lambda m: s.error.emit("Decoded-image map failed", m))

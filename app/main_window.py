@@ -248,6 +248,9 @@ class MainWindow(QMainWindow):
         self.go_button.clicked.connect(self.explore.go_to_typed_z)
         self.explore.decoded.connect(lambda *_: self.draw.show_star_decode(self.decoded_view.image))
         self.map.pressed.connect(self._show_decoded_tab)
+        for dock in self.findChildren(QDockWidget):
+            dock.visibilityChanged.connect(
+                lambda visible, d=dock: visible or self._release_focus_from(d))
         self.welcome.download_button.clicked.connect(lambda: s.load_data("mnist", download=True))
         self.welcome.folder_button.clicked.connect(lambda: self.files.choose_data_folder())
         self.welcome.open_button.clicked.connect(lambda: self.files.open_model())
@@ -297,6 +300,14 @@ class MainWindow(QMainWindow):
         if (not on_star and self.side_dock.toggleViewAction().isChecked()
                 and self.side_dock.visibleRegion().isEmpty()):  # (a hidden tab is "visible")
             self.side_dock.raise_()
+
+    def _release_focus_from(self, dock: QDockWidget) -> None:
+        """A dock gone behind another tab (or closed) gives the keyboard focus to the map: keys
+        typed afterwards (A and B for the interpolation, say) went into a text field the user
+        could no longer see."""
+        focus = QApplication.focusWidget()
+        if focus is not None and dock.isAncestorOf(focus):
+            self.map.setFocus(Qt.FocusReason.OtherFocusReason)
 
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:

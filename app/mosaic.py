@@ -9,34 +9,48 @@ import torch
 from cae.batch_decode import BatchDecoder
 
 
-def grid_centres(x0: float, x1: float, y0: float, y1: float, n: int) -> np.ndarray:
-    """(n*n, 2) centres of an n x n grid over the rectangle, row by row from the bottom (y0)."""
-    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
-    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+def grid_centres(x0: float, x1: float, y0: float, y1: float, cols: int,
+                 rows: int | None = None) -> np.ndarray:
+    """(rows*cols, 2) centres of a cols x rows grid over the rectangle (rows defaults to cols),
+    row by row from the bottom (y0)."""
+    rows = cols if rows is None else rows
+    xs = x0 + (np.arange(cols) + 0.5) * (x1 - x0) / cols
+    ys = y0 + (np.arange(rows) + 0.5) * (y1 - y0) / rows
     gx, gy = np.meshgrid(xs, ys)
     return np.column_stack([gx.ravel(), gy.ravel()]).astype(np.float32)
+
+
+def square_rows(cols: int, width_px: float, height_px: float) -> int:
+    """Rows that make ``cols`` columns of tiles square on a screen area of this size: a digit
+    stretched to the plot's shape reads as another digit."""
+    if width_px <= 0 or height_px <= 0:
+        return cols
+    return max(1, round(cols * height_px / width_px))
 
 
 CHUNK = 256  # tiles decoded at a time: a cancel takes effect within one chunk
 
 
-def mosaic(decoder: BatchDecoder, x0: float, x1: float, y0: float, y1: float, n: int,
-           cancelled: Callable[[], bool] = lambda: False) -> np.ndarray | None:
-    """(n*28, n*28) float image, row-major with row 0 at y0 (pyqtgraph's y axis points up), so
-    each tile is the decode of its cell's centre, drawn the right way up.  None if cancelled."""
-    centres = torch.from_numpy(grid_centres(x0, x1, y0, y1, n))
+def mosaic(decoder: BatchDecoder, x0: float, x1: float, y0: float, y1: float, cols: int,
+           rows: int | None = None, cancelled: Callable[[], bool] = lambda: False
+           ) -> np.ndarray | None:
+    """(rows*28, cols*28) float image, row-major with row 0 at y0 (pyqtgraph's y axis points
+    up), so each tile is the decode of its cell's centre, drawn the right way up.  None if
+    cancelled."""
+    rows = cols if rows is None else rows
+    centres = torch.from_numpy(grid_centres(x0, x1, y0, y1, cols, rows))
     parts = []
     for start in range(0, len(centres), CHUNK):
         if cancelled():
             return None
         parts.append(decoder(centres[start:start + CHUNK])[:, 0].numpy())
-    tiles = np.concatenate(parts)  # (n*n, 28, 28)
+    tiles = np.concatenate(parts)  # (rows*cols, 28, 28)
     size = tiles.shape[-1]
-    tiles = tiles[:, ::-1, :].reshape(n, n, size, size)  # flip each tile: image rows go down
-    return tiles.transpose(0, 2, 1, 3).reshape(n * size, n * size).copy()
+    tiles = tiles[:, ::-1, :].reshape(rows, cols, size, size)  # flip each tile: image rows go down
+    return tiles.transpose(0, 2, 1, 3).reshape(rows * size, cols * size).copy()
 
 
-def tile_at(image: np.ndarray, n: int, row: int, col: int) -> np.ndarray:
+def tile_at(image: np.ndarray, cols: int, row: int, col: int) -> np.ndarray:
     """The decoded tile at grid cell (row from the bottom, column), the right way up."""
-    size = image.shape[0] // n
+    size = image.shape[1] // cols
     return image[row * size:(row + 1) * size, col * size:(col + 1) * size][::-1]

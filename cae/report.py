@@ -159,16 +159,17 @@ def _recipe_lines(metadata: dict) -> list[str]:
     lines = []
     if metadata.get("dataset"):
         lines.append(f"dataset: {metadata['dataset']}")
+    on_cuda = "cuda" in str(metadata.get("device", ""))
     parts = [
         f"{k.replace('_', ' ')} {v}"
         for k, v in cfg.items()
-        if k not in _NOT_RECIPE and v is not None
+        if k not in _NOT_RECIPE and v is not None and (on_cuda or k != "cuda_graph")
     ]
     lines.extend(textwrap.wrap(", ".join(parts), 64))
     run = []
     if "epochs_done" in metadata:
         run.append(
-            f"{metadata['epochs_done']} epochs done"
+            f"{metadata['epochs_done']} epoch{'' if metadata['epochs_done'] == 1 else 's'} done"
             + (" (stopped early)" if metadata.get("stopped_early") else "")
         )
     if metadata.get("device"):

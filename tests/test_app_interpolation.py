@@ -92,3 +92,22 @@ def test_far_ends_are_written_short(window):
     panel = window.interp_panel
     assert panel.a_label.text() == "A: (1e+06, -1e+06)"
     assert panel.b_label.text() == "B: (0.250, -2.000)"
+
+
+def test_a_text_field_behind_another_tab_gives_up_the_keyboard(window, qtbot):
+    """Typed z, then the Interpolation tab: A and B must not go on typing into the hidden z2."""
+    window.side_dock.raise_()
+    window.activateWindow()
+    window.z2_edit.setFocus()
+    qtbot.waitUntil(window.z2_edit.hasFocus, timeout=2000)
+    window.interp_dock.raise_()
+    qtbot.waitUntil(lambda: not window.z2_edit.hasFocus(), timeout=2000)
+    assert window.map.hasFocus()
+    i = 5
+    send_mouse(window.map.viewport(), QEvent.Type.MouseMove,
+               view_to_widget(window, *window.map.codes[i]), Qt.MouseButton.NoButton,
+               Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
+    qtbot.keyClick(window.map, Qt.Key.Key_A)
+    assert window.session.endpoints["A"] is not None
+    assert window.z2_edit.text() == ""

@@ -34,15 +34,33 @@ def test_mosaic_tiles_are_decodes_of_their_cell_centres(window, qtbot):
     window.toolbar.mosaic_action.setChecked(True)
     qtbot.waitUntil(lambda: window.map.mosaic_rect == window.map.visible_rect(), timeout=5000)
     image = window.map.mosaic_item.image
-    assert image.shape == (6 * 28, 6 * 28)
-    centres = grid_centres(*window.map.mosaic_rect, 6)
-    for row, col in ((0, 0), (2, 5), (5, 1)):
+    cols, rows = window.layers.mosaic_shape
+    assert cols == 6 and image.shape == (rows * 28, 6 * 28)
+    centres = grid_centres(*window.map.mosaic_rect, 6, rows)
+    for row, col in ((0, 0), (rows // 2, 5), (rows - 1, 1)):
         _assert_tile(tile_at(image, 6, row, col), decode(window, centres[row * 6 + col]))
     # The item covers exactly the visible region.
     x0, x1, y0, y1 = window.map.visible_rect()
     br = window.map.mosaic_item.mapRectToView(window.map.mosaic_item.boundingRect())
     assert br.left() == pytest.approx(x0) and br.right() == pytest.approx(x1)
     assert br.top() == pytest.approx(y0) and br.bottom() == pytest.approx(y1)
+
+
+def test_mosaic_tiles_are_square_on_the_screen_whatever_the_map_s_shape(window, qtbot):
+    """A digit stretched to the plot's shape reads as another digit."""
+    window.toolbar.mosaic_size.setValue(8)
+    window.toolbar.mosaic_action.setChecked(True)
+    for width, height in ((1280, 800), (1000, 780)):
+        window.resize(width, height)
+        qtbot.waitUntil(lambda: window.map.mosaic_rect == window.map.visible_rect()
+                        and window.layers.mosaic_shape[1] == round(
+                            8 * window.map.view_box.height() / window.map.view_box.width()),
+                        timeout=5000)
+        cols, rows = window.layers.mosaic_shape
+        box = window.map.view_box.sceneBoundingRect()
+        tile_w, tile_h = box.width() / cols, box.height() / rows
+        assert cols == 8 and rows != cols
+        assert abs(tile_w - tile_h) <= 0.5 * min(tile_w, tile_h) / rows + 1, (tile_w, tile_h)
 
 
 def test_mosaic_decoder_is_kept_while_the_weights_are(window, qtbot):
@@ -58,8 +76,8 @@ def test_mosaic_decoder_is_kept_while_the_weights_are(window, qtbot):
     window.session.models.update_weights(state)
     qtbot.waitUntil(lambda: window.layers.batch_decoder not in (None, first), timeout=5000)
     qtbot.waitUntil(lambda: window.map.mosaic_rect == window.map.visible_rect(), timeout=5000)
-    n = window.layers.mosaic_n
-    centre = grid_centres(*window.map.mosaic_rect, n)[n + 1]
+    n, rows = window.layers.mosaic_shape
+    centre = grid_centres(*window.map.mosaic_rect, n, rows)[n + 1]
     _assert_tile(tile_at(window.map.mosaic_item.image, n, 1, 1), decode(window, centre))
     window.toolbar.mosaic_action.setChecked(False)
     assert window.layers.batch_decoder is None  # its matrices are let go with the mosaic

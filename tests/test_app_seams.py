@@ -387,3 +387,19 @@ def test_the_toolbar_switches_look_like_switches(window, qtbot):
     bar.mosaic_action.setChecked(True)
     assert edge_and_face()[1] < face_off - 40  # filled while on
     bar.mosaic_action.setChecked(False)
+
+
+def test_zoom_stops_where_the_map_stops_meaning_anything(window, qtbot):
+    from app.latent_map import MIN_VIEW_RANGE, VIEW_LIMIT
+    box = window.map.view_box
+    for _ in range(60):  # far out: the wheel's steps, many times over
+        box.scaleBy((4.0, 4.0))
+    (x0, x1), (y0, y1) = box.viewRange()
+    assert -VIEW_LIMIT <= x0 < x1 <= VIEW_LIMIT and -VIEW_LIMIT <= y0 < y1 <= VIEW_LIMIT
+    assert x1 - x0 > 0.5 * VIEW_LIMIT  # it did zoom out, as far as allowed
+    window.map.fit_view()
+    for _ in range(60):  # far in
+        box.scaleBy((0.25, 0.25))
+    (x0, x1), (y0, y1) = box.viewRange()
+    assert x1 - x0 >= MIN_VIEW_RANGE * 0.999 and y1 - y0 >= MIN_VIEW_RANGE * 0.999
+    assert x1 - x0 < 1e-4

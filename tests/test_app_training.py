@@ -232,7 +232,8 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     window.toolbar.mosaic_action.setChecked(True)
     qtbot.waitUntil(lambda: window.layers.batch_decoder is not None
                     and window.map.mosaic_rect == window.map.visible_rect(), timeout=10000)
-    centre = grid_centres(*window.map.mosaic_rect, 3)[4]
+    cols, rows = window.layers.mosaic_shape
+    centre = grid_centres(*window.map.mosaic_rect, 3, rows)[4]
     with torch.no_grad():
         tile = reference.decode(torch.from_numpy(centre[None])).clamp(0, 1)[0, 0].numpy()
     np.testing.assert_allclose(tile_at(window.map.mosaic_item.image, 3, 1, 1), tile, atol=1e-5)

@@ -172,3 +172,13 @@ def test_progress_reaches_the_end(tmp_path):
     seen = []
     report_model(BUNDLED, tmp_path / "r.png", progress=seen.append)
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_the_recipe_speaks_of_one_epoch_and_of_cuda_graphs_only_on_cuda():
+    from cae.report import _recipe_lines
+    meta = {"train_config": {"epochs": 1, "cuda_graph": True}, "epochs_done": 1,
+            "device": "cpu", "stopped_early": True}
+    text = "\n".join(_recipe_lines(meta))
+    assert "1 epoch done (stopped early)" in text and "cuda graph" not in text
+    text = "\n".join(_recipe_lines({**meta, "device": "cuda:0", "epochs_done": 3}))
+    assert "3 epochs done" in text and "cuda graph True" in text
