@@ -3,15 +3,29 @@ per feature, and shows errors.  State lives in :class:`app.session.Session`; beh
 controllers (explore, draw, layers, training, interpolation, files)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QLineEdit,
-                               QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
-                               QScrollArea, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from cae.bundled import bundled_model_path
 
 from . import file_dialogs
+from .dock_layout import MAP_MIN_HEIGHT, MAP_MIN_WIDTH, DockLayout
 from .draw_controller import DrawController
 from .draw_panel import DrawPanel
 from .drawing_pad import PAD_SIZE
@@ -31,10 +45,6 @@ from .training_controller import TrainingController
 from .training_panel import TrainingPanel
 
 APP_NAME = "CAE Latent Explorer"
-# The map is what the window is for: it never gets narrower than this, and when the window
-# shrinks the side docks give up width first, down to their own minimum.
-MAP_MIN_WIDTH, MAP_MIN_HEIGHT = 300, 300
-MAP_SHARE = 0.4  # of the window's width, kept for the map while the docks can shrink
 
 
 def _scrolled(panel: QWidget, min_width: int) -> QScrollArea:
@@ -79,10 +89,8 @@ class MainWindow(QMainWindow):
         file_dialogs.remember_folders_in(self.session.settings)
         self.last_error = ""
         self._error_box: QMessageBox | None = None
-        # Docks fit_docks narrowed for a small window: (the width they had, the width they
-        # were given), so a window that grows again gives them their width back.
-        self._narrowed: dict[QDockWidget, tuple[int, int]] = {}
         self._build_ui()
+        self.dock_layout = DockLayout(self, self.map)
         s = self.session
         self.explore = ExploreController(s, self.map, self.decoded_view, self.z_label,
                                          (self.z1_edit, self.z2_edit), self.hover_view,
@@ -248,9 +256,6 @@ class MainWindow(QMainWindow):
         self.go_button.clicked.connect(self.explore.go_to_typed_z)
         self.explore.decoded.connect(lambda *_: self.draw.show_star_decode(self.decoded_view.image))
         self.map.pressed.connect(self._show_decoded_tab)
-        for dock in self.findChildren(QDockWidget):
-            dock.visibilityChanged.connect(
-                lambda visible, d=dock: visible or self._release_focus_from(d))
         self.welcome.download_button.clicked.connect(lambda: s.load_data("mnist", download=True))
         self.welcome.folder_button.clicked.connect(lambda: self.files.choose_data_folder())
         self.welcome.open_button.clicked.connect(lambda: self.files.open_model())
@@ -301,14 +306,6 @@ class MainWindow(QMainWindow):
                 and self.side_dock.visibleRegion().isEmpty()):  # (a hidden tab is "visible")
             self.side_dock.raise_()
 
-    def _release_focus_from(self, dock: QDockWidget) -> None:
-        """A dock gone behind another tab (or closed) gives the keyboard focus to the map: keys
-        typed afterwards (A and B for the interpolation, say) went into a text field the user
-        could no longer see."""
-        focus = QApplication.focusWidget()
-        if focus is not None and dock.isAncestorOf(focus):
-            self.map.setFocus(Qt.FocusReason.OtherFocusReason)
-
     @Slot(str, str)
     def show_error(self, title: str, text: str) -> None:
         """Tell the user without blocking the event loop (training and tests keep running)."""
@@ -336,38 +333,6 @@ class MainWindow(QMainWindow):
         if busy:
             self.work_bar.setValue(0)
             self.work_bar.setFormat("loading data…")
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        QTimer.singleShot(0, self, self.fit_docks)  # once the layout has placed the docks
-
-    def fit_docks(self) -> None:
-        """Narrow the left and right docks (in proportion) when they leave the map less than
-        its share of the window, and widen them back, as far as the map's share allows, when
-        the window grows again; the widths the user set are otherwise left alone."""
-        sides = []
-        for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
-            docks = [d for d in self.findChildren(QDockWidget) if self.dockWidgetArea(d) == area
-                     and d.isVisible() and not d.isFloating()]
-            if docks:  # tabbed docks share one width: the one fit_docks last narrowed stands
-                sides.append(max(docks, key=lambda d: (d in self._narrowed, d.width())))
-        short = max(MAP_MIN_WIDTH, int(MAP_SHARE * self.width())) - self.centralWidget().width()
-        used = sum(d.width() for d in sides)
-        if sides and short > 0:
-            widths = [max(1, d.width() - short * d.width() // used) for d in sides]
-            for dock, width in zip(sides, widths):
-                self._narrowed[dock] = (self._narrowed.get(dock, (dock.width(), 0))[0], width)
-            self.resizeDocks(sides, widths, Qt.Orientation.Horizontal)
-            return
-        for dock, (before, given) in list(self._narrowed.items()):
-            if dock not in sides or dock.width() >= before or dock.width() < given - 8:
-                del self._narrowed[dock]  # back to its width, hidden, or narrowed by the user
-        grow = [d for d in sides if d in self._narrowed]
-        missing = sum(self._narrowed[d][0] - d.width() for d in grow)
-        if grow and short < 0:
-            give = min(missing, -short)
-            self.resizeDocks(grow, [d.width() + give * (self._narrowed[d][0] - d.width()) // missing
-                                    for d in grow], Qt.Orientation.Horizontal)
 
     # =========================================================================== lifecycle
     def _restore_settings(self) -> None:

@@ -209,7 +209,7 @@ def test_everything_fits_a_1280x800_window(qtbot, settings, tiny_folder, no_bund
 
 
 def test_the_map_keeps_its_room_when_the_window_shrinks(window, qtbot):
-    from app.main_window import MAP_MIN_WIDTH, MAP_SHARE
+    from app.dock_layout import MAP_MIN_WIDTH, MAP_SHARE
     window.metrics_dock.raise_()  # the widest panels on both sides
     sides = ((window.training_dock, window.metrics_dock),
              (window.side_dock, window.draw_dock, window.interp_dock))
@@ -226,7 +226,7 @@ def test_the_map_keeps_its_room_when_the_window_shrinks(window, qtbot):
 
 
 def test_the_docks_get_their_width_back_when_the_window_grows_again(window, qtbot):
-    from app.main_window import MAP_SHARE
+    from app.dock_layout import MAP_SHARE
     window.resize(1280, 800)
     qtbot.wait(100)
     before = (window.training_dock.width(), window.side_dock.width())

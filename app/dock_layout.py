@@ -1,0 +1,69 @@
+"""How the side docks share the window with the map: narrowed in proportion when a small window
+leaves the map less than its share, widened back when the window grows again, and never left
+holding the keyboard focus behind another tab."""
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
+
+# The map is what the window is for: it never gets narrower than this, and when the window
+# shrinks the side docks give up width first, down to their own minimum.
+MAP_MIN_WIDTH, MAP_MIN_HEIGHT = 300, 300
+MAP_SHARE = 0.4  # of the window's width, kept for the map while the docks can shrink
+
+
+class DockLayout(QObject):
+    """Installed on a main window whose docks are built; ``focus_home`` takes the keyboard
+    focus from a dock that goes out of sight."""
+
+    def __init__(self, window: QMainWindow, focus_home: QWidget) -> None:
+        super().__init__(window)
+        self.window, self.focus_home = window, focus_home
+        # Docks fit() narrowed: (the width they had, the width they were given).
+        self._narrowed: dict[QDockWidget, tuple[int, int]] = {}
+        window.installEventFilter(self)
+        for dock in window.findChildren(QDockWidget):
+            dock.visibilityChanged.connect(
+                lambda visible, d=dock: visible or self._release_focus_from(d))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.window and event.type() == QEvent.Type.Resize:
+            QTimer.singleShot(0, self, self.fit)  # once the layout has placed the docks
+        return False
+
+    def fit(self) -> None:
+        """Narrow the left and right docks (in proportion) when they leave the map less than
+        its share of the window, and widen them back, as far as the map's share allows, when
+        the window grows again; the widths the user set are otherwise left alone."""
+        w = self.window
+        sides = []
+        for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
+            docks = [d for d in w.findChildren(QDockWidget) if w.dockWidgetArea(d) == area
+                     and d.isVisible() and not d.isFloating()]
+            if docks:  # tabbed docks share one width: the one fit() last narrowed stands
+                sides.append(max(docks, key=lambda d: (d in self._narrowed, d.width())))
+        short = max(MAP_MIN_WIDTH, int(MAP_SHARE * w.width())) - w.centralWidget().width()
+        used = sum(d.width() for d in sides)
+        if sides and short > 0:
+            widths = [max(1, d.width() - short * d.width() // used) for d in sides]
+            for dock, width in zip(sides, widths):
+                self._narrowed[dock] = (self._narrowed.get(dock, (dock.width(), 0))[0], width)
+            w.resizeDocks(sides, widths, Qt.Orientation.Horizontal)
+            return
+        for dock, (before, given) in list(self._narrowed.items()):
+            if dock not in sides or dock.width() >= before or dock.width() < given - 8:
+                del self._narrowed[dock]  # back to its width, hidden, or narrowed by the user
+        grow = [d for d in sides if d in self._narrowed]
+        missing = sum(self._narrowed[d][0] - d.width() for d in grow)
+        if grow and short < 0:
+            give = min(missing, -short)
+            w.resizeDocks(grow, [d.width() + give * (self._narrowed[d][0] - d.width()) // missing
+                                 for d in grow], Qt.Orientation.Horizontal)
+
+    def _release_focus_from(self, dock: QDockWidget) -> None:
+        """A dock gone behind another tab (or closed) gives up the keyboard focus: keys typed
+        afterwards (A and B for the interpolation, say) went into a text field the user could
+        no longer see."""
+        focus = QApplication.focusWidget()
+        if focus is not None and dock.isAncestorOf(focus):
+            self.focus_home.setFocus(Qt.FocusReason.OtherFocusReason)
