@@ -457,8 +457,11 @@ def draw_loss_curve(
     pad = max((hi - lo) * 0.08, 1e-6)
     lo, hi = lo - pad, hi + pad
 
+    margin = 0.04 * (e1 - e0)  # the first and last epochs' dots inside the frame, not on it
+
     def px(e: float, v: float) -> tuple[float, float]:
-        return left + (e - e0) / (e1 - e0) * (r - left), b - (v - lo) / (hi - lo) * (b - t)
+        x = left + (e - e0 + margin) / (e1 - e0 + 2 * margin) * (r - left)
+        return x, b - (v - lo) / (hi - lo) * (b - t)
 
     thin = max(1, round(s / 2))
     f = font(11 * s)

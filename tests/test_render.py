@@ -262,3 +262,15 @@ def test_the_loss_curves_last_epoch_tick_is_not_cut_at_the_image_edge():
         return int((under < 128).sum())
 
     assert tick_ink(300) == tick_ink(400) > 0  # all of it drawn, as where there is room
+
+
+def test_a_one_epoch_loss_curve_keeps_its_dots_inside_the_frame():
+    """(A one-epoch report drew its dots half over the frame's right edge.)"""
+    from PIL import ImageDraw
+    history = [{"epoch": 1, "train_loss": 0.06, "test_loss": 0.047}]
+    image = Image.new("RGB", (400, 200), "white")
+    render.draw_loss_curve(ImageDraw.Draw(image), (40, 20, 299, 160), history, 1.0)
+    pixels = np.asarray(image).astype(int)
+    for colour in (render.TRAIN_COLOUR, render.TEST_COLOUR):
+        ink = (np.abs(pixels - np.array(render.rgb(colour))).sum(-1) < 60)
+        assert ink[:, :299].any() and not ink[:, 300:].any()  # drawn, none beyond the frame
