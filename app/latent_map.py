@@ -25,10 +25,9 @@ GREYED = "#D9D9D9"
 
 
 PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
-
-
 VIEW_LIMIT = 1e4  # the map's widest view: z1 and z2 within +-VIEW_LIMIT
 MIN_VIEW_RANGE = 1e-6  # its narrowest: the width and height of a view
+
 
 class ExploreViewBox(pg.ViewBox):
     """A ViewBox whose plain left drag explores instead of panning."""

@@ -255,8 +255,9 @@ class LayersController(QObject):
 
     @Slot()
     def refresh_mosaic(self) -> None:
-        """Decode a grid of square tiles, n across, over exactly the visible region, off the GUI thread
-        (on a copy of the model, so training snapshots can update the GUI's copy meanwhile)."""
+        """Decode a grid of square tiles, n across, over exactly the visible region, off the GUI
+        thread (on a copy of the model, so training snapshots can update the GUI's copy
+        meanwhile)."""
         s = self.session
         if not self.bar.mosaic_action.isChecked() or s.models.model is None or s.closing:
             return
