@@ -3,7 +3,7 @@
 The decoder's first layer maps a 2-D code to a 7x7x64 map; the two transposed convolutions
 after it are linear maps whose matrices are mostly structural zeros (a tap that lands in the
 cropped border, an input row that cannot reach an output row), and whose inputs are mostly zero
-(ReLUs).  :class:`BatchDecoder` computes the model's decode in float32, with three changes of
+(ReLUs).  :class:`BatchDecoder` computes the model's decode in float32, with four changes of
 *how*, none of *what*:
 
 * the batch is cut into groups of neighbouring codes, and each group is multiplied only by the
@@ -14,7 +14,8 @@ cropped border, an input row that cannot reach an output row), and whose inputs 
 * those rows are copied out of the kernel itself (see :class:`_TransposedConvMatrix`), so no
   dense matrix is ever built;
 * each product is cut into bands of output rows, each multiplied only by the input rows that
-  can reach it.
+  can reach it;
+* the scratch memory is kept from decode to decode (see :class:`_Workspace`).
 
 The products stay in float32 on purpose.  bf16 operands (8-bit mantissa) put an error of about
 0.4 % of the *terms* into every sum, and the decoder's sums cancel: on the bundled model the
@@ -30,7 +31,9 @@ from __future__ import annotations
 
 import copy
 import math
-from itertools import accumulate, pairwise
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +49,48 @@ MIN_BAND_COLUMNS = 100  # merge output rows until a band has this many columns (
 # all: 32 x 32 grids over the bundled model's test codes, each size in its own processes,
 # alternated: 32, 64, 128 and 256 all took 77-110 ms, within the noise of each other.
 GROUP = 128
+# Scratch buffers up to this size are kept from decode to decode (see _Workspace).
+KEEP_BYTES = 32 * 2**20
+
+_Take = Callable[[str, tuple[int, ...]], torch.Tensor]  # (name, shape) -> uninitialised float32
+
+
+class _Workspace:
+    """Scratch memory kept from one decode to the next, across decoders too (a training run
+    builds one per snapshot): fresh memory costs a page fault per 4 kB, and whether the
+    allocator hands back memory it already has depends on what the process did before.  A 32 x
+    32 grid took 80-89 ms with 6,000-13,000 page faults and 60-70 ms without them.
+
+    One decode at a time uses it; a decode on another thread meanwhile gets fresh memory.  Only
+    buffers up to ``KEEP_BYTES`` each are kept, so what it holds stays small (for the bundled
+    model 18 MB after a grid over the codes' region, 46 MB after one over [-1000, 1000]^2)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    @contextmanager
+    def borrow(self, device: torch.device) -> Iterator[_Take]:
+        """``take(name, shape)``: the buffer called ``name``, reshaped, for this decode only."""
+        if device.type != "cpu" or not self._lock.acquire(blocking=False):
+            yield lambda name, shape: torch.empty(shape, device=device)
+            return
+        try:
+            yield self._take
+        finally:
+            self._lock.release()
+
+    def _take(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.numel() < size:
+            buffer = torch.empty(size)
+            if 4 * size <= KEEP_BYTES:
+                self._buffers[name] = buffer
+        return buffer[:size].view(shape)
+
+
+_WORKSPACE = _Workspace()
 
 
 @dataclass(frozen=True)
@@ -67,7 +112,8 @@ class _TransposedConvMatrix:
     rows out is a plain ``index_select`` (0.3 ms for the 385 rows of an 8 x 8 patch of codes).
     """
 
-    def __init__(self, layer: nn.ConvTranspose2d, in_size: int, out_size: int) -> None:
+    def __init__(self, layer: nn.ConvTranspose2d, in_size: int, out_size: int, name: str) -> None:
+        self.name = name  # of its output buffer
         ci, co, k, _ = layer.weight.shape
         s, p = layer.stride[0], layer.padding[0]
         if (in_size - 1) * s + k - 2 * p != out_size:
@@ -106,28 +152,31 @@ class _TransposedConvMatrix:
         self.band_rows = torch.tensor([b.rows for b in self.bands], device=padded.device)
 
     def rows(self, units: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """The matrix's rows for these input units, (len(units), out_units), written into the
-        start of ``out`` (a flat buffer) where one is given."""
+        """The matrix's rows for these input units, (len(units), out_units), into ``out`` where
+        one is given."""
         m, ci, size, s = self._shape
         u, v, c = units // (m * ci), units // ci % m, units % ci
         index = ((m - 1 - v) * ci + c) * size + s * (m - 1 - u)
-        if out is None or out.numel() < len(units) * self.out_units:
-            return self._windows.index_select(0, index)
-        rows = out[:len(units) * self.out_units].view(len(units), self.out_units)
-        return torch.index_select(self._windows, 0, index, out=rows)
+        return torch.index_select(self._windows, 0, index, out=out)
 
-    def __call__(self, x: torch.Tensor, live: torch.Tensor,
-                 scratch: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, live: torch.Tensor, take: _Take) -> torch.Tensor:
         """layer(x) + bias, (out_units, N), for ``x`` (len(live), N): the input units ``live``
         (sorted indices), every other one being zero at every point.  Units by points, so that
-        each band's output is one contiguous block.  ``scratch``: a flat buffer to copy the rows
-        into, reused from call to call (fresh memory costs a page fault per 4 kB)."""
-        matrix = self.rows(live, scratch)
-        bounds = torch.searchsorted(live, self.band_rows)
-        out = torch.empty(self.out_units, x.shape[1], dtype=x.dtype, device=x.device)
-        for band, (lo, hi) in zip(self.bands, bounds.tolist()):
-            c0, c1 = band.cols
-            torch.mm(matrix[lo:hi, c0:c1].T, x[lo:hi], out=out[c0:c1])
+        each band's output is one contiguous block.  The rows are copied in chunks that fit in
+        ``KEEP_BYTES`` (an untrained model has half its units live everywhere)."""
+        out = take(self.name, (self.out_units, x.shape[1]))
+        chunk = max(1, KEEP_BYTES // (4 * self.out_units))
+        for start in range(0, max(1, len(live)), chunk):
+            units = live[start:start + chunk]
+            matrix = self.rows(units, take("rows", (len(units), self.out_units)))
+            bounds = torch.searchsorted(units, self.band_rows) + start
+            for band, (lo, hi) in zip(self.bands, bounds.tolist()):
+                c0, c1 = band.cols
+                a, b = matrix[lo - start:hi - start, c0:c1].T, x[lo:hi]
+                if start:
+                    out[c0:c1].addmm_(a, b)
+                else:
+                    torch.mm(a, b, out=out[c0:c1])
         return out.add_(self.bias[:, None])
 
 
@@ -146,8 +195,8 @@ class BatchDecoder:
         with torch.no_grad():
             self.first_weight = first.weight.permute(0, 2, 3, 1).reshape(cfg.latent_dim, -1).float()
             self.first_bias = first.bias.float().repeat(q * q)
-            self.second = _TransposedConvMatrix(second, q, h)
-            self.third = _TransposedConvMatrix(third, h, n)
+            self.second = _TransposedConvMatrix(second, q, h, "second")
+            self.third = _TransposedConvMatrix(third, h, n, "third")
 
     @torch.no_grad()
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -155,29 +204,31 @@ class BatchDecoder:
         n = self.model.config.image_size
         if z.shape[0] < SMALL_BATCH:
             return self.model.decode(z).clamp_(0.0, 1.0)
-        groups = _neighbourhoods(z, GROUP)
-        order = torch.cat(groups)  # each group's points side by side
-        z = z[order]
-        pre = torch.addmm(self.first_bias[:, None], self.first_weight.T, z.T)  # units x points
-        live = ~(pre <= 0)  # NaN counts as live
-        spans = list(pairwise(accumulate((len(index) for index in groups), initial=0)))
-        units = [torch.nonzero(live[:, a:b].any(1)).flatten() for a, b in spans]
-        # The groups' weight rows are copied into one buffer: fresh memory for each would cost
-        # a page fault per 4 kB (a 32 x 32 grid over [-20, 20]^2: 300 against 200 ms).
-        scratch = torch.empty(max(map(len, units)) * self.second.out_units)
-        out = torch.empty(z.shape[0], n * n)
-        for (a, b), group_units in zip(spans, units):
-            out[order[a:b]] = self._decode(z[a:b], pre[:, a:b], group_units, scratch)
+        out = torch.empty(z.shape[0], n * n, device=z.device)
+        finite = torch.isfinite(z).all(1)
+        if not finite.all():  # what the model gives a NaN or infinite code (every unit live)
+            out[~finite] = self.model.decode(z[~finite]).clamp_(0.0, 1.0).flatten(1)
+        index = torch.nonzero(finite).flatten()
+        with _WORKSPACE.borrow(z.device) as take:
+            for group in _neighbourhoods(z[index], GROUP):
+                if len(group):
+                    out.index_copy_(0, index[group], self._decode(z[index[group]], take))
         return out.reshape(-1, 1, n, n)
 
-    def _decode(self, z: torch.Tensor, pre: torch.Tensor, units: torch.Tensor,
-                scratch: torch.Tensor) -> torch.Tensor:
-        """(N, pixels) clamped decodes of codes ``z``, given the first layer's output ``pre``
-        (units by points) and its units live at some point of ``z``."""
-        h = self.second(pre.index_select(0, units).relu_(), units, scratch).relu_()
-        units = torch.nonzero(~(h.amax(1) <= 0)).flatten()  # NaN counts as live
-        out = self.third(h.index_select(0, units), units, scratch).T
-        bad = torch.nonzero(~torch.isfinite(out).all(1)).flatten()
+    def _decode(self, z: torch.Tensor, take: _Take) -> torch.Tensor:
+        """(N, pixels) clamped decodes of finite codes ``z`` that lie close together, computed in
+        memory from ``take``."""
+        pre = torch.addmm(self.first_bias[:, None], self.first_weight.T, z.T,
+                          out=take("first", (self.second.in_units, len(z))))  # units x points
+        live = torch.nonzero(~(pre.amax(1) <= 0)).flatten()  # NaN (an overflow) counts as live
+        x = torch.index_select(pre, 0, live, out=take("first live", (len(live), len(z))))
+        h = self.second(x.relu_(), live, take).relu_()
+        live = torch.nonzero(~(h.amax(1) <= 0)).flatten()
+        x = torch.index_select(h, 0, live, out=take("second live", (len(live), len(z))))
+        out = self.third(x, live, take).T
+        # A point with an infinite or NaN pixel has a sum that is not finite (one whose pixels
+        # only add up past float32's range is decoded by the model too, to no harm).
+        bad = torch.nonzero(~torch.isfinite(out.sum(1))).flatten()
         if len(bad):  # a structural zero times inf is NaN here, not what the convolution gives
             out[bad] = self.model.decode(z[bad]).flatten(1)
         return out.clamp_(0.0, 1.0)
@@ -192,7 +243,7 @@ def _neighbourhoods(z: torch.Tensor, size: int) -> list[torch.Tensor]:
         if len(index) <= size:
             groups.append(index)
             continue
-        points = torch.nan_to_num(z[index], nan=0.0, posinf=1e30, neginf=-1e30)
+        points = z[index]
         axis = int((points.amax(0) - points.amin(0)).argmax())
         order = index[torch.argsort(points[:, axis], stable=True)]
         half = len(order) // 2
