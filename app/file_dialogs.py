@@ -1,6 +1,7 @@
 """File dialogs that open in the folder the user last chose a file in (their home folder the
-first time), not in whatever folder the app happened to be started from.  The folder is kept in
-the window's settings, so it survives a restart."""
+first time), not in whatever folder the app happened to be started from.  The folder of the
+last dataset is kept apart: a save or an export never starts among the IDX files.  Both are kept
+in the window's settings, so they survive a restart."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,6 +13,7 @@ from cae.bundled import bundled_model_path
 from cae.data import DATASETS
 
 KEY = "lastFolder"
+DATA_KEY = "lastDataFolder"
 _settings: QSettings | None = None  # the main window's (tests give each window its own)
 
 
@@ -21,15 +23,16 @@ def remember_folders_in(settings: QSettings) -> None:
     _settings = settings
 
 
-def start_folder() -> str:
-    """The last folder a file was chosen in, if it still exists, else the home folder."""
-    value = _settings.value(KEY, "") if _settings is not None else ""
+def start_folder(key: str = KEY) -> str:
+    """The last folder a file (or with ``DATA_KEY``, a dataset) was chosen in, if it still
+    exists, else the home folder."""
+    value = _settings.value(key, "") if _settings is not None else ""
     return str(value) if value and Path(str(value)).is_dir() else str(Path.home())
 
 
-def _remember(path: str, is_folder: bool = False) -> str:
+def _remember(path: str, key: str = KEY) -> str:
     if path and _settings is not None:
-        _settings.setValue(KEY, str(Path(path) if is_folder else Path(path).parent))
+        _settings.setValue(key, str(Path(path) if key == DATA_KEY else Path(path).parent))
     return path
 
 
@@ -58,6 +61,7 @@ def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> st
     return _remember(path)
 
 
-def folder(parent: QWidget | None, title: str) -> str:
-    """A folder, or '' if the user cancelled."""
-    return _remember(QFileDialog.getExistingDirectory(parent, title, start_folder()), True)
+def data_folder(parent: QWidget | None, title: str) -> str:
+    """A dataset's folder, or '' if the user cancelled; it starts where the last one was."""
+    return _remember(QFileDialog.getExistingDirectory(parent, title, start_folder(DATA_KEY)),
+                     DATA_KEY)

@@ -164,7 +164,7 @@ class FilesController(QObject):
     # --------------------------------------------------------------------------- data
     def choose_data_folder(self, folder: str | None = None) -> None:
         if folder is None:
-            folder = file_dialogs.folder(self.parent, "Folder with the four IDX files")
+            folder = file_dialogs.data_folder(self.parent, "Folder with the four IDX files")
             if not folder:
                 return
         self.session.load_data("auto", folder)

@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPen
 
+from cae import render
 from cae.palette import PALETTE
 
 from .density import DensityLevels
@@ -347,14 +348,11 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         return self.scatters[cls].isVisible() and cls not in self.greyed
 
     def fit_view(self) -> None:
-        """Frame all codes, with a small margin (ignores outliers beyond the 0.1-99.9 % range)."""
+        """Frame all codes with a small margin, far outliers left out (:func:`render.fit_view`)."""
         if len(self.codes) == 0:
             return
-        lo = np.percentile(self.codes, 0.1, axis=0).astype(float)
-        hi = np.percentile(self.codes, 99.9, axis=0).astype(float)
-        pad = np.maximum((hi - lo) * 0.05, 1e-3)
-        self.view_box.setRange(xRange=(float(lo[0] - pad[0]), float(hi[0] + pad[0])),
-                               yRange=(float(lo[1] - pad[1]), float(hi[1] + pad[1])), padding=0)
+        x0, x1, y0, y1 = render.fit_view(self.codes)
+        self.view_box.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
 
     def set_path(self, points: np.ndarray | None) -> None:
         """Show the interpolation path (K, 2), or hide it with None."""

@@ -19,11 +19,29 @@ def test_dialogs_start_at_home_then_where_the_user_last_was(qtbot, settings, tmp
     assert asked[0] == str(Path.home())
     file_dialogs.save_file(None, "Save", "codes.csv", "*")
     assert asked[1] == str(chosen.parent / "codes.csv")
+
+
+def test_a_dataset_folder_is_remembered_apart_from_where_files_are_saved(qtbot, settings,
+                                                                          tmp_path, monkeypatch):
+    """A save or export never starts among the IDX files the user last opened."""
+    file_dialogs.remember_folders_in(settings)
+    data, exports = tmp_path / "mnist", tmp_path / "exports"
+    data.mkdir()
+    exports.mkdir()
+    asked = []
     monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory",
-                        lambda parent, title, start: asked.append(start) or str(tmp_path))
-    file_dialogs.folder(None, "Folder")
-    assert asked[2] == str(chosen.parent)
-    assert file_dialogs.start_folder() == str(tmp_path)  # a folder is remembered as itself
+                        lambda parent, title, start: asked.append(start) or str(data))
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName",
+                        lambda parent, title, start, filters: asked.append(start)
+                        or (str(exports / "map.png"), ""))
+    assert file_dialogs.data_folder(None, "Folder") == str(data)
+    assert asked[0] == str(Path.home())
+    file_dialogs.save_file(None, "Export", "map.png", "*")
+    assert asked[1] == str(Path.home() / "map.png")  # not data / "map.png"
+    file_dialogs.data_folder(None, "Folder")
+    assert asked[2] == str(data)  # a folder is remembered as itself
+    file_dialogs.save_file(None, "Export", "codes.csv", "*")
+    assert asked[3] == str(exports / "codes.csv")
 
 
 def test_a_cancelled_dialog_or_a_vanished_folder_changes_nothing(qtbot, settings, tmp_path,

@@ -120,8 +120,8 @@ def test_mosaic_star_and_path_are_drawn(bundled, monkeypatch):
     assert colour_pixels(plain, "#FF2D2D") == 0
     assert colour_pixels(extra, "#FF2D2D") > 30  # the star
     # The path's ends carry their names: the same path with its "A" and "B" left out has
-    # fewer pixels of the path's colour.
-    path = MapStyle(path=np.array([[-1.0, -1.0], [2.0, 2.0]]))
+    # fewer pixels of the path's colour (its ends in empty corners, so no dot covers a name).
+    path = MapStyle(path=np.array([[-4.5, 7.5], [5.0, -1.5]]))
     named = render_map(codes, labels, names, size=(400, 400), style=path)
     real = render.ImageDraw.ImageDraw.text
     monkeypatch.setattr(render.ImageDraw.ImageDraw, "text", lambda self, xy, text, *a, **k: (
@@ -184,6 +184,22 @@ def test_view_has_equal_scales_and_round_ticks():
     assert nice_ticks(0.0, 1.0) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
     lo, hi = fit_view(np.array([[0.0, 0.0], [1.0, 2.0]]))[:2]
     assert lo < 0 < 1 < hi
+
+
+def test_fit_view_frames_every_code_but_far_outliers():
+    """A cluster's tip just past the 99.9 % point is inside the frame, not on its edge; one code
+    100 spans away (a diverged run) is left out rather than shrinking the clusters to a dot."""
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(5000, 2))
+    tip = codes[:, 0].argmax()
+    codes[tip, 0] += 0.5  # a tip beyond the bulk, not an outlier
+    x0, x1, y0, y1 = fit_view(codes)
+    assert x0 < codes[:, 0].min() and codes[:, 0].max() < x1
+    assert y0 < codes[:, 1].min() and codes[:, 1].max() < y1
+    assert codes[tip, 0] < x1 - 0.04 * (x1 - x0)  # a margin, not the edge
+    far = np.vstack([codes, [[800.0, 0.0], [np.nan, 1.0]]])
+    x0, x1 = fit_view(far)[:2]
+    assert x1 < 10 and x0 == pytest.approx(fit_view(codes)[0], abs=0.1)
 
 
 def test_bad_requests_give_one_clear_error(bundled, tmp_path):
