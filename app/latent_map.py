@@ -19,6 +19,7 @@ from .density import DensityLevels
 from .uniform_scatter import UniformScatter
 
 POINT_ALPHA = 200  # slightly see-through, so a class drawn later never wholly hides another
+MOSAIC_POINT_ALPHA = 110  # over the mosaic: a cluster's decoded digits show through its dots
 HOVER_RADIUS_PX = 6.0
 ERROR_BINS = 8
 KNN_RIGHT, KNN_WRONG = "#C8C8C8", "#D55E00"
@@ -211,18 +212,22 @@ class LatentMap(DensityLevels, pg.PlotWidget):
 
     def _brush(self, c: int) -> QBrush:
         colour = pg.mkColor(GREYED if c in self.greyed else PALETTE[c % len(PALETTE)])
-        colour.setAlpha(POINT_ALPHA)
+        colour.setAlpha(MOSAIC_POINT_ALPHA if self.outlined else POINT_ALPHA)
         return pg.mkBrush(colour)
 
     def _pen(self) -> QPen | None:
         return pg.mkPen(255, 255, 255, 140, width=0.6) if self.outlined else None
 
     def set_mosaic_shown(self, shown: bool) -> None:
-        """Outline the points in white while the dark mosaic lies beneath them."""
+        """While the dark mosaic lies beneath them, the class dots get a thin white rim (to show
+        on black) and let the decoded digits show through (see-through, so a dense cluster does
+        not hide its own tiles)."""
         self.outlined = shown
         for item in (*self.scatters, *self.overlays):
             item.setPen(self._pen())
-            item.setSize(6 if shown else 4)  # a thin halo needs a slightly larger dot
+            item.setSize(5 if shown else 4)  # a thin rim needs a slightly larger dot
+        for c, s in enumerate(self.scatters):
+            s.setBrush(self._brush(c))
 
     def set_grey_hidden(self, on: bool) -> None:
         """Hidden classes stay on the map in light grey (behind the others) instead of vanishing."""
@@ -288,7 +293,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             groups = [(~wrong, pg.mkColor(KNN_RIGHT)), (wrong, pg.mkColor(KNN_WRONG))]
         for mask, colour in groups:
             sel = self.codes[mask]
-            item = UniformScatter(x=sel[:, 0], y=sel[:, 1], size=4, pen=self._pen(),
+            item = UniformScatter(x=sel[:, 0], y=sel[:, 1], size=5 if self.outlined else 4,
+                                  pen=self._pen(),
                                   brush=pg.mkBrush(colour), pxMode=True, hoverable=False)
             self.plot_item.addItem(item)
             self.overlays.append(item)

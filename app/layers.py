@@ -102,11 +102,25 @@ class LayersController(QObject):
     def _on_points(self, points: MapPoints, fit: bool) -> None:
         if fit:
             self.bar.follow_action.setChecked(True)  # a new set of points: frame them
-        self.map.set_codes(points.codes, points.labels, points.class_names,
-                           fit=self.bar.follow_action.isChecked())
+        follow = self.bar.follow_action.isChecked()
+        self.map.set_codes(points.codes, points.labels, points.class_names, fit=follow)
+        if not follow:
+            self._say_if_out_of_view(points)
         self.bar.map_set.setCurrentIndex(1 if self.session.map_all else 0)
         self._name_the_set(points)
         self.refresh_colouring()
+
+    def _say_if_out_of_view(self, points: MapPoints) -> None:
+        """A view the user set by hand is kept, even when the new points (another epoch on the
+        timeline, another set) mostly lie outside it: then the status bar says how to see them."""
+        if len(points) == 0:
+            return
+        x0, x1, y0, y1 = self.map.visible_rect()
+        x, y = points.codes[:, 0], points.codes[:, 1]
+        inside = int(np.count_nonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)))
+        if inside < len(points) / 2:
+            self.session.status.emit(f"{len(points) - inside:,} of the {len(points):,} points are "
+                                     "outside the view: Fit view (Ctrl+F) frames them", 8000)
 
     def _name_the_set(self, points: MapPoints) -> None:
         """While training, the map follows a sample of the test digits: the choice says so."""

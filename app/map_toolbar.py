@@ -35,7 +35,11 @@ class MapToolbar(QToolBar):
         self.map_set.addItem("Test digits", False)
         self.map_set.addItem("All digits", True)
         self.map_set.setToolTip(MAP_SET_TIP)
-        self.map_set.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # As wide as its longest text ("Live: 10,000 test images" while training) from the start,
+        # so the rest of the toolbar does not shift when a run starts or ends.
+        self.map_set.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.map_set.setMinimumContentsLength(len("Live: 10,000 test images"))
         self.addWidget(self.map_set)
         self.colour_by = QComboBox()
         self.colour_by.addItem("Colour: class", "class")

@@ -187,6 +187,25 @@ def test_fit_view_frames_the_codes(window):
     assert x0 <= np.median(c[:, 0]) <= x1 and y0 <= np.median(c[:, 1]) <= y1
 
 
+def test_a_hand_set_view_is_kept_and_the_status_bar_says_where_the_points_went(window, qtbot):
+    """New points that keep the view (another epoch on the timeline) may lie outside a view the
+    user set by hand: the view stays, and the status bar says how to see them."""
+    from app.points import MapPoints
+    messages = []
+    window.session.status.connect(lambda text, ms: messages.append(text))
+    window.toolbar.follow_action.setChecked(False)
+    window.map.view_box.setRange(xRange=(100, 101), yRange=(100, 101), padding=0)
+    p = window.session.points
+    window.session.set_points(MapPoints(p.codes, p.labels, p.class_names, None, "epoch"), False)
+    assert window.map.visible_rect() == pytest.approx((100, 101, 100, 101))
+    assert any(f"{len(p)} of the {len(p)} points are outside the view" in m
+               for m in messages), messages
+    messages.clear()
+    window.map.fit_view()
+    window.session.set_points(MapPoints(p.codes, p.labels, p.class_names, None, "epoch"), False)
+    assert not any("outside the view" in m for m in messages), messages
+
+
 def test_all_digits_view(window, qtbot):
     window.session.set_map_all(True)
     qtbot.waitUntil(lambda: len(window.map.codes) == 256 + 64, timeout=10000)

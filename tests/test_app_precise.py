@@ -93,6 +93,20 @@ def test_mosaic_follows_pan_and_zoom_and_turns_off(window, qtbot):
     assert not window.map.mosaic_item.isVisible()
 
 
+def test_over_the_mosaic_the_dots_let_the_decoded_digits_show_through(window, qtbot):
+    """A dense cluster's dots would otherwise hide its own tiles; they come back as they were
+    when the mosaic goes."""
+    def alphas():
+        return [s.opts["brush"].color().alpha() for s in window.map.scatters]
+
+    before = alphas()
+    window.toolbar.mosaic_action.setChecked(True)
+    assert max(alphas()) <= 0.6 * min(before)
+    assert all(s.opts["pen"].color().alpha() > 0 for s in window.map.scatters)  # a rim on black
+    window.toolbar.mosaic_action.setChecked(False)
+    assert alphas() == before
+
+
 def test_arrow_keys_nudge_the_decoded_point(window, qtbot):
     window.explore.request_decode(0.2, 0.3)
     window.explore.stop()

@@ -321,11 +321,14 @@ def test_another_model_clears_the_last_runs_curves_and_the_interpolation_ends(wi
 def test_the_set_choice_says_the_live_map_is_a_sample(window, qtbot):
     set_settings(window, epochs=200, batch=8)
     choice = window.toolbar.map_set
+    width = choice.sizeHint().width()
     with qtbot.waitSignal(window.session.training.snapshot, timeout=30000):
         window.training.start()
     qtbot.waitUntil(lambda: window.session.points.source == "training", timeout=5000)
     assert choice.currentText() == f"Live: {len(window.session.points)} test images"
     assert not choice.isEnabled()
+    assert choice.sizeHint().width() == width  # the toolbar does not shift
+    assert choice.fontMetrics().horizontalAdvance("Live: 10,000 test images") < width
     with qtbot.waitSignal(window.session.training.finished, timeout=10000):
         window.session.training.stop()
     qtbot.waitUntil(lambda: window.session.points.source == "test", timeout=10000)
