@@ -112,7 +112,7 @@ class LayersController(QObject):
 
     def _say_if_out_of_view(self, points: MapPoints) -> None:
         """A view the user set by hand is kept, even when the new points (another epoch on the
-        timeline, another set) mostly lie outside it: then the status bar says how to see them."""
+        timeline) mostly lie outside it: then the status bar says how to see them."""
         if len(points) == 0:
             return
         x0, x1, y0, y1 = self.map.visible_rect()
