@@ -101,8 +101,10 @@ def test_startup_is_timed_from_launch_to_the_probe_file(monkeypatch, tmp_path):
         {"points": 70000, "data_loaded": True, "peak_rss_mb": 700.0, "first_paint_s": 99.0},
         before=0.3, after=1.0))
     result = suite.startup(1, with_data=True)
-    # the probe file's time: not the in-process figure (99), not the process's exit (1.3 s)
-    assert 0.3 <= result["first_paint_s"] < 1.0
+    # the probe file's time: not the in-process figure (99), not the process's exit (1.3 s).
+    # A file's mtime comes from the kernel's coarse clock, up to one tick (4 ms at 250 Hz)
+    # behind time.time(): seen once as 0.2986 s for a 0.3 s start.
+    assert 0.3 - 0.01 <= result["first_paint_s"] < 1.0
     assert result["peak_rss_mb"] == 700.0 and result["points"] == 70000
 
 
