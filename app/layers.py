@@ -66,6 +66,7 @@ class LayersController(QObject):
         self.session, self.map, self.bar = session, map_, bar
         self._decoder: tuple[int, BatchDecoder] | None = None  # the mosaic's, per generation
         self.mosaic_shape = (0, 0)  # tiles across and down in the mosaic shown
+        self._out_of_view_said = False  # the status bar says the points are outside the view
         self._mosaic_timer = QTimer(self)
         self._mosaic_timer.setSingleShot(True)
         self._mosaic_timer.setInterval(MOSAIC_DELAY_MS)
@@ -119,6 +120,7 @@ class LayersController(QObject):
         x, y = points.codes[:, 0], points.codes[:, 1]
         inside = int(np.count_nonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)))
         if inside < len(points) / 2:
+            self._out_of_view_said = True
             self.session.status.emit(f"{len(points) - inside:,} of the {len(points):,} points are "
                                      "outside the view: Fit view (Ctrl+F) frames them", 8000)
 
@@ -140,6 +142,9 @@ class LayersController(QObject):
         """Frame the points, and keep them framed as they move."""
         self.bar.follow_action.setChecked(True)
         self.map.fit_view()
+        if self._out_of_view_said:  # the hint is answered: the points are in view
+            self._out_of_view_said = False
+            self.session.status.emit("", 0)
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
