@@ -299,3 +299,14 @@ def test_the_decoder_keeps_the_weights_it_was_built_with():
             p.mul_(-1.0)
     torch.testing.assert_close(decoder(z), before)
     assert not np.allclose(decode_images(model, z).numpy(), before.numpy())
+
+
+def test_a_decoder_holds_its_padded_kernels_not_a_matrix():
+    """One decoder per training snapshot: each holds the second layer's padded kernel (5.5 MB),
+    not its 78 MB matrix nor the 21 MB of shifted copies an earlier layout built."""
+    decoder = BatchDecoder(build_model(seed=1))
+    held = {id(t.untyped_storage()): t.untyped_storage().nbytes()
+            for t in vars(decoder.second).values() if isinstance(t, torch.Tensor)}
+    assert sum(held.values()) < 8 * 2**20
+    z = grid(-2, 2, -2, 2, 8)
+    torch.testing.assert_close(decoder(z), decode_images(decoder.model, z), atol=2e-5, rtol=0)
