@@ -94,7 +94,8 @@ class ExportsController(QObject):
 
     # --------------------------------------------------------------------------- exports
     def export_map(self, path: str | None = None, options: dict | None = None) -> bool:
-        """The map as shown (visible classes, drawn star, interpolation path, mosaic if on)."""
+        """The map as shown (visible classes or no points, drawn star, interpolation path, mosaic
+        if on)."""
         s = self.session
         if len(s.points) == 0:
             s.error.emit("Nothing to export", "There are no latent codes on the map yet.")
@@ -107,10 +108,13 @@ class ExportsController(QObject):
             {"scale": (f"Scale (1: {across} px wide)", 1, 8, 2)}
             if str(path).lower().endswith(".png") else {},
             {"mosaic": ("Decoded images under the points", self.mosaic_on.isChecked()),
+             "points": ("Points", self.map.points_shown),
              "legend": ("Legend", True)}))
         if not path or not options:
             return False
-        hidden = frozenset(c for c in range(len(self.map.scatters)) if not self.map.class_visible(c))
+        classes = range(len(self.map.scatters))
+        hidden = frozenset(c for c in classes
+                           if not (options.get("points", True) and self.map.class_visible(c)))
         a, b = s.endpoints["A"], s.endpoints["B"]
         from cae.render import MapStyle, size_for_plot
         style = MapStyle(hidden=hidden, legend=options["legend"], equal_scales=False,

@@ -112,6 +112,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.grey_hidden = False
         self.greyed: set[int] = set()
         self.outlined = False  # white outlines on the points, for the dark mosaic
+        self.points_shown = True  # False: the dots (or density image) are not drawn nor hovered
         self.codes = np.zeros((0, 2), np.float32)
         self.labels = np.zeros(0, np.int64)
         self.class_names: tuple[str, ...] = ()
@@ -201,6 +202,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         for c, name in enumerate(class_names):
             s = UniformScatter(size=4, pen=self._pen(), brush=self._brush(c), pxMode=True,
                                hoverable=False)
+            s.setOpacity(self._points_opacity())
             self.plot_item.addItem(s)
             self.legend.addItem(s, name)
             sample, label = self.legend.items[-1]
@@ -229,6 +231,18 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         for c, s in enumerate(self.scatters):
             s.setBrush(self._brush(c))
 
+    def set_points_shown(self, shown: bool) -> None:
+        """Hide (or show again) every point at once, whatever the legend says, so the mosaic's
+        tiles show whole; the legend's choices are kept for when they come back."""
+        self.points_shown = shown
+        for item in (*self.scatters, *self.overlays, self.density_item):
+            item.setOpacity(self._points_opacity())  # (Qt paints nothing at opacity 0)
+        if self._hover_pos is not None:
+            self._update_hover()  # a point under the pointer is no longer hovered (or is again)
+
+    def _points_opacity(self) -> float:
+        return 1.0 if self.points_shown else 0.0
+
     def set_grey_hidden(self, on: bool) -> None:
         """Hidden classes stay on the map in light grey (behind the others) instead of vanishing."""
         self.grey_hidden = on
@@ -249,10 +263,13 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         s.setVisible(True)
 
     def _on_class_visibility(self, c: int) -> None:
-        """The legend hid a class: in grey mode, grey it out (or bring its colour back)."""
+        """The legend hid a class: in grey mode, grey it out (or bring its colour back); at an
+        overview, the density image is drawn again without it (or with it)."""
         s = self.scatters[c]
         if self.grey_hidden and self.colour_mode == "class" and not s.isVisible():
             self._set_greyed(c, c not in self.greyed)
+        if self._density_shown:
+            self._show_level()
 
     def set_colouring(self, mode: str, values: np.ndarray | None = None) -> None:
         """'class' (one colour per class, the legend), 'error' (``values``: per-point error, on a
@@ -296,6 +313,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             item = UniformScatter(x=sel[:, 0], y=sel[:, 1], size=5 if self.outlined else 4,
                                   pen=self._pen(),
                                   brush=pg.mkBrush(colour), pxMode=True, hoverable=False)
+            item.setOpacity(self._points_opacity())
             self.plot_item.addItem(item)
             self.overlays.append(item)
         if mode == "knn":
@@ -348,7 +366,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.scatters[cls].setVisible(visible)
 
     def class_visible(self, cls: int) -> bool:
-        """Whether the class is shown in its colour (not hidden, not greyed out)."""
+        """Whether the legend shows the class in its colour (not hidden, not greyed out)."""
         if self._class_visible is not None:
             return self._class_visible[cls] and cls not in self.greyed
         return self.scatters[cls].isVisible() and cls not in self.greyed
@@ -453,7 +471,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
 
     def nearest_point(self, scene_pos: QPointF, radius_px: float = HOVER_RADIUS_PX) -> int:
         """Index of the visible data point nearest ``scene_pos`` within ``radius_px``, else -1."""
-        if len(self.codes) == 0 or not self.view_box.sceneBoundingRect().contains(scene_pos):
+        if (len(self.codes) == 0 or not self.points_shown
+                or not self.view_box.sceneBoundingRect().contains(scene_pos)):
             return -1
         p = self.view_box.mapSceneToView(scene_pos)
         px, py = self.view_box.viewPixelSize()

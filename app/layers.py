@@ -77,6 +77,7 @@ class LayersController(QObject):
         bar.colour_by.activated.connect(lambda _: self.refresh_colouring())
         bar.grey_action.toggled.connect(map_.set_grey_hidden)
         bar.mosaic_action.toggled.connect(self.set_mosaic_enabled)
+        bar.points_action.toggled.connect(self.set_points_shown)
         bar.mosaic_size.valueChanged.connect(lambda _: self._schedule_mosaic())
         bar.timeline_slider.valueChanged.connect(session.show_epoch)
         map_.viewChanged.connect(self._schedule_mosaic)
@@ -263,8 +264,14 @@ class LayersController(QObject):
             self.refresh_mosaic()
         else:
             self.session.tasks.cancel("mosaic")
-            self._decoder = None  # its matrices are large
+            self._decoder = None  # (it holds its own copy of the weights)
             self.map.set_mosaic(None)
+
+    def set_points_shown(self, shown: bool) -> None:
+        """P: the points off (the mosaic's tiles show whole) or back on; exports follow."""
+        self.map.set_points_shown(shown)
+        if not shown:
+            self.session.status.emit("Points hidden: P shows them again", 6000)
 
     @Slot()
     def _schedule_mosaic(self) -> None:

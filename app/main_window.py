@@ -215,6 +215,7 @@ class MainWindow(QMainWindow):
         d.setToolTipsVisible(True)
         v = self.menuBar().addMenu("&View")
         v.addAction(self._action("&Fit view", self.layers.fit_view, "Ctrl+F"))
+        v.addAction(self.toolbar.points_action)
         for end in ("A", "B"):  # window-wide: wherever the focus is, but in a text field
             v.addAction(self._action(f"Set end {end} at the point under the pointer (else the "
                                      "decoded point)",

@@ -52,8 +52,16 @@ class MapToolbar(QToolBar):
         self.addAction(self.grey_action)
         self.mosaic_action = QAction("Decoded images", self)
         self.mosaic_action.setCheckable(True)
-        self.mosaic_action.setToolTip("Lay what the decoder draws everywhere under the points")
+        self.mosaic_action.setToolTip("Lay what the decoder draws everywhere under the points "
+                                       "(P hides the points)")
         self.addAction(self.mosaic_action)
+        # In the View menu, not on the bar (its width is spent): P hides every point, so the
+        # mosaic's tiles show whole under the dense clusters.
+        self.points_action = QAction("&Points", self)
+        self.points_action.setCheckable(True)
+        self.points_action.setChecked(True)
+        self.points_action.setShortcut("P")
+        self.points_action.setToolTip("Show the digits' points on the map (P)")
         self.mosaic_size = QSpinBox()
         self.mosaic_size.setRange(2, 40)
         self.mosaic_size.setValue(16)

@@ -244,3 +244,31 @@ def test_the_whole_plot_fits_inside_the_focus_frame(window, qtbot):
         assert viewport.width() == m.width() - 4  # the frame is there
         shown = m.viewportTransform().mapRect(m.plot_item.sceneBoundingRect())
         assert viewport.contains(shown), (shown, viewport)  # axes and their labels included
+
+
+def test_p_hides_every_point_and_shows_them_again(window, qtbot):
+    """Over the mosaic the dense clusters hide their own tiles: P takes the points away (they
+    are neither drawn nor hovered) and brings them back with the legend's choices kept."""
+    window.map.set_class_visible(3, False)
+    i = int(np.flatnonzero(window.map.labels != 3)[0])
+    pos = view_to_widget(window, *window.map.codes[i])
+    window.activateWindow()
+    window.map.setFocus()
+    qtbot.keyClick(window.map, Qt.Key.Key_P)
+    assert not window.toolbar.points_action.isChecked()
+    assert all(s.opacity() == 0 for s in window.map.scatters)
+    assert "P shows them again" in window.statusBar().currentMessage()
+    send_mouse(window.map.viewport(), QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton,
+               Qt.MouseButton.NoButton)
+    qtbot.wait(100)
+    assert window.map.hover_index == -1
+    window.map.set_colouring("knn", np.zeros(len(window.map.codes), bool))
+    assert window.map.overlays and all(o.opacity() == 0 for o in window.map.overlays)
+    window.map.set_colouring("class")
+    qtbot.keyClick(window.map, Qt.Key.Key_P)
+    assert all(s.opacity() == 1 for s in window.map.scatters)
+    assert not window.map.class_visible(3) and window.map.class_visible(int(window.map.labels[i]))
+    send_mouse(window.map.viewport(), QEvent.Type.MouseMove, pos + QPoint(1, 0),
+               Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
+    assert window.toolbar.points_action in window.menuBar().actions()[2].menu().actions()

@@ -94,6 +94,31 @@ def test_the_map_export_holds_one_group_per_visible_class(window, qtbot, tmp_pat
     assert Image.open(png).size == (3 * size[0], 3 * size[1])  # the window's aspect, at scale 3
 
 
+def test_the_map_export_offers_the_points_as_the_map_shows_them(window, qtbot, tmp_path,
+                                                                 monkeypatch):
+    from app import exports
+    checks = []
+
+    class Dialog:
+        def __init__(self, title, parent, spins, given):
+            checks.append({k: v[1] for k, v in given.items()})
+
+        def exec(self):
+            return exports.QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(exports, "OptionsDialog", Dialog)
+    for shown in (True, False):
+        window.toolbar.points_action.setChecked(shown)
+        assert not window.exports.export_map(str(tmp_path / "map.svg"))
+        assert checks[-1]["points"] is shown
+    monkeypatch.undo()
+    path = tmp_path / "map.svg"  # points off: no class groups, no legend entries
+    assert window.exports.export_map(str(path), {"mosaic": False, "points": False, "legend": True})
+    wait_file(qtbot, window, "map", path)
+    text = path.read_text()
+    assert 'id="class-' not in text and "<circle" not in text
+
+
 def test_the_map_export_shows_exactly_the_view_on_screen(window, qtbot, tmp_path, monkeypatch):
     """Not widened to equal scales: a view 10x taller than wide in latent units stays so."""
     import cae.render

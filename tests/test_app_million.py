@@ -66,3 +66,19 @@ def test_density_counts_every_point_once():
     assert (image[..., 0] == 255).all() and (image[..., 3] > 0).all()
     empty = density_rgba(codes, labels, [(255, 0, 0)], (5.0, 6.0, 5.0, 6.0), 4, 4)
     assert not empty.any()
+
+
+def test_a_class_hidden_in_the_legend_leaves_the_density_image(window, million, qtbot):
+    def centre_pixel(c: int) -> np.ndarray:
+        image = window.map.density_item.image
+        x0, x1, y0, y1 = window.map.visible_rect()
+        h, w = image.shape[:2]
+        cx, cy = np.cos(c * 0.63) * 10, np.sin(c * 0.63) * 10
+        return image[int((cy - y0) / (y1 - y0) * h), int((cx - x0) / (x1 - x0) * w)]
+
+    assert centre_pixel(3)[3] > 200
+    window.map.set_class_visible(3, False)
+    qtbot.waitUntil(lambda: centre_pixel(3)[3] < 50, timeout=20000)
+    assert centre_pixel(7)[3] > 200
+    window.map.set_class_visible(3, True)
+    qtbot.waitUntil(lambda: centre_pixel(3)[3] > 200, timeout=20000)
