@@ -189,6 +189,7 @@ class TrainingPanel(QWidget):
         self.test_curve.setData([], [])
         self.loss_plot.getPlotItem().setLabel("bottom", "step")
         self.loss_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
+        self.loss_plot.getPlotItem().enableAutoRange(axis="x")
         self.progress.setValue(0)
         self.progress.setFormat("starting…" if starting else "")
         self.status.setText("")
@@ -216,6 +217,10 @@ class TrainingPanel(QWidget):
         # line alone would not show.
         span = epochs[-1] - epochs[0]
         pi.getAxis("bottom").setTickSpacing(max(1, math.ceil(span / 8)), 1)
+        if span == 0:  # one point has no width: the view kept the previous model's 40 epochs,
+            pi.setXRange(epochs[0] - 0.5, epochs[0] + 0.5, padding=0)  # 40 overprinted ticks
+        else:
+            pi.enableAutoRange(axis="x")
         self.train_curve.setSymbol("o")
         self.train_curve.setSymbolSize(4)
         self.train_curve.setSymbolBrush("#0072B2")

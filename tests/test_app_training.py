@@ -404,6 +404,20 @@ def test_a_model_file_shows_how_it_was_trained(window, tmp_path):
     assert panel.train_curve.opts["symbol"] == "o"
     spacing = panel.loss_plot.getPlotItem().getAxis("bottom").tickSpacing(0.6, 1.4, 200)
     assert all(step >= 1 and step == int(step) for step, _offset in spacing)
+    # After a longer curve (the 1-4 above) the view is the one epoch's, not four epochs wide
+    # with a tick per epoch (40 overprinted labels after the bundled model).
+    def x_range() -> tuple[float, float]:
+        panel.loss_plot.getPlotItem().getViewBox().prepareForPaint()  # as a paint would
+        return tuple(panel.loss_plot.getPlotItem().viewRange()[0])
+
+    x0, x1 = x_range()
+    assert x0 < 1 < x1 and x1 - x0 <= 1.01
+    assert window.files.open_model(str(path))
+    x0, x1 = x_range()
+    assert x0 <= 1 and x1 >= 4  # and a longer one is framed whole again
+    assert window.files.open_model(str(one))  # straight after it
+    x0, x1 = x_range()
+    assert x0 < 1 < x1 and x1 - x0 <= 1.01
     assert "1\u00a0epoch," in panel.status.text()
     assert "(unclamped)\u00a00.0470" in panel.status.text()  # not Metrics' clamped MSE
     more = save_checkpoint(tmp_path / "more.safetensors", CAE(),  # continued from "one"
