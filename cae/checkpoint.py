@@ -34,7 +34,6 @@ FORMAT = "cae-explorer-checkpoint"
 FORMAT_VERSION = "1"
 SUFFIX = ".safetensors"
 MAX_HEADER = 16 << 20
-_PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin"}
 # Bounds on a file's model config, checked before the model is built: far above any model this
 # tool trains (28 px, channels (32, 64), a 2-D code), far below sizes that would not fit memory.
 MAX_IMAGE_SIZE = 256
@@ -114,7 +113,8 @@ def _read_header(path: Path) -> dict:
         with open(path, "rb") as f:
             head = f.read(8)
             pickled = head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-            if pickled or head[:4] == b"PK\x03\x04" or path.suffix.lower() in _PICKLE_SUFFIXES:
+            # By content, not by name: random bytes called model.pt are not a pickle.
+            if pickled or head[:4] == b"PK\x03\x04":
                 raise CheckpointError(
                     f"{path}: this looks like a PyTorch pickle checkpoint; pickle files can run "
                     "code when opened, so they are refused. Save the weights as .safetensors "

@@ -62,6 +62,15 @@ def test_torch_zip_checkpoint_is_refused(tmp_path, model):
         load_checkpoint(path)
 
 
+@pytest.mark.parametrize("name", ["bad.pt", "text.bin", "bad.safetensors"])
+def test_random_bytes_are_not_called_a_pickle_whatever_the_name(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"hello, these are not weights" + bytes(range(200)))
+    with pytest.raises(CheckpointError, match="not a safetensors model file") as err:
+        load_checkpoint(path)
+    assert "pickle" not in str(err.value)
+
+
 def test_truncated_and_corrupt_files(tmp_path, model):
     good = save_checkpoint(tmp_path / "m.safetensors", model).read_bytes()
     for cut in (0, 4, 8, 100, len(good) // 2, len(good) - 1):
