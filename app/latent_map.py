@@ -61,9 +61,11 @@ class Swatch(pg.ItemSample):
             return
         p.setRenderHint(p.RenderHint.Antialiasing)
         p.translate(10, 10)
+        colour = pg.mkBrush(opts["brush"]).color()
+        colour.setAlpha(255)  # the class's colour itself: see-through dots made pale swatches
         pg.graphicsItems.ScatterPlotItem.drawSymbol(
             p, opts["symbol"], max(opts["size"], self.SIZE), pg.mkPen(opts["pen"]),
-            pg.mkBrush(opts["brush"]))
+            pg.mkBrush(colour))
 
 
 class LatentMap(DensityLevels, pg.PlotWidget):
@@ -160,6 +162,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self._density_shown = False  # the density image stands for the points, no dots
         self._class_index: list[np.ndarray] | None = None  # each class's points
         self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
+        # A pan or zoom (Fit view, the keys) moves the points under a pointer that stays put.
+        self.view_box.sigRangeChanged.connect(lambda *_: self._hover_moved())
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         # A keyboard user sees where the focus is (the arrow keys move the decoded point here);
         # the frame is always 2 px wide, so focus never moves the plot.
@@ -460,7 +464,11 @@ class LatentMap(DensityLevels, pg.PlotWidget):
 
     def _on_move(self, scene_pos: QPointF) -> None:
         self._hover_pos = scene_pos
-        if not self._hover_timer.isActive():
+        self._hover_moved()
+
+    def _hover_moved(self) -> None:
+        """Look up the point under the pointer again, at most once a frame."""
+        if self._hover_pos is not None and not self._hover_timer.isActive():
             self._hover_timer.start()
 
     def _update_hover(self) -> None:

@@ -270,8 +270,8 @@ class LayersController(QObject):
     def set_points_shown(self, shown: bool) -> None:
         """P: the points off (the mosaic's tiles show whole) or back on; exports follow."""
         self.map.set_points_shown(shown)
-        if not shown:
-            self.session.status.emit("Points hidden: P shows them again", 6000)
+        self.session.status.emit("Points shown" if shown else "Points hidden: P shows them again",
+                                 2000 if shown else 6000)  # (the hint is not left standing)
 
     @Slot()
     def _schedule_mosaic(self) -> None:

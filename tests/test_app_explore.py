@@ -267,8 +267,41 @@ def test_p_hides_every_point_and_shows_them_again(window, qtbot):
     window.map.set_colouring("class")
     qtbot.keyClick(window.map, Qt.Key.Key_P)
     assert all(s.opacity() == 1 for s in window.map.scatters)
+    assert window.statusBar().currentMessage() == "Points shown"
     assert not window.map.class_visible(3) and window.map.class_visible(int(window.map.labels[i]))
     send_mouse(window.map.viewport(), QEvent.Type.MouseMove, pos + QPoint(1, 0),
                Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
     qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
     assert window.toolbar.points_action in window.menuBar().actions()[2].menu().actions()
+
+
+@pytest.mark.parametrize("mosaic", [False, True])
+def test_legend_swatches_are_the_class_colours_over_the_mosaic_too(window, qtbot, mosaic):
+    """The dots are see-through over the mosaic; the swatches stay the colour itself (pale ones
+    read as hidden classes, and stayed pale after the mosaic was turned off)."""
+    from app.latent_map import PALETTE
+    window.toolbar.mosaic_action.setChecked(mosaic)
+    window.toolbar.mosaic_action.setChecked(False)
+    window.toolbar.mosaic_action.setChecked(mosaic)
+    image = window.map.grab().toImage()
+    for c in (0, 4, 9):
+        sample, _label = window.map.legend.items[c]
+        pos = window.map.mapFromScene(sample.mapToScene(QPointF(10, 10)))
+        colour = image.pixelColor(pos)
+        want = PALETTE[c].lstrip("#")
+        rgb = [int(want[i:i + 2], 16) for i in (0, 2, 4)]
+        assert max(abs(a - b) for a, b in zip((colour.red(), colour.green(), colour.blue()), rgb)) <= 12, (c, colour.name())
+
+
+def test_a_view_change_under_a_still_pointer_updates_the_hover(window, qtbot):
+    """Fit view (or a zoom by the keys) moves the points, not the pointer: the digit under the
+    cursor follows (it kept showing the digit that had been there)."""
+    i = 5
+    x, y = window.map.codes[i]
+    send_mouse(window.map.viewport(), QEvent.Type.MouseMove, view_to_widget(window, x, y),
+               Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+    qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
+    (x0, x1), (y0, y1) = window.map.view_box.viewRange()
+    far = 10 * (x1 - x0)
+    window.map.view_box.setRange(xRange=(x0 + far, x1 + far), yRange=(y0, y1), padding=0)
+    qtbot.waitUntil(lambda: window.map.hover_index == -1, timeout=2000)
