@@ -59,22 +59,22 @@ def font(px: float) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=max(1, round(px)))
 
 
-OUTLIER_SPANS = 0.25  # a code this far (in bulk spans) beyond the 0.1-99.9 % range is left out
+OUTLIER_SPANS = 0.5  # a code this far (in bulk spans) beyond the 0.1-99.9 % range is left out
 
 
 def fit_view(codes: np.ndarray) -> View:
     """Frame the codes as the app's Fit view does: every code plus 5 %, except far outliers.
-    On each side the frame reaches the farthest code unless that lies more than a quarter of
-    the 0.1-99.9 % range beyond it (a diverged code would shrink the clusters to a dot); then it
-    stops at the percentile."""
+    On each side the frame reaches the farthest code that lies within half the 0.1-99.9 % range
+    beyond it: a diverged code would shrink the clusters to a dot, and is left out alone (the
+    codes between it and the bulk are still framed)."""
     codes = np.asarray(codes, np.float64)
     codes = codes[np.isfinite(codes).all(1)]
     if len(codes) == 0:
         return -1.0, 1.0, -1.0, 1.0
     lo, hi = np.percentile(codes, 0.1, axis=0), np.percentile(codes, 99.9, axis=0)
     reach = OUTLIER_SPANS * (hi - lo)
-    lo = np.where(lo - codes.min(0) <= reach, codes.min(0), lo)
-    hi = np.where(codes.max(0) - hi <= reach, codes.max(0), hi)
+    lo = np.where(codes >= lo - reach, codes, np.inf).min(0)  # (the percentile's own code at
+    hi = np.where(codes <= hi + reach, codes, -np.inf).max(0)  # least: never empty)
     pad = np.maximum((hi - lo) * 0.05, 1e-3)
     return (
         float(lo[0] - pad[0]),

@@ -200,6 +200,12 @@ def test_fit_view_frames_every_code_but_far_outliers():
     far = np.vstack([codes, [[800.0, 0.0], [np.nan, 1.0]]])
     x0, x1 = fit_view(far)[:2]
     assert x1 < 10 and x0 == pytest.approx(fit_view(codes)[0], abs=0.1)
+    # A far code leaves out only itself: the bundled model's pink tail (z2 8.2, 8.5, 8.8 past a
+    # 99.9 % point of 7.7) was cut off because one code at 10.0 lay just beyond reach.
+    top = codes[:, 1].max()
+    tail = np.vstack([codes, [[0.0, top + 1.0], [0.0, top + 1.5], [0.0, 500.0]]])
+    y1 = fit_view(tail)[3]
+    assert top + 1.5 < y1 < top + 3
 
 
 def test_bad_requests_give_one_clear_error(bundled, tmp_path):
