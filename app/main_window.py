@@ -22,6 +22,7 @@ from .files import FilesController
 from .image_view import ImageView
 from .interpolation_controller import InterpolationController
 from .interpolation_panel import InterpolationPanel
+from .keys_help import show_keys
 from .latent_map import LatentMap
 from .layers import LayersController
 from .map_toolbar import MapToolbar
@@ -216,6 +217,7 @@ class MainWindow(QMainWindow):
         v = self.menuBar().addMenu("&View")
         v.addAction(self._action("&Fit view", self.layers.fit_view, "Ctrl+F"))
         v.addAction(self.toolbar.points_action)
+        v.addAction(self.toolbar.mosaic_action)
         for end in ("A", "B"):  # window-wide: wherever the focus is, but in a text field
             v.addAction(self._action(f"Set end {end} at the point under the pointer (else the "
                                      "decoded point)",
@@ -224,6 +226,9 @@ class MainWindow(QMainWindow):
         for dock in (self.side_dock, self.training_dock, self.draw_dock, self.interp_dock,
                      self.metrics_dock):
             v.addAction(dock.toggleViewAction())
+        h = self.menuBar().addMenu("&Help")
+        h.addAction(self._action("&Keys and mouse", lambda: show_keys(self, self.menuBar()),
+                                 QKeySequence.StandardKey.HelpContents))
 
     def _connect(self) -> None:
         s = self.session

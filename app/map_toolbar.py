@@ -52,8 +52,9 @@ class MapToolbar(QToolBar):
         self.addAction(self.grey_action)
         self.mosaic_action = QAction("Decoded images", self)
         self.mosaic_action.setCheckable(True)
+        self.mosaic_action.setShortcut("M")
         self.mosaic_action.setToolTip("Lay what the decoder draws everywhere under the points "
-                                       "(P hides the points)")
+                                       "(M; P hides the points)")
         self.addAction(self.mosaic_action)
         # In the View menu, not on the bar (its width is spent): P hides every point, so the
         # mosaic's tiles show whole under the dense clusters.

@@ -290,7 +290,8 @@ def test_legend_swatches_are_the_class_colours_over_the_mosaic_too(window, qtbot
         colour = image.pixelColor(pos)
         want = PALETTE[c].lstrip("#")
         rgb = [int(want[i:i + 2], 16) for i in (0, 2, 4)]
-        assert max(abs(a - b) for a, b in zip((colour.red(), colour.green(), colour.blue()), rgb)) <= 12, (c, colour.name())
+        got = (colour.red(), colour.green(), colour.blue())
+        assert max(abs(a - b) for a, b in zip(got, rgb)) <= 12, (c, colour.name())
 
 
 def test_a_view_change_under_a_still_pointer_updates_the_hover(window, qtbot):

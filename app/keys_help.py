@@ -1,0 +1,54 @@
+"""Help ▸ Keys and mouse: every shortcut the menus hold (read from them, so the sheet cannot
+drift from what the keys do) and the map's and drawing pad's own keys and mouse gestures."""
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QMenuBar, QMessageBox, QWidget
+
+# What no menu holds: keys and gestures that belong to one widget.
+WIDGET_KEYS: list[tuple[str, str, str]] = [
+    ("Map", "Press or left-drag", "decode the point under the cursor"),
+    ("Map", "Shift+drag, Ctrl+drag or middle-drag", "pan"),
+    ("Map", "Wheel or right-drag", "zoom"),
+    ("Map", "Click a legend entry", "hide or show that class"),
+    ("Map", "Drag the red star",
+     "decode along the way from the drawn digit's code (it goes back when dropped)"),
+    ("Map", "Arrow keys (Shift: 10x)", "nudge the decoded point"),
+    ("Draw", "Ctrl+Z", "take back the last stroke"),
+    ("Draw", "Esc or Delete", "clear the drawing"),
+]
+
+
+def menu_shortcuts(menu_bar: QMenuBar) -> list[tuple[str, str, str]]:
+    """(menu, keys, what) for every menu action that has a shortcut, in menu order."""
+    rows = []
+    for top in menu_bar.actions():
+        menu = top.menu()
+        if menu is None:
+            continue
+        for action in menu.actions():
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys:
+                rows.append((top.text().replace("&", ""), keys,
+                             action.text().replace("&", "").rstrip("…")))
+    return rows
+
+
+def keys_html(menu_bar: QMenuBar) -> str:
+    """The sheet as an HTML table."""
+    rows = "".join(
+        f"<tr><td>{escape(where)}</td><td><b>{escape(keys)}</b></td><td>{escape(what)}</td></tr>"
+        for where, keys, what in [*menu_shortcuts(menu_bar), *WIDGET_KEYS])
+    return ("<table cellspacing='0' cellpadding='3'><tr><th align='left'>Where</th>"
+            f"<th align='left'>Keys or mouse</th><th align='left'>Does</th></tr>{rows}</table>"
+            "<p>Single-letter keys act wherever the keyboard focus is, but in a text field.</p>")
+
+
+def show_keys(parent: QWidget, menu_bar: QMenuBar) -> QMessageBox:
+    box = QMessageBox(QMessageBox.Icon.NoIcon, "Keys and mouse", keys_html(menu_bar),
+                      QMessageBox.StandardButton.Close, parent)
+    box.setModal(False)  # it can stay open beside the map while the keys are tried
+    box.show()
+    return box
