@@ -12,6 +12,7 @@ from cae.preprocess import Preprocessed
 
 from .drawing_pad import PAD_SIZE, DrawingPad
 from . import file_dialogs
+from .compact import text_wide
 from .image_view import ImageView
 from .z_text import z_pair
 
@@ -51,10 +52,12 @@ class DrawPanel(QWidget):
         self.pen = QSpinBox()
         self.pen.setRange(4, 80)
         self.pen.setValue(int(self.pad.pen_width))
-        self.pen.setSuffix(" px pen")
+        self.pen.setSuffix(" px")
+        self.pen.setToolTip("Pen width")
+        self.pen.setMinimumWidth(self.pen.sizeHint().width())  # its text whole, "28 px"
         self.pen.valueChanged.connect(self.pad.set_pen_width)
         buttons = QHBoxLayout()
-        for w in (clear, undo, open_button, self.pen):
+        for w in (text_wide(clear), text_wide(undo), text_wide(open_button), self.pen):
             buttons.addWidget(w)
 
         # One row from the ink to the reconstruction, so the whole panel fits a 800-px-high window.

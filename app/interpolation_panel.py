@@ -7,6 +7,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
 from . import file_dialogs
+from .compact import text_wide
 from .image_view import ImageView, to_qimage
 from .z_text import z_pair
 
@@ -37,22 +38,28 @@ class InterpolationPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # Each end's z on a line of its own, its two buttons under it: side by side they made
+        # the dock scroll sideways in a 1000-px window.
         grid = QGridLayout()
         self.a_label, self.b_label = QLabel("A: –"), QLabel("B: –")
         for row, (end, label) in enumerate((("A", self.a_label), ("B", self.b_label))):
-            grid.addWidget(label, row, 0)
-            for col, (source, text) in enumerate((("decoded", "decoded point"),
-                                                  ("drawn", "drawn digit"))):
-                button = QPushButton(f"{end} ← {text}")
+            grid.addWidget(label, 2 * row, 0, 1, 2)
+            for col, (source, text, tip) in enumerate((
+                    ("decoded", "decoded point", "the decoded point (the red cross)"),
+                    ("drawn", "drawn digit", "the drawn digit's code (the red star)"))):
+                button = text_wide(QPushButton(f"{end} ← {text}"))
+                button.setToolTip(f"Set {end} at {tip}")
                 button.clicked.connect(lambda _=False, e=end, s=source: self.endpointRequested.emit(e, s))
-                grid.addWidget(button, row, col + 1)
+                grid.addWidget(button, 2 * row + 1, col)
         self.steps = QSpinBox()
         self.steps.setRange(2, 50)
         self.steps.setValue(10)
         self.steps.setPrefix("steps: ")
         self.steps.valueChanged.connect(self.stepsChanged)
-        self.export_png = QPushButton("Export strip (PNG)…")
-        self.export_csv = QPushButton("Export z (CSV)…")
+        self.export_png = text_wide(QPushButton("Export strip…"))
+        self.export_png.setToolTip("The strip of decodes as a PNG picture")
+        self.export_csv = text_wide(QPushButton("Export z…"))
+        self.export_csv.setToolTip("The path's codes as a CSV table")
         row = QHBoxLayout()
         for w in (self.steps, self.export_png, self.export_csv):
             row.addWidget(w)

@@ -239,6 +239,26 @@ def test_the_docks_get_their_width_back_when_the_window_grows_again(window, qtbo
     assert window.map.width() >= MAP_SHARE * window.width() - 4
 
 
+def test_the_right_docks_buttons_keep_their_text_in_a_1000_px_window(window, qtbot):
+    """At 1000 x 700 the Draw dock read "pen image" and "28 px p" (buttons squeezed below their
+    text) and Interpolation scrolled sideways."""
+    from PySide6.QtWidgets import QPushButton
+    window.resize(1000, 700)
+    qtbot.wait(100)
+    for dock, panel in ((window.draw_dock, window.draw_panel),
+                        (window.interp_dock, window.interp_panel)):
+        dock.raise_()
+        qtbot.waitUntil(panel.isVisible, timeout=2000)
+        qtbot.wait(50)
+        for button in panel.findChildren(QPushButton):
+            assert button.width() >= button.fontMetrics().horizontalAdvance(button.text()) + 8, \
+                button.text()
+        scroll = panel.parentWidget().parentWidget()
+        assert not scroll.horizontalScrollBar().isVisible(), dock.windowTitle()
+    pen = window.draw_panel.pen
+    assert pen.width() >= pen.sizeHint().width()
+
+
 def test_clicking_a_legend_name_toggles_its_class(window, qtbot):
     sample, label = window.map.legend.items[3]
     pos = window.map.mapFromScene(label.mapToScene(label.boundingRect().center()))
