@@ -173,7 +173,8 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
         self.marks = StatusMarks(self.session)
-        for w in (*self.marks.labels, self.coords_label, self.work_bar, self.cancel_button):
+        self._permanent = (*self.marks.labels, self.coords_label, self.work_bar, self.cancel_button)
+        for w in self._permanent:
             self.statusBar().addPermanentWidget(w)
         self.recent_menu = QMenu("Recent models", self)
         self.toolbar = MapToolbar(self)
@@ -233,7 +234,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         s = self.session
         s.error.connect(self.show_error)
-        s.status.connect(self.statusBar().showMessage)
+        s.status.connect(self.say)
         s.modelChanged.connect(self._update_page)
         s.models.saved.connect(self._update_page)
         s.pointsChanged.connect(lambda *_: self._update_page())
@@ -300,10 +301,20 @@ class MainWindow(QMainWindow):
             self.side_dock.raise_()
 
     @Slot(str, str)
+    def say(self, text: str, timeout_ms: int = 0) -> None:
+        """A status-bar message, cut with an ellipsis where the z readout and the marks begin
+        (a long one ran into them mid-word); the whole text is its tooltip."""
+        bar = self.statusBar()
+        taken = sum(w.width() + 6 for w in self._permanent if w.isVisible())
+        room = max(80, bar.width() - taken - 30)  # (the size grip and margins)
+        bar.showMessage(bar.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room),
+                        timeout_ms)
+        bar.setToolTip(text)
+
     def show_error(self, title: str, text: str) -> None:
         """Tell the user without blocking the event loop (training and tests keep running)."""
         self.last_error = text
-        self.statusBar().showMessage(f"{title}: {text.splitlines()[0]}", 10000)
+        self.say(f"{title}: {text.splitlines()[0]}", 10000)
         if self.stack.currentWidget() is self.welcome and title == "Dataset":
             self.welcome.message.setText(text)  # the welcome page explains what to do
             return

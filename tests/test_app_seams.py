@@ -423,3 +423,21 @@ def test_zoom_stops_where_the_map_stops_meaning_anything(window, qtbot):
     (x0, x1), (y0, y1) = box.viewRange()
     assert x1 - x0 >= MIN_VIEW_RANGE * 0.999 and y1 - y0 >= MIN_VIEW_RANGE * 0.999
     assert x1 - x0 < 1e-4
+
+
+def test_a_long_status_message_is_cut_before_the_z_readout(window, qtbot):
+    """A long message ran into the permanent z readout mid-word ("...Save z1 -0.849 z2 ...")."""
+    window.resize(1000, 700)
+    qtbot.wait(50)
+    window.coords_label.setText("z1 -0.849  z2 +1.401 · decode 2.1 ms")
+    text = ("bad.pt: this looks like something long enough to fill the whole status bar and "
+            "then some more words, so that it must be cut somewhere before the end")
+    window.session.status.emit(text, 0)
+    shown = window.statusBar().currentMessage()
+    assert shown.endswith("…") and shown[:-1] in text
+    bar = window.statusBar()
+    room = bar.width() - window.coords_label.width()
+    assert bar.fontMetrics().horizontalAdvance(shown) < room
+    assert bar.toolTip() == text
+    window.session.status.emit("saved", 0)
+    assert window.statusBar().currentMessage() == "saved"
