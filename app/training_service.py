@@ -33,9 +33,11 @@ class _Worker(QObject):
     def __init__(self, trainer: Trainer) -> None:
         super().__init__()
         self.trainer = trainer
+        self.lowered_tid: int | None = None  # the thread whose priority yields to the GUI's
 
     @Slot()
     def run(self) -> None:
+        self.lowered_tid = torch_threads.yield_to_gui()  # before its team exists: inherited
         torch_threads.use(torch_threads.ALL)  # the one thread with an OpenMP team meanwhile
         last_progress = 0.0
         pending: Progress | None = None
