@@ -47,8 +47,9 @@ def keys_html(menu_bar: QMenuBar) -> str:
 
 
 def show_keys(parent: QWidget, menu_bar: QMenuBar) -> QMessageBox:
+    """The sheet in a window of its own, left open while the user tries the keys."""
     box = QMessageBox(QMessageBox.Icon.NoIcon, "Keys and mouse", keys_html(menu_bar),
                       QMessageBox.StandardButton.Close, parent)
-    box.setModal(False)  # it can stay open beside the map while the keys are tried
+    box.setModal(False)
     box.show()
     return box

@@ -235,6 +235,8 @@ class MainWindow(QMainWindow):
         s = self.session
         s.error.connect(self.show_error)
         s.status.connect(self.say)
+        self.statusBar().messageChanged.connect(  # a message gone takes its tooltip with it
+            lambda text: text or self.statusBar().setToolTip(""))
         s.modelChanged.connect(self._update_page)
         s.models.saved.connect(self._update_page)
         s.pointsChanged.connect(lambda *_: self._update_page())

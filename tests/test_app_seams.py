@@ -441,3 +441,5 @@ def test_a_long_status_message_is_cut_before_the_z_readout(window, qtbot):
     assert bar.toolTip() == text
     window.session.status.emit("saved", 0)
     assert window.statusBar().currentMessage() == "saved"
+    window.statusBar().clearMessage()
+    assert window.statusBar().toolTip() == ""
