@@ -26,6 +26,22 @@ def wait_file(qtbot, window, kind, path):
     assert path.is_file()
 
 
+def offered_checks(monkeypatch) -> list[dict]:
+    """Each options dialog's checkboxes and their defaults, as offered; the user then cancels."""
+    from app import exports
+    checks: list[dict] = []
+
+    class Dialog:
+        def __init__(self, title, parent, spins, given):
+            checks.append({k: v[1] for k, v in given.items()})
+
+        def exec(self):
+            return exports.QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(exports, "OptionsDialog", Dialog)
+    return checks
+
+
 def test_the_map_export_asks_for_a_scale_only_for_a_png(window, tmp_path, monkeypatch, qtbot):
     from app import exports
     asked = []
@@ -96,17 +112,7 @@ def test_the_map_export_holds_one_group_per_visible_class(window, qtbot, tmp_pat
 
 def test_the_map_export_offers_the_points_as_the_map_shows_them(window, qtbot, tmp_path,
                                                                  monkeypatch):
-    from app import exports
-    checks = []
-
-    class Dialog:
-        def __init__(self, title, parent, spins, given):
-            checks.append({k: v[1] for k, v in given.items()})
-
-        def exec(self):
-            return exports.QDialog.DialogCode.Rejected
-
-    monkeypatch.setattr(exports, "OptionsDialog", Dialog)
+    checks = offered_checks(monkeypatch)
     for shown in (True, False):
         window.toolbar.points_action.setChecked(shown)
         assert not window.exports.export_map(str(tmp_path / "map.svg"))
@@ -184,17 +190,7 @@ def test_an_animation_needs_a_timeline(window):
 
 
 def test_the_animation_offers_the_mosaic_as_the_map_shows_it(window, monkeypatch, tmp_path):
-    from app import exports
-    checks = []
-
-    class Dialog:
-        def __init__(self, title, parent, spins, checks_):
-            checks.append({k: v[1] for k, v in checks_.items()})
-
-        def exec(self):
-            return exports.QDialog.DialogCode.Rejected
-
-    monkeypatch.setattr(exports, "OptionsDialog", Dialog)
+    checks = offered_checks(monkeypatch)
     s = window.session
     state = {k: v.numpy() for k, v in s.models.model.state_dict().items()}
     for epoch in (0, 1):
