@@ -88,8 +88,17 @@ class ExploreController(QObject):
 
     @Slot()
     def _redecode(self) -> None:
-        """New weights draw the decoded point anew (a snapshot, a scrub, another model)."""
+        """New weights draw the decoded point anew (a snapshot, a scrub, another model), as an
+        event of its own: a snapshot's handler already re-plots the map, and the GUI stays
+        responsive between the two."""
         if self.session.decoded_z is not None:
+            QTimer.singleShot(0, self._decode_again)
+
+    @Slot()
+    def _decode_again(self) -> None:
+        """The decoded point with the weights of now, unless a newer point waits (it will be
+        decoded with them anyway)."""
+        if self._pending is None and self.session.decoded_z is not None:
             self.request_decode(*self.session.decoded_z)
 
     @Slot()

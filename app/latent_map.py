@@ -29,6 +29,7 @@ GREYED = "#D9D9D9"
 PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
 VIEW_LIMIT = 1e4  # the map's widest view: z1 and z2 within +-VIEW_LIMIT
 MIN_VIEW_RANGE = 1e-6  # its narrowest: the width and height of a view
+FOLLOW_SLACK = 0.75  # Follow refits once the codes' frame is narrower than this part of the view
 
 
 class ExploreViewBox(pg.ViewBox):
@@ -180,8 +181,9 @@ class LatentMap(DensityLevels, pg.PlotWidget):
 
     # --------------------------------------------------------------------------- data
     def set_codes(self, codes: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
-                  fit: bool = False) -> None:
-        """Show ``codes`` (N, 2) coloured by ``labels``; keeps each class's visibility."""
+                  fit: bool = False, follow: bool = False) -> None:
+        """Show ``codes`` (N, 2) coloured by ``labels``; keeps each class's visibility.  ``fit``
+        frames them exactly; ``follow`` keeps them framed (:meth:`keep_framed`)."""
         codes = np.asarray(codes, np.float32)
         labels = np.asarray(labels, np.int64)
         if tuple(class_names) != self.class_names:
@@ -195,6 +197,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.hover_index = -1
         if fit:
             self.fit_view()
+        elif follow:
+            self.keep_framed()
         self._show_level()
 
     def _rebuild_classes(self, class_names: tuple[str, ...]) -> None:
@@ -381,6 +385,23 @@ class LatentMap(DensityLevels, pg.PlotWidget):
             return
         x0, x1, y0, y1 = render.fit_view(self.codes)
         self.view_box.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+
+    def keep_framed(self) -> None:
+        """Fit the view again only when the codes' frame has left it or fills less than
+        ``FOLLOW_SLACK`` of it on either axis, and then with room to spare (the frame at the
+        middle of that band): a training run's snapshots move the codes a little every few
+        seconds, and a view that jumps with each is hard to watch (each refit also redraws the
+        axes, the longest part of a snapshot's repaint)."""
+        if len(self.codes) == 0:
+            return
+        x0, x1, y0, y1 = render.fit_view(self.codes)
+        v0, v1, w0, w1 = self.visible_rect()
+        inside = v0 <= x0 and x1 <= v1 and w0 <= y0 and y1 <= w1
+        snug = (x1 - x0) >= FOLLOW_SLACK * (v1 - v0) and (y1 - y0) >= FOLLOW_SLACK * (w1 - w0)
+        if not (inside and snug):
+            grow = (2 / (1 + FOLLOW_SLACK) - 1) / 2  # each side: the frame fills the band's middle
+            dx, dy = grow * (x1 - x0), grow * (y1 - y0)
+            self.view_box.setRange(xRange=(x0 - dx, x1 + dx), yRange=(y0 - dy, y1 + dy), padding=0)
 
     def set_path(self, points: np.ndarray | None) -> None:
         """Show the interpolation path (K, 2), or hide it with None."""

@@ -105,7 +105,7 @@ class LayersController(QObject):
         if fit:
             self.bar.follow_action.setChecked(True)  # a new set of points: frame them
         follow = self.bar.follow_action.isChecked()
-        self.map.set_codes(points.codes, points.labels, points.class_names, fit=follow)
+        self.map.set_codes(points.codes, points.labels, points.class_names, fit=fit, follow=follow)
         if not follow:
             self._say_if_out_of_view(points)
         self.bar.map_set.setCurrentIndex(1 if self.session.map_all else 0)

@@ -29,8 +29,9 @@ def use(n: int) -> None:
         torch.set_num_threads(n)
 
 
-# A nice value this much above the process's own for the training thread and its team.
-TRAINING_NICE = 5
+# A nice value this much above the process's own for the training thread and its team (+5 and
+# +10 alike: the stall benchmark alone read 17-26 and 15-19 ms in three alternated runs each).
+TRAINING_NICE = 10
 
 
 def yield_to_gui() -> int | None:

@@ -56,6 +56,31 @@ def test_explore_decodes_a_point_into_the_session_and_the_view(session, map_, qt
     assert not explore.go_to_typed_z() and "finite" in session.errors[-1]
 
 
+def test_new_weights_redraw_the_decoded_point_in_an_event_of_their_own(session, map_, qtbot):
+    """A training snapshot's new weights decode the shown point again once its handler is done,
+    and never bring back an older point over one still waiting to be decoded."""
+    labels = [QLabel() for _ in range(4)]
+    decoded, hover = ImageView(), ImageView()
+    edits = (QLineEdit("0.25"), QLineEdit("-1.5"))
+    explore = ExploreController(session, map_, decoded, labels[0], edits, hover, labels[1],
+                                labels[2], labels[3])
+    assert explore.go_to_typed_z()
+    before = decoded.image.copy()
+    state = {k: v.numpy().copy() for k, v in session.models.model.state_dict().items()}
+    state["decoder.4.bias"] += 0.5  # grey where the untrained decoder draws black
+    qtbot.waitUntil(lambda: not explore._timer.isActive())  # a decode now would be at once
+    session.models.update_weights(state)
+    np.testing.assert_array_equal(decoded.image, before)  # not inside the snapshot's handler
+    qtbot.waitUntil(lambda: not np.array_equal(decoded.image, before), timeout=2000)
+    np.testing.assert_allclose(decoded.image, session.models.decode_one(0.25, -1.5), atol=1e-6)
+    explore.request_decode(1.0, 1.0)  # decoded at once; the next one waits for the interval
+    explore.request_decode(2.0, 2.0)
+    session.models.update_weights(state)
+    qtbot.waitUntil(lambda: session.decoded_z == (2.0, 2.0), timeout=2000)
+    qtbot.wait(50)
+    assert session.decoded_z == (2.0, 2.0)  # the newest point, not the one shown before it
+
+
 def test_layers_show_the_session_points_and_keep_the_colour_box_true(session, map_):
     bar = MapToolbar()
     layers = LayersController(session, map_, bar)
@@ -65,6 +90,25 @@ def test_layers_show_the_session_points_and_keep_the_colour_box_true(session, ma
     session.set_points(points, fit=True)
     assert len(map_.codes) == 50 and layers.bar is bar
     assert bar.colour_by.currentData() == "class" == map_.colour_mode  # no images: class colours
+
+
+def test_follow_keeps_the_view_while_the_codes_stay_framed(map_):
+    """Snapshots that move the codes a little leave the view still; codes that leave it, or
+    shrink well inside it, are framed again."""
+    rng = np.random.default_rng(1)
+    codes, labels, names = rng.normal(size=(300, 2)), np.arange(300) % 10, tuple("0123456789")
+    map_.set_codes(codes, labels, names, fit=True)
+    framed = map_.visible_rect()
+    map_.set_codes(codes * 0.97 + 0.02, labels, names, follow=True)
+    assert map_.visible_rect() == framed
+    map_.set_codes(codes + 3.0, labels, names, follow=True)  # gone right and up: followed
+    x0, x1, y0, y1 = map_.visible_rect()
+    assert x0 > framed[0] + 2 and y0 > framed[2] + 2
+    map_.set_codes(codes * 0.5 + 3.0, labels, names, follow=True)  # half the size: zoomed in
+    zoomed = map_.visible_rect()
+    assert zoomed[1] - zoomed[0] < 0.6 * (x1 - x0) and zoomed[3] - zoomed[2] < 0.6 * (y1 - y0)
+    map_.set_codes(codes - 5.0, labels, names)  # Follow off: the view stays where it is
+    assert map_.visible_rect() == zoomed
 
 
 def test_draw_updates_the_session_drawn_code(session, map_, qtbot):
