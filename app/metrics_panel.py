@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFontMetrics
 from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
 
-CELL_MARGIN_PX = 2  # each side of a confusion count (the style's own padding is wider)
+CELL_MARGIN_PX = 1  # each side of a confusion count (the style's own padding is wider)
+LABEL_FILL = 0.75  # the class names' text may fill this much of the bars' axis (else every other)
 TABLE_FONT_SCALE = 0.85  # ten four-digit counts then fit a dock of ~320 px without scrolling
 
 def _numbered(class_names: tuple[str, ...]) -> list[str]:
@@ -33,6 +34,7 @@ class MetricsPanel(QWidget):
         plot.getAxis("bottom").enableAutoSIPrefix(False)  # plain values, never "(x0.001)"
         plot.setMenuEnabled(False)
         plot.invertY(True)  # the first class on top, as in the table below
+        plot.getAxis("left").setStyle(textFillLimits=[(0, LABEL_FILL)])
         # Horizontal bars: a class name of any length fits beside its bar ("T-shirt/top",
         # "Sneaker" and "Ankle boot" overlapped as labels under vertical bars).
         self.bars = pg.BarGraphItem(x0=0, y=[], width=[], height=0.7, brush="#0072B2")
@@ -45,6 +47,9 @@ class MetricsPanel(QWidget):
         font.setPointSizeF(font.pointSizeF() * TABLE_FONT_SCALE)
         self.table.setFont(font)
         self.table.setStyleSheet(f"QTableWidget::item {{ padding: 0px {CELL_MARGIN_PX}px; }}")
+        rows = self.table.verticalHeader()  # rows share the height, down to their text's: ten
+        rows.setMinimumSectionSize(QFontMetrics(font).height() + 2 * CELL_MARGIN_PX)  # fit
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)  # a short dock unscrolled
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(QLabel("<b>Per-class reconstruction MSE</b>"))
@@ -63,7 +68,10 @@ class MetricsPanel(QWidget):
         per_class = np.nan_to_num(np.asarray(metrics["per_class_mse"], float))
         self.bars.setOpts(x0=0, y=np.arange(n), width=per_class, height=0.7)
         numbered = _numbered(class_names)
-        self.bars_plot.getPlotItem().getAxis("left").setTicks([list(enumerate(numbered))])
+        # Every other class's name on a second tick level, which pyqtgraph draws only where the
+        # axis has room for all of them (ten names in a short dock overlapped).
+        ticks = list(enumerate(numbered))
+        self.bars_plot.getPlotItem().getAxis("left").setTicks([ticks[::2], ticks[1::2]])
         self.bars_plot.getPlotItem().autoRange()
         confusion = np.asarray(metrics["knn5_confusion"])
         self.table.setRowCount(n)

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPoint, QSettings, Qt
+from PySide6.QtCore import QPoint, QRectF, QSettings, Qt
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QLabel, QLineEdit, QMenu, QWidget
 
 from app.draw_controller import DrawController
@@ -173,9 +174,44 @@ def test_the_confusion_matrix_of_ten_named_classes_fits_a_narrow_dock(qtbot):
     assert not table.horizontalScrollBar().isVisible()  # all ten columns on show
     assert table.horizontalHeaderItem(0).toolTip() == "0 T-shirt/top"
     assert table.verticalHeaderItem(9).toolTip() == "9 Ankle boot"
-    ticks = panel.bars_plot.getPlotItem().getAxis("left")._tickLevels[0]
-    assert ticks[3] == (3, "3 Dress")
+    ticks = sorted(sum(panel.bars_plot.getPlotItem().getAxis("left")._tickLevels, []))
+    assert ticks[3] == (3, "3 Dress") and len(ticks) == 10
     assert table.item(9, 9).text() == "892"
+
+
+def drawn_names(axis) -> list[tuple[str, QRectF]]:
+    """The class names the bars' axis draws now, with their rectangles."""
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [(text, rect) for rect, _, text in texts]
+
+
+@pytest.mark.parametrize("height", [420, 900])
+def test_the_metrics_fit_a_1000_by_700_window_and_names_never_overlap(qtbot, height):
+    """At 1000 x 700 the dock is about 310 x 420: all 100 counts show without scrolling, and
+    the per-class bars name every other class rather than print names over each other; a tall
+    dock names them all."""
+    from app.metrics_panel import MetricsPanel
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(310, height)
+    panel.show()
+    confusion = np.full((10, 10), 12) + np.diag(np.full(10, 1083))  # four-digit counts
+    panel.show_metrics({"test_mse": 0.03, "knn5_accuracy": 0.7, "n_test": 10000,
+                        "n_train": 60000, "per_class_mse": [0.02] * 10,
+                        "knn5_confusion": confusion.tolist()}, tuple("0123456789"), "a model")
+    qtbot.wait(50)
+    table = panel.table
+    assert not table.horizontalScrollBar().isVisible()
+    assert not table.verticalScrollBar().isVisible()
+    names = drawn_names(panel.bars_plot.getPlotItem().getAxis("left"))
+    rects = sorted((rect.top(), rect.bottom()) for _, rect in names)
+    assert all(below[0] >= above[1] for above, below in zip(rects, rects[1:])), rects
+    assert len(names) == (10 if height == 900 else 5), [n for n, _ in names]
 
 
 def test_an_epochs_summary_wraps_between_figures_only(qtbot):
