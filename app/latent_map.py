@@ -391,7 +391,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         ``FOLLOW_SLACK`` of it on either axis, and then with room to spare (the frame at the
         middle of that band): a training run's snapshots move the codes a little every few
         seconds, and a view that jumps with each is hard to watch (each refit also redraws the
-        axes, the longest part of a snapshot's repaint)."""
+        axes, on the GUI thread beside the training)."""
         if len(self.codes) == 0:
             return
         x0, x1, y0, y1 = render.fit_view(self.codes)

@@ -44,12 +44,18 @@ def map_(qtbot):
     return m
 
 
-def test_explore_decodes_a_point_into_the_session_and_the_view(session, map_, qtbot):
+def explore_at(session, map_, z1: str, z2: str):
+    """An ExploreController on plain widgets, its z fields holding (z1, z2)."""
     labels = [QLabel() for _ in range(4)]
     decoded, hover = ImageView(), ImageView()
-    edits = (QLineEdit("0.25"), QLineEdit("-1.5"))
+    edits = (QLineEdit(z1), QLineEdit(z2))
     explore = ExploreController(session, map_, decoded, labels[0], edits, hover, labels[1],
                                 labels[2], labels[3])
+    return explore, decoded, edits
+
+
+def test_explore_decodes_a_point_into_the_session_and_the_view(session, map_, qtbot):
+    explore, decoded, edits = explore_at(session, map_, "0.25", "-1.5")
     assert explore.go_to_typed_z()
     assert session.decoded_z == (0.25, -1.5)
     np.testing.assert_allclose(decoded.image, session.models.decode_one(0.25, -1.5), atol=1e-6)
@@ -60,11 +66,7 @@ def test_explore_decodes_a_point_into_the_session_and_the_view(session, map_, qt
 def test_new_weights_redraw_the_decoded_point_in_an_event_of_their_own(session, map_, qtbot):
     """A training snapshot's new weights decode the shown point again once its handler is done,
     and never bring back an older point over one still waiting to be decoded."""
-    labels = [QLabel() for _ in range(4)]
-    decoded, hover = ImageView(), ImageView()
-    edits = (QLineEdit("0.25"), QLineEdit("-1.5"))
-    explore = ExploreController(session, map_, decoded, labels[0], edits, hover, labels[1],
-                                labels[2], labels[3])
+    explore, decoded, _ = explore_at(session, map_, "0.25", "-1.5")
     assert explore.go_to_typed_z()
     before = decoded.image.copy()
     state = {k: v.numpy().copy() for k, v in session.models.model.state_dict().items()}
