@@ -34,8 +34,12 @@ def test_save_then_open_and_recent_models(window, tmp_path, qtbot):
     assert window.files.recent_models()[0] == str(saved.resolve())
     assert window.session.settings.value("lastModel") == str(saved.resolve())
     assert [a.text() for a in window.recent_menu.actions()][0] == str(saved.resolve())
+    window.session.models.new_model()  # another model, then the recent entry brings it back
+    assert window.session.models.path != saved.resolve()
     window.recent_menu.actions()[0].trigger()
     assert window.session.models.path == saved.resolve() or window.session.models.path == saved
+    for k, v in window.session.models.model.state_dict().items():
+        assert torch.equal(v, ckpt.model.state_dict()[k])
 
 
 def test_save_into_a_missing_folder_is_a_clear_message(window, tmp_path):

@@ -53,18 +53,35 @@ def test_zoomed_in_the_points_are_dots_and_hover_and_click_work(window, million,
 
 
 def test_hover_works_at_overview_too(window, million):
+    """The point found is the one under the cursor (or one within a pixel of it)."""
     codes, _ = million
     scene = window.map.view_box.mapViewToScene(QPointF(float(codes[5, 0]), float(codes[5, 1])))
-    assert window.map.nearest_point(scene) >= 0
+    found = window.map.nearest_point(scene)
+    pixel = np.abs(np.asarray(window.map.view_box.viewPixelSize())).max()
+    assert found >= 0 and np.abs(codes[found] - codes[5]).max() <= 2 * pixel
 
 
 def test_density_counts_every_point_once():
-    rng = np.random.default_rng(1)
-    codes = rng.uniform(0, 1, (5000, 2)).astype(np.float32)
-    labels = np.zeros(5000, np.int64)
-    image = density_rgba(codes, labels, [(255, 0, 0)], (0.0, 1.0, 0.0, 1.0), 4, 4)
-    assert (image[..., 0] == 255).all() and (image[..., 3] > 0).all()
-    empty = density_rgba(codes, labels, [(255, 0, 0)], (5.0, 6.0, 5.0, 6.0), 4, 4)
+    """Each pixel's opacity follows the log of its own count, its colour the count-weighted mean
+    of its classes; a point on the far edge falls outside, as does everything off the rect."""
+    red, blue = (255, 0, 0), (0, 0, 255)
+    cells = {(0, 0): (1, 0), (1, 2): (9, 0), (3, 3): (6, 3)}  # (column, row): (class 0, class 1)
+    codes, labels = [], []
+    for (col, row), counts in cells.items():
+        for label, count in enumerate(counts):
+            codes += [((col + 0.5) / 4, (row + 0.5) / 4)] * count
+            labels += [label] * count
+    codes.append((1.0, 0.5))  # on x1: outside, as numpy's half-open bins
+    labels.append(0)
+    codes, labels = np.asarray(codes, np.float32), np.asarray(labels, np.int64)
+    image = density_rgba(codes, labels, [red, blue], (0.0, 1.0, 0.0, 1.0), 4, 4)
+    top = np.log1p(9)
+    for (col, row), (a, b) in cells.items():
+        n = a + b
+        expected = np.round([(a * 255) / n, 0, (b * 255) / n, 255 * (0.35 + 0.65 * np.log1p(n) / top)])
+        np.testing.assert_array_equal(image[row, col], expected)
+    assert (image[..., 3] > 0).sum() == len(cells)  # no other pixel drawn
+    empty = density_rgba(codes, labels, [red, blue], (5.0, 6.0, 5.0, 6.0), 4, 4)
     assert not empty.any()
 
 

@@ -131,15 +131,22 @@ def test_the_drawing_updates_while_the_pen_moves(window, qtbot):
     assert window.map.drawn_marker.isVisible()
 
 
-def _answer(qtbot, button):
-    """Click ``button`` of the question box once it is shown."""
-    def click():
+def _answer(qtbot, button, tries: int = 500) -> list[str]:
+    """Click ``button`` of the question box once it is shown (looking for up to 10 s, so a box
+    that never comes leaves nothing behind to click a later test's); returns the list its text
+    is put in."""
+    asked: list[str] = []
+
+    def click(left: int) -> None:
         box = QApplication.activeModalWidget()
         if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, click)
+            if left:
+                QTimer.singleShot(20, lambda: click(left - 1))
             return
+        asked.append(box.text())
         qtbot.mouseClick(box.button(button), Qt.MouseButton.LeftButton)
-    QTimer.singleShot(20, click)
+    QTimer.singleShot(20, lambda: click(tries))
+    return asked
 
 
 def test_quitting_with_an_unsaved_model_asks(window, qtbot, monkeypatch, tmp_path):
@@ -168,11 +175,12 @@ def test_stop_asks_whether_to_keep_the_partial_model(window, qtbot, monkeypatch)
     monkeypatch.setattr(FilesController, "ask", REAL_ASK)
     before = window.session.models.model
     start_a_long_run(window, qtbot)
-    _answer(qtbot, QMessageBox.StandardButton.Discard)
+    asked = _answer(qtbot, QMessageBox.StandardButton.Discard)
     with qtbot.waitSignal(window.session.run.ended, timeout=30000):
         qtbot.mouseClick(window.training_panel.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.session.models.model is before, timeout=5000)
     assert not window.session.dirty
+    assert len(asked) == 1 and "Keep this partly trained model" in asked[0], asked
 
 
 def test_the_keep_question_names_what_each_button_does(window, qtbot, monkeypatch):
@@ -270,18 +278,25 @@ def test_clicking_a_legend_name_toggles_its_class(window, qtbot):
     assert legend.left() >= window.map.view_box.sceneBoundingRect().right() - 1  # beside the points
 
 
-@pytest.mark.parametrize("dataset", ["fashion-mnist"])
-def test_labels_name_the_dataset(window, qtbot, dataset):
+LABELS = {"mnist": ("Digit under the cursor", "Test digits", "training digits", "draw a digit"),
+          "fashion-mnist": ("Image under the cursor", "Test images", "training images",
+                            "draw something like the training images")}
+
+
+@pytest.mark.parametrize("first,then", [("mnist", "fashion-mnist"), ("fashion-mnist", "mnist")])
+def test_labels_name_the_dataset(window, qtbot, first, then):
+    """Digits for MNIST, images for anything else: each label changes with the dataset."""
     from cae.data import Dataset, get_spec
     ds = window.session.dataset
-    names = get_spec(dataset).class_names
-    window.session._on_dataset_loaded(Dataset(dataset, ds.train_images, ds.train_labels,
-                                              ds.test_images, ds.test_labels, names))
-    assert "Image under the cursor" in window.hover_title.text()
-    assert window.toolbar.map_set.itemText(0).startswith("Test images")
-    assert "training images" in window.draw_panel.neighbours_title.text()
-    assert window.draw_panel.result_label.text() == "draw something like the training images"
-
+    for name in (first, then):
+        window.session._on_dataset_loaded(Dataset(name, ds.train_images, ds.train_labels,
+                                                  ds.test_images, ds.test_labels,
+                                                  get_spec(name).class_names))
+        hover, test_set, training, hint = LABELS[name]
+        assert hover in window.hover_title.text()
+        assert window.toolbar.map_set.itemText(0).startswith(test_set)
+        assert training in window.draw_panel.neighbours_title.text()
+        assert window.draw_panel.result_label.text() == hint
 
 
 def test_a_killed_run_is_offered_back_at_the_next_start(qtbot, settings, tiny_folder, monkeypatch,

@@ -34,6 +34,8 @@ def test_wild_steps_never_leave_a_digit_worse_off():
     per_digit = _mse(model, codes, images)
     assert abs(per_digit.mean() - gap.best) < 1e-6
     assert gap.best <= min(gap.grid, gap.encoder)
+    enc = _mse(model, encoder_gap.encode_images(model, images), images)
+    assert np.all(per_digit <= enc + 1e-7)  # digit by digit, not only on average
 
 
 def test_best_codes_beat_the_encoder_and_reproduce_their_figure():
