@@ -13,12 +13,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QPen
 
 from cae import render
-from cae.palette import PALETTE
+from cae.palette import PALETTE, POINT_ALPHA
 
 from .density import DensityLevels
 from .uniform_scatter import UniformScatter
 
-POINT_ALPHA = 200  # slightly see-through, so a class drawn later never wholly hides another
 MOSAIC_POINT_ALPHA = 110  # over the mosaic: a cluster's decoded digits show through its dots
 HOVER_RADIUS_PX = 6.0
 ERROR_BINS = 8

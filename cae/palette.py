@@ -15,3 +15,7 @@ PALETTE = (
     "#BCBD22",
     "#7F7F7F",
 )
+
+# The dots' opacity (of 255): slightly see-through, so a class drawn later never wholly hides
+# another; the window's dots and the exported pictures' alike.
+POINT_ALPHA = 200

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .errors import CAEError
-from .palette import PALETTE
+from .palette import PALETTE, POINT_ALPHA
 from .model import CAE
 
 INK, FAINT, STAR, PATH = "#222222", "#BBBBBB", "#FF2D2D", "#222222"
@@ -316,9 +316,14 @@ def draw_map(
     # Clip dots to the plot box by drawing them on a layer pasted through a box-sized mask.
     layer = image.crop((left, t, r, b))
     ld = ImageDraw.Draw(layer)
-    fills = [rgb(class_colour(c)) for c in range(max(10, int(labels.max(initial=0)) + 1))]
-    for (x, y), c in zip(px[inside] - (left, t), labels[keep][inside]):
-        ld.ellipse((x - rad, y - rad, x + rad, y + rad), fill=fills[c])
+    # Class after class, the last on top, each slightly see-through, as the window draws them.
+    shown, at = labels[keep][inside], px[inside] - (left, t)
+    for c in np.unique(shown):
+        dots = Image.new("L", layer.size, 0)
+        dd = ImageDraw.Draw(dots)
+        for x, y in at[shown == c]:
+            dd.ellipse((x - rad, y - rad, x + rad, y + rad), fill=POINT_ALPHA)
+        layer.paste(rgb(class_colour(int(c))), mask=dots)
     if style.path is not None and len(style.path) >= 2:
         pts = [tuple(p - (left, t)) for p in lay.to_px(style.path)]
         _dashed(ld, pts, rgb(PATH), max(1, round(2 * s)), 8 * s, 5 * s)
@@ -574,7 +579,8 @@ def map_svg(
         circles = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{rad:g}"/>' for x, y in px)
         out.append(
             f'<g class="points" id="class-{c}" data-class="{escape(str(name))}" '
-            f'fill="{class_colour(c)}" stroke="none">{circles}</g>'
+            f'fill="{class_colour(c)}" fill-opacity="{POINT_ALPHA / 255:.3f}" '
+            f'stroke="none">{circles}</g>'
         )
     if style.path is not None and len(style.path) >= 2:
         pts = lay.to_px(style.path)

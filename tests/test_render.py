@@ -14,6 +14,7 @@ import cae.render as render
 from cae.checkpoint import load_checkpoint
 from cae.cli_exports import add_export_commands
 from cae.errors import CAEError
+from cae.palette import POINT_ALPHA
 from cae.render import (
     PALETTE,
     MapStyle,
@@ -36,10 +37,18 @@ def bundled():
     return ckpt, ckpt.extras["test_codes"], ckpt.extras["test_labels"].astype(np.int64)
 
 
-def colour_pixels(image: Image.Image, colour: str, tol: int = 12) -> int:
+def colour_pixels(image: Image.Image, colour: str | np.ndarray, tol: int = 12) -> int:
     """How many pixels are within ``tol`` of ``colour`` on every channel."""
     a = np.asarray(image.convert("RGB"), np.int16)
-    return int((np.abs(a - np.array(rgb(colour))).max(-1) <= tol).sum())
+    target = np.array(rgb(colour) if isinstance(colour, str) else colour)
+    return int((np.abs(a - target).max(-1) <= tol).sum())
+
+
+def over(colour: str, under: np.ndarray | tuple = (255, 255, 255)) -> np.ndarray:
+    """A dot of ``colour`` as drawn over ``under`` (white by default): the dots are slightly
+    see-through, as in the window."""
+    a = POINT_ALPHA / 255
+    return a * np.array(rgb(colour)) + (1 - a) * np.array(under)
 
 
 def run_cli(argv: list[str]) -> int:
@@ -52,14 +61,16 @@ def run_cli(argv: list[str]) -> int:
 def test_png_shows_every_visible_class_and_not_the_hidden_one(bundled, tmp_path):
     ckpt, codes, labels = bundled
     style = MapStyle(hidden=frozenset({1}), legend=False)
-    image = render_map(codes, labels, ckpt.metadata["class_names"], size=(500, 400), style=style)
+    names, view = ckpt.metadata["class_names"], fit_view(codes)
+    image = render_map(codes, labels, names, size=(500, 400), style=style, view=view)
     assert image.size == (500, 400)
-    for c in range(10):
-        count = colour_pixels(image, PALETTE[c])
-        if c == 1:
-            assert count == 0, "a hidden class was drawn"
-        elif c not in (7, 8):  # black and grey are also the axes' ink and the mosaic's greys
-            assert count > 200, f"class {c} is missing from the map"
+    assert colour_pixels(image, PALETTE[1]) == colour_pixels(image, over(PALETTE[1])) == 0
+    pixels = np.asarray(image, np.int16)
+    for c in set(range(10)) - {1}:  # each class shows: hiding it too changes the picture
+        without = render_map(codes, labels, names, size=(500, 400), view=view,
+                             style=MapStyle(hidden=frozenset({1, c}), legend=False))
+        changed = int((np.abs(np.asarray(without, np.int16) - pixels).max(-1) > 12).sum())
+        assert changed > 200, f"class {c} is missing from the map ({changed} pixels)"
     # The legend lists the visible classes only: with it, class 1's colour is still absent.
     with_legend = render_map(
         codes,
@@ -68,7 +79,7 @@ def test_png_shows_every_visible_class_and_not_the_hidden_one(bundled, tmp_path)
         size=(500, 400),
         style=MapStyle(hidden=frozenset({1})),
     )
-    assert colour_pixels(with_legend, PALETTE[1]) == 0
+    assert colour_pixels(with_legend, PALETTE[1]) == colour_pixels(with_legend, over(PALETTE[1])) == 0
 
 
 def test_dots_sit_where_their_codes_are(bundled):
@@ -83,12 +94,24 @@ def test_dots_sit_where_their_codes_are(bundled):
     left, top, right, bottom = layout_map(
         (300, 300), [str(c) for c in range(10)], np.array([2]), view, style
     ).box
-    found = np.argwhere(np.abs(np.asarray(image, np.int16) - rgb(PALETTE[2])).max(-1) <= 12)
+    found = np.argwhere(np.abs(np.asarray(image, np.int16) - over(PALETTE[2])).max(-1) <= 12)
     assert len(found)
     cy, cx = found.mean(0)
     # The plot box shows [-1, 1] on both axes, z1 to the right and z2 upwards (image rows down).
     assert cx == pytest.approx(left + 0.75 * (right - left), abs=1.5)
     assert cy == pytest.approx(top + 0.625 * (bottom - top), abs=1.5)
+
+
+def test_classes_stack_as_on_screen_whatever_the_data_order():
+    """The window draws class after class (the last on top), each slightly see-through; a PNG
+    drew the codes in the data's order, opaque, so a class listed last hid the others."""
+    style = MapStyle(legend=False, axes=False)
+    z = np.zeros((2, 2), np.float32)  # two codes on the same spot
+    names = [str(c) for c in range(10)]
+    for labels in (np.array([7, 3]), np.array([3, 7])):
+        image = render_map(z, labels, names, size=(200, 200), view=(-1, 1, -1, 1), style=style)
+        centre = np.asarray(image, np.int16)[100, 100]
+        assert np.abs(centre - over(PALETTE[7], over(PALETTE[3]))).max() <= 3, (labels, centre)
 
 
 def test_scale_multiplies_pixels_and_records_dpi(bundled, tmp_path):
@@ -164,6 +187,7 @@ def test_svg_parses_with_one_group_per_visible_class(bundled, tmp_path):
     for g in groups:
         c = int(g.get("id").split("-")[1])
         assert g.get("fill") == PALETTE[c]
+        assert float(g.get("fill-opacity")) == pytest.approx(POINT_ALPHA / 255, abs=1e-3)
         n = len(g.findall(f"{SVG}circle"))
         # Fit view frames the 0.1-99.9 % range plus a margin: nearly every dot is inside.
         assert 0.97 * (labels == c).sum() <= n <= (labels == c).sum()
@@ -265,7 +289,10 @@ def test_cae_map_command(tmp_path):
     )
     with Image.open(out) as image:
         assert image.size == (600, 400)
-        assert colour_pixels(image, PALETTE[0]) == 0 and colour_pixels(image, PALETTE[2]) > 100
+        # class 0's dots over white would cover thousands of pixels (a blend of two others
+        # can match a few)
+        assert colour_pixels(image, over(PALETTE[0])) < 20
+        assert colour_pixels(image, over(PALETTE[2])) > 100
     with pytest.raises(SystemExit):
         run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--star", "1"])
     with pytest.raises(CAEError, match="--scale"):
