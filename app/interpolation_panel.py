@@ -20,13 +20,46 @@ def path_points(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
     return ((1 - t) * np.asarray(a, np.float64) + t * np.asarray(b, np.float64)).astype(np.float32)
 
 
-def filmstrip(frames: np.ndarray, gap: int = 2) -> np.ndarray:
-    """(K, H, W) frames side by side with a dark gap, as one float image."""
+def filmstrip(frames: np.ndarray, gap: int = 2, columns: int | None = None) -> np.ndarray:
+    """(K, H, W) frames in rows of ``columns`` (all in one row by default), in reading order,
+    with a dark gap, as one float image."""
     k, h, w = frames.shape
-    strip = np.full((h, k * w + (k - 1) * gap), 0.15, np.float32)
+    cols = k if columns is None else max(1, min(k, columns))
+    rows = -(-k // cols)
+    strip = np.full((rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap), 0.15, np.float32)
     for i, frame in enumerate(frames):
-        strip[:, i * (w + gap):i * (w + gap) + w] = frame
+        r, c = divmod(i, cols)
+        strip[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = frame
     return strip
+
+
+def best_columns(k: int, width: int, height: int) -> int:
+    """How many frames a row should hold so that ``k`` square frames come out largest in a
+    ``width`` x ``height`` box (50 frames in one row of a 400 px dock were 8 px each)."""
+    return max(range(1, k + 1), key=lambda c: (min(width / c, height / -(-k // c)), -c))
+
+
+class StripView(ImageView):
+    """The decodes along the path, wrapped into as many rows as make them largest here."""
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__(minimum)
+        self.frames: np.ndarray | None = None
+
+    def set_frames(self, frames: np.ndarray | None) -> None:
+        self.frames = frames
+        self._lay_out()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        if self.frames is None:
+            self.set_image(None)
+            return
+        columns = best_columns(len(self.frames), max(1, self.width()), max(1, self.height()))
+        self.set_image(filmstrip(self.frames, columns=columns))
 
 
 class InterpolationPanel(QWidget):
@@ -63,7 +96,7 @@ class InterpolationPanel(QWidget):
         row = QHBoxLayout()
         for w in (self.steps, self.export_png, self.export_csv):
             row.addWidget(w)
-        self.strip_view = ImageView(56)
+        self.strip_view = StripView(56)
         self.message = QLabel("Set A and B (hover a digit on the map and press A or B, or use the "
                               "buttons); the strip shows the decodes along the straight path.")
         self.message.setWordWrap(True)
@@ -82,7 +115,7 @@ class InterpolationPanel(QWidget):
 
     def set_result(self, zs: np.ndarray | None, frames: np.ndarray | None) -> None:
         self.zs, self.frames = zs, frames
-        self.strip_view.set_image(None if frames is None else filmstrip(frames))
+        self.strip_view.set_frames(frames)
         self.export_png.setEnabled(frames is not None)
         self.export_csv.setEnabled(zs is not None)
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QImage
+from app.interpolation_panel import StripView, best_columns, filmstrip
 
 from tests.test_app_draw import SEVEN, draw
 from tests.test_app_explore import send_mouse, view_to_widget
@@ -35,7 +36,9 @@ def test_strip_ends_are_the_decodes_of_the_end_points(window, qtbot):
     assert label_a.textItem.toPlainText() == "A" and label_b.textItem.toPlainText() == "B"
     assert label_b.isVisible() and (label_b.pos().x(), label_b.pos().y()) == pytest.approx(
         (float(b[0]), float(b[1])))
-    assert panel.strip_view.image.shape == (28, 7 * 28 + 6 * 2)
+    view = panel.strip_view  # the seven frames, wrapped to be largest in the view
+    columns = best_columns(7, view.width(), view.height())
+    np.testing.assert_array_equal(view.image, filmstrip(panel.frames, columns=columns))
     halo, line = window.map.path_item.opts["shadowPen"], window.map.path_item.opts["pen"]
     assert halo.color().lightness() == 255 and halo.widthF() > line.widthF()  # seen on the mosaic
 
@@ -111,3 +114,23 @@ def test_a_text_field_behind_another_tab_gives_up_the_keyboard(window, qtbot):
     qtbot.keyClick(window.map, Qt.Key.Key_A)
     assert window.session.endpoints["A"] is not None
     assert window.z2_edit.text() == ""
+
+
+def test_many_frames_wrap_into_rows_that_fill_the_view(qtbot):
+    """50 decodes in one row of a 400 px dock were 8 px each; wrapped, they fill the view."""
+    view = StripView(56)
+    qtbot.addWidget(view)
+    view.resize(400, 430)
+    view.show()
+    frames = np.random.default_rng(0).uniform(size=(50, 28, 28)).astype(np.float32)
+    view.set_frames(frames)
+    h, w = view.image.shape
+    scale = min(400 / w, 430 / h)
+    assert 28 * scale >= 40  # each frame at least 40 px on screen
+    columns = (w + 2) // 30
+    assert columns * -(-50 // columns) >= 50 and 1 < columns < 50
+    np.testing.assert_array_equal(view.image[:28, 30:58], frames[1])  # reading order
+    np.testing.assert_array_equal(view.image[30:58, :28], frames[columns])
+    view.resize(1200, 120)  # a wide, low view: fewer rows
+    assert view.image.shape[0] < h
+    assert best_columns(1, 100, 100) == 1 and best_columns(4, 1000, 100) == 4
