@@ -107,9 +107,13 @@ class FilesController(QObject):
                 return False
         if not self.confirm_replace("open another model"):
             return False
+        had_ends = any(z is not None for z in self.session.endpoints.values())
         if not self.session.load_model(path):
             return False
         self.remember(path)
+        self.session.status.emit(f"opened {Path(path).name}" + (
+            "; the interpolation's ends A and B were points of the previous model and are cleared"
+            if had_ends else ""), 10000)
         return True
 
     def save_model(self, path: str | None = None) -> bool:

@@ -36,7 +36,11 @@ def test_save_then_open_and_recent_models(window, tmp_path, qtbot):
     assert [a.text() for a in window.recent_menu.actions()][0] == str(saved.resolve())
     window.session.models.new_model()  # another model, then the recent entry brings it back
     assert window.session.models.path != saved.resolve()
+    window.session.set_endpoint("A", np.array([0.5, 0.5]))
     window.recent_menu.actions()[0].trigger()
+    said = window.statusBar().currentMessage()  # what happened, and what the ends became
+    assert said.startswith("opened saved.safetensors") and "ends A and B" in said, said
+    assert window.session.endpoints == {"A": None, "B": None}
     assert window.session.models.path == saved.resolve() or window.session.models.path == saved
     for k, v in window.session.models.model.state_dict().items():
         assert torch.equal(v, ckpt.model.state_dict()[k])
