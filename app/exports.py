@@ -105,7 +105,7 @@ class ExportsController(QObject):
         across = 800  # the picture's width at scale 1 (cae.render.size_for_plot)
         options = options or (path and self._ask_options(
             "Map export",
-            {"scale": (f"Scale (1: {across} px wide)", 1, 8, 2)}
+            {"scale": (f"Scale (×1 is {across} px wide)", 1, 8, 2)}
             if str(path).lower().endswith(".png") else {},
             {"mosaic": ("Decoded images under the points", self.mosaic_on.isChecked()),
              "points": ("Points", self.map.points_shown),

@@ -56,7 +56,7 @@ def test_the_map_export_asks_for_a_scale_only_for_a_png(window, tmp_path, monkey
     monkeypatch.setattr(exports, "OptionsDialog", Dialog)
     assert not window.exports.export_map(str(tmp_path / "map.svg"))
     assert not window.exports.export_map(str(tmp_path / "map.png"))
-    assert asked == [{}, {"scale": ("Scale (1: 800 px wide)", 1, 8, 2)}]
+    assert asked == [{}, {"scale": ("Scale (×1 is 800 px wide)", 1, 8, 2)}]
     assert window.exports.export_map(str(tmp_path / "map.svg"), {"mosaic": False, "legend": True})
     qtbot.waitUntil(lambda: (tmp_path / "map.svg").is_file(), timeout=20000)
 
