@@ -385,6 +385,11 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         x0, x1, y0, y1 = render.fit_view(self.codes)
         self.view_box.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
 
+    def set_equal_axes(self, equal: bool) -> None:
+        """Lock one latent unit to the same length on both axes (the view widens on one axis
+        to keep it), or let each axis fill the plot."""
+        self.view_box.setAspectLocked(equal, ratio=1.0)
+
     def keep_framed(self) -> None:
         """Fit the view again only when the codes' frame has left it or fills less than
         ``FOLLOW_SLACK`` of it on either axis, and then with room to spare (the frame at the
@@ -396,7 +401,9 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         x0, x1, y0, y1 = render.fit_view(self.codes)
         v0, v1, w0, w1 = self.visible_rect()
         inside = v0 <= x0 and x1 <= v1 and w0 <= y0 and y1 <= w1
-        snug = (x1 - x0) >= FOLLOW_SLACK * (v1 - v0) and (y1 - y0) >= FOLLOW_SLACK * (w1 - w0)
+        snug_x, snug_y = (x1 - x0) >= FOLLOW_SLACK * (v1 - v0), (y1 - y0) >= FOLLOW_SLACK * (w1 - w0)
+        # With equal axes the view is wider than the frame on one axis by design.
+        snug = (snug_x or snug_y) if self.view_box.state["aspectLocked"] else (snug_x and snug_y)
         if not (inside and snug):
             grow = (2 / (1 + FOLLOW_SLACK) - 1) / 2  # each side: the frame fills the band's middle
             dx, dy = grow * (x1 - x0), grow * (y1 - y0)

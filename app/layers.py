@@ -78,6 +78,9 @@ class LayersController(QObject):
         bar.grey_action.toggled.connect(map_.set_grey_hidden)
         bar.mosaic_action.toggled.connect(self.set_mosaic_enabled)
         bar.points_action.toggled.connect(self.set_points_shown)
+        bar.equal_action.setChecked(str(session.settings.value("equalAxes", "false")) == "true")
+        map_.set_equal_axes(bar.equal_action.isChecked())
+        bar.equal_action.toggled.connect(self.set_equal_axes)
         bar.mosaic_size.valueChanged.connect(lambda _: self._schedule_mosaic())
         bar.timeline_slider.valueChanged.connect(session.show_epoch)
         map_.viewChanged.connect(self._schedule_mosaic)
@@ -272,6 +275,13 @@ class LayersController(QObject):
         self.map.set_points_shown(shown)
         self.session.status.emit("Points shown" if shown else "Points hidden: P shows them again",
                                  2000 if shown else 6000)  # (the hint is not left standing)
+
+    def set_equal_axes(self, equal: bool) -> None:
+        """E: one latent unit as long on both axes (remembered), or each axis filling the plot."""
+        self.map.set_equal_axes(equal)
+        self.session.settings.setValue("equalAxes", "true" if equal else "false")
+        if self.bar.follow_action.isChecked():
+            self.map.fit_view()
 
     @Slot()
     def _schedule_mosaic(self) -> None:

@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
         v.addAction(self._action("&Fit view", self.layers.fit_view, "Ctrl+F"))
         v.addAction(self.toolbar.points_action)
         v.addAction(self.toolbar.mosaic_action)
+        v.addAction(self.toolbar.equal_action)
         for end in ("A", "B"):  # window-wide: wherever the focus is, but in a text field
             v.addAction(self._action(f"Set end {end} at the point under the pointer (else the "
                                      "decoded point)",

@@ -63,6 +63,12 @@ class MapToolbar(QToolBar):
         self.points_action.setChecked(True)
         self.points_action.setShortcut("P")
         self.points_action.setToolTip("Show the digits' points on the map (P)")
+        # Also in the View menu only: one latent unit as long across as up.
+        self.equal_action = QAction("&Equal axes", self)
+        self.equal_action.setCheckable(True)
+        self.equal_action.setShortcut("E")
+        self.equal_action.setToolTip("One unit of z1 as long as one of z2, so distances on the "
+                                     "map mean the same in every direction (E)")
         self.mosaic_size = QSpinBox()
         self.mosaic_size.setRange(2, 40)
         self.mosaic_size.setValue(16)

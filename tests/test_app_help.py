@@ -1,4 +1,5 @@
 """Help ▸ Keys and mouse lists what the keys do, read from the menus themselves."""
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -31,3 +32,33 @@ def test_m_turns_the_decoded_image_mosaic_on_and_off(window, qtbot):
     qtbot.waitUntil(lambda: window.map.mosaic_item.isVisible(), timeout=20000)
     qtbot.keyClick(window.map, Qt.Key.Key_M)
     assert not window.toolbar.mosaic_action.isChecked() and not window.map.mosaic_item.isVisible()
+
+
+def test_e_makes_the_axes_equal_and_the_next_start_remembers(window, qtbot, settings):
+    """One latent unit as long across as up (distances then mean the same both ways), the codes
+    still framed; a window started with the same settings comes up that way."""
+    from app.main_window import MainWindow
+
+    def per_unit(w) -> tuple[float, float]:
+        px, py = w.map.view_box.viewPixelSize()  # latent units per screen pixel
+        return abs(px), abs(py)
+
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: len(window.map.codes) > 0)
+    px, py = per_unit(window)
+    assert abs(px / py - 1) > 0.05  # the plot's shape stretched one axis
+    window.activateWindow()
+    window.map.setFocus()
+    qtbot.keyClick(window.map, Qt.Key.Key_E)
+    assert window.toolbar.equal_action.isChecked()
+    px, py = per_unit(window)
+    assert px == pytest.approx(py, rel=1e-3)
+    codes, (x0, x1, y0, y1) = window.map.codes, window.map.visible_rect()
+    assert ((codes[:, 0] >= x0) & (codes[:, 0] <= x1) & (codes[:, 1] >= y0)
+            & (codes[:, 1] <= y1)).mean() > 0.97
+    again = MainWindow(settings)
+    qtbot.addWidget(again)
+    assert again.toolbar.equal_action.isChecked() and again.map.view_box.state["aspectLocked"]
+    qtbot.keyClick(window.map, Qt.Key.Key_E)  # and back
+    assert not window.map.view_box.state["aspectLocked"]
+    assert str(settings.value("equalAxes")) == "false"
