@@ -15,6 +15,7 @@ from cae.animate import AnimationOptions, animate_model, animation_frames, frame
 from cae.checkpoint import load_checkpoint
 from cae.cli_exports import add_export_commands
 from cae.errors import CAEError
+from cae.palette import POINT_ALPHA
 from cae.render import PALETTE, rgb
 from cae.timeline import Timeline
 from tests.export_models import train_with_timeline
@@ -90,7 +91,8 @@ def test_in_between_frames_interpolate_the_codes(run):
     centres = []
     for f in frames:
         band = np.asarray(f, np.int16)[70:130]  # the middle rows: clear of the legend's dots
-        hits = np.argwhere(np.abs(band - rgb(PALETTE[4])).max(-1) <= 12)
+        dot = POINT_ALPHA / 255 * np.array(rgb(PALETTE[4])) + (1 - POINT_ALPHA / 255) * 255
+        hits = np.argwhere(np.abs(band - dot).max(-1) <= 12)  # the dot, over white
         assert len(hits)
         centres.append(hits.mean(0))
     assert abs(centres[2][1] - centres[0][1]) > 50  # it really moved
