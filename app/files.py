@@ -107,7 +107,7 @@ class FilesController(QObject):
                 return False
         if not self.confirm_replace("open another model"):
             return False
-        had_ends = any(z is not None for z in self.session.endpoints.values())
+        had_ends = self.session.has_endpoints
         if not self.session.load_model(path):
             return False
         self.remember(path)

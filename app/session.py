@@ -175,7 +175,7 @@ class Session(QObject):
         self.epoch_index = len(self.timeline) - 1
         self.timelineChanged.emit(True)
         self.forget_train_codes()
-        if any(z is not None for z in self.endpoints.values()):
+        if self.has_endpoints:
             # Interpolation ends are points of the previous model's latent space.
             self.endpoints = {"A": None, "B": None}
             self.endpointsChanged.emit()
@@ -396,6 +396,11 @@ class Session(QObject):
     def set_drawn(self, z: np.ndarray | None) -> None:
         self.drawn_z = None if z is None else np.array(z, np.float32)
         self.drawnChanged.emit()
+
+    @property
+    def has_endpoints(self) -> bool:
+        """Whether an interpolation end (A or B) is set."""
+        return any(z is not None for z in self.endpoints.values())
 
     def set_endpoint(self, end: str, z: np.ndarray) -> None:
         self.endpoints[end] = np.array(z, np.float32)
