@@ -129,6 +129,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.drawn_marker.setZValue(11)
         self.drawn_marker.setVisible(False)
         self.plot_item.addItem(self.drawn_marker, ignoreBounds=True)
+        for item in (self.marker, self.drawn_marker):  # the map takes clicks (see UniformScatter)
+            item.mouseClickEvent = UniformScatter.mouseClickEvent.__get__(item)
         self.dragging_drawn = False  # the star is being dragged (its decodes are the drawing's)
         self._drawn_at: tuple[float, float] | None = None  # the drawing's own code
         # The interpolation path between two end points; a white band under the dashes keeps it

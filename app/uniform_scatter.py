@@ -36,6 +36,12 @@ class UniformScatter(pg.ScatterPlotItem):
         self._constants_in: np.ndarray | None = None  # the buffer they were written in (kept alive)
         super().__init__(*args, **kwargs)
 
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802
+        """Passed on: the map handles clicks. pyqtgraph's own handler builds an object per point,
+        which the data's numpy object array holds in a cycle the collector cannot free (the
+        cross's made one per click: 2,000 in the soak run)."""
+        ev.ignore()
+
     def updateSpots(self, dataSet=None) -> None:  # noqa: N802,N803 (pyqtgraph's names)
         data = self.data if dataSet is None else dataSet
         cached = self.opts["pxMode"] and self.opts["useCache"]
