@@ -86,7 +86,7 @@ def test_missing_model_says_so_and_opens_the_bundled_model(tmp_path):
 
 
 def test_missing_model_shows_a_non_blocking_dialog(qtbot, tmp_path, monkeypatch):
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QEvent, QTimer
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from app.main import main
@@ -102,6 +102,11 @@ def test_missing_model_shows_a_non_blocking_dialog(qtbot, tmp_path, monkeypatch)
     poll.timeout.connect(look)
     poll.start(5)
     monkeypatch.setenv("CAE_EXPLORER_STARTUP_PROBE", str(tmp_path / "probe.json"))
+    # Deleting the window below must not quit the test's application: a quit outside its event
+    # loop makes every later wait in this process return at once (seen: qtbot.wait(250) took 0 s).
+    app = QApplication.instance()
+    quit_on_last = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
     old_handler = signal.getsignal(signal.SIGINT)
     try:  # the probe quits the event loop once the map is up: the dialog did not block it
         assert main(["--model", str(tmp_path / "gone.safetensors")]) == 0
@@ -116,6 +121,8 @@ def test_missing_model_shows_a_non_blocking_dialog(qtbot, tmp_path, monkeypatch)
         if isinstance(w, QMessageBox):
             w.done(0)
             w.parent().deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.setQuitOnLastWindowClosed(quit_on_last)
 
 
 def test_a_foreign_cae_package_on_the_path_is_named(tmp_path):
