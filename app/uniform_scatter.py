@@ -13,14 +13,24 @@ What a pan does not change is kept between paints: the points' coordinates as on
 array (pyqtgraph keeps them in a record array, read with strides), and the fragments' source
 rectangle, scale and opacity columns, written again only when the symbol or the screen's pixel
 ratio changes.
+
+A pan mostly does not redraw the points at all: Qt keeps the item's picture in device pixels
+(``DeviceCoordinateCache``) and moves it, drawing only what comes into view.  A 1 % pan of
+70,000 points took 16-20 ms with every point redrawn and 5-7 ms with the picture moved
+(2-core machine, 1280x800).  A pan by a fraction of a pixel moves the picture by a whole one,
+so the points are drawn again, exactly, once the view has been still for ``SETTLE_MS``.  (At a
+fractional screen scale, 150 % say, Qt places the cached picture within a device pixel of where
+a direct drawing puts the points.)  Qt paints the cached picture with no widget: the painter's
+device stands in for it.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from pyqtgraph.Qt import QtGui
+from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 from pyqtgraph.Qt.internals import PrimitiveArray
 
+SETTLE_MS = 150  # the exact redraw this long after the view's last move (debounced)
 _STYLE = ("symbol", "size", "pen", "brush")
 _DEFAULT = pg.graphicsItems.ScatterPlotItem._DEFAULT_STYLE
 
@@ -35,6 +45,9 @@ class UniformScatter(pg.ScatterPlotItem):
         self._constants: tuple | None = None  # (rows, source, pixel ratio) they were written for
         self._constants_in: np.ndarray | None = None  # the buffer they were written in (kept alive)
         super().__init__(*args, **kwargs)
+        self.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self._settle = QtCore.QTimer(self, singleShot=True, interval=SETTLE_MS)
+        self._settle.timeout.connect(self.update)  # (an update draws the cached picture again)
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802
         """Passed on: the map handles clicks. pyqtgraph's own handler builds an object per point,
@@ -61,19 +74,21 @@ class UniformScatter(pg.ScatterPlotItem):
         return all(np.equal(data[opt], _DEFAULT[opt]).all() for opt in _STYLE)
 
     def viewTransformChanged(self) -> None:  # noqa: N802
-        """A pan or zoom: pyqtgraph forgets the data bounds, and its bounding rectangle then
-        scans every point again (twice per paint); with sizes in pixels they do not depend on
-        the view, so they are kept."""
+        """A pan or zoom: the exact redraw is due once the view is still. pyqtgraph forgets the
+        data bounds, and its bounding rectangle then scans every point again (twice per paint);
+        with sizes in pixels they do not depend on the view, so they are kept."""
         bounds = list(self.bounds)
         super().viewTransformChanged()
+        self._settle.start()
         if self.opts["pxMode"] and self._maxSpotWidth == 0:
             self.bounds = bounds
 
     def paint(self, p, option, widget) -> None:
         data = self.data
-        if (not self._one_style or self._exportOpts is not False or widget is None
+        device = p.device()  # the view, or the cached picture (which Qt paints with no widget)
+        if (not self._one_style or self._exportOpts is not False or device is None
                 or self.opts.get("compositionMode") is not None or len(data) == 0
-                or widget.devicePixelRatioF() != self.fragmentAtlas.devicePixelRatio()
+                or device.devicePixelRatioF() != self.fragmentAtlas.devicePixelRatio()
                 or (data["sourceRect"]["w"] == 0).any()):
             super().paint(p, option, widget)
             return
@@ -83,7 +98,7 @@ class UniformScatter(pg.ScatterPlotItem):
         np.clip(pts, -2 ** 30, 2 ** 30, out=pts)  # as pyqtgraph does: Qt crashes beyond
         source = data["sourceRect"][0]
         half = max(source["w"], source["h"]) / 2
-        w, h = widget.width(), widget.height()
+        w, h = device.width(), device.height()
         inside = (pts[0] > -half) & (pts[0] < w + half) & (pts[1] > -half) & (pts[1] < h + half)
         if not inside.all():
             pts = pts[:, inside]

@@ -3,7 +3,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 
-from app.uniform_scatter import UniformScatter
+from app.uniform_scatter import SETTLE_MS, UniformScatter
 
 
 def _pictures(qtbot, cls, xy, **per_point):
@@ -63,3 +63,58 @@ def test_bounds_follow_the_data_not_the_view(qtbot):
     assert s.dataBounds(0) == (-3.0, 7.0) and s.dataBounds(1) == (0.0, 1.0)
     rect = s.boundingRect()
     assert rect.left() <= -3.0 and rect.right() >= 7.0
+
+
+def test_a_pan_moves_the_picture_and_the_points_are_exact_once_the_view_is_still(qtbot):
+    """A pan moves the cached picture by whole pixels (not redrawing the points); once the view
+    is still, the points are drawn again where they belong: the picture is pyqtgraph's own, but
+    for the rounding of the cached picture's see-through colours."""
+    xy = np.random.default_rng(1).normal(size=(3000, 2))
+    widgets = []
+    for cls in (UniformScatter, pg.ScatterPlotItem):
+        w = pg.PlotWidget()
+        qtbot.addWidget(w)
+        w.resize(300, 300)
+        w.addItem(cls(x=xy[:, 0], y=xy[:, 1], size=4, pen=pg.mkPen("w"),
+                      brush=pg.mkBrush(230, 159, 0, 200), pxMode=True, hoverable=False))
+        w.setRange(xRange=(-3, 3), yRange=(-3, 3), padding=0)
+        for axis in ("left", "bottom"):  # (their labels' widths would move the view itself)
+            w.hideAxis(axis)
+        w.show()  # (the picture is cached for a view on the screen)
+        qtbot.waitExposed(w)
+        widgets.append(w)
+    ours, theirs = widgets
+
+    def picture(w) -> np.ndarray:
+        w.viewport().repaint()
+        image = w.viewport().grab().toImage()
+        rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), -1)
+        return rows[:, :4 * image.width()].astype(int)
+
+    for dx, dy in [(0.0625, -0.125), (-0.03125, 0.0625), (0.125, 0.03125), (-0.0625, -0.25)] * 3:
+        for w in widgets:
+            w.getViewBox().translateBy(x=dx, y=dy)  # (binary fractions: a pure translation)
+        if np.abs(picture(ours) - picture(theirs)).max() > 50:
+            break  # the picture was moved, not drawn again
+    else:
+        pytest.fail("no pan moved the cached picture (the check below would prove nothing)")
+    qtbot.wait(SETTLE_MS + 100)
+    assert np.abs(picture(ours) - picture(theirs)).max() <= 3
+
+
+def test_the_cached_picture_is_drawn_the_fast_way(qtbot, monkeypatch):
+    """Qt paints the cached picture with no widget; the single-call drawing must still be used,
+    not pyqtgraph's own per-point paint."""
+    slow = []
+    real = pg.ScatterPlotItem.paint
+    monkeypatch.setattr(pg.ScatterPlotItem, "paint", lambda *a: slow.append(1) or real(*a))
+    w = pg.PlotWidget()
+    qtbot.addWidget(w)
+    w.resize(300, 300)
+    xy = np.random.default_rng(2).normal(size=(500, 2))
+    w.addItem(UniformScatter(x=xy[:, 0], y=xy[:, 1], size=4, brush=pg.mkBrush(230, 159, 0, 200),
+                             pxMode=True, hoverable=False))
+    w.show()
+    qtbot.waitExposed(w)
+    w.viewport().repaint()
+    assert slow == []
