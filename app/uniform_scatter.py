@@ -30,7 +30,10 @@ import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 from pyqtgraph.Qt.internals import PrimitiveArray
 
-SETTLE_MS = 150  # the exact redraw this long after the view's last move (debounced)
+# The exact redraw this long after the view's last move (debounced). A zoom, which has drawn
+# every point already, gets one too: asking for the view's scale where pyqtgraph reports the
+# change crashed Qt (a segmentation fault) while the item was being added to a plot.
+SETTLE_MS = 150
 _STYLE = ("symbol", "size", "pen", "brush")
 _DEFAULT = pg.graphicsItems.ScatterPlotItem._DEFAULT_STYLE
 
