@@ -98,8 +98,8 @@ def test_a_pan_moves_the_picture_and_the_points_are_exact_once_the_view_is_still
             break  # the picture was moved, not drawn again
     else:
         pytest.fail("no pan moved the cached picture (the check below would prove nothing)")
-    qtbot.wait(SETTLE_MS + 100)
-    assert np.abs(picture(ours) - picture(theirs)).max() <= 3
+    qtbot.wait(SETTLE_MS)
+    qtbot.waitUntil(lambda: np.abs(picture(ours) - picture(theirs)).max() <= 3, timeout=3000)
 
 
 def test_the_cached_picture_is_drawn_the_fast_way(qtbot, monkeypatch):
