@@ -12,7 +12,7 @@ from cae.preprocess import Preprocessed
 
 from .drawing_pad import PAD_SIZE, DrawingPad
 from . import file_dialogs
-from .compact import text_wide
+from .compact import FlowLabel, text_wide
 from .image_view import ImageView
 from .z_text import z_pair
 
@@ -62,7 +62,7 @@ class DrawPanel(QWidget):
 
         # One row from the ink to the reconstruction, so the whole panel fits a 800-px-high window.
         self.step_views = [ImageView(44) for _ in range(3)]
-        self.recon_view = ImageView(56)
+        self.recon_view = ImageView(48, preferred=112)  # 48: fits a 700-px-high window
         steps = QHBoxLayout()
         for view, caption in zip(self.step_views, ("cropped", "20 px", "28x28")):
             steps.addWidget(_captioned(view, caption)[0])
@@ -70,8 +70,7 @@ class DrawPanel(QWidget):
         steps.addWidget(QLabel("→"))
         steps.addWidget(_captioned(self.recon_view, "decoded")[0])
         self.hint = "draw a digit"  # what an empty pad asks for (set_noun: the dataset's images)
-        self.result_label = QLabel(self.hint)
-        self.result_label.setWordWrap(True)
+        self.result_label = FlowLabel(self.hint)
 
         self.neighbour_views = [ImageView(36) for _ in range(N_NEIGHBOURS)]
         self.neighbour_labels: list[QLabel] = []

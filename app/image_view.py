@@ -20,18 +20,20 @@ FRAME = "#8C8C8C"
 class ImageView(QWidget):
     """Paints the last image given to :meth:`set_image`, square, scaled to fit."""
 
-    def __init__(self, minimum: int = 112, parent: QWidget | None = None) -> None:
+    def __init__(self, minimum: int = 112, preferred: int | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.image: np.ndarray | None = None  # what is shown, float [0, 1]
         self._qimage: QImage | None = None
         self._minimum = minimum
+        self._preferred = preferred or 2 * minimum
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
         return QSize(self._minimum, self._minimum)
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(2 * self._minimum, 2 * self._minimum)
+        return QSize(self._preferred, self._preferred)
 
     def set_image(self, image: np.ndarray | None) -> None:
         self.image = None if image is None else np.clip(np.asarray(image, np.float32), 0.0, 1.0)

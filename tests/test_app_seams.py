@@ -267,6 +267,36 @@ def test_the_right_docks_buttons_keep_their_text_in_a_1000_px_window(window, qtb
     assert pen.width() >= pen.sizeHint().width()
 
 
+def test_the_draw_dock_fits_a_700_px_window_without_scrolling(window, qtbot):
+    """At 1000 x 700 the Draw dock scrolled by 66 px although everything fitted at its images'
+    minimum sizes: its word-wrapped result line had made the scroll area keep the panel at its
+    preferred height.  Both with the short hint and with the three-line small-drawing note, all
+    of it shows, every line of the note included; at 1280 x 800 the images keep their size."""
+    panel = window.draw_panel
+    scroll = panel.parentWidget().parentWidget()
+    note = ("z = (1.234, -0.567)   reconstruction MSE 0.0123\na small drawing: like every drawing "
+            "(and MNIST's own digits) it is enlarged to fill the 20-px box")
+    window.draw_dock.raise_()
+    sizes = {}
+    for width, height in ((1280, 800), (1000, 700)):
+        window.resize(width, height)
+        for text in (panel.hint, note):
+            panel.result_label.setText(text)
+            qtbot.wait(100)
+            assert not scroll.verticalScrollBar().isVisible(), (width, text[:20])
+            assert panel.height() <= scroll.viewport().height()
+            label = panel.result_label
+            assert label.height() >= label.heightForWidth(label.width()) > 0
+            vote = panel.vote_label
+            assert vote.geometry().bottom() <= panel.height()
+            sizes[width, text] = panel.recon_view.height()
+    assert sizes[1280, panel.hint] == 112  # as before the change, at the usual window size
+    assert sizes[1000, note] >= 48
+    panel.result_label.setText(panel.hint)  # back to one line: no blank lines left around it
+    qtbot.wait(100)
+    assert panel.result_label.height() < 2 * panel.result_label.fontMetrics().lineSpacing()
+
+
 def test_clicking_a_legend_name_toggles_its_class(window, qtbot):
     sample, label = window.map.legend.items[3]
     pos = window.map.mapFromScene(label.mapToScene(label.boundingRect().center()))
