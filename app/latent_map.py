@@ -70,6 +70,15 @@ class Swatch(pg.ItemSample):
             pg.mkBrush(colour))
 
 
+class FixedLegend(pg.LegendItem):
+    """The class legend, fixed in its cell beside the plot: pyqtgraph's legend moves with a
+    drag, and a drag that began on an entry carried it over the points or out of sight, with
+    no way to bring it (or a class it had hidden) back."""
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802
+        ev.ignore()
+
+
 class LatentMap(DensityLevels, pg.PlotWidget):
     """Scatter of latent codes with a class legend, an exploration marker and hover look-up."""
 
@@ -90,6 +99,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         for axis in ("bottom", "left"):  # plain code values, never "(x0.001)"
             self.plot_item.getAxis(axis).enableAutoSIPrefix(False)
         self.plot_item.setMenuEnabled(False)
+        self.plot_item.hideButtons()  # pyqtgraph's "A" (auto-range): "Fit view" does that here
         self.view_box.setAspectLocked(False)
         # Qt keeps each class's picture (see UniformScatter) in its pixmap cache, of 10 MB unless
         # told: at 1280x800 some of ten were dropped and drawn again at every pan (a 70,000-point
@@ -108,7 +118,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
                                 minYRange=MIN_VIEW_RANGE)
         # The legend sits beside the plot, never over the points; a click on an entry's swatch or
         # its name shows or hides that class.
-        self.legend = pg.LegendItem(labelTextColor="k", verSpacing=-4, sampleType=Swatch)
+        self.legend = FixedLegend(labelTextColor="k", verSpacing=-4, sampleType=Swatch)
         self.plot_item.layout.addItem(self.legend, 2, 3)
         self.plot_item.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         # The error and vote colourings' key, in the class legend's place (which they hide).

@@ -4,8 +4,8 @@ import time
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
+from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton, QToolButton
 
 from app.files import FilesController
@@ -306,6 +306,31 @@ def test_clicking_a_legend_name_toggles_its_class(window, qtbot):
     assert window.map.class_visible(3)
     legend = window.map.legend.sceneBoundingRect()
     assert legend.left() >= window.map.view_box.sceneBoundingRect().right() - 1  # beside the points
+
+
+def test_a_drag_on_the_legend_leaves_it_in_its_place(window, qtbot):
+    """A drag that began on an entry carried pyqtgraph's legend over the points, or out of
+    sight with no way back (nor for the classes it had hidden)."""
+    def send_mouse(widget, kind, pos, button, buttons):
+        QApplication.sendEvent(widget, QMouseEvent(kind, QPointF(pos), QPointF(widget.mapToGlobal(pos)),
+                                                   button, buttons, Qt.KeyboardModifier.NoModifier))
+
+    legend = window.map.legend
+    before = legend.sceneBoundingRect()
+    _, label = legend.items[5]
+    vp = window.map.viewport()
+    start = window.map.mapFromScene(label.mapToScene(label.boundingRect().center()))
+    send_mouse(vp, QEvent.Type.MouseButtonPress, start, Qt.MouseButton.LeftButton,
+               Qt.MouseButton.LeftButton)
+    for step in range(1, 9):
+        qtbot.wait(10)
+        send_mouse(vp, QEvent.Type.MouseMove, start - QPoint(30 * step, -10 * step),
+                   Qt.MouseButton.NoButton, Qt.MouseButton.LeftButton)
+    send_mouse(vp, QEvent.Type.MouseButtonRelease, start - QPoint(240, -80),
+               Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
+    qtbot.wait(50)
+    assert legend.sceneBoundingRect() == before
+    assert window.map.class_visible(5)  # a drag is not a click on the entry
 
 
 LABELS = {"mnist": ("Digit under the cursor", "Test digits", "training digits", "draw a digit"),
