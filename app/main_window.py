@@ -190,7 +190,8 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         f, s = self.files, self.session
         m = self.menuBar().addMenu("&File")
-        m.addAction(self._action("&Open model…", f.open_model, QKeySequence.StandardKey.Open))
+        self.open_action = self._action("&Open model…", f.open_model, QKeySequence.StandardKey.Open)
+        m.addAction(self.open_action)
         m.addMenu(self.recent_menu)
         self.save_action = self._action("&Save model…", f.save_model, QKeySequence.StandardKey.Save)
         m.addAction(self.save_action)
@@ -205,6 +206,7 @@ class MainWindow(QMainWindow):
         m.addAction(self._action("Export report (PDF/PNG)…", self.exports.export_report))
         m.addSeparator()
         m.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
+        m.setToolTipsVisible(True)
         d = self.menuBar().addMenu("&Data")
         # Another dataset while a run trains on this one is refused: the menu says so up front
         # (a folder chosen first and refused then was also remembered as the last one used).
@@ -243,7 +245,7 @@ class MainWindow(QMainWindow):
         s.pointsChanged.connect(lambda *_: self._update_page())
         s.datasetChanged.connect(lambda _: self._update_page())
         s.dirtyChanged.connect(lambda _: self._update_page())
-        s.training.runningChanged.connect(self._update_data_actions)
+        s.training.runningChanged.connect(self._update_run_actions)
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
             m, s.dataset.class_names, source) if s.dataset else None)
         s.metricsCleared.connect(self.metrics_panel.clear)
@@ -281,7 +283,10 @@ class MainWindow(QMainWindow):
             self.session.points) > 0
         page = self.map if has_content else self.welcome
         self.stack.setCurrentWidget(self.starting if self._starting else page)
-        self.save_action.setEnabled(m.model is not None)
+        running = self.session.training.running  # its model is kept or discarded at its end
+        self.save_action.setEnabled(m.model is not None and not running)
+        self.save_action.setToolTip("Stop training to save: the run's model is kept or "
+                                    "discarded when it ends" if running else "Save model")
         title = APP_NAME
         if m.path is not None:
             title += f" — {m.path.name}"
@@ -289,18 +294,27 @@ class MainWindow(QMainWindow):
             title += " — trained model (unsaved)" if m.trained else " — untrained model"
         self.setWindowTitle(title + (" *" if self.session.dirty else ""))
 
-    def _update_data_actions(self, running: bool) -> None:
-        """Another dataset may not be loaded while a run trains on this one."""
+    def _update_run_actions(self, running: bool) -> None:
+        """While a run trains, neither another dataset nor another model may be loaded, nor the
+        changing model saved: the menus say so up front (Open used to refuse only after a file
+        was chosen, and Save wrote mid-epoch weights without the run's record)."""
         for action in self.data_actions:
             action.setEnabled(not running)
             action.setToolTip("Stop training to change the dataset" if running else action.text())
+        self.open_action.setEnabled(not running)
+        self.open_action.setToolTip("Stop training to open another model" if running
+                                    else "Open model")
+        self.recent_menu.setEnabled(not running and bool(self.files.recent_models()))
+        self._update_page()
 
     def _show_decoded_tab(self, on_star: bool) -> None:
         """A press on the map decodes: the Images tab comes forward to show it when another tab
         hides it (not when it was closed).  A press on the drawn digit's star starts a drag the
-        Draw dock follows, so that dock stays."""
+        Draw dock follows, so that dock stays; so does Interpolation, whose ends are set from
+        the point just pressed ("A ← decoded point")."""
         if (not on_star and self.side_dock.toggleViewAction().isChecked()
-                and self.side_dock.visibleRegion().isEmpty()):  # (a hidden tab is "visible")
+                and self.side_dock.visibleRegion().isEmpty()  # (a hidden tab is "visible")
+                and self.interp_dock.visibleRegion().isEmpty()):
             self.side_dock.raise_()
 
     @Slot(str, str)

@@ -7,7 +7,7 @@ import torch
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QPushButton
 
 from cae.metrics import encode_images
 
@@ -88,6 +88,24 @@ def test_a_click_from_another_tab_brings_the_decoded_image_forward(window, qtbot
     qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     qtbot.wait(50)
     assert not shown(window.side_dock)
+
+
+def test_a_click_keeps_the_interpolation_tab_whose_ends_it_sets(window, qtbot):
+    """Interpolation's ends come from the point just pressed ("A ← decoded point"): a press
+    brought the Images tab forward over its buttons each time."""
+    window.interp_dock.raise_()
+    qtbot.waitUntil(lambda: not window.interp_dock.visibleRegion().isEmpty(), timeout=2000)
+    vb = window.map.view_box
+    (x0, x1), (y0, y1) = vb.viewRange()
+    z = (x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=view_to_widget(window, *z))
+    qtbot.wait(50)
+    assert not window.interp_dock.visibleRegion().isEmpty()
+    assert window.side_dock.visibleRegion().isEmpty()
+    a_button = next(b for b in window.interp_panel.findChildren(QPushButton)
+                    if b.text() == "A ← decoded point")
+    qtbot.mouseClick(a_button, Qt.MouseButton.LeftButton)
+    np.testing.assert_allclose(window.session.endpoints["A"], z, atol=0.05 * (x1 - x0))
 
 
 def tab_chain(window, key: Qt.Key, start, steps: int = 60) -> list:

@@ -32,6 +32,8 @@ def test_training_runs_to_the_end_and_updates_everything(window, qtbot):
         qtbot.mouseClick(window.training_panel.train_button, Qt.MouseButton.LeftButton)
         assert window.session.training.running and not window.training_panel.train_button.isEnabled()
         assert not any(a.isEnabled() for a in window.data_actions)  # no other data meanwhile
+        assert not window.open_action.isEnabled() and not window.save_action.isEnabled()
+        assert "Stop training" in window.save_action.toolTip()
     finished, state = done.args
     assert not finished.stopped and finished.epochs_done == 2
     assert len(window.training_panel.test_points) == 2 and window.training_panel.train_points
@@ -47,6 +49,7 @@ def test_training_runs_to_the_end_and_updates_everything(window, qtbot):
                                                               window.session.dataset.test_images), atol=1e-5)
     assert window.training_panel.train_button.isEnabled()
     assert all(a.isEnabled() for a in window.data_actions)
+    assert window.open_action.isEnabled() and window.save_action.isEnabled()
     assert window.session.models.metadata["epochs_done"] == 2 and window.session.dirty
 
 
