@@ -109,7 +109,9 @@ class DrawPanel(QWidget):
         if image.isNull():
             self.result_label.setText(f"could not read {path} as an image")
             return False
-        self.pad.load_image(image)
+        if not self.pad.load_image(image):
+            self.result_label.setText(f"{path} is blank (no ink anywhere): the pad is unchanged")
+            return False
         self.imageOpened.emit(path)
         return True
 

@@ -7,7 +7,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPen, QShortcut
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from cae.preprocess import normalize_ink
+from cae.preprocess import INK_THRESHOLD, normalize_ink
 
 PAD_SIZE = 280  # logical pixels, ten times MNIST's 28
 UNDO_DEPTH = 200  # steps undo can take back
@@ -124,12 +124,16 @@ class DrawingPad(QWidget):
     def set_pen_width(self, width: float) -> None:
         self.pen_width = float(width)
 
-    def load_image(self, image: QImage) -> None:
-        """Show an image (any colours): converted to grey, inverted if dark-on-light, fitted."""
+    def load_image(self, image: QImage) -> bool:
+        """Show an image (any colours): converted to grey, inverted if dark-on-light, fitted.
+        A blank image (one colour all over: no ink) changes nothing and gives False."""
         grey = image.convertToFormat(QImage.Format.Format_Grayscale8)
         h, w, stride = grey.height(), grey.width(), grey.bytesPerLine()
         arr = np.frombuffer(grey.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, :w]
-        ink = np.ascontiguousarray((normalize_ink(arr / 255.0) * 255).astype(np.uint8))
+        ink = normalize_ink(arr / 255.0)
+        if not (ink > INK_THRESHOLD).any():
+            return False
+        ink = np.ascontiguousarray((ink * 255).astype(np.uint8))
         side = max(h, w)
         square = np.zeros((side, side), np.uint8)
         square[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = ink
@@ -138,6 +142,7 @@ class DrawingPad(QWidget):
         self.strokes = []
         self._render()
         self.strokeFinished.emit()
+        return True
 
     # --------------------------------------------------------------------------- events
     def changeEvent(self, event) -> None:  # noqa: N802

@@ -108,6 +108,22 @@ def test_open_image_inverts_dark_ink(window, qtbot, tmp_path):
     assert "could not read" in window.draw_panel.result_label.text()
 
 
+def test_a_blank_image_is_refused_and_the_drawing_kept(window, qtbot, tmp_path):
+    """A white PNG replaced the drawing and was said to have "lines too thin"."""
+    draw(qtbot, window.draw_panel.pad, [(120, 60), (130, 220)])
+    qtbot.waitUntil(lambda: window.map.drawn_marker.isVisible(), timeout=3000)
+    drawn = window.draw_panel.pad.ink().copy()
+    for colour in ("white", "black"):
+        image = QImage(80, 80, QImage.Format.Format_RGB32)
+        image.fill(QColor(colour))
+        path = tmp_path / f"{colour}.png"
+        image.save(str(path))
+        assert not window.draw_panel.open_image(str(path))
+        assert "is blank" in window.draw_panel.result_label.text()
+        np.testing.assert_array_equal(window.draw_panel.pad.ink(), drawn)
+        assert window.map.drawn_marker.isVisible()
+
+
 def test_dragging_the_drawn_marker_decodes_along_the_way(window, qtbot):
     """The star follows the drag (decoding as it goes) and goes back to the drawing's code when
     dropped; the cross stays on the point decoded last."""
