@@ -73,6 +73,9 @@ class Session(QObject):
         self.map_all = str(settings.value("mapAll", "false")).lower() == "true"
         self.train_codes: np.ndarray | None = None  # training digits' codes, for neighbours
         self._metrics_waiting = False  # full metrics wait for the training digits' codes
+        # The last full metrics, with the model generation and dataset they are of: showing
+        # all digits or the test ones again changes neither (each took ~20 s on 2 cores).
+        self._metrics_of: tuple[int, Dataset, dict] | None = None
         self.timeline = Timeline()
         self.epoch_index = -1  # the timeline position shown (-1 or the last: the current model)
         self.decoded_z: tuple[float, float] | None = None
@@ -82,6 +85,7 @@ class Session(QObject):
         self.closing = False
         self.data_folder: str | None = None  # the folder asked for last (named in messages)
         self._data_requested = False
+        self._data_name = "mnist"  # the dataset asked for last
 
         self.models.modelChanged.connect(self._on_model_changed)
         self.models.weightsUpdated.connect(self.decoderChanged)
@@ -203,6 +207,7 @@ class Session(QObject):
             folder = self.known_folder(name)
         self.status.emit("downloading " + name if download else f"looking for {name}…", 0)
         self._data_requested = requested
+        self._data_name = name
         self.data_folder = folder
         self.data.load(name, folder, download)
 
@@ -230,6 +235,7 @@ class Session(QObject):
     def _on_dataset_loaded(self, dataset: Dataset) -> None:
         self.dataset = dataset
         self.forget_train_codes()
+        self._metrics_of = None  # (nor keep the data before alive)
         if dataset.source:
             self.settings.setValue("dataFolder", dataset.source)
             if dataset.name in DATASETS:
@@ -278,9 +284,21 @@ class Session(QObject):
     def _on_data_failed(self, message: str) -> None:
         if self._data_requested or (self.models.model is None and self.dataset is None):
             self.error.emit("Dataset", message)
-        else:  # the quiet search at start-up: the map works without data, so only a hint
-            self.status.emit("MNIST not found on this computer: hover thumbnails, the 70,000-digit "
-                             "view and training need it (Data menu).", 0)
+        else:  # a quiet search (at start-up, or for an opened model's data): only a hint
+            self.status.emit(self.not_found_hint(message), 0)
+
+    def not_found_hint(self, message: str) -> str:
+        """What a quiet search that failed with ``message`` means for the user."""
+        if self._data_name not in DATASETS:  # a folder's data: its own reason
+            return f"No dataset loaded: {message}"
+        wanted = dataset_title(self._data_name)
+        if self.dataset is not None:  # an opened model's dataset; the loaded one stays
+            return (f"{wanted} (the data this model was trained on) not found on this computer: "
+                    f"{self.dataset.title} stays loaded (Data menu to download or choose "
+                    f"{wanted}).")
+        noun = "digit" if self._data_name == "mnist" else "image"
+        return (f"{wanted} not found on this computer: hover thumbnails, the 70,000-{noun} view "
+                "and training need it (Data menu).")
 
     # =========================================================================== map points
     def set_points(self, points: MapPoints, fit: bool) -> None:
@@ -371,9 +389,18 @@ class Session(QObject):
 
         own = self.models.metadata.get("dataset") in (None, "", self.dataset.name)
 
+        known = self._metrics_of
+        if not quick and known and known[0] == generation and known[1] is self.dataset:
+            self.tasks.cancel("metrics")
+            self.metricsReady.emit(known[2], source)
+            return
+        dataset = self.dataset
+
         def done(metrics: dict) -> None:
-            if not quick and own and self.models.generation == generation:
-                self.models.metadata["metrics"] = metrics  # saved with the model
+            if not quick and self.models.generation == generation:
+                self._metrics_of = (generation, dataset, metrics)
+                if own:
+                    self.models.metadata["metrics"] = metrics  # saved with the model
             self.metricsReady.emit(metrics, source)
 
         self.metricsCleared.emit(f"computing the metrics of the {source}…")

@@ -80,6 +80,21 @@ def test_a_dataset_that_is_not_found_leaves_the_choice_on_the_data_in_use(window
     assert combo.currentData() == "folder" and window.session.dataset.name == "tiny"
 
 
+def test_a_models_dataset_not_found_is_named_in_the_hint(window, qtbot, tmp_path, monkeypatch):
+    """Opening a Fashion-MNIST model with MNIST loaded and no Fashion-MNIST anywhere said
+    "MNIST not found on this computer: hover thumbnails ... need it" while MNIST worked."""
+    monkeypatch.setattr(D, "system_data_dirs", lambda name: [tmp_path / "nothing" / name])
+    hints = []
+    window.session.status.connect(lambda text, _timeout: hints.append(text))
+    path = save_checkpoint(tmp_path / "fashion-model.safetensors", CAE(), {"dataset": "fashion-mnist"})
+    assert window.files.open_model(str(path))
+    qtbot.waitUntil(lambda: any("not found" in h for h in hints), timeout=10000)
+    hint = next(h for h in hints if "not found" in h)
+    assert hint.startswith("Fashion-MNIST (the data this model was trained on) not found")
+    assert "tiny stays loaded" in hint and window.session.dataset.name == "tiny"
+    assert window.last_error == ""  # a quiet search: a hint, not an error box
+
+
 def test_a_model_of_other_data_is_flagged_as_long_as_it_is_shown(window, fake_fashion, tmp_path,
                                                                   qtbot, monkeypatch):
     path = save_checkpoint(tmp_path / "fashion-model.safetensors", CAE(), {"dataset": "fashion-mnist"})

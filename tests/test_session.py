@@ -237,6 +237,28 @@ def test_the_all_digits_choice_is_remembered(session, model_file, tiny_folder, q
     again.shutdown()
 
 
+def test_the_metrics_are_not_computed_again_for_the_same_model_and_data(session, model_file,
+                                                                       tiny_folder, qtbot):
+    """Switching between the test digits and all of them recomputed the metrics each time
+    (the panel blank for ~20 s on 2 cores) though neither the model nor the data had changed.
+    (A dict sent through a signal arrives as a copy: equal, not the same object.)"""
+    ready, computing = [], []
+    session.metricsReady.connect(lambda metrics, source: ready.append(metrics))
+    session.metricsCleared.connect(lambda why: computing.append(why))
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: bool(ready) and not session.tasks.running("metrics"), timeout=30000)
+    computed, first = len(computing), ready[-1]
+    for all_digits, count in ((True, 320), (False, 64)):
+        before = len(ready)
+        session.set_map_all(all_digits)
+        qtbot.waitUntil(lambda before=before: len(ready) == before + 1, timeout=20000)
+        assert len(session.points) == count and ready[-1] == first
+    assert len(computing) == computed
+    session.models.set_model(CAE(), {"dataset": "synthetic"})  # another model: computed anew
+    qtbot.waitUntil(lambda: len(computing) > computed and not session.tasks.running("metrics"),
+                    timeout=30000)
+
+
 def test_a_model_file_without_a_digest_opens_with_a_visible_warning(session, model_file, tmp_path):
     import json
     import struct
