@@ -14,6 +14,7 @@ from cae.data import DATASETS
 
 KEY = "lastFolder"
 DATA_KEY = "lastDataFolder"
+LOADED_DATA_KEY = "dataFolder"  # where the session found the data it loaded last
 _settings: QSettings | None = None  # the main window's (tests give each window its own)
 
 
@@ -23,11 +24,14 @@ def remember_folders_in(settings: QSettings) -> None:
     _settings = settings
 
 
-def start_folder(key: str = KEY) -> str:
+def start_folder(*keys: str) -> str:
     """The last folder a file (or with ``DATA_KEY``, a dataset) was chosen in, if it still
-    exists, else the home folder."""
-    value = _settings.value(key, "") if _settings is not None else ""
-    return str(value) if value and Path(str(value)).is_dir() else str(Path.home())
+    exists, else the first of the other settings ``keys`` that names one, else the home folder."""
+    for key in keys or (KEY,):
+        value = _settings.value(key, "") if _settings is not None else ""
+        if value and Path(str(value)).is_dir():
+            return str(value)
+    return str(Path.home())
 
 
 def _remember(path: str, key: str = KEY) -> str:
@@ -62,6 +66,7 @@ def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> st
 
 
 def data_folder(parent: QWidget | None, title: str) -> str:
-    """A dataset's folder, or '' if the user cancelled; it starts where the last one was."""
-    return _remember(QFileDialog.getExistingDirectory(parent, title, start_folder(DATA_KEY)),
-                     DATA_KEY)
+    """A dataset's folder, or '' if the user cancelled; it starts where the last one was chosen,
+    else in the folder of the data loaded last (``--data DIR``: not the home folder)."""
+    start = start_folder(DATA_KEY, LOADED_DATA_KEY)
+    return _remember(QFileDialog.getExistingDirectory(parent, title, start), DATA_KEY)

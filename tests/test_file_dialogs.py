@@ -76,3 +76,19 @@ def test_save_never_starts_beside_the_bundled_models(qtbot, settings, tmp_path, 
     assert file_dialogs.start_folder() == str(bundled.parent)  # opening there again is fine
     file_dialogs.save_file(None, "Save", "strip.png", "*")
     assert asked[-1] == str(Path.home() / "strip.png")
+
+
+def test_the_data_folder_dialog_starts_at_the_loaded_data_the_first_time(qtbot, settings, tmp_path,
+                                                                        monkeypatch):
+    """Started with ``--data DIR``, Choose data folder opened at the home folder."""
+    file_dialogs.remember_folders_in(settings)
+    loaded, chosen = tmp_path / "data" / "mnist", tmp_path / "data" / "fashion"
+    loaded.mkdir(parents=True)
+    chosen.mkdir()
+    settings.setValue(file_dialogs.LOADED_DATA_KEY, str(loaded))  # as the session records it
+    asked = []
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory",
+                        lambda parent, title, start: asked.append(start) or str(chosen))
+    file_dialogs.data_folder(None, "Folder")
+    file_dialogs.data_folder(None, "Folder")
+    assert asked == [str(loaded), str(chosen)]  # then where the user chose last
