@@ -203,6 +203,10 @@ class Session(QObject):
         if self.training.running:
             self.error.emit("Training is running", "Stop training before changing the dataset.")
             return
+        if download and self.dataset is not None and self.dataset.name == name:
+            self.status.emit(f"{self.dataset.title} is already loaded, from "
+                             f"{self.dataset.source}: nothing to download", 8000)
+            return  # (a named dataset is loaded only when its checksums match)
         if folder is None and not download:
             folder = self.known_folder(name)
         self.status.emit("downloading " + name if download else f"looking for {name}…", 0)

@@ -112,3 +112,16 @@ def test_a_model_of_other_data_is_flagged_as_long_as_it_is_shown(window, fake_fa
     assert label.isVisibleTo(window)
     window.session.models.new_model()  # a model of no dataset: nothing to flag
     assert not label.isVisibleTo(window)
+
+
+def test_downloading_the_dataset_already_loaded_says_so(window, qtbot):
+    """Data > Download MNIST with MNIST loaded went to the network (and failed offline)."""
+    ds = window.session.dataset
+    mnist = D.Dataset("mnist", ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
+                      D.DATASETS["mnist"].class_names, source="/somewhere/mnist")
+    window.session._on_dataset_loaded(mnist)
+    said = []
+    window.session.status.connect(lambda text, _timeout: said.append(text))
+    window.data_actions[0].trigger()  # Download MNIST
+    assert said == ["MNIST is already loaded, from /somewhere/mnist: nothing to download"]
+    assert not window.session.data.busy and window.session.dataset is mnist
