@@ -289,12 +289,12 @@ class Session(QObject):
         if self._data_requested or (self.models.model is None and self.dataset is None):
             self.error.emit("Dataset", message)
         else:  # a quiet search (at start-up, or for an opened model's data): only a hint
-            self.status.emit(self.not_found_hint(message), 0)
+            self.status.emit(self._not_found_hint(message), 0)
 
-    def not_found_hint(self, message: str) -> str:
+    def _not_found_hint(self, message: str) -> str:
         """What a quiet search that failed with ``message`` means for the user."""
         if self._data_name not in DATASETS:  # a folder's data: its own reason
-            return f"No dataset loaded: {message}"
+            return message if self.dataset is not None else f"No dataset loaded: {message}"
         wanted = dataset_title(self._data_name)
         if self.dataset is not None:  # an opened model's dataset; the loaded one stays
             return (f"{wanted} (the data this model was trained on) not found on this computer: "
