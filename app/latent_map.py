@@ -20,6 +20,7 @@ from .uniform_scatter import UniformScatter
 
 MOSAIC_POINT_ALPHA = 110  # over the mosaic: a cluster's decoded digits show through its dots
 HOVER_RADIUS_PX = 6.0
+HOVER_RING_PX = 14  # the ring round the hovered point, across
 ERROR_BINS = 8
 KNN_RIGHT, KNN_WRONG = "#C8C8C8", "#D55E00"
 GREYED = "#D9D9D9"
@@ -150,8 +151,15 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.drawn_marker.setZValue(11)
         self.drawn_marker.setVisible(False)
         self.plot_item.addItem(self.drawn_marker, ignoreBounds=True)
-        for item in (self.marker, self.drawn_marker):  # the map takes clicks (see UniformScatter)
-            item.mouseClickEvent = UniformScatter.mouseClickEvent.__get__(item)
+        # A ring round the point under the pointer: in a dense cluster it shows which dot the
+        # "under the cursor" image is of.
+        self.hover_ring = pg.ScatterPlotItem(size=HOVER_RING_PX, symbol="o", brush=None,
+                                             pen=pg.mkPen("k", width=2), pxMode=True)
+        self.hover_ring.setZValue(9)
+        self.hover_ring.setVisible(False)
+        self.plot_item.addItem(self.hover_ring, ignoreBounds=True)
+        for item in (self.marker, self.drawn_marker, self.hover_ring):  # the map takes clicks
+            item.mouseClickEvent = UniformScatter.mouseClickEvent.__get__(item)  # (see there)
         self.dragging_drawn = False  # the star is being dragged (its decodes are the drawing's)
         self._drawn_at: tuple[float, float] | None = None  # the drawing's own code
         # The interpolation path between two end points; a white band under the dashes keeps it
@@ -255,6 +263,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         on black) and let the decoded digits show through (see-through, so a dense cluster does
         not hide its own tiles)."""
         self.outlined = shown
+        self.hover_ring.setPen(pg.mkPen("w" if shown else "k", width=2))  # (seen on black too)
         for item in (*self.scatters, *self.overlays):
             item.setPen(self._pen())
             item.setSize(5 if shown else 4)  # a thin rim needs a slightly larger dot
@@ -523,6 +532,10 @@ class LatentMap(DensityLevels, pg.PlotWidget):
 
     def _update_hover(self) -> None:
         index = self.nearest_point(self._hover_pos) if self._hover_pos is not None else -1
+        if index >= 0:  # (the same index may be a moved point: new codes under a still pointer)
+            x, y = self.codes[index]
+            self.hover_ring.setData([x], [y])
+        self.hover_ring.setVisible(index >= 0)
         if index != self.hover_index:
             self.hover_index = index
             self.hovered.emit(index)

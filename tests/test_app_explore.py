@@ -189,6 +189,12 @@ def test_hover_shows_the_original_digit(window, qtbot):
     qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
     j = window.map.hover_index
     np.testing.assert_allclose(window.map.codes[j], window.map.codes[i], atol=0.05 * np.ptp(window.map.codes))
+    ring = window.map.hover_ring  # the hovered dot is ringed, where it is
+    assert ring.isVisible()
+    np.testing.assert_array_equal(np.array(ring.getData()).ravel(), window.map.codes[j])
+    for mosaic, colour in ((True, "#ffffff"), (False, "#000000")):  # white over the dark mosaic
+        window.map.set_mosaic_shown(mosaic)
+        assert ring.opts["pen"].color().name() == colour
     np.testing.assert_allclose(window.hover_view.image, window.session.dataset.test_images[j] / 255.0,
                                atol=1e-6)
     assert f"label {window.session.dataset.test_labels[j]}" in window.hover_label.text()
@@ -300,7 +306,7 @@ def test_p_hides_every_point_and_shows_them_again(window, qtbot):
     send_mouse(window.map.viewport(), QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton,
                Qt.MouseButton.NoButton)
     qtbot.wait(100)
-    assert window.map.hover_index == -1
+    assert window.map.hover_index == -1 and not window.map.hover_ring.isVisible()
     window.map.set_colouring("knn", np.zeros(len(window.map.codes), bool))
     assert window.map.overlays and all(o.opacity() == 0 for o in window.map.overlays)
     window.map.set_colouring("class")
