@@ -158,12 +158,15 @@ class FilesController(QObject):
         return [str(v) for v in (value or [])]
 
     def rebuild_recent_menu(self) -> None:
+        """The menu of recent models, greyed out when there are none or while a run trains
+        (no other model may be opened then)."""
         self.recent_menu.clear()  # deletes the old actions: they belong to the menu
-        for path in self.recent_models():
+        recent = self.recent_models()
+        for path in recent:
             action = QAction(path, self.recent_menu)
             action.triggered.connect(lambda checked=False, p=path: self.open_model(p))
             self.recent_menu.addAction(action)
-        self.recent_menu.setEnabled(bool(self.recent_models()))
+        self.recent_menu.setEnabled(bool(recent) and not self.session.training.running)
 
     # --------------------------------------------------------------------------- data
     def choose_data_folder(self, folder: str | None = None) -> None:

@@ -157,6 +157,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
                                              pen=pg.mkPen("k", width=2), pxMode=True)
         self.hover_ring.setZValue(9)
         self.hover_ring.setVisible(False)
+        self._ring_at: tuple | None = None  # where it was last put
         self.plot_item.addItem(self.hover_ring, ignoreBounds=True)
         for item in (self.marker, self.drawn_marker, self.hover_ring):  # the map takes clicks
             item.mouseClickEvent = UniformScatter.mouseClickEvent.__get__(item)  # (see there)
@@ -533,8 +534,10 @@ class LatentMap(DensityLevels, pg.PlotWidget):
     def _update_hover(self) -> None:
         index = self.nearest_point(self._hover_pos) if self._hover_pos is not None else -1
         if index >= 0:  # (the same index may be a moved point: new codes under a still pointer)
-            x, y = self.codes[index]
-            self.hover_ring.setData([x], [y])
+            at = tuple(self.codes[index])
+            if at != self._ring_at:  # (not set again once a frame for the same dot)
+                self._ring_at = at
+                self.hover_ring.setData([at[0]], [at[1]])
         self.hover_ring.setVisible(index >= 0)
         if index != self.hover_index:
             self.hover_index = index

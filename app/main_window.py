@@ -304,7 +304,7 @@ class MainWindow(QMainWindow):
         self.open_action.setEnabled(not running)
         self.open_action.setToolTip("Stop training to open another model" if running
                                     else "Open model")
-        self.recent_menu.setEnabled(not running and bool(self.files.recent_models()))
+        self.files.rebuild_recent_menu()
         self._update_page()
 
     def _show_decoded_tab(self, on_star: bool) -> None:
