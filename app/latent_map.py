@@ -15,6 +15,7 @@ from PySide6.QtGui import QBrush, QGuiApplication, QPen, QPixmapCache
 from cae import render
 from cae.palette import PALETTE, POINT_ALPHA
 
+from .code_axis import CodeAxis
 from .density import DensityLevels
 from .uniform_scatter import UniformScatter
 
@@ -93,7 +94,8 @@ class LatentMap(DensityLevels, pg.PlotWidget):
 
     def __init__(self, parent=None) -> None:
         self.view_box = ExploreViewBox()
-        super().__init__(parent, viewBox=self.view_box, background="w")
+        super().__init__(parent, viewBox=self.view_box, background="w",
+                         axisItems={"bottom": CodeAxis("bottom")})
         self.plot_item = self.getPlotItem()
         self.plot_item.setLabel("bottom", "z1")
         self.plot_item.setLabel("left", "z2")  # no grid lines: they cost 25 ms a frame at 70k points

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt, QTimer
+from PySide6 import QtGui
 from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton, QToolButton
 
@@ -493,6 +494,35 @@ def test_zoom_stops_where_the_map_stops_meaning_anything(window, qtbot):
     (x0, x1), (y0, y1) = box.viewRange()
     assert x1 - x0 >= MIN_VIEW_RANGE * 0.999 and y1 - y0 >= MIN_VIEW_RANGE * 0.999
     assert x1 - x0 < 1e-4
+
+
+@pytest.mark.parametrize("corner", [9000.0, -943.0, 0.5])
+def test_the_axis_labels_never_run_together_at_the_deepest_zoom(window, qtbot, corner):
+    """Far from the origin at the narrowest view the labels are long (9000.0000002): five of
+    them ran into one line on a narrow map."""
+    from app.latent_map import MIN_VIEW_RANGE
+    window.resize(1000, 700)
+    window.map.view_box.setRange(xRange=(corner, corner + MIN_VIEW_RANGE),
+                                 yRange=(corner, corner + MIN_VIEW_RANGE), padding=0)
+    qtbot.wait(50)
+    axis = window.map.plot_item.getAxis("bottom")
+    assert axis.width() < 560  # narrow enough that the plain axis's labels met
+    image = QtGui.QImage(8, 8, QtGui.QImage.Format.Format_ARGB32)
+    painter = QtGui.QPainter(image)  # pyqtgraph measures the labels with a live painter
+    try:
+        texts = sorted((rect for rect, _, _ in axis.generateDrawSpecs(painter)[2]),
+                       key=lambda r: r.left())
+    finally:
+        painter.end()
+    assert texts  # still labelled
+    for left, right in zip(texts, texts[1:]):
+        assert right.left() - left.right() >= 8, (left, right)
+    window.map.fit_view()  # and at the usual zoom, as many labels as pyqtgraph gives
+    qtbot.wait(50)
+    import pyqtgraph as pg
+    (x0, x1), _ = window.map.view_box.viewRange()
+    assert axis.tickSpacing(x0, x1, axis.width()) == pg.AxisItem.tickSpacing(
+        axis, x0, x1, axis.width())
 
 
 def test_a_long_status_message_is_cut_before_the_z_readout(window, qtbot):
