@@ -45,6 +45,14 @@ def _report_task(cancel, report, path: str, model, metadata: dict, extras: dict,
     return save_report(page, path)
 
 
+def _leave_out(hidden: frozenset[int], names) -> str:
+    """The animation's offer to leave out the classes hidden on the map, naming a few."""
+    if len(hidden) > 3:
+        return f"Leave out the {len(hidden)} classes hidden on the map"
+    shown = ", ".join(str(names[c]) if c < len(names) else str(c) for c in sorted(hidden))
+    return f"Leave out {shown} (hidden on the map)"
+
+
 class OptionsDialog(QDialog):
     """A small form of spin boxes and check boxes."""
 
@@ -94,8 +102,8 @@ class ExportsController(QObject):
 
     # --------------------------------------------------------------------------- exports
     def export_map(self, path: str | None = None, options: dict | None = None) -> bool:
-        """The map as shown (visible classes or no points, drawn star, interpolation path, mosaic
-        if on)."""
+        """The map as shown (visible classes or no points, drawn star, decoded point's cross,
+        interpolation path, mosaic if on)."""
         s = self.session
         if len(s.points) == 0:
             s.error.emit("Nothing to export", "There are no latent codes on the map yet.")
@@ -109,7 +117,9 @@ class ExportsController(QObject):
             if str(path).lower().endswith(".png") else {},
             {"mosaic": ("Decoded images under the points", self.mosaic_on.isChecked()),
              "points": ("Points", self.map.points_shown),
-             "legend": ("Legend", True)}))
+             "legend": ("Legend", True),
+             **({"cross": ("Decoded point (the red cross)", self.map.marker.isVisible())}
+                if s.decoded_z is not None else {})}))
         if not path or not options:
             return False
         classes = range(len(self.map.scatters))
@@ -119,6 +129,7 @@ class ExportsController(QObject):
         from cae.render import MapStyle, size_for_plot
         style = MapStyle(hidden=hidden, legend=options["legend"], equal_scales=False,
                          star=None if s.drawn_z is None else tuple(float(v) for v in s.drawn_z),
+                         cross=s.decoded_z if options.get("cross") else None,
                          path=None if a is None or b is None else np.stack([a, b]))
         shown = self.map.view_box.sceneBoundingRect()  # as shown: the same view and aspect
         size = size_for_plot(shown.width(), shown.height(), style, across)
@@ -151,18 +162,22 @@ class ExportsController(QObject):
         if path and Path(path).suffix.lower() == ".mp4" and ffmpeg is None:
             s.error.emit("Cannot write MP4", MP4_NEEDS_FFMPEG)  # before any options are asked
             return False
+        names = s.points.class_names or tuple(str(c) for c in range(10))
+        hidden = frozenset(c for c in range(len(self.map.scatters))
+                           if not self.map.class_visible(c))
         options = options or (path and self._ask_options(
             "Animation", {"size": ("Frame size (px)", 200, 2000, 800),
                           "frames_per_epoch": ("Frames per epoch", 1, 30, 6)},
             {"mosaic": ("Decoded images under the points", self.mosaic_on.isChecked()),
-             "loss": ("Loss curve beside the map", True)}))
+             "loss": ("Loss curve beside the map", True),
+             **({"hidden": (_leave_out(hidden, names), True)} if hidden else {})}))
         if not path or not options:
             return False
         from cae.animate import AnimationOptions
         settings = AnimationOptions(size=(options["size"], options["size"]),
                                     frames_per_epoch=options["frames_per_epoch"],
-                                    mosaic=options["mosaic"], loss=options["loss"])
-        names = s.points.class_names or tuple(str(c) for c in range(10))
+                                    mosaic=options["mosaic"], loss=options["loss"],
+                                    hidden=hidden if options.get("hidden") else frozenset())
         return self._run("animation", f"Writing {Path(path).name}", _animation_task, path,
                          copy.deepcopy(s.timeline), s.models.model.config, names, settings,
                          list(s.models.metadata.get("history") or []))

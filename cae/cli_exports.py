@@ -134,6 +134,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         legend=not args.no_legend,
         axes=not args.no_axes,
         star=args.star,
+        cross=args.cross,
         path=path_points,
         title=args.title,
     )
@@ -206,6 +207,12 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
         type=_point,
         metavar="Z1,Z2",
         help="mark a drawn digit's code (--star=-1,2 for a negative z1)",
+    )
+    p.add_argument(
+        "--cross",
+        type=_point,
+        metavar="Z1,Z2",
+        help="mark a decoded point with a red cross, as the window does (--cross=-1,2)",
     )
     p.add_argument(
         "--path",

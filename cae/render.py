@@ -27,6 +27,7 @@ from .palette import PALETTE, POINT_ALPHA
 from .model import CAE
 
 INK, FAINT, STAR, PATH = "#222222", "#BBBBBB", "#FF2D2D", "#222222"
+CROSS, CROSS_PX = "#FF0000", 16  # the decoded point, as the window marks it: colour, width
 TRAIN_COLOUR, TEST_COLOUR = "#0072B2", "#D55E00"  # the app's loss-curve colours
 SUPERSAMPLE = 2
 # A mosaic pixel of value v (0 = background, 1 = stroke) is drawn as this grey level, so the
@@ -190,6 +191,7 @@ class MapStyle:
     axes: bool = True
     point_size: float = 3.5  # dot diameter
     star: tuple[float, float] | None = None  # a drawn digit's code
+    cross: tuple[float, float] | None = None  # the decoded point (under the star where both)
     path: np.ndarray | None = None  # (K, 2) interpolation path
     title: str | None = None
     # True: widen the view so a latent unit is as long on both axes (distances mean the same in
@@ -337,6 +339,11 @@ def draw_map(
             )
         for name, (x, y) in zip("AB", (pts[0], pts[-1])):  # the ends, named as on the map
             ld.text((x + 6 * s, y - 6 * s), name, fill=rgb(PATH), font=font(13 * s), anchor="lb")
+    if style.cross is not None:
+        ((x, y),) = lay.to_px(np.array([style.cross])) - (left, t)
+        arm, width = CROSS_PX / 2 * s, max(1, round(3 * s))
+        ld.line((x - arm, y, x + arm, y), fill=rgb(CROSS), width=width)
+        ld.line((x, y - arm, x, y + arm), fill=rgb(CROSS), width=width)
     if style.star is not None:
         ((x, y),) = lay.to_px(np.array([style.star])) - (left, t)
         ld.polygon(
@@ -596,6 +603,13 @@ def map_svg(
             f'<text class="path-end" x="{x + 6:.1f}" y="{y - 6:.1f}" fill="{PATH}" '
             f'font-size="13">{name}</text>'
             for name, (x, y) in zip("AB", (pts[0], pts[-1]))
+        )
+    cross = None if style.cross is None else lay.to_px(np.array([style.cross]))[0]
+    if cross is not None and left <= cross[0] <= r and t <= cross[1] <= b:
+        x, y, arm = *cross, CROSS_PX / 2
+        out.append(
+            f'<path id="decoded-point" d="M{x - arm:.1f} {y:.1f}H{x + arm:.1f}'
+            f'M{x:.1f} {y - arm:.1f}V{y + arm:.1f}" stroke="{CROSS}" stroke-width="3"/>'
         )
     star = None if style.star is None else lay.to_px(np.array([style.star]))[0]
     if star is not None and left <= star[0] <= r and t <= star[1] <= b:

@@ -199,3 +199,67 @@ def test_the_animation_offers_the_mosaic_as_the_map_shows_it(window, monkeypatch
         window.toolbar.mosaic_action.setChecked(shown)
         assert not window.exports.export_animation(str(tmp_path / "a.gif"))
         assert checks[-1]["mosaic"] is shown  # the animation's, as the map's, follows the map
+
+
+def test_the_map_export_marks_the_decoded_point_as_the_map_does(window, qtbot, tmp_path,
+                                                                monkeypatch):
+    checks = offered_checks(monkeypatch)
+    assert not window.exports.export_map(str(tmp_path / "map.svg"))
+    assert "cross" not in checks[-1]  # nothing decoded yet: nothing to offer
+    x0, x1, y0, y1 = window.map.visible_rect()
+    z = (0.6 * x0 + 0.4 * x1, 0.3 * y0 + 0.7 * y1)
+    window.map.explored.emit(*z)  # what a click there does
+    qtbot.waitUntil(lambda: window.session.decoded_z is not None, timeout=5000)
+    assert not window.exports.export_map(str(tmp_path / "map.svg"))
+    assert checks[-1]["cross"] is True  # offered, on, as the map shows it
+    monkeypatch.undo()
+    from cae.render import CROSS, MapStyle, layout_map
+    svg = "{http://www.w3.org/2000/svg}"
+    for with_cross in (True, False):
+        path = tmp_path / f"map-{with_cross}.svg"
+        assert window.exports.export_map(str(path), {"mosaic": False, "legend": True,
+                                                     "cross": with_cross})
+        wait_file(qtbot, window, "map", path)
+        root = ET.parse(path).getroot()
+        cross = root.find(f".//{svg}path[@id='decoded-point']")
+        assert (cross is not None) is with_cross
+        if with_cross:  # red, centred where the decoded code lies in the picture
+            assert cross.get("stroke") == CROSS
+            x_left, y, x_right = (float(v) for v in re.findall(r"[-\d.]+", cross.get("d"))[:3])
+            size = (round(float(root.get("width"))), round(float(root.get("height"))))
+            lay = layout_map(size, window.session.points.class_names,
+                             window.session.points.labels, window.map.visible_rect(),
+                             MapStyle(equal_scales=False))
+            (px, py), = lay.to_px(np.array([window.session.decoded_z]))
+            assert ((x_left + x_right) / 2, y) == pytest.approx((px, py), abs=0.2)
+
+
+def test_the_animation_can_leave_out_the_classes_hidden_on_the_map(window, monkeypatch,
+                                                                   tmp_path, qtbot):
+    checks = offered_checks(monkeypatch)
+    s = window.session
+    state = {k: v.numpy() for k, v in s.models.model.state_dict().items()}
+    for epoch in (0, 1):
+        s.timeline.add(epoch, s.points.codes[:40], s.points.labels[:40], state)
+    assert not window.exports.export_animation(str(tmp_path / "a.gif"))
+    assert "hidden" not in checks[-1]  # every class shown: nothing to offer
+    window.map.set_class_visible(3, False)
+    window.map.set_class_visible(5, False)
+    assert not window.exports.export_animation(str(tmp_path / "a.gif"))
+    assert checks[-1]["hidden"] is True
+    from app.exports import _leave_out
+    assert _leave_out(frozenset({3, 5}), [str(c) for c in range(10)]) == \
+        "Leave out 3, 5 (hidden on the map)"
+    monkeypatch.undo()
+    import cae.animate
+    seen = []
+    real = cae.animate.export_animation
+    monkeypatch.setattr(cae.animate, "export_animation",
+                        lambda *a, **k: seen.append(a[4].hidden) or real(*a, **k))
+    for leave_out in (True, False):
+        path = tmp_path / f"a-{leave_out}.gif"
+        assert window.exports.export_animation(str(path), {
+            "size": 200, "frames_per_epoch": 1, "mosaic": False, "loss": False,
+            "hidden": leave_out})
+        wait_file(qtbot, window, "animation", path)
+    assert seen == [frozenset({3, 5}), frozenset()]

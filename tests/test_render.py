@@ -142,6 +142,10 @@ def test_mosaic_star_and_path_are_drawn(bundled, monkeypatch):
     )
     assert colour_pixels(plain, "#FF2D2D") == 0
     assert colour_pixels(extra, "#FF2D2D") > 30  # the star
+    # The decoded point's cross, red as in the window, in an empty corner of the plot.
+    crossed = render_map(codes, labels, names, size=(400, 400), style=MapStyle(cross=(-4.5, 7.5)))
+    assert colour_pixels(plain, render.CROSS) == 0
+    assert 40 < colour_pixels(crossed, render.CROSS) < 200  # two 16 x 3 px bars
     # The path's ends carry their names: the same path with its "A" and "B" left out has
     # fewer pixels of the path's colour (its ends in empty corners, so no dot covers a name).
     path = MapStyle(path=np.array([[-4.5, 7.5], [5.0, -1.5]]))
@@ -172,7 +176,7 @@ def test_svg_parses_with_one_group_per_visible_class(bundled, tmp_path):
         names,
         decoder=ckpt.model,
         mosaic_tiles=8,
-        style=MapStyle(hidden=frozenset(hidden), star=(0.5, 0.5),
+        style=MapStyle(hidden=frozenset(hidden), star=(0.5, 0.5), cross=(1.0, 2.0),
                        path=np.array([[-1.0, -1.0], [2.0, 2.0]])),
     )
     root = ET.parse(path).getroot()
@@ -193,6 +197,11 @@ def test_svg_parses_with_one_group_per_visible_class(bundled, tmp_path):
         assert 0.97 * (labels == c).sum() <= n <= (labels == c).sum()
     assert root.find(f"{SVG}image") is not None  # the mosaic
     assert root.find(f".//{SVG}polygon[@id='drawn-digit']") is not None
+    cross = root.find(f".//{SVG}path[@id='decoded-point']")
+    assert cross is not None and cross.get("stroke") == render.CROSS
+    # drawn under the star, as the window draws them
+    order = [e.get("id") for e in root.iter() if e.get("id") in ("decoded-point", "drawn-digit")]
+    assert order == ["decoded-point", "drawn-digit"]
     legend = root.find(f".//{SVG}g[@id='legend']")
     assert [t.text for t in legend.findall(f"{SVG}text")] == [
         n for c, n in enumerate(names) if c not in hidden
@@ -280,6 +289,7 @@ def test_cae_map_command(tmp_path):
                 "--mosaic-tiles",
                 "6",
                 "--star=-1,0.5",
+                "--cross=4,7",
                 "--path=-1,-1;2,2",
                 "--hide",
                 "0,1",
@@ -293,6 +303,7 @@ def test_cae_map_command(tmp_path):
         # can match a few)
         assert colour_pixels(image, over(PALETTE[0])) < 20
         assert colour_pixels(image, over(PALETTE[2])) > 100
+        assert colour_pixels(image, render.CROSS) > 40  # the decoded point, at scale 2
     with pytest.raises(SystemExit):
         run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--star", "1"])
     with pytest.raises(CAEError, match="--scale"):
