@@ -39,17 +39,22 @@ def _colour_values(cancel, report, model: CAE, mode: str, points: MapPoints,
                    train_images: np.ndarray, train_labels: np.ndarray,
                    train_codes: np.ndarray | None, self_index: np.ndarray) -> np.ndarray:
     """Per-point reconstruction error, or whether the point's 5-NN vote (training digits, a digit
-    never voting for itself) is wrong.  Votes use exact codes, as the Metrics panel and
-    ``cae evaluate`` do (the map's own codes may come from the faster bf16 encoder)."""
-    if mode == "error":
-        return reconstruction_errors(model, points.images, cancel=lambda: cancel.cancelled)
-    if train_codes is None:
-        train_codes = encode_cached(cancel, report, model, train_images, "fp32")
+    never voting for itself) is wrong.  Both use exact codes, as the Metrics panel and ``cae
+    evaluate`` do (the map's own codes may come from the faster bf16 encoder), through the code
+    cache: the codes the metrics or the vote encoded serve the errors too."""
+    def part(start: float, width: float):
+        return lambda f: report(start + width * f)
+    if train_codes is None and (mode == "knn" or points.source == "all"):
+        train_codes = encode_cached(cancel, part(0.0, 0.4), model, train_images, "fp32")
     if points.source == "all":  # the training digits, then the test digits: encode only these
-        test = encode_cached(cancel, report, model, points.images[len(train_images):], "fp32")
+        test = encode_cached(cancel, part(0.4, 0.1), model, points.images[len(train_images):],
+                             "fp32")
         codes = np.concatenate([train_codes, test])
     else:
-        codes = encode_cached(cancel, report, model, points.images, "fp32")
+        codes = encode_cached(cancel, part(0.4, 0.1), model, points.images, "fp32")
+    if mode == "error":
+        return reconstruction_errors(model, points.images, codes,
+                                     cancel=lambda: cancel.cancelled, progress=part(0.5, 0.5))
     return knn_predict_excluding_self(train_codes, train_labels, codes,
                                       self_index) != points.labels
 
@@ -198,6 +203,7 @@ class LayersController(QObject):
         """Colour the map's points by the chosen quantity, computed off the GUI thread."""
         s = self.session
         mode = self.bar.colour_by.currentData()
+        stopped = s.tasks.running("colour")
         s.tasks.cancel("colour")
         problem = ("" if mode == "class" else
                    "colouring by error or vote needs the dataset" if s.points.images is None else
@@ -205,8 +211,9 @@ class LayersController(QObject):
                    else "")
         if mode == "class" or problem:
             self._show_colouring("class")
-            if problem:
-                s.status.emit(problem, 5000)
+            if problem or stopped:  # (the stopped one's progress message is not left standing)
+                s.status.emit(problem or "coloured by class: the other colouring was stopped",
+                              5000)
             return
         ds, points = s.dataset, s.points
         n_train = len(ds.train_images)
@@ -221,10 +228,18 @@ class LayersController(QObject):
             s.status.emit(f"mean error {float(values.mean()):.4f}" if mode == "error"
                           else f"{int(values.sum()):,} of {len(values):,} points voted wrong", 8000)
 
+        what = (f"the reconstruction error of {len(points):,} {ds.noun}" if mode == "error"
+                else f"the 5-NN votes of {len(points):,} {ds.noun}")
+
+        def progress(f: float) -> None:
+            if s.points is points:
+                s.status.emit(f"colouring by {what}… {100 * f:.0f} %", 0)
+
         s.tasks.submit("colour", _colour_values, copy.deepcopy(s.models.model), mode, points,
                        ds.train_images, ds.train_labels, s.train_codes, self_index, on_done=done,
-                       on_failed=lambda m: s.error.emit("Colouring failed", m))
-        s.status.emit("computing the colouring…", 0)
+                       on_failed=lambda m: s.error.emit("Colouring failed", m),
+                       on_progress=progress)
+        progress(0.0)
 
     # --------------------------------------------------------------------------- timeline
     @Slot(bool)

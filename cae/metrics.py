@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .batch_decode import BatchDecoder
 from .data import Dataset
 from .errors import CAEError
 from .fast_forward import encode_batch
@@ -47,6 +48,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # Images per batch that encoded fastest on a 2-core AVX512-BF16 CPU: small enough that each
 # layer's output stays near the cache (fp32 at 256 took 1.9x the time per image of 128).
 _ENCODE_BATCH = {"bf16": 256, "fp32": 128}
+DECODE_CHUNK = 4096  # codes decoded at a time for the errors (BatchDecoder groups neighbours)
 
 
 @torch.inference_mode()
@@ -74,13 +76,32 @@ def encode_images(model: CAE, images: np.ndarray, batch_size: int | None = None,
 
 
 @torch.no_grad()
-def reconstruction_errors(model: CAE, images: np.ndarray, batch_size: int = 256,
+@torch.no_grad()
+def reconstruction_errors(model: CAE, images: np.ndarray, codes: np.ndarray | None = None,
                           cancel: Cancel = None, progress: Progress = None) -> np.ndarray:
-    """Per-image MSE between each uint8 image and its clamped reconstruction, float32 (N,)."""
+    """Per-image MSE between each uint8 image and its clamped reconstruction, float32 (N,).
+
+    ``codes``: the images' float32 codes where they are at hand (encoded here otherwise). On the
+    CPU the decodes go through :class:`~cae.batch_decode.BatchDecoder`, which decodes
+    neighbouring codes together: 10,000 test digits took 0.7 s against 4.9 s for the model's
+    own decoder (2-core CPU), the errors within 3e-8 of it."""
     model.eval()
     device = _device_of(model)
-    out = [((model(x).clamp(0, 1) - x) ** 2).mean(dim=(1, 2, 3)).float().cpu()
-           for x in _batches(images, batch_size, device, cancel, progress)]
+    if codes is None:
+        codes = encode_images(model, images, cancel=cancel, progress=_part(progress, 0.0, 0.5))
+        progress = _part(progress, 0.5, 0.5)
+    decode = BatchDecoder(model) if device.type == "cpu" else (
+        lambda z: model.decode(z).clamp_(0.0, 1.0))
+    out, n = [], len(images)
+    for start in range(0, n, DECODE_CHUNK):
+        if cancel is not None and cancel():
+            raise CAEError("cancelled")
+        z = torch.from_numpy(np.ascontiguousarray(codes[start:start + DECODE_CHUNK])).to(device)
+        x = torch.from_numpy(np.ascontiguousarray(images[start:start + DECODE_CHUNK])).to(device)
+        shown = decode(z).flatten(1)
+        out.append(((shown - x.flatten(1).float().div_(255.0)) ** 2).mean(1).float().cpu())
+        if progress is not None:
+            progress(min(start + DECODE_CHUNK, n) / n)
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -158,17 +179,16 @@ def evaluate(model: CAE, dataset: Dataset, k: int = 5, train_codes: np.ndarray |
     test_images, test_labels = dataset.test_images[:n_test], dataset.test_labels[:n_test]
     train_labels = dataset.train_labels[:n_train]
     n_encode_train = len(dataset.train_images[:n_train]) if train_codes is None else 0
-    # A reconstruction passes through encoder and decoder, about twice an encode's work.
-    total = max(2 * len(test_images) + n_encode_train + len(test_images), 1)
-    errors = reconstruction_errors(model, test_images, cancel=cancel,
-                                   progress=_part(progress, 0.0, 2 * len(test_images) / total))
-    done = 2 * len(test_images) / total
+    total = max(2 * len(test_images) + n_encode_train, 1)  # a decode is about an encode's work
+    test_codes = encode_images(model, test_images, cancel=cancel,
+                               progress=_part(progress, 0.0, len(test_images) / total))
+    done = len(test_images) / total
+    errors = reconstruction_errors(model, test_images, test_codes, cancel=cancel,
+                                   progress=_part(progress, done, len(test_images) / total))
+    done += len(test_images) / total
     if train_codes is None:
         train_codes = encode_images(model, dataset.train_images[:n_train], cancel=cancel,
                                     progress=_part(progress, done, n_encode_train / total))
-        done += n_encode_train / total
-    test_codes = encode_images(model, test_images, cancel=cancel,
-                               progress=_part(progress, done, len(test_images) / total))
     pred = knn_predict(train_codes[:n_train], train_labels, test_codes, k=k)
     if progress is not None:
         progress(1.0)

@@ -182,6 +182,35 @@ def test_colour_by_reconstruction_error(window, qtbot):
     assert all(s.isVisible() for s in window.map.scatters) and window.map.legend.isVisible()
 
 
+def test_a_colouring_says_how_far_it_is_and_that_it_stopped(window, qtbot, monkeypatch):
+    """70,000 digits take a while: the status bar counts, and a switch back to class colours
+    meanwhile says so (the count had stayed standing)."""
+    said = []
+    window.session.status.connect(lambda text, ms: said.append((text, ms)))
+    bar = window.toolbar
+    n = len(window.session.points)
+    bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
+    window.layers.refresh_colouring()
+    noun = window.session.dataset.noun  # (the test folder holds "images")
+    assert said[-1] == (f"colouring by the reconstruction error of {n:,} {noun}… 0 %", 0)
+    bar.colour_by.setCurrentIndex(bar.colour_by.findData("class"))
+    window.layers.refresh_colouring()  # before the error's result came
+    assert said[-1] == ("coloured by class: the other colouring was stopped", 5000)
+    qtbot.wait(500)
+    assert window.map.colour_mode == "class"  # the stopped one never lands
+    import cae.metrics
+    monkeypatch.setattr(cae.metrics, "DECODE_CHUNK", 16)  # a report after each chunk
+    said.clear()
+    bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
+    window.layers.refresh_colouring()
+    qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=20000)
+    counts = [t for t, _ in said if t.startswith("colouring by the reconstruction error")]
+    percents = [int(t.rsplit(" ", 2)[1]) for t in counts]
+    assert percents[0] == 0 and percents[-1] == 100 and percents == sorted(percents)
+    assert len(percents) >= 5  # (0, then four chunks of 16)
+    assert said[-1][0].startswith("mean error")
+
+
 def test_colour_by_wrong_vote(window, qtbot):
     from cae.metrics import encode_images, knn_predict
     window.toolbar.colour_by.setCurrentIndex(window.toolbar.colour_by.findData("knn"))

@@ -25,16 +25,22 @@ def test_per_class_mean():
     assert np.isnan(per_class_mean(np.array([1.0]), np.array([0]), 2)[1])
 
 
-def test_reconstruction_error_and_codes_match_the_model():
+def test_reconstruction_error_and_codes_match_the_model(monkeypatch):
+    import cae.metrics
+    monkeypatch.setattr(cae.metrics, "DECODE_CHUNK", 64)  # several chunks, the last one short
     torch.manual_seed(0)
     model = CAE()
-    ds = make_dataset(32, 16)
+    ds = make_dataset(32, 300)
     x = torch.from_numpy(ds.test_images).float().div(255).unsqueeze(1)
     with torch.no_grad():
         expected = ((model(x).clamp(0, 1) - x) ** 2).mean(dim=(1, 2, 3)).numpy()
         codes = model.encode(x).numpy()
-    np.testing.assert_allclose(reconstruction_errors(model, ds.test_images, batch_size=5), expected,
+    np.testing.assert_allclose(reconstruction_errors(model, ds.test_images), expected,
                                rtol=1e-5, atol=1e-7)
+    given = reconstruction_errors(model, ds.test_images, codes)  # the codes at hand: no encode
+    np.testing.assert_allclose(given, expected, rtol=1e-5, atol=1e-7)
+    moved = codes + np.float32(100)  # and they are what is decoded
+    assert np.abs(reconstruction_errors(model, ds.test_images, moved) - expected).max() > 1e-4
     np.testing.assert_allclose(encode_images(model, ds.test_images, batch_size=3), codes,
                                rtol=1e-5, atol=1e-6)
     result = evaluate(model, ds)
