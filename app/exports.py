@@ -150,6 +150,11 @@ class ExportsController(QObject):
     def export_animation(self, path: str | None = None, options: dict | None = None) -> bool:
         """Every epoch of the timeline, with in-between frames."""
         s = self.session
+        if len(s.timeline) == 1:  # a run stopped in its first epoch: only the start is kept
+            s.error.emit("No finished epoch", "The timeline holds only the codes before training "
+                         "(epoch 0): the animation shows how they moved epoch by epoch, so it "
+                         "needs a run that finished at least one epoch.")
+            return False
         if len(s.timeline) < 2:
             s.error.emit("No training timeline", "Train a model in the window (or open one trained "
                          "here) first: the animation shows how its codes moved epoch by epoch.")

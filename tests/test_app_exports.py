@@ -263,3 +263,21 @@ def test_the_animation_can_leave_out_the_classes_hidden_on_the_map(window, monke
             "hidden": leave_out})
         wait_file(qtbot, window, "animation", path)
     assert seen == [frozenset({3, 5}), frozenset()]
+
+
+def test_an_animation_after_a_run_stopped_in_its_first_epoch_says_why_not(window, qtbot,
+                                                                          answered_questions):
+    p = window.training_panel
+    p.epochs.setValue(5)
+    p.batch_size.setValue(1)  # 256 steps an epoch: stopped long before the first one ends
+    p.device.setCurrentIndex(p.device.findData("cpu"))
+    window.training.ask_keep = lambda text: True  # "Keep it"
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        assert window.training.start()
+    with qtbot.waitSignal(window.session.run.ended, timeout=10000):
+        window.session.training.stop()
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    assert window.session.dirty and len(window.session.timeline) == 1  # kept: the start only
+    assert not window.exports.export_animation("x.gif", {"size": 200, "frames_per_epoch": 1,
+                                                         "mosaic": False, "loss": False})
+    assert "needs a run that finished at least one epoch" in window.last_error
