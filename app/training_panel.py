@@ -78,6 +78,8 @@ class TrainingPanel(QWidget):
         self.lr.setSingleStep(1e-4)
         self.lr.setToolTip("The learning rate (Best and Quick: its peak, after the warm-up)")
         self.recipe.currentIndexChanged.connect(self._fill_recipe)
+        for box in (self.epochs, self.batch_size, self.lr):
+            box.valueChanged.connect(self._mark_edited)
         self._fill_recipe()
         self.device = QComboBox()
         for label, dev in device_choices():
@@ -155,6 +157,21 @@ class TrainingPanel(QWidget):
         self.epochs.setValue(settings["epochs"])
         self.batch_size.setValue(settings["batch_size"])
         self.lr.setValue(settings["lr"])
+        self._mark_edited()
+
+    def _mark_edited(self) -> None:
+        """"Best (edited)" while the epochs, batch size or learning rate differ from the
+        recipe's: the rest of it (schedule, averaging, loss) still applies."""
+        i = self.recipe.currentIndex()
+        settings = RECIPES[RECIPE_CHOICES[i][1]]
+        edited = [f"{text} {value:g} (its {settings[key]:g})" for key, text, value in (
+            ("epochs", "epochs", self.epochs.value()),
+            ("batch_size", "batch size", self.batch_size.value()),
+            ("lr", "learning rate", round(self.lr.value(), 5))) if value != settings[key]]
+        for j, (plain, _, tip) in enumerate(RECIPE_CHOICES):  # (another one edited before)
+            self.recipe.setItemText(j, f"{plain} (edited)" if edited and j == i else plain)
+            self.recipe.setItemData(j, f"{tip}; with {', '.join(edited)}"
+                                    if edited and j == i else tip, Qt.ItemDataRole.ToolTipRole)
 
     def _on_pause(self) -> None:
         (self.pauseRequested if self.pause_button.text() == "Pause" else self.resumeRequested).emit()

@@ -43,6 +43,7 @@ from .render import (
     rgb,
     write_atomic,
 )
+from .train import RECIPES
 
 DPI = 150
 PAGE = (1240, 1754)  # A4 (210 x 297 mm) at 150 dpi
@@ -160,8 +161,11 @@ def _recipe_lines(metadata: dict) -> list[str]:
     if metadata.get("dataset"):
         lines.append(f"dataset: {metadata['dataset']}")
     on_cuda = "cuda" in str(metadata.get("device", ""))
+    own = RECIPES.get(cfg.get("recipe"), {})  # what the named recipe would have used
+    edited = [k.replace("_", " ") for k, v in own.items() if k in cfg and cfg[k] != v]
     parts = [
-        f"{k.replace('_', ' ')} {v}"
+        f"recipe {v} (edited: {', '.join(edited)})" if k == "recipe" and edited
+        else f"{k.replace('_', ' ')} {v}"
         for k, v in cfg.items()
         if k not in _NOT_RECIPE and v is not None and (on_cuda or k != "cuda_graph")
     ]

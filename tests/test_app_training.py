@@ -467,7 +467,11 @@ def test_the_dock_trains_with_the_chosen_recipe(window, qtbot):
     assert (p.epochs.value(), p.batch_size.value(), p.lr.value()) == (10, 50, 1e-3)
     assert "constant learning rate" in p.recipe.itemData(p.recipe.currentIndex(),
                                                           Qt.ItemDataRole.ToolTipRole)
+    assert p.recipe.currentText() == "Lecture"
     set_settings(window, epochs=1, batch=32)  # the dock's own values win over the recipe's
+    assert p.recipe.currentText() == "Lecture (edited)"  # the box says they are not its own
+    assert p.recipe.itemData(p.recipe.currentIndex(), Qt.ItemDataRole.ToolTipRole).endswith(
+        "with epochs 1 (its 10), batch size 32 (its 50)")
     with qtbot.waitSignal(window.session.training.finished, timeout=60000):
         qtbot.mouseClick(p.train_button, Qt.MouseButton.LeftButton)
         assert not p.recipe.isEnabled()
@@ -479,6 +483,11 @@ def test_the_dock_trains_with_the_chosen_recipe(window, qtbot):
     qtbot.waitUntil(lambda: p.recipe.isEnabled(), timeout=5000)
     p.recipe.setCurrentIndex(p.recipe.findData("quick"))
     assert p.epochs.value() == 5 and p.config().recipe == "quick"
+    assert [p.recipe.itemText(i) for i in range(p.recipe.count())] == ["Best", "Quick", "Lecture"]
+    p.epochs.setValue(6)
+    assert p.recipe.currentText() == "Quick (edited)"
+    p.epochs.setValue(5)  # back to its own: plain again
+    assert p.recipe.currentText() == "Quick"
 
 
 def test_a_model_discarded_before_a_run_does_not_come_back_with_it(window, qtbot,

@@ -182,3 +182,13 @@ def test_the_recipe_speaks_of_one_epoch_and_of_cuda_graphs_only_on_cuda():
     assert "1 epoch done (stopped early)" in text and "cuda graph" not in text
     text = "\n".join(_recipe_lines({**meta, "device": "cuda:0", "epochs_done": 3}))
     assert "3 epochs done" in text and "cuda graph True" in text
+
+
+def test_the_recipe_says_which_of_its_settings_were_edited():
+    from cae.report import _recipe_lines
+    from cae.train import RECIPES
+    cfg = {"recipe": "best", **RECIPES["best"]}
+    text = "\n".join(_recipe_lines({"train_config": cfg}))
+    assert "recipe best," in text and "edited" not in text
+    text = " ".join(_recipe_lines({"train_config": {**cfg, "epochs": 2, "batch_size": 256}}))
+    assert "recipe best (edited: epochs, batch size)" in text and "epochs 2" in text
