@@ -23,12 +23,15 @@ class InterpolationController(QObject):
         session.decoderChanged.connect(self.update)
 
     def set_endpoint(self, end: str, source: str) -> bool:
-        """Set end ``end`` from the hovered digit (else the decoded point), the decoded point or
-        the drawn digit."""
+        """Set end ``end`` from the pointer (the hovered digit, else the plane's point under the
+        pointer, else the decoded point), the decoded point or the drawn digit."""
         s = self.session
         z = None
+        under = self.map.pointer_z() if source == "hovered" else None
         if source == "hovered" and 0 <= self.map.hover_index < len(s.points):
             z = s.points.codes[self.map.hover_index]
+        elif under is not None:
+            z = np.asarray(under, np.float32)
         elif source in ("hovered", "decoded") and s.decoded_z is not None:
             z = np.asarray(s.decoded_z, np.float32)
         elif source == "drawn" and s.drawn_z is not None:
@@ -39,6 +42,10 @@ class InterpolationController(QObject):
             s.status.emit(f"cannot set {end}: {what}", 5000)
             return False
         s.set_endpoint(end, z)
+        other = s.endpoints["B" if end == "A" else "A"]
+        if other is not None and np.array_equal(other, s.endpoints[end]):
+            s.status.emit(f"A and B are the same point: the path is one digit; set {end} "
+                          "somewhere else", 6000)
         return True
 
     @Slot()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QGuiApplication, QPen, QPixmapCache
+from PySide6.QtGui import QBrush, QCursor, QGuiApplication, QPen, QPixmapCache
 
 from cae import render
 from cae.palette import PALETTE, POINT_ALPHA
@@ -392,6 +392,15 @@ class LatentMap(DensityLevels, pg.PlotWidget):
     def visible_rect(self) -> tuple[float, float, float, float]:
         (x0, x1), (y0, y1) = self.view_box.viewRange()
         return float(x0), float(x1), float(y0), float(y1)
+
+    def pointer_z(self) -> tuple[float, float] | None:
+        """The plane's point under the mouse pointer; None where the pointer is not over the
+        plot (a key pressed with the pointer on a dock)."""
+        scene = self.mapToScene(self.viewport().mapFromGlobal(QCursor.pos()))
+        if not self.underMouse() or not self.view_box.sceneBoundingRect().contains(scene):
+            return None
+        z = self.view_box.mapSceneToView(scene)
+        return float(z.x()), float(z.y())
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         steps = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),

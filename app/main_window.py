@@ -223,8 +223,8 @@ class MainWindow(QMainWindow):
         v.addAction(self.toolbar.mosaic_action)
         v.addAction(self.toolbar.equal_action)
         for end in ("A", "B"):  # window-wide: wherever the focus is, but in a text field
-            v.addAction(self._action(f"Set end {end} at the point under the pointer (else the "
-                                     "decoded point)",
+            v.addAction(self._action(f"Set end {end} at the pointer (the digit or the map's "
+                                     "point under it, else the decoded point)",
                                      lambda end=end: self.interpolation.set_endpoint(end, "hovered"),
                                      end))
         for dock in (self.side_dock, self.training_dock, self.draw_dock, self.interp_dock,

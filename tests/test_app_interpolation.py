@@ -66,6 +66,33 @@ def test_hovered_data_point_as_end_point_with_the_key(window, qtbot):
     assert window.session.endpoints["B"] is None and "cannot set B" in window.statusBar().currentMessage()
 
 
+def test_the_key_sets_an_end_at_the_maps_point_under_the_pointer_where_no_digit_is(window,
+                                                                                 qtbot):
+    """Over an empty part of the map the key took the decoded point instead: pressed there after
+    A had been set from it, B was the same point and the strip twenty equal digits."""
+    from PySide6.QtGui import QCursor
+    x0, x1, y0, y1 = window.map.visible_rect()
+    codes = window.map.codes
+    grid = [(x0 + (x1 - x0) * i / 20, y0 + (y1 - y0) * j / 20)
+            for i in range(2, 19) for j in range(2, 19)]  # the emptiest spot inside the view
+    z = max(grid, key=lambda p: np.hypot(codes[:, 0] - p[0], codes[:, 1] - p[1]).min())
+    window.map.explored.emit(0.0, 0.0)  # a decoded point elsewhere
+    qtbot.waitUntil(lambda: window.session.decoded_z is not None, timeout=5000)
+    assert window.interpolation.set_endpoint("A", "decoded")
+    QCursor.setPos(window.map.viewport().mapToGlobal(view_to_widget(window, *z)))
+    qtbot.waitUntil(lambda: window.map.underMouse(), timeout=2000)
+    assert window.map.hover_index == -1  # no digit under it
+    button = window.training_panel.train_button
+    button.setFocus()
+    qtbot.keyClick(button, Qt.Key.Key_B)
+    px, py = window.map.view_box.viewPixelSize()
+    b = window.session.endpoints["B"]
+    assert abs(b[0] - z[0]) < 1.5 * px and abs(b[1] - z[1]) < 1.5 * py  # there, to a pixel
+    assert window.interp_panel.frames is not None
+    qtbot.keyClick(button, Qt.Key.Key_A)  # A there too: the same point, and said so
+    assert "A and B are the same point" in window.statusBar().currentMessage()
+
+
 def test_missing_end_point_is_explained(window):
     assert not window.interpolation.set_endpoint("B", "drawn")
     assert "draw a digit first" in window.statusBar().currentMessage()
