@@ -85,7 +85,13 @@ class TrainingController(QObject):
             s.error.emit("Cannot train", str(exc))
             return False
         self.panel.reset_curves()
-        return s.run.start(config, continuing)
+        had_ends = s.has_endpoints
+        if not s.run.start(config, continuing):
+            return False
+        if had_ends and not s.has_endpoints:  # (as opening a model says it)
+            s.status.emit("training; the interpolation's ends A and B were points of the "
+                          "previous model and are cleared", 10000)
+        return True
 
     @Slot(object)
     def _on_ended(self, rec: Finished | None) -> None:

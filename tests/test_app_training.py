@@ -548,3 +548,22 @@ def test_the_slider_label_says_when_the_map_shows_an_epoch_under_way(window, qtb
     # Once the run is over (kept or discarded), no epoch is under way.
     qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
     assert "in epoch" not in label.text() and window.session.run.in_epoch is None
+
+
+def test_a_new_run_says_it_cleared_the_interpolation_ends(window, qtbot, answered_questions):
+    window.session.set_endpoint("A", np.zeros(2))
+    window.session.set_endpoint("B", np.ones(2))
+    said = []
+    window.session.status.connect(lambda text, _ms: said.append(text))
+    set_settings(window, epochs=1, batch=32)
+    with qtbot.waitSignal(window.session.training.finished, timeout=60000):
+        assert window.training.start()
+        assert window.session.endpoints == {"A": None, "B": None}
+        assert any("ends A and B were points of the previous model and are cleared" in t
+                   for t in said)
+    said.clear()
+    window.session.set_dirty(False)
+    window.training.start()  # no ends this time: nothing to say about them
+    window.session.training.stop()
+    assert not any("ends A and B" in t for t in said)
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=10000)
