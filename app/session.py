@@ -387,7 +387,7 @@ class Session(QObject):
             self.metricsCleared.emit("metrics need a model and the dataset")
             return
         source = ("while training (2,000 test / 10,000 training digits)" if quick else
-                  f"{self.models.path.name if self.models.path else 'current model'} on "
+                  f"{self.models.path.name if self.models.path else 'the current model'} on "
                   f"{self.dataset.title}")
         generation = self.models.generation
 
@@ -407,7 +407,7 @@ class Session(QObject):
                     self.models.metadata["metrics"] = metrics  # saved with the model
             self.metricsReady.emit(metrics, source)
 
-        self.metricsCleared.emit(f"computing the metrics of the {source}…")
+        self.metricsCleared.emit(f"computing the metrics: {source}…")
         self._metrics_waiting = False
         if not quick and self.train_codes is None:
             # The training digits' codes vote here and for a drawing's neighbours: encoded once

@@ -210,6 +210,12 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     np.testing.assert_allclose(lengths, np.nan_to_num(expected["per_class_mse"]), rtol=1e-5)
     assert panel.table.item(3, 3).text() == str(expected["knn5_confusion"][3][3])
     assert f"{expected['test_mse']:.4f}" in panel.summary.text()
+    said = []
+    window.session.metricsCleared.connect(said.append)
+    window.session._metrics_of = None  # (forget them: computed again)
+    window.session.refresh_metrics()
+    assert said == [f"computing the metrics: model.safetensors on {window.session.dataset.title}…"]
+    qtbot.waitUntil(lambda: panel.metrics is not None, timeout=20000)
     # While training, a quick look after every epoch.
     set_settings(window, epochs=2, batch=32)
     seen = []
