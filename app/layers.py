@@ -134,15 +134,19 @@ class LayersController(QObject):
                                      "outside the view: Fit view (Ctrl+F) frames them", 8000)
 
     def _name_the_set(self, points: MapPoints) -> None:
-        """While training, the map follows a sample of the test digits: the choice says so."""
-        bar, ds = self.bar.map_set, self.session.dataset
-        live = points.source == "training"
-        bar.setEnabled(not live)
-        if live:
+        """While training, and on a past epoch of the timeline, the map shows a sample of the
+        test digits: the choice says so, and waits."""
+        s, bar, ds = self.session, self.bar.map_set, self.session.dataset
+        live, past = points.source == "training", points.source == "epoch"
+        bar.setEnabled(not (live or past))
+        if live or past:
             noun = "digits" if ds is None else ds.noun
-            bar.setItemText(bar.currentIndex(), f"Live: {len(points):,} test {noun}")
-            bar.setToolTip("While training, the map follows this sample of the test set; "
-                           "the full set comes back when the run ends")
+            what = "Live" if live else f"Epoch {s.timeline.epochs[s.epoch_index]}"
+            bar.setItemText(bar.currentIndex(), f"{what}: {len(points):,} test {noun}")
+            bar.setToolTip("While training, the map follows this sample of the test set; the "
+                           "full set comes back when the run ends" if live else
+                           "The timeline keeps this sample of the test set for every epoch; at "
+                           "the slider's right end (now) the set can be chosen again")
         elif ds is not None:
             self._on_dataset(ds)
             bar.setToolTip(MAP_SET_TIP)

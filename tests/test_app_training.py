@@ -252,6 +252,15 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     # What follows the slider and what does not, said for as long as it is away from now.
     assert window.marks.epoch.isVisibleTo(window)
     assert window.marks.epoch.text() == "showing epoch 1 of 3"
+    # The set box names the sample the timeline kept, and waits for "now" to be chosen again.
+    box = window.toolbar.map_set
+    noun = window.session.dataset.noun
+    assert box.currentText() == f"Epoch 1: {len(snap1.codes):,} test {noun}"
+    assert not box.isEnabled()
+    slider.setValue(3)  # now: the chosen set's codes, once encoded (or read from the cache)
+    qtbot.waitUntil(box.isEnabled, timeout=20000)
+    assert not box.currentText().startswith("Epoch")
+    slider.setValue(1)
     assert "Metrics, Draw and Interpolation use the model as trained" in \
         window.marks.epoch.toolTip()
     reference = CAE()
