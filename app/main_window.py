@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, Q
 from cae.bundled import bundled_model_path
 
 from . import file_dialogs
+from .about import show_about
 from .dock_layout import MAP_MIN_HEIGHT, MAP_MIN_WIDTH, DockLayout
 from .draw_controller import DrawController
 from .draw_panel import DrawPanel
@@ -233,6 +234,8 @@ class MainWindow(QMainWindow):
         h = self.menuBar().addMenu("&Help")
         h.addAction(self._action("&Keys and mouse", lambda: show_keys(self, self.menuBar()),
                                  QKeySequence.StandardKey.HelpContents))
+        h.addAction(self._action("&About CAE Latent Explorer",
+                                 lambda: show_about(self, self.session.settings)))
 
     def _connect(self) -> None:
         s = self.session

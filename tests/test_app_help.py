@@ -62,3 +62,22 @@ def test_e_makes_the_axes_equal_and_the_next_start_remembers(window, qtbot, sett
     qtbot.keyClick(window.map, Qt.Key.Key_E)  # and back
     assert not window.map.view_box.state["aspectLocked"]
     assert str(settings.value("equalAxes")) == "false"
+
+
+def test_help_about_names_the_version_and_where_the_files_are(window, qtbot, monkeypatch):
+    import torch
+
+    from app import about
+    from cae import __version__
+    from cae.code_cache import cache_dir
+    shown = []
+    monkeypatch.setattr(about.QMessageBox, "about",
+                        lambda parent, title, text: shown.append((parent, title, text)))
+    help_menu = [m.menu() for m in window.menuBar().actions() if m.text() == "&Help"][0]
+    [action] = [a for a in help_menu.actions() if a.text().startswith("&About")]
+    action.trigger()
+    [(parent, title, text)] = shown
+    assert parent is window and title == "About CAE Latent Explorer"
+    for part in (f"<td>{__version__}</td>", torch.__version__, window.session.settings.fileName(),
+                 str(about.autosave.path()), str(cache_dir()), "conv 7x7x2 VALID"):
+        assert part in text, part
