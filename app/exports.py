@@ -126,13 +126,14 @@ class ExportsController(QObject):
         hidden = frozenset(c for c in classes
                            if not (options.get("points", True) and self.map.class_visible(c)))
         a, b = s.endpoints["A"], s.endpoints["B"]
-        from cae.render import MapStyle, size_for_plot
+        from cae.render import MapStyle, legend_rows, size_for_plot
         style = MapStyle(hidden=hidden, legend=options["legend"], equal_scales=False,
                          star=None if s.drawn_z is None else tuple(float(v) for v in s.drawn_z),
                          cross=s.decoded_z if options.get("cross") else None,
                          path=None if a is None or b is None else np.stack([a, b]))
         shown = self.map.view_box.sceneBoundingRect()  # as shown: the same view and aspect
-        size = size_for_plot(shown.width(), shown.height(), style, across)
+        size = size_for_plot(shown.width(), shown.height(), style, across,
+                             legend_rows(s.points.class_names, s.points.labels, style))
         decoder = copy.deepcopy(s.models.decoding_model) if options["mosaic"] else None
         view = self.map.visible_rect()
         x0, x1, y0, y1 = view

@@ -199,20 +199,54 @@ class MapStyle:
     equal_scales: bool = True
 
 
-def _margins(style: MapStyle, s: float) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) pixels around the plot area at scale ``s``."""
+LEGEND_ROW, LEGEND_GAP = 17, 10  # a legend row's height; the room between plot and legend
+
+
+def legend_rows(class_names: Sequence[str], labels: np.ndarray,
+                style: MapStyle) -> list[tuple[int, str]]:
+    """(class, name) of each legend row: the classes present and not hidden."""
+    if not style.legend:
+        return []
+    present = set(np.unique(np.asarray(labels, np.int64)).tolist())
+    return [(c, str(name)) for c, name in enumerate(class_names)
+            if c in present and c not in style.hidden]
+
+
+def _legend_size(rows: Sequence[tuple[int, str]], s: float) -> tuple[float, float]:
+    """The legend box's width and height at scale ``s``."""
+    width = (30 + 8 * max((len(name) for _, name in rows), default=0)) * s
+    return width, (LEGEND_ROW * len(rows) + 8) * s
+
+
+def _margins(style: MapStyle, s: float,
+             beside: Sequence[tuple[int, str]] = ()) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) pixels around the plot area at scale ``s``, with room on the
+    right for a legend of ``beside``'s rows."""
     top = round((34 if style.title else 10) * s)
     left = round(64 * s) if style.axes else round(10 * s)
     bottom = round(40 * s) if style.axes else round(10 * s)
-    return left, top, round(12 * s), bottom
+    right = round(12 * s) + (round(_legend_size(beside, s)[0] + LEGEND_GAP * s) if beside else 0)
+    return left, top, right, bottom
 
 
-def size_for_plot(width: float, height: float, style: MapStyle, across: int = 800) -> tuple[int, int]:
+def _fits_beside(rows: Sequence[tuple[int, str]], style: MapStyle, height: float,
+                 s: float) -> bool:
+    """Whether the legend fits beside the plot, as in the window (else it lies over the plot's
+    top-right corner): in a picture at least as tall as the legend."""
+    return bool(rows) and _margins(style, s)[1] + _legend_size(rows, s)[1] + 10 * s <= height
+
+
+def size_for_plot(width: float, height: float, style: MapStyle, across: int = 800,
+                  legend: Sequence[tuple[int, str]] = ()) -> tuple[int, int]:
     """A picture ``across`` pixels wide whose plot area has the aspect of ``width`` x ``height``
-    (an on-screen plot's), so that a view taken from the screen fills it as it did there."""
-    left, top, right, bottom = _margins(style, 1.0)
-    box_w = across - left - right
-    return across, round(box_w * height / max(width, 1e-9)) + top + bottom
+    (an on-screen plot's), so that a view taken from the screen fills it as it did there; with
+    room beside it for ``legend``'s rows (see :func:`legend_rows`) where they fit."""
+    for beside in (legend, ()):
+        left, top, right, bottom = _margins(style, 1.0, beside)
+        size = across, round((across - left - right) * height / max(width, 1e-9)) + top + bottom
+        if not beside or _fits_beside(beside, style, size[1], 1.0):
+            return size
+    return size
 
 
 @dataclass
@@ -226,6 +260,7 @@ class MapLayout:
     xticks: list[float] = field(default_factory=list)
     yticks: list[float] = field(default_factory=list)
     legend: list[tuple[int, str]] = field(default_factory=list)  # (class, name) per legend row
+    legend_beside: bool = False  # right of the plot (else over its top-right corner)
 
     def to_px(self, xy: np.ndarray) -> np.ndarray:
         """Latent (N, 2) -> pixel (N, 2) coordinates inside the plot box (y grows downwards)."""
@@ -253,22 +288,14 @@ def layout_map(
     w, h = size
     ox, oy = origin
     s = scale
-    left, top, right, bottom = _margins(style, s)
+    legend = legend_rows(class_names, labels, style)
+    beside = _fits_beside(legend, style, h, s)
+    left, top, right, bottom = _margins(style, s, legend if beside else ())
     box = (ox + left, oy + top, ox + w - right, oy + h - bottom)
     if box[2] - box[0] < 10 or box[3] - box[1] < 10:
         raise CAEError(f"a map of {w}x{h} pixels is too small to draw")
     if style.equal_scales:
         view = equal_aspect(view, box[2] - box[0], box[3] - box[1])
-    present = set(np.unique(np.asarray(labels, np.int64)).tolist())
-    legend = (
-        [
-            (c, str(name))
-            for c, name in enumerate(class_names)
-            if c in present and c not in style.hidden
-        ]
-        if style.legend
-        else []
-    )
     return MapLayout(
         (w, h),
         s,
@@ -277,6 +304,7 @@ def layout_map(
         nice_ticks(view[0], view[1]) if style.axes else [],
         nice_ticks(view[2], view[3]) if style.axes else [],
         legend,
+        beside,
     )
 
 
@@ -403,12 +431,15 @@ def _dashed(
 
 
 def _legend_geometry(lay: MapLayout) -> tuple[float, float, float, float, float]:
-    """Legend box (left, top, right, bottom) in the plot's top-right corner, and its row height."""
+    """Legend box (left, top, right, bottom) beside the plot's top-right corner (or in it), and
+    its row height."""
     s = lay.scale
-    row = 17 * s
-    width = (30 + 8 * max(len(name) for _, name in lay.legend)) * s
-    r, t = lay.box[2] - 6 * s, lay.box[1] + 6 * s
-    return r - width, t, r, t + row * len(lay.legend) + 8 * s, row
+    width, height = _legend_size(lay.legend, s)
+    if lay.legend_beside:
+        left, t = lay.box[2] + LEGEND_GAP * s, lay.box[1]
+    else:
+        left, t = lay.box[2] - 6 * s - width, lay.box[1] + 6 * s
+    return left, t, left + width, t + height, LEGEND_ROW * s
 
 
 def _draw_legend(d: ImageDraw.ImageDraw, lay: MapLayout) -> None:

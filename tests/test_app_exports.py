@@ -104,10 +104,17 @@ def test_the_map_export_holds_one_group_per_visible_class(window, qtbot, tmp_pat
     png = tmp_path / "map.png"
     assert window.exports.export_map(str(png), {"scale": 3, "mosaic": True, "legend": True})
     wait_file(qtbot, window, "map", png)
-    from cae.render import MapStyle, size_for_plot
+    from cae.render import MapStyle, layout_map, legend_rows, size_for_plot
     vb = window.map.view_box.sceneBoundingRect()
-    size = size_for_plot(vb.width(), vb.height(), MapStyle())
+    points = window.session.points
+    rows = legend_rows(points.class_names, points.labels, MapStyle())
+    size = size_for_plot(vb.width(), vb.height(), MapStyle(), 800, rows)
     assert Image.open(png).size == (3 * size[0], 3 * size[1])  # the window's aspect, at scale 3
+    lay = layout_map(size, points.class_names, points.labels, window.map.visible_rect(),
+                     MapStyle(equal_scales=False))
+    left, top, right, bottom = lay.box
+    assert lay.legend_beside  # beside the plot, as in the window, not over its points
+    assert (bottom - top) / (right - left) == pytest.approx(vb.height() / vb.width(), rel=0.01)
 
 
 def test_the_map_export_offers_the_points_as_the_map_shows_them(window, qtbot, tmp_path,

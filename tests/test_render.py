@@ -334,3 +334,28 @@ def test_a_one_epoch_loss_curve_keeps_its_dots_inside_the_frame():
     for colour in (render.TRAIN_COLOUR, render.TEST_COLOUR):
         ink = (np.abs(pixels - np.array(render.rgb(colour))).sum(-1) < 60)
         assert ink[:, :299].any() and not ink[:, 300:].any()  # drawn, none beyond the frame
+
+
+def test_the_legend_sits_beside_the_plot_as_in_the_window(bundled, tmp_path):
+    """It lay over the plot's top-right corner, over points and mosaic tiles."""
+    ckpt, codes, labels = bundled
+    names = ckpt.metadata["class_names"]
+
+    def boxes(size):
+        root = ET.parse(save_map(tmp_path / "m.svg", codes, labels, names, size=size)).getroot()
+        plot = [r for r in root.iter(f"{SVG}rect") if r.get("fill") == "none"][-1]
+        key = root.find(f".//{SVG}g[@id='legend']/{SVG}rect")
+        return [[float(r.get(k)) for k in ("x", "y", "width", "height")] for r in (plot, key)]
+
+    (px, py, pw, ph), (lx, ly, lw, lh) = boxes((800, 600))
+    assert lx >= px + pw + 5 and lx + lw <= 800  # right of the plot, inside the picture
+    assert ly == py and ly + lh <= 600
+    # Too short a picture for ten rows beside the plot: over its corner, as before.
+    (px, py, pw, ph), (lx, ly, lw, lh) = boxes((800, 150))
+    assert px < lx and lx + lw <= px + pw
+    # The plot keeps the aspect a window's plot had, with the legend's room taken from its width.
+    style = MapStyle(equal_scales=False)
+    rows = render.legend_rows(names, labels, style)
+    size = render.size_for_plot(400, 300, style, 800, rows)
+    left, top, right, bottom = layout_map(size, names, labels, (0, 1, 0, 1), style).box
+    assert (bottom - top) / (right - left) == pytest.approx(0.75, abs=0.01)
