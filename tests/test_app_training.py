@@ -210,6 +210,7 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     np.testing.assert_allclose(lengths, np.nan_to_num(expected["per_class_mse"]), rtol=1e-5)
     assert panel.table.item(3, 3).text() == str(expected["knn5_confusion"][3][3])
     assert f"{expected['test_mse']:.4f}" in panel.summary.text()
+    assert f"{100 * expected['knn5_accuracy']:.2f} %" in panel.summary.text()  # as the report
     said = []
     window.session.metricsCleared.connect(said.append)
     window.session._metrics_of = None  # (forget them: computed again)
