@@ -12,6 +12,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
 from cae.codes import CODE_FORMATS, split_rows, write_codes
+from cae.data import DATASETS, dataset_title
 from cae.errors import CAEError
 from cae.model_file import epochs_trained
 
@@ -158,15 +159,24 @@ class FilesController(QObject):
         return [str(v) for v in (value or [])]
 
     def rebuild_recent_menu(self) -> None:
-        """The menu of recent models, greyed out when there are none or while a run trains
-        (no other model may be opened then)."""
+        """The menu of recent models and, after them, the bundled ones (the way back to where
+        the app started); greyed out when it has none or while a run trains (no other model
+        may be opened then)."""
         self.recent_menu.clear()  # deletes the old actions: they belong to the menu
-        recent = self.recent_models()
-        for path in recent:
-            action = QAction(path, self.recent_menu)
+        bundled = [(name, path.resolve()) for name in DATASETS
+                   if (path := file_dialogs.bundled_model_path(name)) is not None]
+        ours = {str(path) for _, path in bundled}  # listed below, by name
+        recent = [path for path in self.recent_models() if path not in ours]
+        entries = [(path, path) for path in recent]
+        entries += [(f"Bundled {dataset_title(name)} model ({path.name})", str(path))
+                    for name, path in bundled]
+        for i, (text, path) in enumerate(entries):
+            if i == len(recent) and recent:
+                self.recent_menu.addSeparator()
+            action = QAction(text, self.recent_menu)
             action.triggered.connect(lambda checked=False, p=path: self.open_model(p))
             self.recent_menu.addAction(action)
-        self.recent_menu.setEnabled(bool(recent) and not self.session.training.running)
+        self.recent_menu.setEnabled(bool(entries) and not self.session.training.running)
 
     # --------------------------------------------------------------------------- data
     def choose_data_folder(self, folder: str | None = None) -> None:

@@ -202,7 +202,34 @@ def test_reopening_models_does_not_pile_up_menu_actions(window, tmp_path):
     for _ in range(5):
         assert window.files.open_model(str(path))
     assert len(window.findChildren(QAction)) == count
-    assert len(window.recent_menu.actions()) == len(window.files.recent_models())
+    listed = [a.text() for a in window.recent_menu.actions() if not a.isSeparator()]
+    assert listed[:len(window.files.recent_models())] == window.files.recent_models()
+
+
+def test_the_recent_menu_offers_the_bundled_models_after_the_recent_ones(window, tmp_path,
+                                                                         monkeypatch):
+    """The way back to the model the app started with, once others were opened."""
+    from app import file_dialogs
+    from cae.checkpoint import save_checkpoint
+    from cae.model import CAE
+    (tmp_path / "b").mkdir()
+    bundled = save_checkpoint(tmp_path / "b" / "model.safetensors", CAE(), {"dataset": "mnist"})
+    monkeypatch.setattr(file_dialogs, "bundled_model_path",
+                        lambda name: bundled if name == "mnist" else None)
+    mine = tmp_path / "mine.safetensors"
+    assert window.files.save_model(str(mine))
+    actions = window.recent_menu.actions()
+    assert [a.text() for a in actions] == [str(mine.resolve()), "",
+                                           "Bundled MNIST model (model.safetensors)"]
+    assert actions[1].isSeparator()
+    actions[2].trigger()  # opened: named once, below, not again among the recent ones
+    assert window.session.models.path.resolve() == bundled.resolve()
+    assert [a.text() for a in window.recent_menu.actions()] == [
+        str(mine.resolve()), "", "Bundled MNIST model (model.safetensors)"]
+    monkeypatch.setattr(file_dialogs, "bundled_model_path", lambda name: None)
+    window.files.rebuild_recent_menu()  # an install without them: the recent ones alone
+    assert [a.text() for a in window.recent_menu.actions()] == [str(bundled.resolve()),
+                                                                str(mine.resolve())]
 
 
 def test_save_proposes_a_new_name_for_a_bundled_model_and_the_own_file_otherwise(window, tmp_path,
