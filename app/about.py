@@ -2,6 +2,7 @@
 files (settings, autosave, cached codes), for a bug report or a clean slate."""
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from html import escape
@@ -29,7 +30,7 @@ def about_html(settings: QSettings) -> str:
     rows = [
         ("Version", __version__),
         ("Python", f"{platform.python_version()} ({sys.platform})"),
-        ("PyTorch", f"{torch.__version__}, {torch.get_num_threads()} threads; GPU: {gpu}"),
+        ("PyTorch", f"{torch.__version__} on {os.cpu_count()} CPU cores; GPU: {gpu}"),
         ("Qt", f"{qVersion()} (PySide6 {PySide6.__version__}), pyqtgraph {pg.__version__}, "
                f"NumPy {np.__version__}"),
         ("Settings", settings.fileName()),

@@ -97,8 +97,9 @@ class InterpolationPanel(QWidget):
         for w in (self.steps, self.export_png, self.export_csv):
             row.addWidget(w)
         self.strip_view = StripView(56)
-        self.message = QLabel("Set A and B (hover a digit on the map and press A or B, or use the "
-                              "buttons); the strip shows the decodes along the straight path.")
+        self.message = QLabel("Set A and B (point at the map, at a digit or anywhere, and press "
+                              "A or B, or use the buttons); the strip shows the decodes along the "
+                              "straight path.")
         self.message.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
