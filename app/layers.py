@@ -141,7 +141,9 @@ class LayersController(QObject):
         bar.setEnabled(not (live or past))
         if live or past:
             noun = "digits" if ds is None else ds.noun
-            what = "Live" if live else f"Epoch {s.timeline.epochs[s.epoch_index]}"
+            epochs = s.timeline.epochs
+            what = ("Live" if live else f"Epoch {epochs[s.epoch_index]}"
+                    if 0 <= s.epoch_index < len(epochs) else "Timeline")
             bar.setItemText(bar.currentIndex(), f"{what}: {len(points):,} test {noun}")
             bar.setToolTip("While training, the map follows this sample of the test set; the "
                            "full set comes back when the run ends" if live else
