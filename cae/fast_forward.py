@@ -74,16 +74,30 @@ def _is_pool_2x2(layer: nn.Module) -> bool:
             and not layer.ceil_mode)
 
 
+def _pool(x: torch.Tensor) -> torch.Tensor:
+    """The 2x2 max-pool; without a graph (test loss, evaluation) the gradient's masks are not
+    needed."""
+    return MaxPool2x2.apply(x) if torch.is_grad_enabled() else max4(x)
+
+
 def fast_encode(model: CAE, x: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """``model.encode(x)`` on the fast path (float32 codes)."""
+    """``model.encode(x)`` on the fast path (float32 codes).  On a CPU a ReLU followed by a 2x2
+    max-pool runs after it instead, on a quarter of the values: relu(max) = max(relu), and the
+    gradient is the same too (a window's maximum gets it in both orders, and none passes a
+    ReLU where it is not positive).  A training step: 1,601 against 1,531 images/s (batch 128,
+    two threads, alternated), outputs and gradients bit-identical."""
+    layers = list(model.encoder)
+    i = 0
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-        for layer in model.encoder:
-            even = x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0
-            cheap_pool = x.device.type == "cpu" and even and _is_pool_2x2(layer)
-            if not cheap_pool:
-                x = layer(x)
-            else:  # without a graph (test loss, evaluation) the gradient's masks are not needed
-                x = MaxPool2x2.apply(x) if torch.is_grad_enabled() else max4(x)
+        while i < len(layers):
+            layer, after = layers[i], layers[i + 1] if i + 1 < len(layers) else None
+            cheap = x.device.type == "cpu" and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0
+            if cheap and isinstance(layer, nn.ReLU) and after is not None and _is_pool_2x2(after):
+                x, i = _pool(x).relu(), i + 2
+            elif cheap and _is_pool_2x2(layer):
+                x, i = _pool(x), i + 1
+            else:
+                x, i = layer(x), i + 1
     return x.flatten(1).float()
 
 

@@ -76,7 +76,6 @@ def encode_images(model: CAE, images: np.ndarray, batch_size: int | None = None,
 
 
 @torch.no_grad()
-@torch.no_grad()
 def reconstruction_errors(model: CAE, images: np.ndarray, codes: np.ndarray | None = None,
                           cancel: Cancel = None, progress: Progress = None) -> np.ndarray:
     """Per-image MSE between each uint8 image and its clamped reconstruction, float32 (N,).

@@ -28,6 +28,7 @@ from .model import CAE
 
 INK, FAINT, STAR, PATH = "#222222", "#BBBBBB", "#FF2D2D", "#222222"
 CROSS, CROSS_PX = "#FF0000", 16  # the decoded point, as the window marks it: colour, width
+LEGEND_ROW, LEGEND_GAP = 17, 10  # a legend row's height; the room between plot and legend
 TRAIN_COLOUR, TEST_COLOUR = "#0072B2", "#D55E00"  # the app's loss-curve colours
 SUPERSAMPLE = 2
 # A mosaic pixel of value v (0 = background, 1 = stroke) is drawn as this grey level, so the
@@ -199,9 +200,6 @@ class MapStyle:
     equal_scales: bool = True
 
 
-LEGEND_ROW, LEGEND_GAP = 17, 10  # a legend row's height; the room between plot and legend
-
-
 def legend_rows(class_names: Sequence[str], labels: np.ndarray,
                 style: MapStyle) -> list[tuple[int, str]]:
     """(class, name) of each legend row: the classes present and not hidden."""
@@ -241,12 +239,12 @@ def size_for_plot(width: float, height: float, style: MapStyle, across: int = 80
     """A picture ``across`` pixels wide whose plot area has the aspect of ``width`` x ``height``
     (an on-screen plot's), so that a view taken from the screen fills it as it did there; with
     room beside it for ``legend``'s rows (see :func:`legend_rows`) where they fit."""
-    for beside in (legend, ()):
+    def size_with(beside: Sequence[tuple[int, str]]) -> tuple[int, int]:
         left, top, right, bottom = _margins(style, 1.0, beside)
-        size = across, round((across - left - right) * height / max(width, 1e-9)) + top + bottom
-        if not beside or _fits_beside(beside, style, size[1], 1.0):
-            return size
-    return size
+        return across, round((across - left - right) * height / max(width, 1e-9)) + top + bottom
+
+    size = size_with(legend)
+    return size if not legend or _fits_beside(legend, style, size[1], 1.0) else size_with(())
 
 
 @dataclass
