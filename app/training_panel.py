@@ -122,16 +122,15 @@ class TrainingPanel(QWidget):
         self.loss_hint = QLabel("The loss curve appears here when training starts.")
         self.loss_hint.setWordWrap(True)
         pi = self.loss_plot.getPlotItem()
-        pi.setLabel("bottom", "step")
+        pi.setLabel("bottom", "epoch")  # a run's too (fractions between), as a file's history
         pi.setLabel("left", "loss (MSE)")
         pi.getAxis("left").enableAutoSIPrefix(False)  # plain 0.04, not "40 (x0.001)"
         pi.addLegend(offset=(-4, 4), labelTextColor="k")
         self.train_curve = pi.plot([], [], pen=pg.mkPen("#0072B2", width=1.5), name="train")
         self.test_curve = pi.plot([], [], pen=pg.mkPen("#D55E00", width=2), symbol="o",
                                   symbolSize=6, symbolBrush="#D55E00", name="test")
-        self.train_points: list[tuple[int, float]] = []
-        self.test_points: list[tuple[int, float]] = []
-        self._steps_per_epoch = 1
+        self.train_points: list[tuple[float, float]] = []  # (epochs done, loss)
+        self.test_points: list[tuple[float, float]] = []
         self.last_step: tuple[int, int, int] | None = None  # (epoch, step, steps per epoch)
 
         layout = QVBoxLayout(self)
@@ -204,7 +203,6 @@ class TrainingPanel(QWidget):
         self.train_curve.setData([], [])
         self.train_curve.setSymbol(None)  # a run's curve: a report every few steps, no dots
         self.test_curve.setData([], [])
-        self.loss_plot.getPlotItem().setLabel("bottom", "step")
         self.loss_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
         self.loss_plot.getPlotItem().enableAutoRange(axis="x")
         self.progress.setValue(0)
@@ -229,7 +227,6 @@ class TrainingPanel(QWidget):
             return
         epochs, train, test = zip(*rows)
         pi = self.loss_plot.getPlotItem()
-        pi.setLabel("bottom", "epoch")
         # Whole epochs only (no "1.5"), and a dot per epoch: one epoch is one point, which a
         # line alone would not show.
         span = epochs[-1] - epochs[0]
@@ -253,13 +250,12 @@ class TrainingPanel(QWidget):
                             f"(unclamped)\u00a0{test[-1]:.4f}")
 
     def show_progress(self, p: Progress) -> None:
-        self._steps_per_epoch = p.steps_per_epoch
         self.last_step = (p.epoch, p.step, p.steps_per_epoch)
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
         self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
                                 f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left")
         if _plottable(p.loss):
-            self.train_points.append((p.global_step, p.loss))
+            self.train_points.append((p.global_step / max(p.steps_per_epoch, 1), p.loss))
             xs, ys = zip(*self.train_points)
             self.train_curve.setData(xs, ys)
             if len(xs) > 1:  # one point has no axes worth showing
@@ -268,7 +264,7 @@ class TrainingPanel(QWidget):
 
     def show_epoch(self, e: EpochEnd) -> None:
         if _plottable(e.test_loss):
-            self.test_points.append((e.epoch * self._steps_per_epoch, e.test_loss))
+            self.test_points.append((e.epoch, e.test_loss))
             xs, ys = zip(*self.test_points)
             self.test_curve.setData(xs, ys)
         # No-break spaces keep each figure with its name and unit when the dock wraps the line.

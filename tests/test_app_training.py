@@ -36,7 +36,10 @@ def test_training_runs_to_the_end_and_updates_everything(window, qtbot):
         assert "Stop training" in window.save_action.toolTip()
     finished, state = done.args
     assert not finished.stopped and finished.epochs_done == 2
-    assert len(window.training_panel.test_points) == 2 and window.training_panel.train_points
+    panel = window.training_panel
+    assert [x for x, _ in panel.test_points] == [1, 2]  # epochs, as a model file's history
+    assert all(0 < x <= 2 for x, _ in panel.train_points) and panel.train_points[-1][0] == 2
+    assert panel.loss_plot.getPlotItem().getAxis("bottom").labelText == "epoch"
     assert len(snapshots) >= 3  # initial + one per epoch at least
     # The GUI adopted the trained weights and re-encoded the map with them.
     assert not torch.equal(window.session.models.model.decoder[0].weight, before)
