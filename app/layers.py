@@ -167,6 +167,8 @@ class LayersController(QObject):
         n_test, n_all = len(dataset.test_images), len(dataset.test_images) + len(dataset.train_images)
         self.bar.map_set.setItemText(0, f"Test {noun} ({n_test:,})")
         self.bar.map_set.setItemText(1, f"All {noun} ({n_all:,})")
+        # The set left on last time, already while its codes are encoded (70,000 take a while).
+        self.bar.map_set.setCurrentIndex(1 if self.session.map_all else 0)
 
     # --------------------------------------------------------------------------- density
     @Slot(tuple, int, int)

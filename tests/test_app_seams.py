@@ -543,3 +543,21 @@ def test_a_long_status_message_is_cut_before_the_z_readout(window, qtbot):
     assert window.statusBar().currentMessage() == "saved"
     window.statusBar().clearMessage()
     assert window.statusBar().toolTip() == ""
+
+
+def test_the_set_box_names_the_set_left_on_while_its_codes_are_encoded(
+        qtbot, settings, tiny_folder, tmp_path, no_bundled_model, monkeypatch):
+    """It said "Test digits (10,000)" while the status bar said "encoding 70,000 digits"."""
+    from app.session import Session
+    settings.setValue("mapAll", True)
+    monkeypatch.setattr(Session, "refresh_codes", lambda self, fit=False: None)  # still encoding
+    model_path = save_checkpoint(tmp_path / "m.safetensors", CAE(), {"dataset": "synthetic"})
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    w.start(str(model_path), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: w.session.dataset is not None, timeout=20000)
+    assert len(w.session.points) == 0  # no codes yet
+    ds = w.session.dataset
+    assert w.toolbar.map_set.currentText() == f"All images ({len(ds.train_images) + len(ds.test_images)})"
+    w.close()
