@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from . import probe
-    from .main_window import APP_NAME, MainWindow
+    from .main_window import MainWindow
+    from .welcome import APP_NAME
 
     model = args.model
     missing_model = model_problem(model) if model else None

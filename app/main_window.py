@@ -32,8 +32,8 @@ from .session import Session
 from .status_marks import StatusMarks
 from .training_controller import TrainingController
 from .training_panel import TrainingPanel
+from .welcome import APP_NAME, WelcomePage
 
-APP_NAME = "CAE Latent Explorer"
 
 
 def _scrolled(panel: QWidget, min_width: int) -> QScrollArea:
@@ -44,31 +44,6 @@ def _scrolled(panel: QWidget, min_width: int) -> QScrollArea:
     scroll.setWidgetResizable(True)
     scroll.setMinimumWidth(min_width)
     return scroll
-
-
-class WelcomePage(QWidget):
-    """Shown when there is neither a model nor data: says what to do."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        text = QLabel(f"<h2>{APP_NAME}</h2>There is no model and no dataset yet.<br>Download MNIST "
-                      "(about 11 MB), choose a folder that holds the four MNIST IDX files, or open a "
-                      "trained model (.safetensors).")
-        text.setWordWrap(True)
-        self.download_button = QPushButton("Download MNIST")
-        self.folder_button = QPushButton("Choose data folder…")
-        self.open_button = QPushButton("Open model…")
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        box = QVBoxLayout()
-        for w in (text, self.download_button, self.folder_button, self.open_button, self.message):
-            box.addWidget(w)
-        box.addStretch(1)
-        outer = QHBoxLayout(self)
-        outer.addStretch(1)
-        outer.addLayout(box, 2)
-        outer.addStretch(1)
 
 
 class MainWindow(QMainWindow):
