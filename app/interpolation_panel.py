@@ -88,6 +88,7 @@ class InterpolationPanel(QWidget):
         self.steps.setRange(2, 50)
         self.steps.setValue(10)
         self.steps.setPrefix("steps: ")
+        self.steps.setToolTip("Digits along the path from A to B, both included: 2 to 50")
         self.steps.valueChanged.connect(self.stepsChanged)
         self.export_png = text_wide(QPushButton("Export strip…"))
         self.export_png.setToolTip("The strip of decodes as a PNG picture")
