@@ -13,6 +13,22 @@ PAD_SIZE = 280  # logical pixels, ten times MNIST's 28
 UNDO_DEPTH = 200  # steps undo can take back
 
 
+def grey_levels(image: QImage) -> np.ndarray:
+    """The image's grey levels in [0, 1], as Qt greys colours.  Where it is transparent it lies
+    on white if what is drawn on it is dark, on black if light: a black digit on a transparent
+    background (a drawing program's export) had read as black on black, blank."""
+    rgba = image.convertToFormat(QImage.Format.Format_RGBA8888)  # R, G, B, A bytes anywhere
+    h, w, stride = rgba.height(), rgba.width(), rgba.bytesPerLine()
+    px = np.frombuffer(rgba.constBits(), np.uint8, count=stride * h).reshape(h, stride)
+    px = px[:, :4 * w].reshape(h, w, 4) / 255.0
+    grey = px[..., :3] @ np.array([11, 16, 5]) / 32  # qGray's weights
+    alpha = px[..., 3]
+    if alpha.min() == 1.0:
+        return grey
+    drawn = (grey * alpha).sum() / max(alpha.sum(), 1e-9)  # the drawn pixels' mean grey
+    return grey * alpha + (1.0 if drawn < 0.5 else 0.0) * (1.0 - alpha)
+
+
 class DrawingPad(QWidget):
     """Keeps strokes in logical coordinates and renders them at the screen's pixel density."""
 
@@ -127,10 +143,9 @@ class DrawingPad(QWidget):
     def load_image(self, image: QImage) -> bool:
         """Show an image (any colours): converted to grey, inverted if dark-on-light, fitted.
         A blank image (one colour all over: no ink) changes nothing and gives False."""
-        grey = image.convertToFormat(QImage.Format.Format_Grayscale8)
-        h, w, stride = grey.height(), grey.width(), grey.bytesPerLine()
-        arr = np.frombuffer(grey.constBits(), np.uint8, count=stride * h).reshape(h, stride)[:, :w]
-        ink = normalize_ink(arr / 255.0)
+        grey = grey_levels(image)
+        h, w = grey.shape
+        ink = normalize_ink(grey)
         if not (ink > INK_THRESHOLD).any():
             return False
         ink = np.ascontiguousarray((ink * 255).astype(np.uint8))

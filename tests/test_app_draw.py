@@ -1,5 +1,6 @@
 """Drawing on the pad with real mouse events: reconstruction, marker, neighbours, tools."""
 import numpy as np
+import pytest
 import torch
 from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
@@ -185,3 +186,24 @@ def test_an_image_with_no_ink_left_once_fitted_says_so(window, tmp_path):
     assert "no ink is left of this image" in window.draw_panel.result_label.text()
     window.draw_panel.pad.clear()  # an empty pad asks for a drawing again
     assert "no ink" not in window.draw_panel.result_label.text()
+
+
+@pytest.mark.parametrize("ink", ["black", "white"])
+def test_an_image_drawn_on_a_transparent_background_is_read_as_its_strokes(window, tmp_path,
+                                                                           ink):
+    """A black 7 on a transparent background (a drawing program's export) was refused as blank:
+    its transparent pixels read as black."""
+    image = QImage(100, 100, QImage.Format.Format_ARGB32)
+    image.fill(QColor(0, 0, 0, 0))
+    p = QPainter(image)
+    p.setPen(QPen(QColor(ink), 10))
+    p.drawLine(20, 15, 80, 15)
+    p.drawLine(80, 15, 40, 90)
+    p.end()
+    path = tmp_path / f"{ink}-7.png"
+    image.save(str(path))
+    assert window.draw_panel.open_image(str(path))
+    opened = window.draw_panel.pad.ink()
+    h, w = opened.shape
+    assert opened.max() > 0.9 and (opened > 0.5).mean() < 0.3  # the strokes, not the background
+    assert opened[h // 2, 5] < 0.1  # the left edge is background (the 7 keeps to the right)
