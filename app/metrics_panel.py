@@ -41,6 +41,10 @@ class MetricsPanel(QWidget):
         self.bars_plot.addItem(self.bars)
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        # One stop for Tab, not a hundred (it wrapped round the cells and never left), and no
+        # selection, whose blue read as a diagonal count; each cell's tooltip stays.
+        self.table.setTabKeyNavigation(False)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
         self.table.setMinimumHeight(200)
         self.table.setTextElideMode(Qt.TextElideMode.ElideNone)
         font = self.table.font()

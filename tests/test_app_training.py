@@ -212,6 +212,14 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     lengths = panel.bars.opts["width"]  # horizontal bars: a bar's length is its width
     np.testing.assert_allclose(lengths, np.nan_to_num(expected["per_class_mse"]), rtol=1e-5)
     assert panel.table.item(3, 3).text() == str(expected["knn5_confusion"][3][3])
+    # Tab passes through the matrix in one stop (it wrapped round its 100 cells), and a cell
+    # cannot be selected (the selection's blue read as a diagonal count).
+    window.metrics_dock.show()
+    window.metrics_dock.raise_()
+    panel.table.setFocus()
+    qtbot.keyClick(panel.table, Qt.Key.Key_Tab)
+    assert not panel.table.hasFocus()
+    assert panel.table.selectionMode() == panel.table.SelectionMode.NoSelection
     assert f"{expected['test_mse']:.4f}" in panel.summary.text()
     assert f"{100 * expected['knn5_accuracy']:.2f} %" in panel.summary.text()  # as the report
     said = []
