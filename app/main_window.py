@@ -288,9 +288,11 @@ class MainWindow(QMainWindow):
     def _show_decoded_tab(self, on_star: bool) -> None:
         """A press on the map decodes: the Images tab comes forward to show it when another tab
         hides it (not when it was closed).  A press on the drawn digit's star starts a drag the
-        Draw dock follows, so that dock stays; so does Interpolation, whose ends are set from
-        the point just pressed ("A ← decoded point")."""
-        if (not on_star and self.side_dock.toggleViewAction().isChecked()
+        Draw dock follows, so that dock stays; so does Draw while it holds a drawing (pressed to
+        compare the map with it), and Interpolation, whose ends are set from the point just
+        pressed ("A ← decoded point")."""
+        drawing = not self.draw_panel.pad.is_empty and not self.draw_dock.visibleRegion().isEmpty()
+        if (not on_star and not drawing and self.side_dock.toggleViewAction().isChecked()
                 and self.side_dock.visibleRegion().isEmpty()  # (a hidden tab is "visible")
                 and self.interp_dock.visibleRegion().isEmpty()):
             self.side_dock.raise_()

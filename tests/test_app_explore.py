@@ -108,6 +108,27 @@ def test_a_click_keeps_the_interpolation_tab_whose_ends_it_sets(window, qtbot):
     np.testing.assert_allclose(window.session.endpoints["A"], z, atol=0.05 * (x1 - x0))
 
 
+def test_a_click_keeps_the_draw_tab_while_it_holds_a_drawing(window, qtbot):
+    """Pressed to compare the map with a drawing, the Images tab came over the drawing; with
+    nothing drawn, a press shows its decoded image as before."""
+    from tests.test_app_draw import draw
+    vb = window.map.view_box
+    (x0, x1), (y0, y1) = vb.viewRange()
+    at = view_to_widget(window, x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))
+    window.draw_dock.raise_()
+    qtbot.waitUntil(lambda: not window.draw_dock.visibleRegion().isEmpty(), timeout=2000)
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.wait(50)
+    assert not window.side_dock.visibleRegion().isEmpty()  # an empty pad: Images comes forward
+    window.draw_dock.raise_()
+    qtbot.waitUntil(lambda: not window.draw_dock.visibleRegion().isEmpty(), timeout=2000)
+    draw(qtbot, window.draw_panel.pad, [(120, 60), (130, 220)])
+    qtbot.mouseClick(window.map.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.wait(50)
+    assert not window.draw_dock.visibleRegion().isEmpty()  # the drawing stays in sight
+    assert window.side_dock.visibleRegion().isEmpty()
+
+
 def tab_chain(window, key: Qt.Key, start, steps: int = 60) -> list:
     """The widgets Tab (or Shift+Tab) visits from ``start``, as a keyboard user presses it."""
     window.activateWindow()
