@@ -3,7 +3,7 @@ reconstruction and error, and the drawn digit's nearest training digits with the
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
@@ -38,6 +38,8 @@ class DrawPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.pad = DrawingPad()
+        self.pad.add_keys(self)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click on its blank space: its keys
         clear = QPushButton("Clear")
         clear.setToolTip("Esc or Delete")
         clear.clicked.connect(self.pad.clear)

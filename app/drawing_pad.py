@@ -51,10 +51,15 @@ class DrawingPad(QWidget):
         self._history: list[tuple[QImage | None, list[tuple[float, list[QPointF]]]]] = []
         self._drawing = False
         self._canvas = self._new_canvas()
+
+    def add_keys(self, scope: QWidget) -> None:
+        """Ctrl+Z (undo), Esc and Delete (clear) wherever the focus is within ``scope``: the
+        panel around the pad, so they work after a click on its buttons too (they worked only
+        while the pad itself had the focus)."""
         for keys, slot in ((QKeySequence.StandardKey.Undo, self.undo),
                            (QKeySequence(Qt.Key.Key_Escape), self.clear),
                            (QKeySequence(Qt.Key.Key_Delete), self.clear)):
-            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut = QShortcut(QKeySequence(keys), scope)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(slot)
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtWidgets import QApplication
 
 from cae.metrics import encode_images, knn_indices
 from cae.preprocess import preprocess
@@ -72,6 +73,22 @@ def test_undo_and_clear(window, qtbot):
     assert pad.is_empty and not undo.isEnabled()  # nothing left to take back
     qtbot.keyClick(pad, Qt.Key.Key_Escape)  # clearing an empty pad is no step to undo
     assert not undo.isEnabled()
+    # The keys work with the focus anywhere in the Draw panel: after a click on its Undo button
+    # or on its blank space (they worked only while the pad had the focus).
+    draw(qtbot, pad, SEVEN)
+    draw(qtbot, pad, [(40, 240), (240, 240)])
+    qtbot.mouseClick(undo, Qt.MouseButton.LeftButton)
+    np.testing.assert_array_equal(pad.ink(), first)
+    undo.setFocus()  # as a click on it gives it (where the platform's buttons take focus)
+    qtbot.keyClick(undo, Qt.Key.Key_Escape)
+    assert pad.is_empty
+    qtbot.keyClick(undo, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(pad.ink(), first)
+    panel = window.draw_panel
+    qtbot.mouseClick(panel, Qt.MouseButton.LeftButton, pos=panel.rect().bottomLeft() + QPoint(2, -2))
+    assert panel.hasFocus() or panel.isAncestorOf(QApplication.focusWidget())
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Delete)
+    assert pad.is_empty
 
 
 def test_single_click_dot_and_pen_width(window, qtbot):
