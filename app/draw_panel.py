@@ -55,7 +55,7 @@ class DrawPanel(QWidget):
         self.pen.setRange(4, 80)
         self.pen.setValue(int(self.pad.pen_width))
         self.pen.setSuffix(" px")
-        self.pen.setToolTip("Pen width")
+        self.pen.setToolTip("Pen width, 4 to 80 px")
         self.pen.setMinimumWidth(self.pen.sizeHint().width())  # its text whole, "28 px"
         self.pen.valueChanged.connect(self.pad.set_pen_width)
         buttons = QHBoxLayout()

@@ -109,12 +109,17 @@ class ExploreController(QObject):
 
     @Slot(float, float)
     def nudge(self, fx: float, fy: float) -> None:
-        """Move the decoded point by a fraction of the visible width/height (arrow keys)."""
+        """Move the decoded point by a fraction of the visible width/height (arrow keys); with
+        equal axes, of the shorter of the two on both (a unit is as long on both axes there, and
+        so is a step)."""
         z = self.session.decoded_z
         if z is None:
             return
         x0, x1, y0, y1 = self.map.visible_rect()
-        self.request_decode(z[0] + fx * (x1 - x0), z[1] + fy * (y1 - y0))
+        w, h = x1 - x0, y1 - y0
+        if self.map.view_box.state["aspectLocked"]:
+            w = h = min(w, h)
+        self.request_decode(z[0] + fx * w, z[1] + fy * h)
 
     def go_to_typed_z(self) -> bool:
         """Decode the z typed into the two fields; anything but two finite numbers is refused."""

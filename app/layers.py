@@ -223,6 +223,8 @@ class LayersController(QObject):
                 s.status.emit(problem or "coloured by class: the other colouring was stopped",
                               5000)
             return
+        if self.map.colour_mode != mode:  # another colouring's colours and key would stand in
+            self.map.set_colouring("class")  # for this one's while it is computed
         ds, points = s.dataset, s.points
         n_train = len(ds.train_images)
         # In the all-digits view the first points are the training digits themselves.

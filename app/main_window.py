@@ -195,6 +195,8 @@ class MainWindow(QMainWindow):
         d.setToolTipsVisible(True)
         v = self.menuBar().addMenu("&View")
         v.addAction(self._action("&Fit view", self.layers.fit_view, "Ctrl+F"))
+        v.addAction(self.toolbar.follow_action)  # (the toolbar's buttons take no Tab stop)
+        v.addAction(self.toolbar.grey_action)
         v.addAction(self.toolbar.points_action)
         v.addAction(self.toolbar.mosaic_action)
         v.addAction(self.toolbar.equal_action)

@@ -73,7 +73,8 @@ class MapToolbar(QToolBar):
         self.mosaic_size.setRange(2, 40)
         self.mosaic_size.setValue(16)
         self.mosaic_size.setPrefix("mosaic ")
-        self.mosaic_size.setToolTip("Tiles across the map; as many rows as keep them square")
+        self.mosaic_size.setToolTip("Tiles across the map, 2 to 40; as many rows as keep them "
+                                    "square")
         self.mosaic_size.setSuffix(" across")
         self.addWidget(self.mosaic_size)
         # Checkable tool buttons are flat when off, so "Decoded images" read as a label: a frame

@@ -67,7 +67,7 @@ class MetricsPanel(QWidget):
         n = len(class_names)
         self.summary.setText(
             f"<b>{source}</b><br>test MSE (clamped) <b>{metrics['test_mse']:.4f}</b> · 5-NN accuracy "
-            f"<b>{100 * metrics['knn5_accuracy']:.2f} %</b> ({metrics['n_test']:,} test points voted by "
+            f"<b>{100 * metrics['knn5_accuracy']:.2f}\u00a0%</b> ({metrics['n_test']:,} test points voted by "
             f"{metrics['n_train']:,} training points)")
         per_class = np.nan_to_num(np.asarray(metrics["per_class_mse"], float))
         self.bars.setOpts(x0=0, y=np.arange(n), width=per_class, height=0.7)

@@ -119,6 +119,21 @@ def test_arrow_keys_nudge_the_decoded_point(window, qtbot):
     assert window.session.decoded_z == pytest.approx((0.2 + 0.01 * (x1 - x0), 0.3 - 0.1 * (y1 - y0)))
     np.testing.assert_allclose(window.decoded_view.image, decode(window, window.session.decoded_z), atol=1e-6)
     assert "decodes/s" in window.coords_label.text()
+    # With equal axes a step is as long on both axes: a hundredth of the shorter span.
+    window.layers.set_equal_axes(True)
+    window.toolbar.follow_action.setChecked(False)  # the view stays put while the point moves
+    qtbot.wait(200)
+    x0, x1, y0, y1 = window.map.visible_rect()
+    assert abs((x1 - x0) - (y1 - y0)) > 0.05 * (x1 - x0)  # the plot is not square
+    start = window.session.decoded_z
+    qtbot.keyClick(window.map, Qt.Key.Key_Right)
+    window.explore.stop()  # (decoded at once: the next step starts from it)
+    qtbot.keyClick(window.map, Qt.Key.Key_Up)
+    window.explore.stop()
+    assert window.map.visible_rect() == (x0, x1, y0, y1)
+    step = 0.01 * min(x1 - x0, y1 - y0)
+    assert window.session.decoded_z == pytest.approx((start[0] + step, start[1] + step))
+    window.layers.set_equal_axes(False)
 
 
 def test_typed_coordinates(window, qtbot):
@@ -198,11 +213,16 @@ def test_a_colouring_says_how_far_it_is_and_that_it_stopped(window, qtbot, monke
     assert said[-1] == ("coloured by class: the other colouring was stopped", 5000)
     qtbot.wait(500)
     assert window.map.colour_mode == "class"  # the stopped one never lands
+    bar.colour_by.setCurrentIndex(bar.colour_by.findData("knn"))
+    window.layers.refresh_colouring()
+    qtbot.waitUntil(lambda: window.map.colour_mode == "knn", timeout=20000)
     import cae.metrics
     monkeypatch.setattr(cae.metrics, "DECODE_CHUNK", 16)  # a report after each chunk
     said.clear()
     bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
     window.layers.refresh_colouring()
+    # Meanwhile the class colours, not the votes' colours and key under the name "error".
+    assert window.map.colour_mode == "class" and window.map.legend.isVisible()
     qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=20000)
     counts = [t for t, _ in said if t.startswith("colouring by the reconstruction error")]
     percents = [int(t.rsplit(" ", 2)[1]) for t in counts]

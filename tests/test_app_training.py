@@ -221,7 +221,7 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     assert not panel.table.hasFocus()
     assert panel.table.selectionMode() == panel.table.SelectionMode.NoSelection
     assert f"{expected['test_mse']:.4f}" in panel.summary.text()
-    assert f"{100 * expected['knn5_accuracy']:.2f} %" in panel.summary.text()  # as the report
+    assert f"{100 * expected['knn5_accuracy']:.2f}\u00a0%" in panel.summary.text()  # as the report
     said = []
     window.session.metricsCleared.connect(said.append)
     window.session._metrics_of = None  # (forget them: computed again)
