@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImageReader
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
@@ -73,6 +73,7 @@ class DrawPanel(QWidget):
         steps.addWidget(_captioned(self.recon_view, "decoded")[0])
         self.hint = "draw a digit"  # what an empty pad asks for (set_noun: the dataset's images)
         self.result_label = FlowLabel(self.hint)
+        self._result = self.hint  # what the result line says of the drawing
 
         self.neighbour_views = [ImageView(36) for _ in range(N_NEIGHBOURS)]
         self.neighbour_labels: list[QLabel] = []
@@ -107,15 +108,30 @@ class DrawPanel(QWidget):
                                           "Images (*.png *.jpg *.jpeg *.bmp)")
             if not path:
                 return False
-        image = QImage(path)
+        reader = QImageReader(path)
+        size = reader.size()  # from the header, before any pixel is decoded
+        image = reader.read()
         if image.isNull():
-            self.result_label.setText(f"could not read {path} as an image")
+            too_large = size.isValid() and (
+                size.width() * size.height() * 4 > QImageReader.allocationLimit() * 2**20)
+            self._say_unchanged(
+                f"{path} is too large to open ({size.width():,} x {size.height():,} pixels)"
+                if too_large else f"could not read {path} as an image")
             return False
         if not self.pad.load_image(image):
-            self.result_label.setText(f"{path} is blank (no ink anywhere): the pad is unchanged")
+            self._say_unchanged(f"{path} is blank (no ink anywhere)")
             return False
         self.imageOpened.emit(path)
         return True
+
+    def _say_unchanged(self, problem: str) -> None:
+        """Why an image was not opened, above what the result line says of the drawing, which
+        stays (it had been replaced until the next stroke)."""
+        self.result_label.setText(f"{problem}: the pad is unchanged\n{self._result}")
+
+    def _set_result(self, text: str) -> None:
+        self._result = text
+        self.result_label.setText(text)
 
     def show_empty(self, why: str | None = None) -> None:
         """Nothing to reconstruct: the hint to draw, or ``why`` the pad's content gave nothing."""
@@ -123,7 +139,7 @@ class DrawPanel(QWidget):
             view.set_image(None)
         for label in self.neighbour_labels:
             label.setText("")
-        self.result_label.setText(why or self.hint)
+        self._set_result(why or self.hint)
         self.vote_label.setText("")
 
     def show_result(self, pre: Preprocessed, reconstruction: np.ndarray, z: np.ndarray) -> float:
@@ -137,7 +153,7 @@ class DrawPanel(QWidget):
         if max(pre.cropped.shape) < SMALL_DRAWING * self.pad.ink_size:
             text += ("\na small drawing: like every drawing (and MNIST's own digits) it is "
                      "enlarged to fill the 20-px box")
-        self.result_label.setText(text)
+        self._set_result(text)
         return mse
 
     def show_neighbours(self, images: np.ndarray | None, labels: list[str], vote: str) -> None:

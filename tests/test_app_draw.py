@@ -224,3 +224,29 @@ def test_an_image_drawn_on_a_transparent_background_is_read_as_its_strokes(windo
     h, w = opened.shape
     assert opened.max() > 0.9 and (opened > 0.5).mean() < 0.3  # the strokes, not the background
     assert opened[h // 2, 5] < 0.1  # the left edge is background (the 7 keeps to the right)
+
+
+def test_an_image_too_large_to_open_says_so_and_the_result_line_stays(window, qtbot, tmp_path):
+    """It said "could not read … as an image", and the drawing's z and error line was gone until
+    the next stroke."""
+    from PySide6.QtGui import QImageReader
+    draw(qtbot, window.draw_panel.pad, SEVEN)
+    label = window.draw_panel.result_label
+    qtbot.waitUntil(lambda: label.text().startswith("z = "), timeout=3000)
+    result = label.text()
+    image = QImage(1200, 1000, QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    path = tmp_path / "big.png"
+    image.save(str(path))
+    limit = QImageReader.allocationLimit()
+    QImageReader.setAllocationLimit(1)  # MB: this one needs about 5 (as 30,000 x 30,000 would 3,600)
+    try:
+        assert not window.draw_panel.open_image(str(path))
+    finally:
+        QImageReader.setAllocationLimit(limit)
+    assert label.text() == (f"{path} is too large to open (1,200 x 1,000 pixels): the pad is "
+                            f"unchanged\n{result}")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    assert not window.draw_panel.open_image(str(bad))  # a second problem replaces the first
+    assert label.text() == f"could not read {bad} as an image: the pad is unchanged\n{result}"
