@@ -8,16 +8,16 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QMenuBar, QMessageBox, QWidget
 
 # What no menu holds: keys and gestures that belong to one widget.
-WIDGET_KEYS: list[tuple[str, str, str]] = [
-    ("Map", "Press or left-drag", "decode the point under the cursor"),
-    ("Map", "Shift+drag, Ctrl+drag or middle-drag", "pan"),
-    ("Map", "Wheel or right-drag", "zoom"),
-    ("Map", "Click a legend entry", "hide or show that class"),
+WIDGET_KEYS: list[tuple[str, str, str]] = [  # (what it does: capitalised as the menus' rows)
+    ("Map", "Press or left-drag", "Decode the point under the cursor"),
+    ("Map", "Shift+drag, Ctrl+drag or middle-drag", "Pan"),
+    ("Map", "Wheel or right-drag", "Zoom"),
+    ("Map", "Click a legend entry", "Hide or show that class"),
     ("Map", "Drag the red star",
-     "decode along the way from the drawn digit's code (it goes back when dropped)"),
-    ("Map", "Arrow keys (Shift: 10x)", "nudge the decoded point"),
-    ("Draw", "Ctrl+Z", "take back the last stroke"),
-    ("Draw", "Esc or Delete", "clear the drawing"),
+     "Decode along the way from the drawn digit's code (it goes back when dropped)"),
+    ("Map", "Arrow keys (Shift: 10x)", "Nudge the decoded point"),
+    ("Draw", "Ctrl+Z", "Take back the last stroke, clear or opened image"),
+    ("Draw", "Esc or Delete", "Clear the drawing (Ctrl+Z brings it back)"),
 ]
 
 
