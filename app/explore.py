@@ -117,7 +117,7 @@ class ExploreController(QObject):
             return
         x0, x1, y0, y1 = self.map.visible_rect()
         w, h = x1 - x0, y1 - y0
-        if self.map.view_box.state["aspectLocked"]:
+        if self.map.equal_axes:
             w = h = min(w, h)
         self.request_decode(z[0] + fx * w, z[1] + fy * h)
 

@@ -429,6 +429,11 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         x0, x1, y0, y1 = render.fit_view(self.codes)
         self.view_box.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
 
+    @property
+    def equal_axes(self) -> bool:
+        """One latent unit as long on both axes (the view's aspect locked)."""
+        return bool(self.view_box.state["aspectLocked"])
+
     def set_equal_axes(self, equal: bool) -> None:
         """Lock one latent unit to the same length on both axes (the view widens on one axis
         to keep it), or let each axis fill the plot."""
@@ -447,7 +452,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         inside = v0 <= x0 and x1 <= v1 and w0 <= y0 and y1 <= w1
         snug_x, snug_y = (x1 - x0) >= FOLLOW_SLACK * (v1 - v0), (y1 - y0) >= FOLLOW_SLACK * (w1 - w0)
         # With equal axes the view is wider than the frame on one axis by design.
-        snug = (snug_x or snug_y) if self.view_box.state["aspectLocked"] else (snug_x and snug_y)
+        snug = (snug_x or snug_y) if self.equal_axes else (snug_x and snug_y)
         if not (inside and snug):
             grow = (2 / (1 + FOLLOW_SLACK) - 1) / 2  # each side: the frame fills the band's middle
             dx, dy = grow * (x1 - x0), grow * (y1 - y0)

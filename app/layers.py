@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Slot
 
 from cae.batch_decode import BatchDecoder
-from cae.metrics import knn_predict_excluding_self, reconstruction_errors
+from cae.metrics import knn_predict_excluding_self, progress_part, reconstruction_errors
 from cae.model import CAE
 
 from .density import density_rgba, hex_rgb
@@ -42,19 +42,16 @@ def _colour_values(cancel, report, model: CAE, mode: str, points: MapPoints,
     never voting for itself) is wrong.  Both use exact codes, as the Metrics panel and ``cae
     evaluate`` do (the map's own codes may come from the faster bf16 encoder), through the code
     cache: the codes the metrics or the vote encoded serve the errors too."""
-    def part(start: float, width: float):
-        return lambda f: report(start + width * f)
     if train_codes is None and (mode == "knn" or points.source == "all"):
-        train_codes = encode_cached(cancel, part(0.0, 0.4), model, train_images, "fp32")
+        train_codes = encode_cached(cancel, progress_part(report, 0.0, 0.4), model, train_images,
+                                    "fp32")
+    own = points.images[len(train_images):] if points.source == "all" else points.images
+    codes = encode_cached(cancel, progress_part(report, 0.4, 0.1), model, own, "fp32")
     if points.source == "all":  # the training digits, then the test digits: encode only these
-        test = encode_cached(cancel, part(0.4, 0.1), model, points.images[len(train_images):],
-                             "fp32")
-        codes = np.concatenate([train_codes, test])
-    else:
-        codes = encode_cached(cancel, part(0.4, 0.1), model, points.images, "fp32")
+        codes = np.concatenate([train_codes, codes])
     if mode == "error":
-        return reconstruction_errors(model, points.images, codes,
-                                     cancel=lambda: cancel.cancelled, progress=part(0.5, 0.5))
+        return reconstruction_errors(model, points.images, codes, cancel=lambda: cancel.cancelled,
+                                     progress=progress_part(report, 0.5, 0.5))
     return knn_predict_excluding_self(train_codes, train_labels, codes,
                                       self_index) != points.labels
 

@@ -35,7 +35,6 @@ from .training_panel import TrainingPanel
 from .welcome import APP_NAME, WelcomePage
 
 
-
 def _scrolled(panel: QWidget, min_width: int) -> QScrollArea:
     """``panel`` in a scroll area: it fits 1280x800, and a narrower window scrolls it instead of
     taking the width from the map."""

@@ -33,7 +33,7 @@ def _batches(images: np.ndarray, batch_size: int, device: torch.device, cancel: 
             progress(min(start + batch_size, n) / n)
 
 
-def _part(progress: Progress, start: float, width: float) -> Progress:
+def progress_part(progress: Progress, start: float, width: float) -> Progress:
     """Maps a stage's own 0..1 onto [start, start + width] of the whole job's progress."""
     if progress is None:
         return None
@@ -87,8 +87,8 @@ def reconstruction_errors(model: CAE, images: np.ndarray, codes: np.ndarray | No
     model.eval()
     device = _device_of(model)
     if codes is None:
-        codes = encode_images(model, images, cancel=cancel, progress=_part(progress, 0.0, 0.5))
-        progress = _part(progress, 0.5, 0.5)
+        codes = encode_images(model, images, cancel=cancel, progress=progress_part(progress, 0.0, 0.5))
+        progress = progress_part(progress, 0.5, 0.5)
     decode = BatchDecoder(model) if device.type == "cpu" else (
         lambda z: model.decode(z).clamp_(0.0, 1.0))
     out, n = [], len(images)
@@ -180,14 +180,14 @@ def evaluate(model: CAE, dataset: Dataset, k: int = 5, train_codes: np.ndarray |
     n_encode_train = len(dataset.train_images[:n_train]) if train_codes is None else 0
     total = max(2 * len(test_images) + n_encode_train, 1)  # a decode is about an encode's work
     test_codes = encode_images(model, test_images, cancel=cancel,
-                               progress=_part(progress, 0.0, len(test_images) / total))
+                               progress=progress_part(progress, 0.0, len(test_images) / total))
     done = len(test_images) / total
     errors = reconstruction_errors(model, test_images, test_codes, cancel=cancel,
-                                   progress=_part(progress, done, len(test_images) / total))
+                                   progress=progress_part(progress, done, len(test_images) / total))
     done += len(test_images) / total
     if train_codes is None:
         train_codes = encode_images(model, dataset.train_images[:n_train], cancel=cancel,
-                                    progress=_part(progress, done, n_encode_train / total))
+                                    progress=progress_part(progress, done, n_encode_train / total))
     pred = knn_predict(train_codes[:n_train], train_labels, test_codes, k=k)
     if progress is not None:
         progress(1.0)
