@@ -44,7 +44,8 @@ class DrawPanel(QWidget):
         clear.setToolTip("Esc or Delete")
         clear.clicked.connect(self.pad.clear)
         undo = QPushButton("Undo")
-        undo.setToolTip("Ctrl+Z: take back the last stroke, clear or opened image")
+        undo.setToolTip("Ctrl+Z: take back the last stroke, clear or opened image "
+                        "(Ctrl+Shift+Z brings it back)")
         undo.clicked.connect(self.pad.undo)
         undo.setEnabled(False)
         self.pad.undoAvailable.connect(undo.setEnabled)

@@ -1,5 +1,5 @@
 """A square pad to draw a digit with the mouse (or a tablet, through Qt's synthesised mouse
-events): white ink on black, anti-aliased round strokes, undo, clear, open an image."""
+events): white ink on black, anti-aliased round strokes, undo and redo, clear, open an image."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,6 +11,7 @@ from cae.preprocess import INK_THRESHOLD, normalize_ink
 
 PAD_SIZE = 280  # logical pixels, ten times MNIST's 28
 UNDO_DEPTH = 200  # steps undo can take back
+_State = tuple[QImage | None, list[tuple[float, list[QPointF]]]]  # (background, strokes)
 
 
 def grey_levels(image: QImage) -> np.ndarray:
@@ -36,6 +37,7 @@ class DrawingPad(QWidget):
     inkChanged = Signal()  # during a stroke (every mouse move)
     strokeFinished = Signal()  # a stroke ended, an undo, a clear or an opened image
     undoAvailable = Signal(bool)  # whether undo has something to take back
+    redoAvailable = Signal(bool)  # whether redo has something to bring back
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -47,21 +49,21 @@ class DrawingPad(QWidget):
         self.strokes: list[tuple[float, list[QPointF]]] = []  # (pen width, points)
         self.background: QImage | None = None  # an opened image, under the strokes
         # What the pad held before each stroke, clear and opened image, newest last: undo steps
-        # back through all three, so a clear (Esc) or an opened image never loses a drawing.
-        self._history: list[tuple[QImage | None, list[tuple[float, list[QPointF]]]]] = []
+        # back through all three, so a clear (Esc) or an opened image never loses a drawing;
+        # redo steps forward again through what undo took back, until the next change.
+        self._history: list[_State] = []
+        self._future: list[_State] = []
         self._drawing = False
         self._canvas = self._new_canvas()
 
     def add_keys(self, scope: QWidget) -> None:
-        """Ctrl+Z (undo), Esc and Delete (clear) wherever the focus is within ``scope``: the
-        panel around the pad, so they work after a click on its buttons too (they worked only
-        while the pad itself had the focus)."""
-        for keys, slot in ((QKeySequence.StandardKey.Undo, self.undo),
-                           (QKeySequence(Qt.Key.Key_Escape), self.clear),
-                           (QKeySequence(Qt.Key.Key_Delete), self.clear)):
-            shortcut = QShortcut(QKeySequence(keys), scope)
+        """Esc and Delete (clear) wherever the focus is within ``scope``: the panel around the
+        pad, so they work after a click on its buttons too, and nowhere else, where they mean
+        something else.  (Undo and redo are the window's Edit menu's.)"""
+        for key in (Qt.Key.Key_Escape, Qt.Key.Key_Delete):
+            shortcut = QShortcut(QKeySequence(key), scope)
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            shortcut.activated.connect(slot)
+            shortcut.activated.connect(self.clear)
 
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(PAD_SIZE, PAD_SIZE)
@@ -120,10 +122,15 @@ class DrawingPad(QWidget):
         return not self.strokes and self.background is None
 
     # --------------------------------------------------------------------------- actions
+    def _state(self) -> _State:
+        return self.background, list(self.strokes)  # (strokes are copied; a QImage is shared)
+
     def _remember(self) -> None:
-        """Keep what the pad holds now for undo (strokes are copied; a QImage is shared)."""
-        self._history = self._history[-(UNDO_DEPTH - 1):] + [(self.background, list(self.strokes))]
+        """Keep what the pad holds now for undo; a change drops what redo could bring back."""
+        self._history = self._history[-(UNDO_DEPTH - 1):] + [self._state()]
+        self._future = []
         self.undoAvailable.emit(True)
+        self.redoAvailable.emit(False)
 
     def clear(self) -> None:
         if not self.is_empty:
@@ -135,11 +142,20 @@ class DrawingPad(QWidget):
 
     def undo(self) -> None:
         """Back to what the pad held before the last stroke, clear or opened image."""
-        if self._drawing or not self._history:
+        self._step(self._history, self._future)
+
+    def redo(self) -> None:
+        """Forward again to what the last undo took back."""
+        self._step(self._future, self._history)
+
+    def _step(self, source: list[_State], target: list[_State]) -> None:
+        if self._drawing or not source:
             return
-        self.background, self.strokes = self._history.pop()
+        target.append(self._state())
+        self.background, self.strokes = source.pop()
         self._render()
         self.undoAvailable.emit(bool(self._history))
+        self.redoAvailable.emit(bool(self._future))
         self.strokeFinished.emit()
 
     def set_pen_width(self, width: float) -> None:

@@ -16,7 +16,6 @@ WIDGET_KEYS: list[tuple[str, str, str]] = [  # (what it does: capitalised as the
     ("Map", "Drag the red star",
      "Decode along the way from the drawn digit's code (it goes back when dropped)"),
     ("Map", "Arrow keys (Shift: 10x)", "Nudge the decoded point"),
-    ("Draw", "Ctrl+Z", "Take back the last stroke, clear or opened image"),
     ("Draw", "Esc or Delete", "Clear the drawing (Ctrl+Z brings it back)"),
 ]
 

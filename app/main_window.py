@@ -182,6 +182,22 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
         m.setToolTipsVisible(True)
+        e = self.menuBar().addMenu("&Edit")  # the drawing's steps, wherever the focus is
+        pad = self.draw_panel.pad
+        self.undo_action = self._action("&Undo drawing step (stroke, clear or opened image)",
+                                        lambda: self._edit_drawing(pad.undo),
+                                        QKeySequence.StandardKey.Undo)
+        self.redo_action = self._action("&Redo drawing step", lambda: self._edit_drawing(pad.redo))
+        self.redo_action.setShortcuts(QKeySequence.StandardKey.Redo)
+        self.clear_action = self._action("&Clear drawing (Esc or Delete in the Draw panel)",
+                                         lambda: self._edit_drawing(pad.clear))
+        for action, available in ((self.undo_action, pad.undoAvailable),
+                                  (self.redo_action, pad.redoAvailable)):
+            action.setEnabled(False)
+            available.connect(action.setEnabled)
+        self.clear_action.setEnabled(False)
+        pad.strokeFinished.connect(lambda: self.clear_action.setEnabled(not pad.is_empty))
+        e.addActions([self.undo_action, self.redo_action, self.clear_action])
         d = self.menuBar().addMenu("&Data")
         # Another dataset while a run trains on this one is refused: the menu says so up front
         # (a folder chosen first and refused then was also remembered as the last one used).
@@ -285,6 +301,15 @@ class MainWindow(QMainWindow):
                                     else "Open model")
         self.files.rebuild_recent_menu()
         self._update_page()
+
+    def _edit_drawing(self, step) -> None:
+        """An Edit menu step (or its key, pressed over the map say) changes the drawing in
+        view: the Draw dock is shown, or brought in front of its tabs, first."""
+        if not self.draw_dock.toggleViewAction().isChecked():
+            self.draw_dock.show()
+        if self.draw_dock.visibleRegion().isEmpty():  # behind another tab (a hidden tab is
+            self.draw_dock.raise_()                   # "visible")
+        step()
 
     def _show_decoded_tab(self, on_star: bool) -> None:
         """A press on the map decodes: the Images tab comes forward to show it when another tab

@@ -51,6 +51,7 @@ def test_drawing_shows_reconstruction_marker_and_neighbours(window, qtbot):
 
 
 def test_undo_and_clear(window, qtbot):
+    window.draw_dock.raise_()
     pad = window.draw_panel.pad
     draw(qtbot, pad, SEVEN)
     first = pad.ink().copy()
@@ -88,6 +89,57 @@ def test_undo_and_clear(window, qtbot):
     qtbot.mouseClick(panel, Qt.MouseButton.LeftButton, pos=panel.rect().bottomLeft() + QPoint(2, -2))
     assert panel.hasFocus() or panel.isAncestorOf(QApplication.focusWidget())
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Delete)
+    assert pad.is_empty
+
+
+def test_undo_and_redo_from_anywhere_in_the_window(window, qtbot):
+    """Ctrl+Z is the Edit menu's: after dragging the star or clicking the map the focus is on
+    the map, where it did nothing.  Redo brings back what undo took, until the next change;
+    Esc and Delete stay the Draw panel's (over the map they clear nothing)."""
+    window.show()
+    qtbot.waitExposed(window)
+    pad = window.draw_panel.pad
+    undo, redo, clear = window.undo_action, window.redo_action, window.clear_action
+    assert not (undo.isEnabled() or redo.isEnabled() or clear.isEnabled())
+    draw(qtbot, pad, SEVEN)
+    first = pad.ink().copy()
+    draw(qtbot, pad, [(40, 240), (240, 240)])
+    both = pad.ink().copy()
+    assert undo.isEnabled() and clear.isEnabled() and not redo.isEnabled()
+    window.side_dock.raise_()  # another tab over Draw, the focus on the map
+    window.map.setFocus()
+    qtbot.waitUntil(lambda: window.map.hasFocus())
+    qtbot.keyClick(window.map, Qt.Key.Key_Escape)
+    qtbot.keyClick(window.map, Qt.Key.Key_Delete)
+    np.testing.assert_array_equal(pad.ink(), both)
+    qtbot.keyClick(window.map, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(pad.ink(), first)
+    assert not window.draw_dock.visibleRegion().isEmpty()  # brought in front to show the change
+    assert redo.isEnabled()
+    qtbot.keyClick(window.map, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_array_equal(pad.ink(), both)
+    assert not redo.isEnabled()
+    undo.trigger()
+    undo.trigger()
+    assert pad.is_empty and not undo.isEnabled()
+    redo.trigger()
+    np.testing.assert_array_equal(pad.ink(), first)
+    mx, my = window.map.drawn_marker.getData()  # the star follows the drawing back
+    assert window.map.drawn_marker.isVisible() and len(mx) == 1
+    draw(qtbot, pad, [(40, 40), (240, 40)])  # a new stroke: nothing left to redo
+    assert not redo.isEnabled()
+    third = pad.ink().copy()
+    pad.redo()
+    np.testing.assert_array_equal(pad.ink(), third)
+    clear.trigger()
+    assert pad.is_empty and not clear.isEnabled()
+    # In a text field Ctrl+Z is the field's own.
+    epochs = window.training_panel.epochs
+    window.training_dock.raise_()
+    epochs.lineEdit().setFocus()
+    qtbot.waitUntil(lambda: epochs.lineEdit().hasFocus())
+    qtbot.keyClick(epochs.lineEdit(), Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert pad.is_empty
 
 
