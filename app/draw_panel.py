@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImageReader
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QVBoxLayout, QWidget)
 
 from cae.preprocess import Preprocessed
 
@@ -15,6 +15,7 @@ from . import file_dialogs
 from .compact import FlowLabel, text_wide
 from .image_view import ImageView
 from .z_text import z_pair
+from .spin_box import SpinBox
 
 N_NEIGHBOURS = 5
 # A drawing whose ink spans less than this share of the pad is much smaller than a digit drawn
@@ -52,7 +53,7 @@ class DrawPanel(QWidget):
         self.undo_button = undo
         open_button = QPushButton("Open image…")
         open_button.clicked.connect(lambda: self.open_image())  # (not the `checked` flag)
-        self.pen = QSpinBox()
+        self.pen = SpinBox()
         self.pen.setRange(4, 80)
         self.pen.setValue(int(self.pad.pen_width))
         self.pen.setSuffix(" px")

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout,
-                               QProgressDialog, QSpinBox, QWidget)
+                               QProgressDialog, QWidget)
 
 from . import file_dialogs
 from .latent_map import LatentMap
 from .map_toolbar import MapToolbar
 from .session import Session
+from .spin_box import SpinBox
 
 
 # The engine's drawing modules (and Pillow) load on first use, on the worker: not at start-up.
@@ -62,7 +63,7 @@ class OptionsDialog(QDialog):
         form = QFormLayout(self)
         self.spins, self.checks = {}, {}
         for key, (label, lo, hi, value) in spins.items():
-            box = QSpinBox()
+            box = SpinBox()
             box.setRange(lo, hi)
             box.setValue(value)
             form.addRow(label, box)

@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QVBoxLayout, QWidget)
 
 from . import file_dialogs
 from .compact import text_wide
 from .image_view import ImageView, to_qimage
 from .z_text import z_pair
+from .spin_box import SpinBox
 
 STRIP_SCALE = 4  # exported strips are upscaled (nearest) so each frame is 112 px
 
@@ -84,7 +85,7 @@ class InterpolationPanel(QWidget):
                 button.setToolTip(f"Set {end} at {tip}")
                 button.clicked.connect(lambda _=False, e=end, s=source: self.endpointRequested.emit(e, s))
                 grid.addWidget(button, 2 * row + 1, col)
-        self.steps = QSpinBox()
+        self.steps = SpinBox()
         self.steps.setRange(2, 50)
         self.steps.setValue(10)
         self.steps.setPrefix("steps: ")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QSpinBox, QToolBar
+from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
+
+from .spin_box import SpinBox
 
 
 MAP_SET_TIP = "Which digits are on the map"
@@ -69,7 +71,7 @@ class MapToolbar(QToolBar):
         self.equal_action.setShortcut("E")
         self.equal_action.setToolTip("One unit of z1 as long as one of z2, so distances on the "
                                      "map mean the same in every direction (E)")
-        self.mosaic_size = QSpinBox()
+        self.mosaic_size = SpinBox()
         self.mosaic_size.setRange(2, 40)
         self.mosaic_size.setValue(16)
         self.mosaic_size.setPrefix("mosaic ")

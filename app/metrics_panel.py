@@ -4,11 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QFontMetrics
-from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QBrush, QColor, QCursor, QFontMetrics
+from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QToolTip,
+                               QVBoxLayout, QWidget)
 
 
+BAR_HEIGHT = 0.7  # of a class's row
 CELL_MARGIN_PX = 1  # each side of a confusion count (the style's own padding is wider)
 LABEL_FILL = 0.75  # the class names' text may fill this much of the bars' axis (else every other)
 TABLE_FONT_SCALE = 0.85  # ten four-digit counts then fit a dock of ~320 px without scrolling
@@ -37,8 +39,10 @@ class MetricsPanel(QWidget):
         plot.getAxis("left").setStyle(textFillLimits=[(0, LABEL_FILL)])
         # Horizontal bars: a class name of any length fits beside its bar ("T-shirt/top",
         # "Sneaker" and "Ankle boot" overlapped as labels under vertical bars).
-        self.bars = pg.BarGraphItem(x0=0, y=[], width=[], height=0.7, brush="#0072B2")
+        self.bars = pg.BarGraphItem(x0=0, y=[], width=[], height=BAR_HEIGHT, brush="#0072B2")
         self.bars_plot.addItem(self.bars)
+        self.bar_tips: list[str] = []  # per class: its name, value and count, shown on hover
+        self.bars_plot.scene().sigMouseMoved.connect(self._hover_bar)
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         # One stop for Tab, not a hundred (it wrapped round the cells and never left), and no
@@ -70,14 +74,19 @@ class MetricsPanel(QWidget):
             f"<b>{100 * metrics['knn5_accuracy']:.2f}\u00a0%</b> ({metrics['n_test']:,} test points voted by "
             f"{metrics['n_train']:,} training points)")
         per_class = np.nan_to_num(np.asarray(metrics["per_class_mse"], float))
-        self.bars.setOpts(x0=0, y=np.arange(n), width=per_class, height=0.7)
+        self.bars.setOpts(x0=0, y=np.arange(n), width=per_class, height=BAR_HEIGHT)
         numbered = _numbered(class_names)
+        confusion = np.asarray(metrics["knn5_confusion"])
+        counts = confusion.sum(axis=1)
+        self.bar_tips = [
+            f"{name}: test MSE {mse:.4f} over {int(count):,} test images; 5-NN vote right for "
+            f"{100 * confusion[i, i] / max(count, 1):.1f}\u00a0%"
+            for i, (name, mse, count) in enumerate(zip(numbered, per_class, counts))]
         # Every other class's name on a second tick level, which pyqtgraph draws only where the
         # axis has room for all of them (ten names in a short dock overlapped).
         ticks = list(enumerate(numbered))
         self.bars_plot.getPlotItem().getAxis("left").setTicks([ticks[::2], ticks[1::2]])
         self.bars_plot.getPlotItem().autoRange()
-        confusion = np.asarray(metrics["knn5_confusion"])
         self.table.setRowCount(n)
         self.table.setColumnCount(n)
         # Numbers head the rows and columns (the bars above pair each with its name; the
@@ -105,8 +114,26 @@ class MetricsPanel(QWidget):
         header.setMinimumSectionSize(widest + 2 * CELL_MARGIN_PX)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
 
+    def _hover_bar(self, pos: QPointF) -> None:
+        """A class's value under the pointer, over its bar, its row or its name, as each
+        confusion cell gives its count (the axis shows no values, and names only every other
+        class when the dock is short)."""
+        plot = self.bars_plot.getPlotItem()
+        y = plot.getViewBox().mapSceneToView(pos).y()
+        row = round(y)
+        inside = (plot.sceneBoundingRect().contains(pos) and 0 <= row < len(self.bar_tips)
+                  and abs(y - row) <= 0.5)
+        tip = self.bar_tips[row] if inside else ""
+        if tip != self.bars_plot.toolTip():
+            self.bars_plot.setToolTip(tip)
+            if tip:
+                QToolTip.showText(QCursor.pos(), tip, self.bars_plot)
+            else:
+                QToolTip.hideText()
+
     def clear(self, text: str = "no metrics yet") -> None:
         self.metrics = None
+        self.bar_tips = []
         self.summary.setText(text)
         self.bars.setOpts(y=[], width=[])
         self.table.setRowCount(0)

@@ -10,9 +10,11 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from cae.train import RECIPES, EpochEnd, Progress, TrainConfig
+
+from .spin_box import SpinBox
 
 DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"), ("IDX folder…", "folder"))
 # (label, RECIPES name, what it does); the first is the default (docs/training.md has the probes).
@@ -66,10 +68,10 @@ class TrainingPanel(QWidget):
             self.recipe.setItemData(i, what, Qt.ItemDataRole.ToolTipRole)
         self.recipe.setToolTip("How to train (the model is always the lecture's); choosing one "
                                "fills in its epochs, batch size and learning rate")
-        self.epochs = QSpinBox()
+        self.epochs = SpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setToolTip("Passes over the training images")
-        self.batch_size = QSpinBox()
+        self.batch_size = SpinBox()
         self.batch_size.setRange(1, 65536)
         self.batch_size.setToolTip("Images per optimisation step")
         self.lr = QDoubleSpinBox()

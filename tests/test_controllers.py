@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QPoint, QRectF, QSettings, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, QSettings, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QLabel, QLineEdit, QMenu, QWidget
 
@@ -22,6 +22,7 @@ from app.training_controller import TrainingController
 from app.training_panel import TrainingPanel
 from cae.checkpoint import save_checkpoint
 from cae.model import CAE
+from tests.test_app_explore import send_mouse
 
 
 @pytest.fixture
@@ -214,6 +215,21 @@ def test_the_metrics_fit_a_1000_by_700_window_and_names_never_overlap(qtbot, hei
     rects = sorted((rect.top(), rect.bottom()) for _, rect in names)
     assert all(below[0] >= above[1] for above, below in zip(rects, rects[1:])), rects
     assert len(names) == (10 if height == 900 else 5), [n for n, _ in names]
+    # Each class's value, and its name where the axis leaves it out, under the pointer: over
+    # its bar's row, beside it, and away from any row.
+    plot = panel.bars_plot
+    vb = plot.getPlotItem().getViewBox()
+
+    def hover(x: float, y: float) -> str:
+        pos = plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
+        qtbot.wait(40)  # (pyqtgraph drops moves closer together than a frame)
+        send_mouse(plot.viewport(), QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton,
+                   Qt.MouseButton.NoButton)
+        return plot.toolTip()
+    assert hover(0.01, 3.1) == ("3: test MSE 0.0200 over 1,203 test images; 5-NN vote right for "
+                                "91.0\u00a0%")
+    assert hover(0.001, 8.8).startswith("9: ")
+    assert hover(0.01, -3) == ""
 
 
 def test_an_epochs_summary_wraps_between_figures_only(qtbot):
