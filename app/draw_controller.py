@@ -23,6 +23,8 @@ class DrawController(QObject):
         super().__init__(session)
         self.session, self.panel, self.map = session, panel, map_
         self.neighbours = None  # indices of the drawn digit's nearest training digits
+        # The test images' errors, per cent by per cent (the metrics'), to place the drawing's.
+        self.percentiles: list[float] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(LIVE_INTERVAL_MS)
@@ -33,11 +35,20 @@ class DrawController(QObject):
         session.trainCodesReady.connect(self.update_drawing)
         session.datasetChanged.connect(self._on_dataset)
         map_.drawnDropped.connect(self.update_drawing)  # the reconstruction again
+        session.metricsReady.connect(self._on_metrics)
+        session.metricsCleared.connect(lambda _: self._on_metrics({}))
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
         self.panel.set_noun(dataset.noun)
         self.update_drawing()
+
+    def _on_metrics(self, metrics: dict, source: str = "") -> None:
+        percentiles = metrics.get("test_mse_percentiles")
+        if percentiles != self.percentiles:
+            self.percentiles = percentiles
+            if not self.panel.pad.is_empty:
+                self.update_drawing()
 
     def show_star_decode(self, image) -> None:
         """While the star is dragged, the dock's decoded image follows it (the drag starts in
@@ -74,7 +85,7 @@ class DrawController(QObject):
             return
         z, reconstruction = s.models.reconstruct(pre.image)
         s.set_drawn(z)
-        panel.show_result(pre, reconstruction, z)
+        panel.show_result(pre, reconstruction, z, self.percentiles)
         self.map.set_drawn_marker((float(z[0]), float(z[1])))
         ds = s.dataset
         noun = "digits" if ds is None else ds.noun

@@ -8,6 +8,7 @@ from PySide6.QtGui import QImageReader
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
 
+from cae.metrics import error_rank
 from cae.preprocess import Preprocessed
 
 from .drawing_pad import PAD_SIZE, DrawingPad
@@ -21,6 +22,8 @@ N_NEIGHBOURS = 5
 # A drawing whose ink spans less than this share of the pad is much smaller than a digit drawn
 # to fill it; MNIST's recipe enlarges it to the same 20-px box all the same, which surprises.
 SMALL_DRAWING = 0.2
+# A drawing reconstructed worse than this share (per cent) of the test images is unlike them.
+UNLIKE_TEST = 99.0
 
 
 def _captioned(view: ImageView, caption: str) -> tuple[QWidget, QLabel]:
@@ -74,6 +77,7 @@ class DrawPanel(QWidget):
         steps.addWidget(QLabel("→"))
         steps.addWidget(_captioned(self.recon_view, "decoded")[0])
         self.hint = "draw a digit"  # what an empty pad asks for (set_noun: the dataset's images)
+        self.noun = "digits"
         self.result_label = FlowLabel(self.hint)
         self._result = self.hint  # what the result line says of the drawing
 
@@ -101,6 +105,7 @@ class DrawPanel(QWidget):
 
     def set_noun(self, noun: str) -> None:
         """Name the dataset's images ("digits", or "images" for any other set) in the texts."""
+        self.noun = noun
         self.hint = "draw a digit" if noun == "digits" else "draw something like the training images"
         self.neighbours_title.setText(f"<b>{N_NEIGHBOURS} nearest training {noun}</b> (latent space)")
 
@@ -144,14 +149,26 @@ class DrawPanel(QWidget):
         self._set_result(why or self.hint)
         self.vote_label.setText("")
 
-    def show_result(self, pre: Preprocessed, reconstruction: np.ndarray, z: np.ndarray) -> float:
-        """Show the steps and the reconstruction; returns the reconstruction MSE it displays."""
+    def show_result(self, pre: Preprocessed, reconstruction: np.ndarray, z: np.ndarray,
+                    percentiles: list[float] | None = None) -> float:
+        """Show the steps and the reconstruction, its error placed among the test images'
+        (``percentiles``, from the metrics, when known): a scribble reconstructs worse than
+        nearly all of them, and says so.  Returns the reconstruction MSE it displays."""
         self.step_views[0].set_image(pre.cropped)
         self.step_views[1].set_image(pre.scaled)
         self.input_view.set_image(pre.image)
         self.recon_view.set_image(reconstruction)
         mse = float(np.mean((reconstruction - pre.image) ** 2))
         text = f"z = {z_pair(z[0], z[1])}   reconstruction MSE {mse:.4f}"
+        if percentiles:
+            rank = error_rank(mse, percentiles)
+            share = (f"every test {self.noun[:-1]}" if rank >= 100 else
+                     f"{rank:.1f}\u00a0% of test {self.noun}" if rank >= UNLIKE_TEST else
+                     f"{rank:.0f}\u00a0% of test {self.noun}")
+            text += f" (above {share})"
+            if rank >= UNLIKE_TEST:
+                text += (f"\nunlike the {self.noun} the model learned from: it reconstructs "
+                         f"this worse than {UNLIKE_TEST:.0f}\u00a0% of the test {self.noun}")
         if max(pre.cropped.shape) < SMALL_DRAWING * self.pad.ink_size:
             text += ("\na small drawing: like every drawing (and MNIST's own digits) it is "
                      "enlarged to fill the 20-px box")

@@ -199,4 +199,14 @@ def evaluate(model: CAE, dataset: Dataset, k: int = 5, train_codes: np.ndarray |
         "per_class_mse": per_class_mean(errors.astype(np.float64), test_labels, n_classes),
         f"knn{k}_accuracy": float((pred == test_labels).mean()),
         f"knn{k}_confusion": confusion_matrix(test_labels, pred, n_classes).tolist(),
+        # Every per cent of the test images' errors: where another image's error (a drawing's)
+        # falls among them, see error_rank.
+        "test_mse_percentiles": [float(f"{v:.6g}") for v in np.percentile(errors, np.arange(101))],
     }
+
+
+def error_rank(error: float, percentiles: list[float]) -> float:
+    """The share of test images (per cent) reconstructed better than ``error``, interpolated in
+    evaluate's ``test_mse_percentiles``: 100 beyond the worst of them."""
+    pct = np.maximum.accumulate(np.asarray(percentiles, np.float64))  # (rounding kept in order)
+    return float(np.interp(error, pct, np.linspace(0, 100, len(pct))))

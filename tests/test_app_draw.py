@@ -6,7 +6,7 @@ from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QApplication
 
-from cae.metrics import encode_images, knn_indices
+from cae.metrics import encode_images, error_rank, knn_indices
 from cae.preprocess import preprocess
 from tests.test_app_explore import send_mouse, view_to_widget
 
@@ -302,3 +302,26 @@ def test_an_image_too_large_to_open_says_so_and_the_result_line_stays(window, qt
     bad.write_bytes(b"nope")
     assert not window.draw_panel.open_image(str(bad))  # a second problem replaces the first
     assert label.text() == f"could not read {bad} as an image: the pad is unchanged\n{result}"
+
+
+def test_the_drawings_error_is_placed_among_the_test_images(window, qtbot):
+    """A scribble reconstructed worse than nearly every test image says it is unlike them; any
+    drawing's error line says how many test images reconstruct better (from the metrics)."""
+    window.draw_dock.raise_()
+    qtbot.waitUntil(lambda: window.metrics_panel.metrics is not None, timeout=20000)
+    metrics = window.metrics_panel.metrics
+    assert window.draw.percentiles == metrics["test_mse_percentiles"]
+    pad, label = window.draw_panel.pad, window.draw_panel.result_label
+    draw(qtbot, pad, SEVEN)
+    error = float(label.text().split("MSE ")[1].split()[0])
+    rank = error_rank(error, metrics["test_mse_percentiles"])  # (an untrained model's: any)
+    assert ("(above every test image)" if rank >= 100 else f"(above {rank:.0f}") in label.text()
+    # The same drawing against an error spread it tops: unlike the test images.
+    window.draw._on_metrics({"test_mse_percentiles": list(np.linspace(0, error / 2, 101))})
+    assert "(above every test image)" in label.text() and "unlike the images" in label.text()
+    window.draw._on_metrics({"test_mse_percentiles": list(np.linspace(0, error / 0.995, 101))})
+    assert "(above 99.5\u00a0% of test images)" in label.text() and "unlike" in label.text()
+    window.draw._on_metrics({"test_mse_percentiles": list(np.linspace(0, error * 2, 101))})
+    assert "(above 50\u00a0% of test images)" in label.text() and "unlike" not in label.text()
+    window.session.metricsCleared.emit("computing the metrics…")  # (another model, say)
+    assert "above" not in label.text() and window.draw.percentiles is None

@@ -1,8 +1,10 @@
 """Metrics on hand-made codes and a trained tiny model."""
+import pytest
 import numpy as np
 import torch
 
-from cae.metrics import encode_images, evaluate, knn_predict, per_class_mean, reconstruction_errors
+from cae.metrics import (encode_images, error_rank, evaluate, knn_predict, per_class_mean,
+                         reconstruction_errors)
 from cae.model import CAE
 from tests.helpers import make_dataset
 
@@ -46,6 +48,14 @@ def test_reconstruction_error_and_codes_match_the_model(monkeypatch):
     result = evaluate(model, ds)
     assert abs(result["test_mse"] - expected.mean()) < 1e-6
     assert len(result["per_class_mse"]) == 10 and 0 <= result["knn5_accuracy"] <= 1
+    pct = result["test_mse_percentiles"]
+    assert len(pct) == 101 and pct[0] == pytest.approx(expected.min(), rel=1e-5)
+    assert pct[50] == pytest.approx(np.median(expected), rel=1e-5)
+    assert pct[100] == pytest.approx(expected.max(), rel=1e-5)
+    # A drawing's error among them: the share of test images reconstructed better.
+    for error in (expected[7], np.percentile(expected, 30), expected.max() * 2, 0.0):
+        assert error_rank(float(error), pct) == pytest.approx(
+            100 * (expected < error).mean(), abs=100 / len(expected) + 0.5)
 
 
 def test_progress_reports_rising_fractions_up_to_one():
