@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtCore import QPointF
-from PySide6.QtGui import QBrush, QColor, QCursor, QFontMetrics
+from PySide6.QtCore import QEvent, QObject, QPointF, Qt
+from PySide6.QtGui import QBrush, QColor, QFontMetrics
 from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QToolTip,
                                QVBoxLayout, QWidget)
 
@@ -42,7 +41,7 @@ class MetricsPanel(QWidget):
         self.bars = pg.BarGraphItem(x0=0, y=[], width=[], height=BAR_HEIGHT, brush="#0072B2")
         self.bars_plot.addItem(self.bars)
         self.bar_tips: list[str] = []  # per class: its name, value and count, shown on hover
-        self.bars_plot.scene().sigMouseMoved.connect(self._hover_bar)
+        self.bars_plot.viewport().installEventFilter(self)
         self.table = QTableWidget()
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         # One stop for Tab, not a hundred (it wrapped round the cells and never left), and no
@@ -61,9 +60,9 @@ class MetricsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(QLabel("<b>Per-class reconstruction MSE</b>"))
-        layout.addWidget(self.bars_plot, 1)
+        layout.addWidget(self.bars_plot, 2)  # 2:3, all ten names at 1280 x 800
         layout.addWidget(QLabel("<b>5-NN confusion</b> (rows: true label, columns: vote)"))
-        layout.addWidget(self.table, 2)
+        layout.addWidget(self.table, 3)
         self.metrics: dict | None = None
 
     def show_metrics(self, metrics: dict, class_names: tuple[str, ...], source: str) -> None:
@@ -114,22 +113,28 @@ class MetricsPanel(QWidget):
         header.setMinimumSectionSize(widest + 2 * CELL_MARGIN_PX)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
 
-    def _hover_bar(self, pos: QPointF) -> None:
-        """A class's value under the pointer, over its bar, its row or its name, as each
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        """Qt's tooltip moment over the bars (after the hover delay, then at once while one
+        shows): the class's value under the pointer, over its bar, its row or its name, as each
         confusion cell gives its count (the axis shows no values, and names only every other
-        class when the dock is short)."""
-        plot = self.bars_plot.getPlotItem()
-        y = plot.getViewBox().mapSceneToView(pos).y()
-        row = round(y)
-        inside = (plot.sceneBoundingRect().contains(pos) and 0 <= row < len(self.bar_tips)
-                  and abs(y - row) <= 0.5)
-        tip = self.bar_tips[row] if inside else ""
-        if tip != self.bars_plot.toolTip():
-            self.bars_plot.setToolTip(tip)
+        class when the dock is short).  Qt's scene would hide any tip where no item has one."""
+        if watched is self.bars_plot.viewport() and event.type() == QEvent.Type.ToolTip:
+            tip = self.bar_tip_at(self.bars_plot.mapToScene(event.pos()))
             if tip:
-                QToolTip.showText(QCursor.pos(), tip, self.bars_plot)
+                QToolTip.showText(event.globalPos(), tip, self.bars_plot.viewport())
             else:
                 QToolTip.hideText()
+            return True
+        return super().eventFilter(watched, event)
+
+    def bar_tip_at(self, scene_pos: QPointF) -> str:
+        """The tip for the class whose row holds ``scene_pos``; empty off the rows."""
+        plot = self.bars_plot.getPlotItem()
+        y = plot.getViewBox().mapSceneToView(scene_pos).y()
+        row = round(y)
+        inside = (plot.sceneBoundingRect().contains(scene_pos) and 0 <= row < len(self.bar_tips)
+                  and abs(y - row) <= 0.5)
+        return self.bar_tips[row] if inside else ""
 
     def clear(self, text: str = "no metrics yet") -> None:
         self.metrics = None

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, QSettings, Qt
-from PySide6.QtGui import QImage, QPainter
-from PySide6.QtWidgets import QLabel, QLineEdit, QMenu, QWidget
+from PySide6.QtGui import QHelpEvent, QImage, QPainter
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QMenu, QToolTip, QWidget
 
 from app.draw_controller import DrawController
 from app.draw_panel import DrawPanel
@@ -22,7 +22,6 @@ from app.training_controller import TrainingController
 from app.training_panel import TrainingPanel
 from cae.checkpoint import save_checkpoint
 from cae.model import CAE
-from tests.test_app_explore import send_mouse
 
 
 @pytest.fixture
@@ -222,10 +221,11 @@ def test_the_metrics_fit_a_1000_by_700_window_and_names_never_overlap(qtbot, hei
 
     def hover(x: float, y: float) -> str:
         pos = plot.mapFromScene(vb.mapViewToScene(QPointF(x, y)))
-        qtbot.wait(40)  # (pyqtgraph drops moves closer together than a frame)
-        send_mouse(plot.viewport(), QEvent.Type.MouseMove, pos, Qt.MouseButton.NoButton,
-                   Qt.MouseButton.NoButton)
-        return plot.toolTip()
+        QApplication.sendEvent(plot.viewport(), QHelpEvent(QEvent.Type.ToolTip, pos,
+                                                          plot.viewport().mapToGlobal(pos)))
+        qtbot.waitUntil(lambda: QToolTip.isVisible() == (panel.bar_tip_at(
+            vb.mapViewToScene(QPointF(x, y))) != ""), timeout=2000)  # (a tip fades out)
+        return QToolTip.text() if QToolTip.isVisible() else ""
     assert hover(0.01, 3.1) == ("3: test MSE 0.0200 over 1,203 test images; 5-NN vote right for "
                                 "91.0\u00a0%")
     assert hover(0.001, 8.8).startswith("9: ")
