@@ -355,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Timeline")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="print test MSE, per-class MSE and 5-NN accuracy as JSON")
+    p = sub.add_parser("evaluate", help="print test MSE, per-class MSE, 5-NN accuracy and the "
+                                                 "test errors' percentiles as JSON")
     p.add_argument("--model", help="a model file (default: the bundled model for the data)")
     p.add_argument("--full", action="store_true",
                    help="indent every value (default: compact, one matrix row per line)")
