@@ -110,9 +110,14 @@ class _Frames:
     ) -> None:
         self.timeline, self.config, self.options = timeline, config, options
         self.class_names = list(class_names)
+        unknown = sorted(c for c in options.hidden if not 0 <= c < len(self.class_names))
+        if unknown:
+            raise CAEError(f"no class {', '.join(map(str, unknown))} to leave out; the classes "
+                           f"are 0 to {len(self.class_names) - 1}")
         self.ss = SUPERSAMPLE
         w, h = options.size
-        self.scale = max(0.5, min(w, h) / 800) * self.ss
+        # Text no smaller than 0.8 of an 800-px frame's: at 0.5 a 400-px GIF's was 6 px high.
+        self.scale = max(0.8, min(w, h) / 800) * self.ss
         self.size = (w * self.ss, h * self.ss)
         map_w = round(w * MAP_SHARE) * self.ss if options.loss else self.size[0]
         self.map_size = (map_w, self.size[1])

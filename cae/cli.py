@@ -20,8 +20,8 @@ import numpy as np
 from . import __version__
 from .cli_exports import add_export_commands
 from .bundled import bundled_model_path, model_or_bundled
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .codes import split_rows, write_codes
+from .checkpoint import SUFFIX, Checkpoint, load_checkpoint, save_checkpoint
+from .codes import CODE_FORMATS, split_rows, write_codes
 from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
 from .errors import CAEError
 from .metrics import encode_images, evaluate
@@ -129,6 +129,9 @@ def _train_destination(args: argparse.Namespace) -> Path:
     with ``--overwrite``) or a free default name."""
     if args.out is None:
         return _check_writable(str(free_model_path()))
+    if Path(args.out).suffix.lower() != SUFFIX:  # (it had trained 40 epochs to write x.txt)
+        raise CAEError(f"cannot save a model as {args.out}: models are {SUFFIX} files, such as "
+                       f"{Path(args.out).with_suffix(SUFFIX)}")
     path = _check_writable(args.out)
     if path.exists() and not args.overwrite:
         raise CAEError(f"{path} exists; pass --overwrite to replace it, or another --out "
@@ -153,6 +156,7 @@ def fallback_path(out: Path) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     out = _train_destination(args)
+    start = load_checkpoint(args.init) if args.init else None  # (checked before the data loads)
     config = TrainConfig.recipe_config(
         args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         schedule=args.schedule, warmup=args.warmup, optimizer=args.optimizer,
@@ -161,8 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         weight_init=args.weight_init, seed=args.seed, device=args.device, precision=args.precision,
         cuda_graph=False if args.no_cuda_graph else None)
     bar = ProgressBar()
-    dataset = _load_data(args, bar)
-    start = load_checkpoint(args.init) if args.init else None
+    dataset = _load_data(args, bar, start.metadata.get("dataset") if start else None)
     trainer = Trainer(dataset, config, model=start.model if start else None)
     bar.line(f"training on {trainer.device} ({trainer.precision}) with "
              f"{len(dataset.train_images)} {dataset.name} images, recipe {config.recipe}")
@@ -261,6 +264,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    if Path(args.out).suffix.lower() not in CODE_FORMATS:  # before the data and the encoding
+        raise CAEError(f"{args.out}: unknown format; use one of {', '.join(CODE_FORMATS)}")
     _, ckpt, dataset = _model_and_data(args, ProgressBar())
     parts = {"train": [(dataset.train_images, dataset.train_labels)],
              "test": [(dataset.test_images, dataset.test_labels)]}

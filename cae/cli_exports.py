@@ -116,6 +116,10 @@ def cmd_map(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     model = model_or_bundled(args.model, dataset.name if dataset is not None else "mnist")
     ckpt = load_checkpoint(model)
+    own = ckpt.metadata.get("dataset")
+    if dataset is not None and own in DATASETS and dataset.name != own:
+        print(f"note: the model was trained on {own}, these are {dataset.name} {dataset.noun}: "
+              "the map shows a model on data it does not know", file=sys.stderr)
     if dataset is not None:
         codes, labels = encode_images(ckpt.model, dataset.test_images), dataset.test_labels
         names = list(dataset.class_names)
@@ -126,6 +130,10 @@ def cmd_map(args: argparse.Namespace) -> int:
         ]
     else:
         raise CAEError(f"{model} has no test codes to map: give the dataset with --data DIR")
+    unknown = sorted(c for c in args.hide if not 0 <= c < len(names))
+    if unknown:
+        raise CAEError(f"no class {', '.join(map(str, unknown))} to leave out; the classes "
+                       f"are 0 to {len(names) - 1}")
     path_points = np.array(args.path) if args.path else None
     if path_points is not None and len(path_points) < 2:
         raise CAEError("--path needs at least two points")

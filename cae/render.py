@@ -291,7 +291,7 @@ def layout_map(
     left, top, right, bottom = _margins(style, s, legend if beside else ())
     box = (ox + left, oy + top, ox + w - right, oy + h - bottom)
     if box[2] - box[0] < 10 or box[3] - box[1] < 10:
-        raise CAEError(f"a map of {w}x{h} pixels is too small to draw")
+        raise CAEError(f"a map of {round(w / s)}x{round(h / s)} pixels is too small to draw")
     if style.equal_scales:
         view = equal_aspect(view, box[2] - box[0], box[3] - box[1])
     return MapLayout(

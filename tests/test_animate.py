@@ -185,6 +185,7 @@ def test_a_model_without_a_timeline_is_refused(tmp_path):
         (AnimationOptions(frames_per_epoch=0), "frames per epoch"),
         (AnimationOptions(fps=0), "frames per second"),
         (AnimationOptions(mosaic_tiles=1), "mosaic tiles"),
+        (AnimationOptions(hidden=frozenset({12})), "no class 12 to leave out"),
     ],
 )
 def test_bad_options_are_refused(model_path, tmp_path, options, message):

@@ -7,7 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from cae.checkpoint import save_checkpoint
 from cae.cli import main
+from cae.model import CAE
 
 
 def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
@@ -174,6 +176,31 @@ def test_train_refuses_an_unwritable_destination_before_the_first_step(
     err = capsys.readouterr().err
     assert err.startswith("cae: error: cannot save to") and str(folder) in err
     assert err.count("\n") == 1 and not started
+
+
+def test_train_and_encode_refuse_a_wrong_file_type_before_any_work(tmp_path, tiny_folder,
+                                                                    capsys, monkeypatch):
+    """`cae train --out x.txt` trained a full run first; `cae encode --out codes.txt` encoded
+    every digit before saying the format was unknown."""
+    import cae.cli as cli
+    started = []
+    monkeypatch.setattr(cli.Trainer, "run", lambda self: started.append(1) or iter(()))
+    monkeypatch.setattr(cli, "load_dataset", lambda *a, **k: started.append(2))
+    assert main([*TRAIN, "--data", str(tiny_folder), "--out", str(tmp_path / "x.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "models are .safetensors files, such as" in err and "x.safetensors" in err
+    assert main(["encode", "--data", str(tiny_folder), "--out", str(tmp_path / "c.txt")]) == 2
+    assert "unknown format; use one of .csv, .npz, .npy" in capsys.readouterr().err
+    assert not started and not list(tmp_path.glob("*.txt"))
+
+
+def test_train_init_says_when_it_continues_on_another_dataset(tmp_path, tiny_folder, capsys):
+    model = tmp_path / "fm.safetensors"
+    save_checkpoint(model, CAE(), {"dataset": "fashion-mnist"})
+    assert main([*TRAIN, "--data", str(tiny_folder), "--init", str(model),
+                 "--out", str(tmp_path / "m.safetensors")]) == 0
+    assert "note: the model was trained on fashion-mnist, these are tiny" in \
+        capsys.readouterr().err
 
 
 def test_a_late_write_failure_saves_to_a_fallback_and_says_where(tmp_path, tiny_folder, capsys,

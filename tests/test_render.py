@@ -308,6 +308,20 @@ def test_cae_map_command(tmp_path):
         run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--star", "1"])
     with pytest.raises(CAEError, match="--scale"):
         run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--scale", "0"])
+    with pytest.raises(CAEError, match="no class 12 to leave out; the classes are 0 to 9"):
+        run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--hide", "3,12"])
+    # A size too small names the size asked for (it named the supersampled one, twice as large).
+    with pytest.raises(CAEError, match="a map of 30x20 pixels is too small"):
+        run_cli(["map", "--model", str(BUNDLED), "--out", str(out), "--size", "30x20"])
+
+
+def test_cae_map_says_when_the_model_meets_another_dataset(tmp_path, tiny_folder, capsys):
+    """As `cae evaluate` does: the map shows a model on data it does not know."""
+    args = ["map", "--model", str(BUNDLED), "--out", str(tmp_path / "m.svg")]
+    assert run_cli([*args, "--data", str(tiny_folder), "--dataset", "folder"]) == 0
+    assert "note: the model was trained on mnist, these are tiny" in capsys.readouterr().err
+    assert run_cli(args) == 0  # its own test codes
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_the_loss_curves_last_epoch_tick_is_not_cut_at_the_image_edge():
