@@ -584,7 +584,8 @@ def map_svg(
     left, t, r, b = lay.box
     out = [
         (
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{size[0]}" height="{size[1]}" '
+            f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'width="{size[0]}" height="{size[1]}" '
             f'viewBox="0 0 {size[0]} {size[1]}" font-family="DejaVu Sans, Arial, sans-serif">'
         ),
         f'<rect width="{size[0]}" height="{size[1]}" fill="white"/>',
@@ -596,7 +597,9 @@ def map_svg(
         data = base64.b64encode(buf.getvalue()).decode()
         out.append(
             f'<image id="mosaic" x="{left}" y="{t}" width="{r - left}" height="{b - t}" '
-            f'preserveAspectRatio="none" href="data:image/png;base64,{data}"/>'
+            # xlink:href, SVG 1.1's, which older renderers need besides browsers' SVG 2 href.
+            # (ImageMagick's built-in renderer draws no embedded image either way.)
+            f'preserveAspectRatio="none" xlink:href="data:image/png;base64,{data}"/>'
         )
     rad = style.point_size / 2
     # Only what lies inside the plot is written (no clip paths: simple viewers ignore them).

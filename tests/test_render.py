@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -195,7 +197,11 @@ def test_svg_parses_with_one_group_per_visible_class(bundled, tmp_path):
         n = len(g.findall(f"{SVG}circle"))
         # Fit view frames the 0.1-99.9 % range plus a margin: nearly every dot is inside.
         assert 0.97 * (labels == c).sum() <= n <= (labels == c).sum()
-    assert root.find(f"{SVG}image") is not None  # the mosaic
+    # The mosaic, under SVG 1.1's xlink:href (older renderers know no SVG 2 plain href).
+    href = root.find(f"{SVG}image").get("{http://www.w3.org/1999/xlink}href")
+    assert href.startswith("data:image/png;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(href.split(",", 1)[1]))) as tiles:
+        assert tiles.mode == "L" and min(tiles.size) > 10
     assert root.find(f".//{SVG}polygon[@id='drawn-digit']") is not None
     cross = root.find(f".//{SVG}path[@id='decoded-point']")
     assert cross is not None and cross.get("stroke") == render.CROSS
