@@ -127,6 +127,7 @@ class TrainingPanel(QWidget):
         pi.setLabel("bottom", "epoch")  # a run's too (fractions between), as a file's history
         pi.setLabel("left", "loss (MSE)")
         pi.getAxis("left").enableAutoSIPrefix(False)  # plain 0.04, not "40 (x0.001)"
+        pi.getAxis("bottom").enableAutoSIPrefix(False)  # the first epoch: 0.25, not "250 (x0.001)"
         pi.addLegend(offset=(-4, 4), labelTextColor="k")
         self.train_curve = pi.plot([], [], pen=pg.mkPen("#0072B2", width=1.5), name="train")
         self.test_curve = pi.plot([], [], pen=pg.mkPen("#D55E00", width=2), symbol="o",

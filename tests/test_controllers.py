@@ -242,3 +242,22 @@ def test_an_epochs_summary_wraps_between_figures_only(qtbot):
     assert text.replace("\u00a0", " ") == "epoch 3: train loss 0.0913, test loss 0.0764 (14.7 s)"
     assert text.split(" ") == ["epoch", "3:", "train\u00a0loss\u00a00.0913,",
                                "test\u00a0loss\u00a00.0764", "(14.7\u00a0s)"]
+
+
+def test_the_first_epochs_loss_axis_reads_in_epochs(qtbot):
+    """During the first epoch the x values are fractions of it: the axis read "epoch (x0.001)"
+    under ticks 50 to 300, as if epochs 50 to 300."""
+    from cae.train import Progress
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.resize(320, 500)
+    panel.show()
+    panel.reset_curves()
+    for step in range(10, 310, 10):
+        panel.show_progress(Progress(1, step, 1000, step, 2000, 0.06 - step * 1e-5, 900.0,
+                                     60.0, 1e-3))
+    pi = panel.loss_plot.getPlotItem()
+    pi.getViewBox().prepareForPaint()  # as a paint would
+    axis = pi.getAxis("bottom")
+    assert axis.labelString().startswith("<span") and "x0.001" not in axis.labelString()
+    assert axis.scale == 1.0 and max(pi.viewRange()[0]) < 1
