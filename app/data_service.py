@@ -5,7 +5,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from cae.data import CancelToken, Dataset, download_dataset, load_dataset
+from cae.data import (CancelToken, DataError, Dataset, download_dataset, get_spec, load_dataset,
+                      load_folder)
 
 from .tasks import Task, TaskRunner
 
@@ -15,7 +16,11 @@ def _load(cancel: CancelToken, report, name: str, folder: str | None, download: 
         report((file, done, total))
 
     if download:
-        download_dataset(name, progress=progress, cancel=cancel)
+        try:  # already on this computer (a system package, the cache): nothing to download
+            return load_dataset(name, folder)
+        except DataError:  # not there, or a damaged copy: the download goes into the cache
+            return load_folder(download_dataset(name, progress=progress, cancel=cancel),
+                               get_spec(name))
     return load_dataset(name, folder)
 
 

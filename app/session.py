@@ -16,7 +16,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from cae.bundled import bundled_model_path
 from cae.checkpoint import Checkpoint
-from cae.data import DATASETS, Dataset, dataset_title, not_found_message
+from cae.data import DATASETS, Dataset, dataset_title, not_found_message, user_cache_dir
 from cae.errors import CAEError
 from cae.metrics import evaluate
 from cae.model import CAE
@@ -86,6 +86,7 @@ class Session(QObject):
         self.data_folder: str | None = None  # the folder asked for last (named in messages)
         self._data_requested = False
         self._data_name = "mnist"  # the dataset asked for last
+        self._data_download = False  # ... and whether to download it
 
         self.models.modelChanged.connect(self._on_model_changed)
         self.models.weightsUpdated.connect(self.decoderChanged)
@@ -212,6 +213,7 @@ class Session(QObject):
         self.status.emit("downloading " + name if download else f"looking for {name}…", 0)
         self._data_requested = requested
         self._data_name = name
+        self._data_download = download
         self.data_folder = folder
         self.data.load(name, folder, download)
 
@@ -244,8 +246,13 @@ class Session(QObject):
             self.settings.setValue("dataFolder", dataset.source)
             if dataset.name in DATASETS:
                 self.settings.setValue(f"dataFolders/{dataset.name}", str(dataset.source))
+        found = (self._data_download and dataset.source is not None
+                 and Path(dataset.source) != user_cache_dir() / dataset.name)
         self.status.emit(f"{dataset.title}: {len(dataset.train_images):,} training and "
-                         f"{len(dataset.test_images):,} test images from {dataset.source}", 8000)
+                         f"{len(dataset.test_images):,} test images from {dataset.source}"
+                         + (" (already on this computer: nothing downloaded)" if found else ""),
+                         8000)
+        self._data_download = False
         self.datasetChanged.emit(dataset)
         bundled = self._bundled_for(dataset.name)
         trained_on = self.models.metadata.get("dataset")

@@ -125,3 +125,35 @@ def test_downloading_the_dataset_already_loaded_says_so(window, qtbot):
     window.data_actions[0].trigger()  # Download MNIST
     assert said == ["MNIST is already loaded, from /somewhere/mnist: nothing to download"]
     assert not window.session.data.busy and window.session.dataset is mnist
+
+
+def test_download_finds_a_dataset_already_on_this_computer(window, fake_fashion, tiny_folder,
+                                                           qtbot, monkeypatch):
+    """Data > Download Fashion-MNIST with the dataset in a system folder went to the network
+    (and offline told the user to copy the files); a damaged copy still gets downloaded."""
+    from tests.helpers import FILES
+    from tests.http_server import serve
+    fetched = []
+    real_download = D.download_dataset
+    monkeypatch.setattr("app.data_service.download_dataset",
+                        lambda *a, **k: fetched.append(a) or real_download(*a, **k))
+    said = []
+    window.session.status.connect(lambda text, _timeout: said.append(text))
+    window.data_actions[1].trigger()  # Download Fashion-MNIST
+    qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=10000)
+    assert not fetched and window.session.dataset.source == str(fake_fashion)
+    assert said[-1].endswith(f"from {fake_fashion} (already on this computer: nothing downloaded)")
+    # A damaged copy: downloaded into the cache and loaded from there.
+    files = {f: (fake_fashion / f).read_bytes() for f in FILES.values()}
+    labels = fake_fashion / FILES["test_labels"]
+    labels.write_bytes(labels.read_bytes()[:-9])
+    window.session.load_data("folder", str(tiny_folder))  # (another dataset first)
+    qtbot.waitUntil(lambda: window.session.dataset.name != "fashion-mnist", timeout=10000)
+    with serve(files) as url:
+        spec = D.DATASETS["fashion-mnist"]
+        monkeypatch.setitem(D.DATASETS, "fashion-mnist", D.DatasetSpec(
+            "fashion-mnist", spec.resources, (f"{url}/good/",), FASHION_NAMES))
+        window.data_actions[1].trigger()
+        qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=20000)
+    assert fetched and window.session.dataset.source == str(D.user_cache_dir() / "fashion-mnist")
+    assert "nothing downloaded" not in said[-1] and "fashion-mnist" in said[-1]
