@@ -97,9 +97,23 @@ class ExportsController(QObject):
     def _ask_path(self, title: str, default: str, filters: str) -> str | None:
         return file_dialogs.save_file(self.parent, title, default, filters) or None
 
-    def _ask_options(self, title: str, spins: dict, checks: dict) -> dict | None:
+    def _ask_options(self, title: str, spins: dict, checks: dict,
+                     remember: tuple[str, ...] = ()) -> dict | None:
+        """The options dialog; the ``remember`` keys (preferences such as the scale, not what
+        the map shows now) start from the user's last answer, kept in the settings."""
+        settings, group = self.session.settings, f"exports/{title}/"
+        spins = {k: (*v[:3], int(settings.value(group + k, v[3])))
+                 if k in remember else v for k, v in spins.items()}
+        checks = {k: (v[0], str(settings.value(group + k, v[1])).lower() == "true")
+                  if k in remember else v for k, v in checks.items()}
         dialog = OptionsDialog(title, self.parent, spins, checks)
-        return dialog.values() if dialog.exec() == QDialog.DialogCode.Accepted else None
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        values = dialog.values()
+        for key in remember:
+            if key in values:
+                settings.setValue(group + key, values[key])
+        return values
 
     # --------------------------------------------------------------------------- exports
     def export_map(self, path: str | None = None, options: dict | None = None) -> bool:
@@ -120,7 +134,8 @@ class ExportsController(QObject):
              "points": ("Points", self.map.points_shown),
              "legend": ("Legend", True),
              **({"cross": ("Decoded point (the red cross)", self.map.marker.isVisible())}
-                if s.decoded_z is not None else {})}))
+                if s.decoded_z is not None else {})},
+            remember=("scale", "legend")))
         if not path or not options:
             return False
         classes = range(len(self.map.scatters))
@@ -177,7 +192,8 @@ class ExportsController(QObject):
                           "frames_per_epoch": ("Frames per epoch", 1, 30, 6)},
             {"mosaic": ("Decoded images under the points", self.mosaic_on.isChecked()),
              "loss": ("Loss curve beside the map", True),
-             **({"hidden": (_leave_out(hidden, names), True)} if hidden else {})}))
+             **({"hidden": (_leave_out(hidden, names), True)} if hidden else {})},
+            remember=("size", "frames_per_epoch", "loss")))
         if not path or not options:
             return False
         from cae.animate import AnimationOptions

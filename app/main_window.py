@@ -223,6 +223,9 @@ class MainWindow(QMainWindow):
         for dock in (self.side_dock, self.training_dock, self.draw_dock, self.interp_dock,
                      self.metrics_dock):
             v.addAction(dock.toggleViewAction())
+            # Turned back on, a dock comes in front of its tabs (it came back behind them).
+            dock.toggleViewAction().triggered.connect(
+                lambda on, dock=dock: dock.raise_() if on else None)
         h = self.menuBar().addMenu("&Help")
         h.addAction(self._action("&Keys and mouse", lambda: show_keys(self, self.menuBar()),
                                  QKeySequence.StandardKey.HelpContents))

@@ -325,3 +325,16 @@ def test_the_drawings_error_is_placed_among_the_test_images(window, qtbot):
     assert "(above 50\u00a0% of test images)" in label.text() and "unlike" not in label.text()
     window.session.metricsCleared.emit("computing the metrics…")  # (another model, say)
     assert "above" not in label.text() and window.draw.percentiles is None
+
+
+def test_a_dock_turned_back_on_comes_in_front_of_its_tabs(window, qtbot):
+    """View > Draw after closing it: the dock came back behind the Images tab."""
+    window.draw_dock.raise_()
+    qtbot.waitUntil(lambda: not window.draw_dock.visibleRegion().isEmpty())
+    window.draw_dock.close()
+    window.side_dock.raise_()
+    action = window.draw_dock.toggleViewAction()
+    assert not action.isChecked()
+    action.trigger()
+    qtbot.waitUntil(lambda: not window.draw_dock.visibleRegion().isEmpty(), timeout=2000)
+    assert window.side_dock.visibleRegion().isEmpty()

@@ -61,6 +61,41 @@ def test_the_map_export_asks_for_a_scale_only_for_a_png(window, tmp_path, monkey
     qtbot.waitUntil(lambda: (tmp_path / "map.svg").is_file(), timeout=20000)
 
 
+def test_export_preferences_start_from_the_last_answer(window, tmp_path, monkeypatch, qtbot):
+    """The scale, the legend and the animation's frame size are the user's preferences: kept
+    (in the settings) from one export to the next.  What the map shows, the mosaic, the points,
+    is offered as shown each time."""
+    from app import exports
+    offered = []
+
+    class Dialog:
+        answer: dict = {}
+
+        def __init__(self, title, parent, spins, checks):
+            offered.append(({k: v[3] for k, v in spins.items()},
+                            {k: v[1] for k, v in checks.items()}))
+            self.given = {**{k: v[3] for k, v in spins.items()},
+                          **{k: v[1] for k, v in checks.items()}}
+
+        def exec(self):
+            return exports.QDialog.DialogCode.Accepted
+
+        def values(self):
+            return {**self.given, **Dialog.answer}
+
+    monkeypatch.setattr(exports, "OptionsDialog", Dialog)
+    Dialog.answer = {"scale": 3, "legend": False, "mosaic": True}
+    assert window.exports.export_map(str(tmp_path / "a.png"))
+    wait_file(qtbot, window, "map", tmp_path / "a.png")
+    Dialog.answer = {}
+    assert window.exports.export_map(str(tmp_path / "b.png"))
+    wait_file(qtbot, window, "map", tmp_path / "b.png")
+    assert offered[0][0] == {"scale": 2} and offered[0][1]["legend"] is True
+    assert offered[1][0] == {"scale": 3} and offered[1][1]["legend"] is False
+    assert offered[1][1]["mosaic"] is False  # the map shows none
+    assert window.session.settings.value("exports/Map export/scale") in (3, "3")
+
+
 def test_the_map_export_draws_as_many_mosaic_tiles_across_as_the_toolbar_says(
         window, tmp_path, monkeypatch, qtbot):
     import cae.render
