@@ -34,6 +34,7 @@ SUPERSAMPLE = 2
 # A mosaic pixel of value v (0 = background, 1 = stroke) is drawn as this grey level, so the
 # digits read as soft grey strokes under the coloured dots on a white page.
 MOSAIC_LIGHT, MOSAIC_DARK = 255, 120
+DOT_RIM = 0.75  # the white rim round each dot over the mosaic, in pixels at scale 1
 
 View = tuple[float, float, float, float]  # x0, x1, y0, y1 in latent units
 Box = tuple[int, int, int, int]  # left, top, right, bottom in pixels
@@ -344,13 +345,22 @@ def draw_map(
     # Clip dots to the plot box by drawing them on a layer pasted through a box-sized mask.
     layer = image.crop((left, t, r, b))
     ld = ImageDraw.Draw(layer)
-    # Class after class, the last on top, each slightly see-through, as the window draws them.
+    # Class after class, the last on top, each slightly see-through, as the window draws them;
+    # over the mosaic each dot has a white rim, as in the window (class 9's grey dots were lost
+    # in the strokes' greys).
     shown, at = labels[keep][inside], px[inside] - (left, t)
+    rim = DOT_RIM * s if underlay is not None else 0.0
     for c in np.unique(shown):
         dots = Image.new("L", layer.size, 0)
         dd = ImageDraw.Draw(dots)
+        halo = Image.new("L", layer.size, 0) if rim else None
+        hd = ImageDraw.Draw(halo) if halo is not None else None
         for x, y in at[shown == c]:
             dd.ellipse((x - rad, y - rad, x + rad, y + rad), fill=POINT_ALPHA)
+            if hd is not None:
+                hd.ellipse((x - rad - rim, y - rad - rim, x + rad + rim, y + rad + rim), fill=255)
+        if halo is not None:
+            layer.paste((255, 255, 255), mask=halo)
         layer.paste(rgb(class_colour(int(c))), mask=dots)
     if style.path is not None and len(style.path) >= 2:
         pts = [tuple(p - (left, t)) for p in lay.to_px(style.path)]
@@ -619,7 +629,9 @@ def map_svg(
         out.append(
             f'<g class="points" id="class-{c}" data-class="{escape(str(name))}" '
             f'fill="{class_colour(c)}" fill-opacity="{POINT_ALPHA / 255:.3f}" '
-            f'stroke="none">{circles}</g>'
+            + (f'stroke="white" stroke-width="{2 * DOT_RIM:g}" paint-order="stroke">'
+               if decoder is not None
+               else 'stroke="none">') + f"{circles}</g>"
         )
     if style.path is not None and len(style.path) >= 2:
         pts = lay.to_px(style.path)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import cae.render as render
@@ -379,3 +380,31 @@ def test_the_legend_sits_beside_the_plot_as_in_the_window(bundled, tmp_path):
     size = render.size_for_plot(400, 300, style, 800, rows)
     left, top, right, bottom = layout_map(size, names, labels, (0, 1, 0, 1), style).box
     assert (bottom - top) / (right - left) == pytest.approx(0.75, abs=0.01)
+
+
+def test_dots_over_the_mosaic_have_a_white_rim(monkeypatch):
+    """Class 9's grey dots were lost in the mosaic's grey strokes: over a mosaic each dot has a
+    white rim (in the PNG and the SVG), as the window outlines them; over white, none."""
+    codes = np.array([[0.0, 0.0], [0.5, 0.5]], np.float32)
+    labels = np.array([9, 9])
+    names = [str(c) for c in range(10)]
+    style = MapStyle(legend=False, axes=False, point_size=12)
+
+    def dark(z):  # a decoder whose every tile is all stroke: the mosaic's darkest grey
+        return torch.ones(len(z), 1, 28, 28)
+
+    def light_pixels() -> int:  # lighter than both the grey dots and the strokes under them
+        image = render_map(codes, labels, names, size=(100, 100), view=(-1.0, 1.0, -1.0, 1.0),
+                           style=style, decoder=dark, mosaic_tiles=2)
+        return int((np.asarray(image, int)[10:90, 10:90].min(2) > 190).sum())
+
+    rimmed = light_pixels()
+    monkeypatch.setattr(render, "DOT_RIM", 0.0)
+    assert rimmed > light_pixels() + 2 * 25  # two rings of about 2 pi 6.4 pixels
+    monkeypatch.undo()
+    view = (-1.0, 1.0, -1.0, 1.0)
+    svg = render.map_svg(codes, labels, names, size=(100, 100), view=view, style=style,
+                         decoder=dark, mosaic_tiles=2)
+    assert 'class="points" id="class-9"' in svg and 'stroke="white"' in svg
+    assert 'stroke="white"' not in render.map_svg(codes, labels, names, size=(100, 100),
+                                                  view=view, style=style)
