@@ -213,6 +213,11 @@ class ExportsController(QObject):
         path = path or self._ask_path("Export report", "model-report.pdf", "PDF (*.pdf);;PNG (*.png)")
         if not path:
             return False
+        if self.session.training.running:  # the run's weights now, its recipe and epochs
+            model, metadata, extras = self.session.run.snapshot_file()
+            return self._run("report", f"Writing the report {Path(path).name}", _report_task,
+                             path, model, metadata, extras, "the model in training (unsaved)",
+                             None, self.session.dataset, None)
         name = m.path.name if m.path else "unsaved model"
         from cae.report import file_digest
         digest = file_digest(m.path) if m.path and not self.session.dirty else None

@@ -135,6 +135,17 @@ class TrainingRun(QObject):
         extras.update(s.timeline.to_extras())
         return model, meta, extras
 
+    def snapshot_file(self) -> tuple[CAE, dict, dict]:
+        """The model being trained as its file would hold it now (the run's recipe, the history
+        of its finished epochs, its timeline), marked as a run under way: what a report exported
+        mid-run describes (it had read "unsaved model, no recipe, no loss history")."""
+        s = self.session
+        state = {k: v.detach().cpu().numpy() for k, v in s.models.model.state_dict().items()}
+        model, meta, extras = self._model_file(state, stopped=False)
+        total = self._train_config.epochs if self._train_config else len(self._history)
+        meta["under_way"] = f"epoch {len(self._history) + 1} of {total}"
+        return model, meta, extras
+
     def _autosave(self, state: dict) -> None:
         """Write the run so far to the autosave file, off the GUI thread."""
         s = self.session

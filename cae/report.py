@@ -174,7 +174,9 @@ def _recipe_lines(metadata: dict) -> list[str]:
     if "epochs_done" in metadata:
         run.append(
             f"{metadata['epochs_done']} epoch{'' if metadata['epochs_done'] == 1 else 's'} done"
-            + (" (stopped early)" if metadata.get("stopped_early") else "")
+            + (f", {metadata['under_way']} under way (a snapshot during training)"
+               if metadata.get("under_way") else
+               " (stopped early)" if metadata.get("stopped_early") else "")
         )
     if metadata.get("device"):
         run.append(f"on {metadata['device']}")

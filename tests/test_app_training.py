@@ -4,6 +4,7 @@ import re
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -594,3 +595,35 @@ def test_a_new_run_says_it_cleared_the_interpolation_ends(window, qtbot, answere
     window.session.training.stop()
     assert not any("ends A and B" in t for t in said)
     qtbot.waitUntil(lambda: not window.session.training.running, timeout=10000)
+
+
+def test_a_report_exported_mid_run_describes_the_run(window, qtbot, tmp_path, monkeypatch):
+    """It said "unsaved model", "(no training recipe was saved with this model)" and "(no loss
+    history saved)" while the Training dock showed the run's recipe and curve."""
+    from app import exports
+    from cae.report import _recipe_lines
+    asked = []
+
+    def report_task(cancel, report, path, model, metadata, extras, name, digest, dataset,
+                    metrics):
+        asked.append((model, metadata, name))
+        Path(path).write_text("report")
+        return Path(path)
+
+    monkeypatch.setattr(exports, "_report_task", report_task)
+    set_settings(window, epochs=200, batch=8)
+    with qtbot.waitSignal(window.session.training.epochEnded, timeout=30000):
+        window.training.start()
+    qtbot.waitUntil(lambda: window.session.run.epochs_done >= 1, timeout=5000)
+    assert window.exports.export_report(str(tmp_path / "live.png"))
+    qtbot.waitUntil(lambda: bool(asked), timeout=10000)
+    window.session.training.stop()
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    model, metadata, name = asked[0]
+    done = metadata["epochs_done"]
+    assert name == "the model in training (unsaved)" and done >= 1
+    assert metadata["train_config"]["epochs"] == 200 and len(metadata["history"]) == done
+    assert metadata["under_way"] == f"epoch {done + 1} of 200"
+    text = " ".join(_recipe_lines(metadata))
+    assert f"{done} epoch" in text and "under way (a snapshot during training)" in text
+    assert "stopped early" not in text
