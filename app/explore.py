@@ -151,9 +151,17 @@ class ExploreController(QObject):
     @Slot(int)
     def _on_hover(self, index: int) -> None:
         points = self.session.points
-        if index < 0 or points.images is None or index >= len(points):
+        if index < 0 or index >= len(points):
             self.hover_view.set_image(None)
             self.hover_label.setText("hover over a point")
+            return
+        if points.images is None:  # its label, and why there is no image (there was nothing)
+            self.hover_view.set_image(None)
+            other = self.session.model_data_mismatch() if points.source == "epoch" else None
+            why = (f"it is one of {other}'s, which is not loaded" if other else
+                   "the images show once the dataset has loaded")
+            self.hover_label.setText(f"label {points.class_name(index)} · test point {index} "
+                                     f"(no image: {why})")
             return
         self.hover_view.set_image(points.images[index] / 255.0)
         ds = self.session.dataset

@@ -138,10 +138,15 @@ class LayersController(QObject):
         bar.setEnabled(not (live or past))
         if live or past:
             noun = "digits" if ds is None else ds.noun
+            other = s.model_data_mismatch() if past else None
+            if other:  # a past epoch's codes are of the model's own data, not the loaded set
+                noun = f"{other} test " + ("digits" if other == "MNIST" else "images")
+            else:
+                noun = f"test {noun}"
             epochs = s.timeline.epochs
             what = ("Live" if live else f"Epoch {epochs[s.epoch_index]}"
                     if 0 <= s.epoch_index < len(epochs) else "Timeline")
-            bar.setItemText(bar.currentIndex(), f"{what}: {len(points):,} test {noun}")
+            bar.setItemText(bar.currentIndex(), f"{what}: {len(points):,} {noun}")
             bar.setToolTip("While training, the map follows this sample of the test set; the "
                            "full set comes back when the run ends" if live else
                            "The timeline keeps this sample of the test set for every epoch; at "

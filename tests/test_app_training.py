@@ -307,6 +307,20 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     window.toolbar.timeline_slider.setValue(3)  # back to now: the current model
     assert window.session.models.decoder_override is None
     assert not window.marks.epoch.isVisibleTo(window)
+    # On other data a past epoch's codes are still of the model's own test images: the box
+    # names them, and a hovered one says why it has no image (it showed nothing at all).
+    from cae.data import dataset_title
+    from tests.helpers import write_dataset_folder
+    other = write_dataset_folder(tmp_path / "other", n_train=128, n_test=40, seed=9)
+    window.session.load_data("folder", str(other))
+    qtbot.waitUntil(lambda: window.session.dataset.name == "other", timeout=10000)
+    window.toolbar.timeline_slider.setValue(1)
+    own = dataset_title(window.session.models.metadata["dataset"])
+    assert box.currentText() == f"Epoch 1: {len(snap1.codes):,} {own} test images"
+    window.explore._on_hover(2)
+    assert window.explore.hover_label.text() == (
+        f"label {int(snap1.labels[2])} · test point 2 (no image: it is one of {own}'s, which is "
+        "not loaded)")
 
 
 def test_messages_say_how_far_a_stopped_run_got(window, qtbot, answered_questions):
