@@ -319,3 +319,13 @@ def test_switching_to_fashion_mnist_switches_the_bundled_model(session, qtbot):
                                        small.test_images, small.test_labels))
     assert session.models.path == fashion
     assert session.model_data_mismatch() == "Fashion-MNIST"  # the window keeps it in view
+    # Asked to download a dataset already on this computer, the switch's message says so too
+    # (it replaced the first message, which alone had said it).
+    session.set_dirty(False)
+    session.models.load(mnist)
+    session._data_download = True
+    session._on_dataset_loaded(Dataset("fashion-mnist", small.train_images, small.train_labels,
+                                       small.test_images, small.test_labels, names,
+                                       source="/usr/share/datasets/fashion-mnist"))
+    assert said[-1].startswith("Fashion-MNIST (already on this computer, in /usr/share/datasets/"
+                               "fashion-mnist: nothing downloaded): switched to its bundled model")
