@@ -185,7 +185,7 @@ def _recipe_lines(metadata: dict) -> list[str]:
     if metadata.get("wall_time_s") is not None:
         run.append(f"{metadata['wall_time_s']} s")
     if run:
-        lines.append(", ".join(run))
+        lines.extend(textwrap.wrap(", ".join(run), 64))
     if metadata.get("command"):
         lines.extend(textwrap.wrap(f"command: {metadata['command']}", 64))
     if metadata.get("version"):
