@@ -373,8 +373,9 @@ def draw_map(
                 outline=rgb(PATH),
                 width=max(1, round(s)),
             )
-        for name, (x, y) in zip("AB", (pts[0], pts[-1])):  # the ends, named as on the map
-            ld.text((x + 6 * s, y - 6 * s), name, fill=rgb(PATH), font=font(13 * s), anchor="lb")
+        for name, (x, y) in zip("AB", (pts[0], pts[-1])):  # the ends, named as on the map,
+            ld.text((x + 6 * s, y - 6 * s), name, fill=rgb(PATH), font=font(13 * s), anchor="lb",
+                    stroke_width=max(1, round(2 * s)), stroke_fill="white")  # legible on dots
     if style.cross is not None:
         ((x, y),) = lay.to_px(np.array([style.cross])) - (left, t)
         arm, width = CROSS_PX / 2 * s, max(1, round(3 * s))
@@ -645,7 +646,7 @@ def map_svg(
         )
         out.extend(  # the ends, named as on the map
             f'<text class="path-end" x="{x + 6:.1f}" y="{y - 6:.1f}" fill="{PATH}" '
-            f'font-size="13">{name}</text>'
+            f'stroke="white" stroke-width="4" paint-order="stroke" font-size="13">{name}</text>'
             for name, (x, y) in zip("AB", (pts[0], pts[-1]))
         )
     cross = None if style.cross is None else lay.to_px(np.array([style.cross]))[0]

@@ -186,6 +186,7 @@ def test_svg_parses_with_one_group_per_visible_class(bundled, tmp_path):
     # The interpolation's ends are named A and B, as on the map.
     ends = root.findall(f".//{SVG}text[@class='path-end']")
     assert [t.text for t in ends] == ["A", "B"]
+    assert all(t.get("stroke") == "white" for t in ends)  # a halo: legible over dots and tiles
     assert float(ends[0].get("x")) < float(ends[1].get("x"))
     groups = root.findall(f".//{SVG}g[@class='points']")
     assert sorted(g.get("id") for g in groups) == sorted(
