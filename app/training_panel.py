@@ -5,6 +5,9 @@ It only shows state and emits the user's requests; the main window wires it to t
 from __future__ import annotations
 
 import math
+import os
+import time
+from collections import deque
 
 import pyqtgraph as pg
 import torch
@@ -38,6 +41,21 @@ def device_choices() -> list[tuple[str, str]]:
     if mps is not None and mps.is_available():
         choices.append(("Apple MPS", "mps"))
     return choices
+
+
+# A run whose steps come at under this share of its best pace while the machine has more work
+# than cores is said to be slowed by other programs (1,000 img/s fell to 123, unexplained).
+SLOWED = 0.6
+PACE_WINDOW_S = 5.0  # the pace is measured over the last few seconds of reports
+
+
+def cpu_crowded() -> bool:
+    """More runnable work than cores (the 1-minute load average, where the system has one):
+    the run's own threads count about one per core, so the excess is someone else's."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1) + 0.75
+    except (AttributeError, OSError):  # (no load average on Windows)
+        return False
 
 
 def format_eta(seconds: float) -> str:
@@ -135,6 +153,8 @@ class TrainingPanel(QWidget):
         self.train_points: list[tuple[float, float]] = []  # (epochs done, loss)
         self.test_points: list[tuple[float, float]] = []
         self.last_step: tuple[int, int, int] | None = None  # (epoch, step, steps per epoch)
+        self._reports: deque[tuple[float, int]] = deque()  # (time, global step), for the pace
+        self._best_pace = 0.0  # steps a second, the run's best so far
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -192,6 +212,7 @@ class TrainingPanel(QWidget):
         """Any pause (this button, the quit question): the button offers the way back, and the
         bar says where the run stands, with no rate or time left while nothing runs."""
         self.pause_button.setText("Resume" if paused else "Pause")
+        self._reports.clear()  # the pace is measured afresh: a pause is no slowness
         if self.last_step is None:
             self.progress.setFormat("paused" if paused else "resuming…")
             return
@@ -203,6 +224,8 @@ class TrainingPanel(QWidget):
         """A new run (or another model): no curves, progress or messages of the previous one."""
         self.train_points, self.test_points = [], []
         self.last_step = None
+        self._reports.clear()
+        self._best_pace = 0.0
         self.train_curve.setData([], [])
         self.train_curve.setSymbol(None)  # a run's curve: a report every few steps, no dots
         self.test_curve.setData([], [])
@@ -256,7 +279,9 @@ class TrainingPanel(QWidget):
         self.last_step = (p.epoch, p.step, p.steps_per_epoch)
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
         self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
-                                f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left")
+                                f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left"
+                                + ("  (slowed: other programs are using the CPU)"
+                                   if self._slowed(p.global_step) else ""))
         if _plottable(p.loss):
             self.train_points.append((p.global_step / max(p.steps_per_epoch, 1), p.loss))
             xs, ys = zip(*self.train_points)
@@ -264,6 +289,21 @@ class TrainingPanel(QWidget):
             if len(xs) > 1:  # one point has no axes worth showing
                 self.loss_plot.setVisible(True)
                 self.loss_hint.setVisible(False)
+
+    def _slowed(self, global_step: int) -> bool:
+        """Whether the steps now come much slower than at the run's best pace while the CPU has
+        more work than cores: the run's figures alone (an ETA of 15 minutes for 2 epochs) did
+        not say why."""
+        now = time.monotonic()
+        self._reports.append((now, global_step))
+        while len(self._reports) > 2 and now - self._reports[1][0] >= PACE_WINDOW_S:
+            self._reports.popleft()
+        (t0, s0), (t1, s1) = self._reports[0], self._reports[-1]
+        if t1 - t0 < PACE_WINDOW_S / 2:
+            return False
+        pace = (s1 - s0) / (t1 - t0)
+        self._best_pace = max(self._best_pace, pace)
+        return pace < SLOWED * self._best_pace and cpu_crowded()
 
     def show_epoch(self, e: EpochEnd) -> None:
         if _plottable(e.test_loss):

@@ -261,3 +261,46 @@ def test_the_first_epochs_loss_axis_reads_in_epochs(qtbot):
     axis = pi.getAxis("bottom")
     assert axis.labelString().startswith("<span") and "x0.001" not in axis.labelString()
     assert axis.scale == 1.0 and max(pi.viewRange()[0]) < 1
+
+
+def test_a_run_slowed_by_other_programs_says_so(qtbot, monkeypatch):
+    """With another program on a core, 1,000 img/s fell to 123 and the ETA to 15 minutes for
+    two epochs, unexplained.  Said only when the pace falls well below the run's best while
+    the machine has more work than cores."""
+    import app.training_panel as tp
+    from cae.train import Progress
+    clock = [100.0]
+    load = [2.1]
+    monkeypatch.setattr(tp.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(tp.os, "getloadavg", lambda: (load[0], 2.0, 2.0))
+    monkeypatch.setattr(tp.os, "cpu_count", lambda: 2)
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.reset_curves()
+    step = 0
+
+    def report(seconds: float, steps: int) -> str:
+        nonlocal step
+        clock[0] += seconds
+        step += steps
+        panel.show_progress(Progress(1, step, 10000, step, 20000, 0.05, 900.0, 60.0, 1e-3))
+        return panel.progress.format()
+
+    for _ in range(8):  # 20 steps a second, the machine otherwise idle
+        assert "slowed" not in report(1.0, 20)
+    load[0] = 3.2  # another program on a core: a fifth of the pace
+    said = [report(1.0, 4) for _ in range(8)]
+    assert "slowed" not in said[0] and said[-1].endswith(
+        "  (slowed: other programs are using the CPU)")
+    load[0] = 2.1  # slow for some reason of the run's own: nothing said of other programs
+    assert "slowed" not in report(1.0, 4)
+    load[0] = 3.2
+    for _ in range(8):  # at full pace again, however loaded the machine
+        text = report(1.0, 20)
+    assert "slowed" not in text
+    panel.show_paused(True)  # a pause is no slowness
+    clock[0] += 60
+    panel.show_paused(False)
+    assert "slowed" not in report(1.0, 20) and "slowed" not in report(1.0, 20)
+    panel.reset_curves()  # a new run: its own best pace
+    assert all("slowed" not in report(1.0, 4) for _ in range(8))
