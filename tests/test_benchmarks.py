@@ -68,7 +68,9 @@ def test_quick_suite_produces_every_figure(tmp_path):
     assert figures["encode_70k_s"] == pytest.approx(enc["subset_seconds"] * 7)
     assert figures["encode_70k_eager_s"] == pytest.approx(enc["subset_eager_seconds"] * 7)
     # 60,000 images cannot train in the time 3,000 took at this machine's measured step rate
-    assert figures["epoch_seconds"] >= 0.8 * 60000 / figures["train_images_per_s"]
+    # (a quarter of it: the two are timed at different moments, and on a busy machine the epoch
+    # read 0.74 of it; an epoch timed on 3,000 images and left unscaled would be 20x short)
+    assert figures["epoch_seconds"] >= 0.25 * 60000 / figures["train_images_per_s"]
 
 
 def _fake_app(report: dict, before: float = 0.0, after: float = 0.0):
