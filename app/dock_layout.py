@@ -12,6 +12,15 @@ MAP_MIN_WIDTH, MAP_MIN_HEIGHT = 300, 300
 MAP_SHARE = 0.4  # of the window's width, kept for the map while the docks can shrink
 
 
+def bring_forward(dock: QDockWidget) -> None:
+    """Show ``dock`` and put it in front of its tab group: turned back on, or behind another
+    tab (which counts as visible), it stayed out of sight."""
+    if not dock.toggleViewAction().isChecked():
+        dock.show()
+    if dock.visibleRegion().isEmpty():
+        dock.raise_()
+
+
 class DockLayout(QObject):
     """Installed on a main window whose docks are built; ``focus_home`` takes the keyboard
     focus from a dock that goes out of sight."""

@@ -6,7 +6,10 @@ reconstruction and the star follow the stroke; the end of a stroke updates at on
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtGui import QAction, QKeySequence
 
 from cae.metrics import knn_indices, vote
 from cae.preprocess import EmptyDrawingError, preprocess
@@ -49,6 +52,30 @@ class DrawController(QObject):
             self.percentiles = percentiles
             if not self.panel.pad.is_empty:
                 self.update_drawing()
+
+    def edit_actions(self, parent: QObject, show_panel: Callable[[], None]
+                     ) -> tuple[QAction, QAction, QAction]:
+        """Undo, Redo and Clear of the drawing, for the window's Edit menu: window-wide keys
+        (after dragging the star the focus is on the map, where a panel's Ctrl+Z did nothing),
+        each showing the Draw panel (``show_panel``) before it changes what the panel shows."""
+        pad = self.panel.pad
+        actions = []
+        for text, step, keys in (
+                ("&Undo drawing step (stroke, clear or opened image)", pad.undo,
+                 QKeySequence.StandardKey.Undo),
+                ("&Redo drawing step", pad.redo, QKeySequence.StandardKey.Redo),
+                ("&Clear drawing (Esc or Delete in the Draw panel)", pad.clear, None)):
+            action = QAction(text, parent)
+            if keys is not None:
+                action.setShortcuts(keys)
+            action.setEnabled(False)
+            action.triggered.connect(lambda _=False, step=step: (show_panel(), step()))
+            actions.append(action)
+        undo, redo, clear = actions
+        pad.undoAvailable.connect(undo.setEnabled)
+        pad.redoAvailable.connect(redo.setEnabled)
+        pad.strokeFinished.connect(lambda: clear.setEnabled(not pad.is_empty))
+        return undo, redo, clear
 
     def show_star_decode(self, image) -> None:
         """While the star is dragged, the dock's decoded image follows it (the drag starts in

@@ -13,7 +13,7 @@ from cae.bundled import bundled_model_path
 
 from . import file_dialogs
 from .about import show_about
-from .dock_layout import MAP_MIN_HEIGHT, MAP_MIN_WIDTH, DockLayout
+from .dock_layout import MAP_MIN_HEIGHT, MAP_MIN_WIDTH, DockLayout, bring_forward
 from .draw_controller import DrawController
 from .draw_panel import DrawPanel
 from .drawing_pad import PAD_SIZE
@@ -183,20 +183,8 @@ class MainWindow(QMainWindow):
         m.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
         m.setToolTipsVisible(True)
         e = self.menuBar().addMenu("&Edit")  # the drawing's steps, wherever the focus is
-        pad = self.draw_panel.pad
-        self.undo_action = self._action("&Undo drawing step (stroke, clear or opened image)",
-                                        lambda: self._edit_drawing(pad.undo),
-                                        QKeySequence.StandardKey.Undo)
-        self.redo_action = self._action("&Redo drawing step", lambda: self._edit_drawing(pad.redo))
-        self.redo_action.setShortcuts(QKeySequence.StandardKey.Redo)
-        self.clear_action = self._action("&Clear drawing (Esc or Delete in the Draw panel)",
-                                         lambda: self._edit_drawing(pad.clear))
-        for action, available in ((self.undo_action, pad.undoAvailable),
-                                  (self.redo_action, pad.redoAvailable)):
-            action.setEnabled(False)
-            available.connect(action.setEnabled)
-        self.clear_action.setEnabled(False)
-        pad.strokeFinished.connect(lambda: self.clear_action.setEnabled(not pad.is_empty))
+        self.undo_action, self.redo_action, self.clear_action = self.draw.edit_actions(
+            self, lambda: bring_forward(self.draw_dock))
         e.addActions([self.undo_action, self.redo_action, self.clear_action])
         d = self.menuBar().addMenu("&Data")
         # Another dataset while a run trains on this one is refused: the menu says so up front
@@ -223,9 +211,8 @@ class MainWindow(QMainWindow):
         for dock in (self.side_dock, self.training_dock, self.draw_dock, self.interp_dock,
                      self.metrics_dock):
             v.addAction(dock.toggleViewAction())
-            # Turned back on, a dock comes in front of its tabs (it came back behind them).
-            dock.toggleViewAction().triggered.connect(
-                lambda on, dock=dock: dock.raise_() if on else None)
+            dock.toggleViewAction().triggered.connect(  # (it came back behind its tabs)
+                lambda on, dock=dock: on and bring_forward(dock))
         h = self.menuBar().addMenu("&Help")
         h.addAction(self._action("&Keys and mouse", lambda: show_keys(self, self.menuBar()),
                                  QKeySequence.StandardKey.HelpContents))
@@ -304,15 +291,6 @@ class MainWindow(QMainWindow):
                                     else "Open model")
         self.files.rebuild_recent_menu()
         self._update_page()
-
-    def _edit_drawing(self, step) -> None:
-        """An Edit menu step (or its key, pressed over the map say) changes the drawing in
-        view: the Draw dock is shown, or brought in front of its tabs, first."""
-        if not self.draw_dock.toggleViewAction().isChecked():
-            self.draw_dock.show()
-        if self.draw_dock.visibleRegion().isEmpty():  # behind another tab (a hidden tab is
-            self.draw_dock.raise_()                   # "visible")
-        step()
 
     def _show_decoded_tab(self, on_star: bool) -> None:
         """A press on the map decodes: the Images tab comes forward to show it when another tab
