@@ -15,8 +15,8 @@ from .drawing_pad import PAD_SIZE, DrawingPad
 from . import file_dialogs
 from .compact import FlowLabel, text_wide
 from .image_view import ImageView
-from .z_text import z_pair
 from .spin_box import SpinBox
+from .z_text import z_pair
 
 N_NEIGHBOURS = 5
 # A drawing whose ink spans less than this share of the pad is much smaller than a digit drawn

@@ -102,8 +102,13 @@ class ExportsController(QObject):
         """The options dialog; the ``remember`` keys (preferences such as the scale, not what
         the map shows now) start from the user's last answer, kept in the settings."""
         settings, group = self.session.settings, f"exports/{title}/"
-        spins = {k: (*v[:3], int(settings.value(group + k, v[3])))
-                 if k in remember else v for k, v in spins.items()}
+
+        def last(key: str, default: int) -> int:
+            try:  # (a settings file is the user's: anything may be in it)
+                return int(settings.value(group + key, default))
+            except (TypeError, ValueError):
+                return default
+        spins = {k: (*v[:3], last(k, v[3])) if k in remember else v for k, v in spins.items()}
         checks = {k: (v[0], str(settings.value(group + k, v[1])).lower() == "true")
                   if k in remember else v for k, v in checks.items()}
         dialog = OptionsDialog(title, self.parent, spins, checks)

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
 from . import file_dialogs
 from .compact import text_wide
 from .image_view import ImageView, to_qimage
-from .z_text import z_pair
 from .spin_box import SpinBox
+from .z_text import z_pair
 
 STRIP_SCALE = 4  # exported strips are upscaled (nearest) so each frame is 112 px
 

@@ -248,19 +248,18 @@ class Session(QObject):
                 self.settings.setValue(f"dataFolders/{dataset.name}", str(dataset.source))
         found = (self._data_download and dataset.source is not None
                  and Path(dataset.source) != user_cache_dir() / dataset.name)
-        found_note = (f" (already on this computer, in {dataset.source}: nothing downloaded)"
-                      if found else "")
         self._data_download = False
+        here = (f" from {dataset.source} (already on this computer: nothing downloaded)"
+                if found else "")  # (said again if a switch of model replaces this message)
         self.status.emit(f"{dataset.title}: {len(dataset.train_images):,} training and "
-                         f"{len(dataset.test_images):,} test images from {dataset.source}"
-                         + (" (already on this computer: nothing downloaded)" if found else ""),
-                         8000)
+                         f"{len(dataset.test_images):,} test images"
+                         f"{here or f' from {dataset.source}'}", 8000)
         self.datasetChanged.emit(dataset)
         bundled = self._bundled_for(dataset.name)
         trained_on = self.models.metadata.get("dataset")
         if bundled is not None:  # a map at once, no training needed
             self._warn(self.models.load(bundled))
-            self.status.emit(f"{dataset.title}{found_note}: switched to its bundled model too "
+            self.status.emit(f"{dataset.title}{here}: switched to its bundled model too "
                              f"(a model trained on {dataset_title(trained_on)} would not make "
                              f"sense of these {dataset.noun})", 10000)
         elif self.models.model is None:

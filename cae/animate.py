@@ -36,6 +36,7 @@ from .render import (
     Progress,
     View,
     check_cancel,
+    check_hidden,
     draw_loss_curve,
     draw_map,
     fit_view,
@@ -110,10 +111,7 @@ class _Frames:
     ) -> None:
         self.timeline, self.config, self.options = timeline, config, options
         self.class_names = list(class_names)
-        unknown = sorted(c for c in options.hidden if not 0 <= c < len(self.class_names))
-        if unknown:
-            raise CAEError(f"no class {', '.join(map(str, unknown))} to leave out; the classes "
-                           f"are 0 to {len(self.class_names) - 1}")
+        check_hidden(options.hidden, len(self.class_names))
         self.ss = SUPERSAMPLE
         w, h = options.size
         # Text no smaller than 0.8 of an 800-px frame's: at 0.5 a 400-px GIF's was 6 px high.

@@ -22,7 +22,7 @@ from .cli_exports import add_export_commands
 from .bundled import bundled_model_path, model_or_bundled
 from .checkpoint import SUFFIX, Checkpoint, load_checkpoint, save_checkpoint
 from .codes import CODE_FORMATS, split_rows, write_codes
-from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset
+from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset, mismatch_note
 from .errors import CAEError
 from .metrics import encode_images, evaluate
 from .model_file import model_file_contents
@@ -73,9 +73,9 @@ def _load_data(args: argparse.Namespace, bar: ProgressBar, trained_on: str | Non
     name = args.dataset if args.dataset != "auto" or args.data else own or "mnist"
     dataset = load_dataset(name, args.data, download=getattr(args, "download", False),
                            progress=progress)
-    if own and dataset.name != own:
-        bar.line(f"note: the model was trained on {own}, these are {dataset.name} "
-                 f"{dataset.noun}: the figures describe a model on data it does not know")
+    note = mismatch_note(own, dataset)
+    if note:
+        bar.line(f"{note}: the figures describe a model on data it does not know")
     return dataset
 
 

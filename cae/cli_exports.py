@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .bundled import model_or_bundled
-from .data import DATASETS, Dataset
+from .data import DATASETS, Dataset, mismatch_note
 from .errors import CAEError
 
 
@@ -105,7 +105,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_map(args: argparse.Namespace) -> int:
     from .checkpoint import load_checkpoint
     from .metrics import encode_images
-    from .render import MapStyle, save_map
+    from .render import MapStyle, check_hidden, save_map
 
     if not 0.1 <= args.scale <= 20:
         raise CAEError(f"--scale must be 0.1 to 20, got {args.scale}")
@@ -116,10 +116,9 @@ def cmd_map(args: argparse.Namespace) -> int:
     dataset = _dataset(args)
     model = model_or_bundled(args.model, dataset.name if dataset is not None else "mnist")
     ckpt = load_checkpoint(model)
-    own = ckpt.metadata.get("dataset")
-    if dataset is not None and own in DATASETS and dataset.name != own:
-        print(f"note: the model was trained on {own}, these are {dataset.name} {dataset.noun}: "
-              "the map shows a model on data it does not know", file=sys.stderr)
+    note = None if dataset is None else mismatch_note(ckpt.metadata.get("dataset"), dataset)
+    if note:
+        print(f"{note}: the map shows a model on data it does not know", file=sys.stderr)
     if dataset is not None:
         codes, labels = encode_images(ckpt.model, dataset.test_images), dataset.test_labels
         names = list(dataset.class_names)
@@ -130,10 +129,7 @@ def cmd_map(args: argparse.Namespace) -> int:
         ]
     else:
         raise CAEError(f"{model} has no test codes to map: give the dataset with --data DIR")
-    unknown = sorted(c for c in args.hide if not 0 <= c < len(names))
-    if unknown:
-        raise CAEError(f"no class {', '.join(map(str, unknown))} to leave out; the classes "
-                       f"are 0 to {len(names) - 1}")
+    check_hidden(args.hide, len(names))
     path_points = np.array(args.path) if args.path else None
     if path_points is not None and len(path_points) < 2:
         raise CAEError("--path needs at least two points")

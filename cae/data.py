@@ -400,6 +400,14 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
     return load_folder(folder, spec)
 
 
+def mismatch_note(trained_on: str | None, dataset: Dataset) -> str | None:
+    """"note: the model was trained on mnist, these are fashion-mnist images" where a model of a
+    named dataset meets other data (the commands' figures then describe a mismatch)."""
+    if trained_on not in DATASETS or dataset.name == trained_on:
+        return None
+    return f"note: the model was trained on {trained_on}, these are {dataset.name} {dataset.noun}"
+
+
 def not_found_message(name: str, data_dir: str | os.PathLike | None = None,
                       spec: DatasetSpec | None = None) -> str:
     """Says where the dataset was looked for and how to provide it."""

@@ -274,6 +274,14 @@ class MapLayout:
         )
 
 
+def check_hidden(hidden: frozenset[int], n_classes: int) -> None:
+    """One clear error for classes to leave out that do not exist (they were ignored)."""
+    unknown = sorted(c for c in hidden if not 0 <= c < n_classes)
+    if unknown:
+        raise CAEError(f"no class {', '.join(map(str, unknown))} to leave out; the classes "
+                       f"are 0 to {n_classes - 1}")
+
+
 def layout_map(
     size: tuple[int, int],
     class_names: Sequence[str],

@@ -84,6 +84,7 @@ def test_export_preferences_start_from_the_last_answer(window, tmp_path, monkeyp
             return {**self.given, **Dialog.answer}
 
     monkeypatch.setattr(exports, "OptionsDialog", Dialog)
+    window.session.settings.setValue("exports/Map export/scale", "x")  # a damaged setting
     Dialog.answer = {"scale": 3, "legend": False, "mosaic": True}
     assert window.exports.export_map(str(tmp_path / "a.png"))
     wait_file(qtbot, window, "map", tmp_path / "a.png")

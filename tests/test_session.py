@@ -327,5 +327,5 @@ def test_switching_to_fashion_mnist_switches_the_bundled_model(session, qtbot):
     session._on_dataset_loaded(Dataset("fashion-mnist", small.train_images, small.train_labels,
                                        small.test_images, small.test_labels, names,
                                        source="/usr/share/datasets/fashion-mnist"))
-    assert said[-1].startswith("Fashion-MNIST (already on this computer, in /usr/share/datasets/"
-                               "fashion-mnist: nothing downloaded): switched to its bundled model")
+    assert said[-1].startswith("Fashion-MNIST from /usr/share/datasets/fashion-mnist (already "
+                               "on this computer: nothing downloaded): switched to its bundled")
