@@ -14,6 +14,7 @@ from .training_panel import TrainingPanel
 
 SNAPSHOT_EVERY_S = 2.0  # the map re-plots this often while training (each costs an encode)
 SNAPSHOT_SIZE = 1500  # test digits on the live map (all 10,000 on a GPU)
+RECIPE_KEY = "training"  # the settings group of the dock's recipe, kept from run to run
 
 
 def _epochs(n: int) -> str:
@@ -51,7 +52,38 @@ class TrainingController(QObject):
         session.data.failed.connect(lambda _: self._on_dataset(session.dataset))
         session.run.ended.connect(self._on_ended)
         self.choose_folder: Callable[[], None] = lambda: None  # set by the files controller
+        self._restore_recipe()
+        for signal in (panel.recipe.currentIndexChanged, panel.epochs.valueChanged,
+                       panel.batch_size.valueChanged, panel.lr.valueChanged,
+                       panel.device.currentIndexChanged):
+            signal.connect(self._remember_recipe)
         self._update_enabled()
+
+    def _restore_recipe(self) -> None:
+        """The recipe, its edits and the device the user chose last time (they went back to
+        Best, 40 epochs at every start); a value the settings hold but the dock cannot take
+        (a GPU gone, a damaged entry) is left at the dock's default."""
+        settings, p = self.session.settings, self.panel
+        recipe = p.recipe.findData(settings.value(f"{RECIPE_KEY}/recipe", ""))
+        if recipe < 0:
+            return
+        p.recipe.setCurrentIndex(recipe)  # (fills in the recipe's own values first)
+        for key, box, kind in (("epochs", p.epochs, int), ("batch_size", p.batch_size, int),
+                               ("lr", p.lr, float)):
+            try:
+                box.setValue(kind(settings.value(f"{RECIPE_KEY}/{key}", box.value())))
+            except (TypeError, ValueError):
+                continue
+        device = p.device.findData(settings.value(f"{RECIPE_KEY}/device", ""))
+        if device >= 0:
+            p.device.setCurrentIndex(device)
+
+    def _remember_recipe(self) -> None:
+        p, settings = self.panel, self.session.settings
+        for key, value in (("recipe", p.recipe.currentData()), ("epochs", p.epochs.value()),
+                           ("batch_size", p.batch_size.value()), ("lr", float(p.lr.value())),
+                           ("device", p.device.currentData())):
+            settings.setValue(f"{RECIPE_KEY}/{key}", value)
 
     def _update_enabled(self) -> None:
         s = self.session

@@ -304,3 +304,27 @@ def test_a_run_slowed_by_other_programs_says_so(qtbot, monkeypatch):
     assert "slowed" not in report(1.0, 20) and "slowed" not in report(1.0, 20)
     panel.reset_curves()  # a new run: its own best pace
     assert all("slowed" not in report(1.0, 4) for _ in range(8))
+
+
+def test_the_docks_recipe_is_kept_from_one_start_to_the_next(session):
+    """Recipe, epochs, batch size, learning rate and device went back to Best, 40 epochs at
+    every start.  A damaged entry is left at the dock's default."""
+    first = TrainingPanel()
+    TrainingController(session, first, lambda what: True, lambda t: True)
+    first.recipe.setCurrentIndex(first.recipe.findData("quick"))
+    first.epochs.setValue(7)
+    first.lr.setValue(0.0005)
+    first.device.setCurrentIndex(first.device.findData("cpu"))
+    again = TrainingPanel()
+    TrainingController(session, again, lambda what: True, lambda t: True)
+    assert again.recipe.currentData() == "quick" and again.recipe.currentText() == "Quick (edited)"
+    assert again.epochs.value() == 7 and abs(again.lr.value() - 0.0005) < 1e-9
+    assert again.batch_size.value() == first.batch_size.value()
+    assert again.device.currentData() == "cpu"
+    session.settings.setValue("training/epochs", "many")
+    session.settings.setValue("training/device", "cuda:7")  # a GPU gone
+    third = TrainingPanel()
+    TrainingController(session, third, lambda what: True, lambda t: True)
+    from cae.train import RECIPES
+    assert third.recipe.currentData() == "quick" and third.epochs.value() == RECIPES["quick"]["epochs"]
+    assert third.device.currentIndex() == 0  # Auto
