@@ -112,7 +112,10 @@ class DrawController(QObject):
             return
         z, reconstruction = s.models.reconstruct(pre.image)
         s.set_drawn(z)
-        panel.show_result(pre, reconstruction, z, self.percentiles)
+        # The test images' errors place the drawing's only where they are the model's own data's
+        # (an MNIST model's errors on Fashion-MNIST ranked a scribble above 75 % of them).
+        own = s.model_data_mismatch() is None
+        panel.show_result(pre, reconstruction, z, self.percentiles if own else None)
         self.map.set_drawn_marker((float(z[0]), float(z[1])))
         ds = s.dataset
         noun = "digits" if ds is None else ds.noun

@@ -160,15 +160,13 @@ class DrawPanel(QWidget):
         self.recon_view.set_image(reconstruction)
         mse = float(np.mean((reconstruction - pre.image) ** 2))
         text = f"z = {z_pair(z[0], z[1])}   reconstruction MSE {mse:.4f}"
-        if percentiles:
+        if percentiles:  # ("above 6 % of test digits" read as a score)
             rank = error_rank(mse, percentiles)
-            share = (f"every test {self.noun[:-1]}" if rank >= 100 else
-                     f"{rank:.1f}\u00a0% of test {self.noun}" if rank >= UNLIKE_TEST else
-                     f"{rank:.0f}\u00a0% of test {self.noun}")
-            text += f" (above {share})"
+            text += (f" (every test {self.noun[:-1]} reconstructs better)" if rank >= 100 else
+                     f" ({rank:.{1 if rank >= UNLIKE_TEST else 0}f}\u00a0% of test {self.noun} "
+                     "reconstruct better)")
             if rank >= UNLIKE_TEST:
-                text += (f"\nunlike the {self.noun} the model learned from: it reconstructs "
-                         f"this worse than {UNLIKE_TEST:.0f}\u00a0% of the test {self.noun}")
+                text += f"\nunlike the {self.noun} the model learned from"
         if max(pre.cropped.shape) < SMALL_DRAWING * self.pad.ink_size:
             text += ("\na small drawing: like every drawing (and MNIST's own digits) it is "
                      "enlarged to fill the 20-px box")

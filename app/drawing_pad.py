@@ -133,6 +133,8 @@ class DrawingPad(QWidget):
         self.redoAvailable.emit(False)
 
     def clear(self) -> None:
+        if self._drawing:  # Esc with the button down: the stroke under way would lose its list
+            return
         if not self.is_empty:
             self._remember()
         self.strokes = []

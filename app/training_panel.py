@@ -53,7 +53,7 @@ def cpu_crowded() -> bool:
     """More runnable work than cores (the 1-minute load average, where the system has one):
     the run's own threads count about one per core, so the excess is someone else's."""
     try:
-        return os.getloadavg()[0] > (os.cpu_count() or 1) + 0.75
+        return os.getloadavg()[0] > (os.cpu_count() or 1) + 0.25
     except (AttributeError, OSError):  # (no load average on Windows)
         return False
 

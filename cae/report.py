@@ -361,8 +361,9 @@ def render_report(
             history,
             s * 0.9,
         )
-    else:
-        _text(d, (col, y), "(no loss history saved)", 11 * s)
+    else:  # (a run's first epoch has no per-epoch losses yet: not "none saved")
+        _text(d, (col, y), "(no epoch has finished yet)" if metadata.get("under_way")
+              else "(no loss history saved)", 11 * s)
     step(1.0)
     return page.reduce(ss)
 

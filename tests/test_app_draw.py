@@ -308,6 +308,7 @@ def test_the_drawings_error_is_placed_among_the_test_images(window, qtbot):
     """A scribble reconstructed worse than nearly every test image says it is unlike them; any
     drawing's error line says how many test images reconstruct better (from the metrics)."""
     window.draw_dock.raise_()
+    window.session.models.metadata["dataset"] = window.session.dataset.name  # the model's own
     qtbot.waitUntil(lambda: window.metrics_panel.metrics is not None, timeout=20000)
     metrics = window.metrics_panel.metrics
     assert window.draw.percentiles == metrics["test_mse_percentiles"]
@@ -315,16 +316,26 @@ def test_the_drawings_error_is_placed_among_the_test_images(window, qtbot):
     draw(qtbot, pad, SEVEN)
     error = float(label.text().split("MSE ")[1].split()[0])
     rank = error_rank(error, metrics["test_mse_percentiles"])  # (an untrained model's: any)
-    assert ("(above every test image)" if rank >= 100 else f"(above {rank:.0f}") in label.text()
+    assert ("(every test image reconstructs better)" if rank >= 100 else
+            f"({rank:.0f}\u00a0% of test images reconstruct better)") in label.text()
     # The same drawing against an error spread it tops: unlike the test images.
     window.draw._on_metrics({"test_mse_percentiles": list(np.linspace(0, error / 2, 101))})
-    assert "(above every test image)" in label.text() and "unlike the images" in label.text()
+    assert "(every test image reconstructs better)\nunlike the images the model learned from" \
+        in label.text()
     window.draw._on_metrics({"test_mse_percentiles": list(np.linspace(0, error / 0.995, 101))})
-    assert "(above 99.5\u00a0% of test images)" in label.text() and "unlike" in label.text()
+    assert "(99.5\u00a0% of test images reconstruct better)\nunlike" in label.text()
     window.draw._on_metrics({"test_mse_percentiles": list(np.linspace(0, error * 2, 101))})
-    assert "(above 50\u00a0% of test images)" in label.text() and "unlike" not in label.text()
+    assert "(50\u00a0% of test images reconstruct better)" in label.text()
+    assert "unlike" not in label.text()
+    # With the model on data other than its own, those images' errors place nothing.
+    window.session.models.metadata["dataset"] = "mnist"
+    window.draw.update_drawing()
+    assert "reconstruct better" not in label.text() and "MSE" in label.text()
+    window.session.models.metadata["dataset"] = window.session.dataset.name
+    window.draw.update_drawing()
+    assert "(50\u00a0% of test images reconstruct better)" in label.text()
     window.session.metricsCleared.emit("computing the metrics…")  # (another model, say)
-    assert "above" not in label.text() and window.draw.percentiles is None
+    assert "reconstruct better" not in label.text() and window.draw.percentiles is None
 
 
 def test_a_dock_turned_back_on_comes_in_front_of_its_tabs(window, qtbot):
@@ -338,3 +349,21 @@ def test_a_dock_turned_back_on_comes_in_front_of_its_tabs(window, qtbot):
     action.trigger()
     qtbot.waitUntil(lambda: not window.draw_dock.visibleRegion().isEmpty(), timeout=2000)
     assert window.side_dock.visibleRegion().isEmpty()
+
+
+def test_esc_in_the_middle_of_a_stroke_waits_for_it(window, qtbot):
+    """Esc with the mouse button still down cleared the strokes under the stroke being drawn:
+    every later move raised IndexError, and undo brought back half a stroke."""
+    window.draw_dock.raise_()
+    pad = window.draw_panel.pad
+    pad.setFocus()
+    qtbot.mousePress(pad, Qt.MouseButton.LeftButton, pos=QPoint(60, 60))
+    qtbot.mouseMove(pad, QPoint(120, 120))
+    qtbot.keyClick(pad, Qt.Key.Key_Escape)
+    qtbot.mouseMove(pad, QPoint(180, 180))
+    qtbot.mouseRelease(pad, Qt.MouseButton.LeftButton, pos=QPoint(180, 180))
+    assert len(pad.strokes) == 1 and len(pad.strokes[0][1]) >= 2
+    qtbot.keyClick(pad, Qt.Key.Key_Escape)  # after the stroke: cleared, and undo brings it back
+    assert pad.is_empty
+    pad.undo()
+    assert len(pad.strokes) == 1

@@ -192,3 +192,20 @@ def test_the_recipe_says_which_of_its_settings_were_edited():
     assert "recipe best," in text and "edited" not in text
     text = " ".join(_recipe_lines({"train_config": {**cfg, "epochs": 2, "batch_size": 256}}))
     assert "recipe best (edited: epochs, batch size)" in text and "epochs 2" in text
+
+
+def test_a_snapshot_during_a_runs_first_epoch_says_no_epoch_has_finished(monkeypatch):
+    """(It said "no loss history saved" of a run whose dock showed its first epoch's curve.)"""
+    import cae.report as report
+    said = []
+    real = report._text
+    monkeypatch.setattr(report, "_text", lambda d, xy, text, *a, **k: said.append(text) or
+                        real(d, xy, text, *a, **k))
+    ckpt = load_checkpoint(BUNDLED)
+    meta = {k: v for k, v in ckpt.metadata.items() if k != "history"}
+    render_report(ckpt.model, {**meta, "under_way": "epoch 1 of 40", "epochs_done": 0},
+                  ckpt.extras, model_name="the model in training (unsaved)", digest=None)
+    assert "(no epoch has finished yet)" in said and "(no loss history saved)" not in said
+    said.clear()
+    render_report(ckpt.model, meta, ckpt.extras, model_name="m", digest=None)
+    assert "(no loss history saved)" in said
