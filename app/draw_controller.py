@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
 
 from cae.metrics import knn_indices, vote
-from cae.preprocess import EmptyDrawingError, preprocess
+from cae.preprocess import FRAMINGS, EmptyDrawingError, framing_for, preprocess
 
 from .draw_panel import DrawPanel
 from .latent_map import LatentMap
@@ -99,7 +99,11 @@ class DrawController(QObject):
         try:
             if panel.pad.is_empty:
                 raise EmptyDrawingError("nothing drawn")
-            pre = preprocess(panel.pad.ink())
+            # Framed as the model's training images are (else as the loaded dataset's).
+            trained_on = s.models.metadata.get("dataset")
+            panel.set_framing(framing_for(trained_on if trained_on in FRAMINGS else
+                                          s.dataset.name if s.dataset else None))
+            pre = preprocess(panel.pad.ink(), panel.framing)
         except EmptyDrawingError:
             self.neighbours = None
             # An opened image can lose all its ink when fitted to the pad (a hairline, a long thin

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QVBoxLayout, QWidget)
 
 from cae.metrics import error_rank
-from cae.preprocess import Preprocessed
+from cae.preprocess import MNIST_FRAMING, Framing, Preprocessed
 
 from .drawing_pad import PAD_SIZE, DrawingPad
 from . import file_dialogs
@@ -20,7 +20,7 @@ from .z_text import z_pair
 
 N_NEIGHBOURS = 5
 # A drawing whose ink spans less than this share of the pad is much smaller than a digit drawn
-# to fill it; MNIST's recipe enlarges it to the same 20-px box all the same, which surprises.
+# to fill it; the recipe enlarges it to the same box all the same (MNIST's 20 px), which surprises.
 SMALL_DRAWING = 0.2
 # A drawing reconstructed worse than this share (per cent) of the test images is unlike them.
 UNLIKE_TEST = 99.0
@@ -71,8 +71,12 @@ class DrawPanel(QWidget):
         self.step_views = [ImageView(44) for _ in range(3)]
         self.recon_view = ImageView(48, preferred=112)  # 48: fits a 700-px-high window
         steps = QHBoxLayout()
-        for view, caption in zip(self.step_views, ("cropped", "20 px", "28x28")):
-            steps.addWidget(_captioned(view, caption)[0])
+        captions = [_captioned(view, caption) for view, caption in
+                    zip(self.step_views, ("cropped", f"{MNIST_FRAMING.box} px", "28x28"))]
+        for box, _ in captions:
+            steps.addWidget(box)
+        self.box_caption = captions[1][1]  # the framing's box (set_framing)
+        self.framing = MNIST_FRAMING
         self.input_view = self.step_views[2]  # the centred 28x28 image is the model's input
         steps.addWidget(QLabel("→"))
         steps.addWidget(_captioned(self.recon_view, "decoded")[0])
@@ -102,6 +106,11 @@ class DrawPanel(QWidget):
         layout.addWidget(self.vote_label)
         layout.addStretch(1)
         self.setMinimumWidth(PAD_SIZE + 24)
+
+    def set_framing(self, framing: Framing) -> None:
+        """Frame drawings as the model's training images are (Fashion-MNIST's fill the field)."""
+        self.framing = framing
+        self.box_caption.setText(f"{framing.box} px")
 
     def set_noun(self, noun: str) -> None:
         """Name the dataset's images ("digits", or "images" for any other set) in the texts."""
@@ -168,8 +177,8 @@ class DrawPanel(QWidget):
             if rank >= UNLIKE_TEST:
                 text += f"\nunlike the {self.noun} the model learned from"
         if max(pre.cropped.shape) < SMALL_DRAWING * self.pad.ink_size:
-            text += ("\na small drawing: like every drawing (and MNIST's own digits) it is "
-                     "enlarged to fill the 20-px box")
+            text += (f"\na small drawing: like every drawing (and the training {self.noun}) it "
+                     f"is enlarged to fill the {self.framing.box}-px box")
         self._set_result(text)
         return mse
 

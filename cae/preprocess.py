@@ -4,7 +4,9 @@ MNIST's recipe: crop the ink to its bounding box, scale it so the longer side is
 aspect ratio with an area (anti-aliasing) filter, paste it into a 28x28 field, then shift it so
 the intensity centre of mass lands on the field's centre.  On MNIST itself that centre is pixel
 (14, 14) in row/column index coordinates (mean over the training set: 14.00 +- 0.29), which a
-whole-pixel shift reaches to within half a pixel.  Numpy only: no Qt, no torch.
+whole-pixel shift reaches to within half a pixel.  Fashion-MNIST's own recipe frames a product
+differently: its longer side fills the 28 px and the box is centred (see :data:`FRAMINGS`).
+Numpy only: no Qt, no torch.
 """
 from __future__ import annotations
 
@@ -20,6 +22,27 @@ CENTRE = 14.0
 INK_THRESHOLD = 0.05  # below this a pixel counts as background when finding the bounding box
 
 
+@dataclass(frozen=True)
+class Framing:
+    """How a dataset's images sit in their 28x28 field: the longer side of the ink scaled to
+    ``box`` px, then the intensity centre of mass (``centre_of_mass``) or the box centred."""
+
+    box: int
+    centre_of_mass: bool
+
+
+MNIST_FRAMING = Framing(BOX, True)
+# Fashion-MNIST's products fill the field: "resizing the longest edge of the image to 28 ...
+# extending the shortest edge to 28 and put the image to the center" (its README).  Drawn with
+# MNIST's 20-px box, a pair of trousers came out smaller than every training image.
+FRAMINGS = {"mnist": MNIST_FRAMING, "fashion-mnist": Framing(FIELD, False)}
+
+
+def framing_for(dataset: str | None) -> Framing:
+    """The framing of a named dataset's images; MNIST's for any other (an IDX folder)."""
+    return FRAMINGS.get(dataset or "", MNIST_FRAMING)
+
+
 class EmptyDrawingError(CAEError):
     """There is no ink to preprocess."""
 
@@ -29,7 +52,7 @@ class Preprocessed:
     """The steps, so a user can see what the model sees."""
 
     cropped: np.ndarray  # the ink's bounding box at the drawing's resolution
-    scaled: np.ndarray  # longer side 20 px
+    scaled: np.ndarray  # longer side the framing's box (MNIST: 20 px)
     image: np.ndarray  # (28, 28) float32 in [0, 1], ink = 1: the model's input
     shift: tuple[int, int]  # rows, columns moved to centre the mass
 
@@ -61,8 +84,9 @@ def normalize_ink(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def preprocess(ink: np.ndarray) -> Preprocessed:
-    """A drawing (H, W) in [0, 1] with ink = 1 -> the MNIST-style 28x28 input and its steps.
+def preprocess(ink: np.ndarray, framing: Framing = MNIST_FRAMING) -> Preprocessed:
+    """A drawing (H, W) in [0, 1] with ink = 1 -> the 28x28 input framed as the dataset's
+    images are (MNIST's by default), and its steps.
 
     Raises EmptyDrawingError when there is no ink.
     """
@@ -75,14 +99,18 @@ def preprocess(ink: np.ndarray) -> Preprocessed:
         raise EmptyDrawingError("draw a digit")
     cropped = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     h, w = cropped.shape
+    box = framing.box
     if h >= w:
-        sh, sw = BOX, max(1, int(round(w * BOX / h)))
+        sh, sw = box, max(1, int(round(w * box / h)))
     else:
-        sh, sw = max(1, int(round(h * BOX / w))), BOX
+        sh, sw = max(1, int(round(h * box / w))), box
     scaled = np.clip(resize_area(cropped, sh, sw), 0.0, 1.0)
     field = np.zeros((FIELD, FIELD))
     top, left = (FIELD - sh) // 2, (FIELD - sw) // 2
     field[top:top + sh, left:left + sw] = scaled
+    if not framing.centre_of_mass:
+        return Preprocessed(cropped.astype(np.float32), scaled.astype(np.float32),
+                            field.astype(np.float32), (0, 0))
     mass = field.sum()
     idx = np.arange(FIELD)
     com_r = (field.sum(axis=1) @ idx) / mass

@@ -367,3 +367,18 @@ def test_esc_in_the_middle_of_a_stroke_waits_for_it(window, qtbot):
     assert pad.is_empty
     pad.undo()
     assert len(pad.strokes) == 1
+
+
+def test_a_fashion_mnist_model_sees_drawings_framed_as_its_images(window, qtbot):
+    """Fashion-MNIST's images fill their field: a drawing for its model is framed so (the panel
+    showed MNIST's 20-px box for it too)."""
+    from cae.preprocess import FRAMINGS
+    window.draw_dock.raise_()
+    panel = window.draw_panel
+    draw(qtbot, panel.pad, SEVEN)
+    assert panel.box_caption.text() == "20 px"  # (a model of an IDX folder: MNIST's framing)
+    window.session.models.metadata["dataset"] = "fashion-mnist"
+    window.draw.update_drawing()
+    assert panel.box_caption.text() == "28 px" and panel.framing == FRAMINGS["fashion-mnist"]
+    rows = np.flatnonzero(panel.input_view.image.max(1) > 0.05)
+    assert (rows[0], rows[-1]) == (0, 27)

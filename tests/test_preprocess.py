@@ -142,3 +142,38 @@ def test_dark_ink_on_light_paper_is_inverted():
     paper = 1.0 - stroke(SHAPES["one"])
     np.testing.assert_allclose(normalize_ink(paper), stroke(SHAPES["one"]))
     np.testing.assert_allclose(normalize_ink(stroke(SHAPES["one"])), stroke(SHAPES["one"]))
+
+
+def test_fashion_mnist_framing_fills_the_field_and_centres_the_box():
+    """Fashion-MNIST's products fill the field (longer side 28 px, box centred), where MNIST's
+    digits sit in a 20-px box moved to their centre of mass: drawn with MNIST's framing, a pair
+    of trousers came out smaller than every training image."""
+    from cae.preprocess import FRAMINGS, MNIST_FRAMING, framing_for
+    ink = np.zeros((280, 280))
+    ink[20:260, 100:130] = 1.0  # a tall bar, off to the left
+    ink[20:60, 130:200] = 1.0  # and a waistband to the right: mass off the box's centre
+    fashion = preprocess(ink, framing_for("fashion-mnist"))
+    rows = np.flatnonzero(fashion.image.max(1) > 0.05)
+    cols = np.flatnonzero(fashion.image.max(0) > 0.05)
+    assert (rows[0], rows[-1]) == (0, 27) and fashion.shift == (0, 0)
+    assert abs((cols[0] + cols[-1]) / 2 - 13.5) <= 0.5  # the box centred, not the mass
+    mnist = preprocess(ink, framing_for("mnist"))
+    rows = np.flatnonzero(mnist.image.max(1) > 0.05)
+    assert rows[-1] - rows[0] + 1 == 20 and mnist.shift != (0, 0)
+    assert framing_for("other-folder") == MNIST_FRAMING == FRAMINGS["mnist"]
+
+
+def test_fashion_mnist_images_drawn_come_back_as_they_were():
+    """Round trip of real Fashion-MNIST images (where the dataset is installed): each, upscaled
+    to the pad, framed as Fashion-MNIST's come back close to itself; MNIST's framing does not."""
+    from cae.data import find_dataset, load_folder, DATASETS
+    from cae.preprocess import FRAMINGS, MNIST_FRAMING
+    folder = find_dataset("fashion-mnist")
+    if folder is None:
+        pytest.skip("Fashion-MNIST is not installed here (the synthetic test above covers the rule)")
+    images = load_folder(folder, DATASETS["fashion-mnist"]).test_images[:200] / 255.0
+
+    def off(framing) -> float:
+        return float(np.mean([np.abs(preprocess(np.kron(im, np.ones((10, 10))), framing).image
+                                     - im).mean() for im in images]))
+    assert off(FRAMINGS["fashion-mnist"]) < 0.07 < 0.15 < off(MNIST_FRAMING)
