@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit, QWidget
 
 from cae.metrics import knn_indices, vote
 from cae.preprocess import FRAMINGS, EmptyDrawingError, framing_for, preprocess
@@ -19,6 +20,29 @@ from .latent_map import LatentMap
 from .session import Session
 
 LIVE_INTERVAL_MS = 40  # while a stroke is drawn: 25 updates a second
+
+
+class FieldUndoPassThrough(QObject):
+    """A text field takes Ctrl+Z and Ctrl+Shift+Z for its own typing even with none to undo,
+    so the drawing's undo did nothing while the focus sat in one (a floating dock puts it in
+    the z1 field).  Watching the window's fields and spin boxes, this lets the keys through to
+    the window's Edit menu when the field has nothing to take back or bring back."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() != QEvent.Type.ShortcutOverride:
+            return False
+        edit = watched.lineEdit() if isinstance(watched, QAbstractSpinBox) else watched
+        if not isinstance(edit, QLineEdit) or edit.isReadOnly():
+            return False
+        if event.matches(QKeySequence.StandardKey.Undo):
+            return not edit.isUndoAvailable()  # filtered out unaccepted: the shortcut fires
+        if event.matches(QKeySequence.StandardKey.Redo):
+            return not edit.isRedoAvailable()
+        return False
+
+    def watch(self, window: QWidget) -> None:
+        for widget in (*window.findChildren(QLineEdit), *window.findChildren(QAbstractSpinBox)):
+            widget.installEventFilter(self)
 
 
 class DrawController(QObject):

@@ -14,7 +14,7 @@ from cae.bundled import bundled_model_path
 from . import file_dialogs
 from .about import show_about
 from .dock_layout import MAP_MIN_HEIGHT, MAP_MIN_WIDTH, DockLayout, bring_forward
-from .draw_controller import DrawController
+from .draw_controller import DrawController, FieldUndoPassThrough
 from .draw_panel import DrawPanel
 from .drawing_pad import PAD_SIZE
 from .explore import ExploreController
@@ -186,6 +186,8 @@ class MainWindow(QMainWindow):
         self.undo_action, self.redo_action, self.clear_action = self.draw.edit_actions(
             self, lambda: bring_forward(self.draw_dock))
         e.addActions([self.undo_action, self.redo_action, self.clear_action])
+        self.field_keys = FieldUndoPassThrough(self)
+        self.field_keys.watch(self)
         d = self.menuBar().addMenu("&Data")
         # Another dataset while a run trains on this one is refused: the menu says so up front
         # (a folder chosen first and refused then was also remembered as the last one used).

@@ -134,13 +134,29 @@ def test_undo_and_redo_from_anywhere_in_the_window(window, qtbot):
     np.testing.assert_array_equal(pad.ink(), third)
     clear.trigger()
     assert pad.is_empty and not clear.isEnabled()
-    # In a text field Ctrl+Z is the field's own.
+    # In a text field Ctrl+Z is the field's own while it has typing to take back; then the
+    # drawing's (it did nothing there, and a floating dock puts the focus in the z1 field).
     epochs = window.training_panel.epochs
     window.training_dock.raise_()
-    epochs.lineEdit().setFocus()
-    qtbot.waitUntil(lambda: epochs.lineEdit().hasFocus())
-    qtbot.keyClick(epochs.lineEdit(), Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert pad.is_empty
+    epochs.setFocus()
+    qtbot.waitUntil(epochs.hasFocus)
+    epochs.selectAll()
+    qtbot.keyClicks(epochs, "5")
+    assert epochs.lineEdit().isUndoAvailable()
+    for _ in range(4):
+        if not epochs.lineEdit().isUndoAvailable():
+            break
+        qtbot.keyClick(epochs, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        assert pad.is_empty  # the field's typing taken back, not the drawing's clear
+    assert epochs.text() != "5"
+    qtbot.keyClick(epochs, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not pad.is_empty  # nothing left in the field: the clear is taken back
+    z1 = window.z1_edit
+    z1.setFocus()
+    qtbot.waitUntil(z1.hasFocus)
+    qtbot.keyClick(z1, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)
+    assert pad.is_empty  # redo from an untouched field: the clear again
 
 
 def test_single_click_dot_and_pen_width(window, qtbot):
