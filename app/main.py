@@ -8,6 +8,8 @@ import argparse
 import signal
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 STARTED = time.perf_counter()  # as early as possible: the start-up probe measures from here
@@ -35,6 +37,21 @@ def model_problem(path: str) -> str | None:
     if not Path(path).is_file():
         return f"the model is not a file: {path}"
     return None
+
+
+def error_hook(window) -> Callable:
+    """A ``sys.excepthook`` that keeps the traceback on stderr and tells the user in the window:
+    an error in a menu's action had only reached the terminal (the action did nothing, with no
+    word why).  The message goes through the session's error signal, so a worker thread's
+    error reaches the window on the GUI thread."""
+    def hook(kind: type[BaseException], value: BaseException, tb) -> None:
+        traceback.print_exception(kind, value, tb)
+        if issubclass(kind, KeyboardInterrupt):
+            return
+        window.session.error.emit(
+            "Unexpected error", f"{kind.__name__}: {value}\n\nWhat was under way stopped; the "
+            "rest of the app goes on. The full report is on the terminal (stderr).")
+    return hook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName(APP_NAME)
     app.setOrganizationName(PROG)
     window = MainWindow()
+    sys.excepthook = error_hook(window)
     window.show()
     probe.install(window, STARTED)
     dataset = "auto" if args.data and args.dataset == "mnist" else args.dataset

@@ -63,3 +63,28 @@ def test_closing_mid_training_exits_cleanly(tmp_path, tiny_folder):
     assert "Fatal Python error" not in proc.stderr and "Traceback" not in proc.stderr
     seconds = float(proc.stderr.split("closed-after ")[1].split()[0])
     assert seconds < 2.0
+
+
+def test_an_unexpected_error_is_shown_in_the_window_from_any_thread(window, qtbot, capsys):
+    """An error in a menu's action had reached only the terminal: the action did nothing, with
+    no word why.  The hook keeps the traceback on stderr and tells the user, also for an error
+    on a worker thread (through the session's signal, so no widget is touched there)."""
+    import threading
+
+    from app.main import error_hook
+    hook = error_hook(window)
+    try:
+        raise ImportError("cannot import name 'check_hidden'")
+    except ImportError as exc:
+        hook(type(exc), exc, exc.__traceback__)
+    assert window.last_error.startswith("ImportError: cannot import name 'check_hidden'")
+    assert "Traceback" in capsys.readouterr().err
+    window.last_error = ""
+    thread = threading.Thread(target=lambda: hook(ValueError, ValueError("bad"), None))
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: window.last_error.startswith("ValueError: bad"), timeout=2000)
+    window.last_error = ""
+    hook(KeyboardInterrupt, KeyboardInterrupt(), None)  # Ctrl+C is no error to show
+    qtbot.wait(50)
+    assert window.last_error == ""
