@@ -12,12 +12,12 @@ from collections import deque
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from cae.train import RECIPES, EpochEnd, Progress, TrainConfig
 
-from .spin_box import SpinBox
+from .spin_box import DoubleSpinBox, SpinBox
 
 DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"), ("IDX folder…", "folder"))
 # (label, RECIPES name, what it does); the first is the default (docs/training.md has the probes).
@@ -92,7 +92,7 @@ class TrainingPanel(QWidget):
         self.batch_size = SpinBox()
         self.batch_size.setRange(1, 65536)
         self.batch_size.setToolTip("Images per optimisation step")
-        self.lr = QDoubleSpinBox()
+        self.lr = DoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(1e-5, 1.0)
         self.lr.setSingleStep(1e-4)
