@@ -80,7 +80,7 @@ class InterpolationPanel(QWidget):
             grid.addWidget(label, 2 * row, 0, 1, 2)
             for col, (source, text, tip) in enumerate((
                     ("decoded", "decoded point", "the decoded point (the red cross)"),
-                    ("drawn", "drawn digit", "the drawn digit's code (the red star)"))):
+                    ("drawn", "drawing", "the drawing's code (the red star)"))):
                 button = text_wide(QPushButton(f"{end} ← {text}"))
                 button.setToolTip(f"Set {end} at {tip}")
                 button.clicked.connect(lambda _=False, e=end, s=source: self.endpointRequested.emit(e, s))
@@ -89,7 +89,7 @@ class InterpolationPanel(QWidget):
         self.steps.setRange(2, 50)
         self.steps.setValue(10)
         self.steps.setPrefix("steps: ")
-        self.steps.setToolTip("Digits along the path from A to B, both included: 2 to 50")
+        self.steps.setToolTip("Decodes along the path from A to B, both included: 2 to 50")
         self.steps.valueChanged.connect(self.stepsChanged)
         self.export_png = text_wide(QPushButton("Export strip…"))
         self.export_png.setToolTip("The strip of decodes as a PNG picture")
@@ -99,7 +99,7 @@ class InterpolationPanel(QWidget):
         for w in (self.steps, self.export_png, self.export_csv):
             row.addWidget(w)
         self.strip_view = StripView(56)
-        self.message = QLabel("Set A and B (point at the map, at a digit or anywhere, and press "
+        self.message = QLabel("Set A and B (point at the map, at a point or anywhere, and press "
                               "A or B, or use the buttons); the strip shows the decodes along the "
                               "straight path.")
         self.message.setWordWrap(True)

@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
         s.dirtyChanged.connect(lambda _: self._update_page())
         s.training.runningChanged.connect(self._update_run_actions)
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
-            m, s.dataset.class_names, source) if s.dataset else None)
+            m, s.dataset.class_names, source, s.dataset.noun) if s.dataset else None)
         s.metricsCleared.connect(self.metrics_panel.clear)
         s.data.progress.connect(self._on_download_progress)
         s.data.busyChanged.connect(self._on_data_busy)

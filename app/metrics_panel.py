@@ -65,7 +65,9 @@ class MetricsPanel(QWidget):
         layout.addWidget(self.table, 3)
         self.metrics: dict | None = None
 
-    def show_metrics(self, metrics: dict, class_names: tuple[str, ...], source: str) -> None:
+    def show_metrics(self, metrics: dict, class_names: tuple[str, ...], source: str,
+                     noun: str = "images") -> None:
+        """``noun``: what the dataset's images are called ("digits" for MNIST)."""
         self.metrics = metrics
         n = len(class_names)
         self.summary.setText(
@@ -78,7 +80,7 @@ class MetricsPanel(QWidget):
         confusion = np.asarray(metrics["knn5_confusion"])
         counts = confusion.sum(axis=1)
         self.bar_tips = [
-            f"{name}: test MSE {mse:.4f} over {int(count):,} test images; 5-NN vote right for "
+            f"{name}: test MSE {mse:.4f} over {int(count):,} test {noun}; 5-NN vote right for "
             f"{100 * confusion[i, i] / max(count, 1):.1f}\u00a0%"
             for i, (name, mse, count) in enumerate(zip(numbered, per_class, counts))]
         # Every other class's name on a second tick level, which pyqtgraph draws only where the

@@ -230,6 +230,11 @@ def test_the_metrics_fit_a_1000_by_700_window_and_names_never_overlap(qtbot, hei
                                 "91.0\u00a0%")
     assert hover(0.001, 8.8).startswith("9: ")
     assert hover(0.01, -3) == ""
+    panel.show_metrics({"test_mse": 0.03, "knn5_accuracy": 0.7, "n_test": 10000,
+                        "n_train": 60000, "per_class_mse": [0.02] * 10,
+                        "knn5_confusion": confusion.tolist()}, tuple("0123456789"), "a model",
+                       "digits")  # MNIST's are digits
+    assert "over 1,203 test digits;" in panel.bar_tips[3]
 
 
 def test_an_epochs_summary_wraps_between_figures_only(qtbot):
