@@ -233,7 +233,8 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     set_settings(window, epochs=2, batch=32)
     seen = []
     original = panel.show_metrics
-    panel.show_metrics = lambda m, names, source: (seen.append(source), original(m, names, source))
+    panel.show_metrics = lambda m, names, source, *more: (seen.append(source),
+                                                          original(m, names, source, *more))
     window.training.start()
     # The model before the run is gone from the map, and so are its figures.
     assert panel.metrics is None and "its metrics follow each epoch" in panel.summary.text()
