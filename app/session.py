@@ -87,6 +87,9 @@ class Session(QObject):
         self._data_requested = False
         self._data_name = "mnist"  # the dataset asked for last
         self._data_download = False  # ... and whether to download it
+        # Where a dataset asked to be downloaded was found instead, said again when the map's
+        # encoding messages have replaced the first message.
+        self._found_note: tuple[Dataset | None, str] = (None, "")
 
         self.models.modelChanged.connect(self._on_model_changed)
         self.models.weightsUpdated.connect(self.decoderChanged)
@@ -251,6 +254,7 @@ class Session(QObject):
         self._data_download = False
         here = (f" from {dataset.source} (already on this computer: nothing downloaded)"
                 if found else "")  # (said again if a switch of model replaces this message)
+        self._found_note = (dataset, here)
         self.status.emit(f"{dataset.title}: {len(dataset.train_images):,} training and "
                          f"{len(dataset.test_images):,} test images"
                          f"{here or f' from {dataset.source}'}", 8000)
@@ -340,6 +344,7 @@ class Session(QObject):
             # The codes saved with the model are this dataset's test digits: no need to encode,
             # and an encoding still under way (of the data before) must not replace them.
             self.tasks.cancel("codes")
+            self._found_note = (None, "")
             self.set_points(MapPoints(stored[0], labels, ds.class_names, images, source), fit)
             self.refresh_metrics()
             return
@@ -353,7 +358,10 @@ class Session(QObject):
                 # Saved with the model: its own dataset's map at once next time (never another
                 # dataset's codes under its name).
                 self.models.extras.update(test_codes=codes, test_labels=labels.astype(np.uint8))
-            self.status.emit(f"{len(codes):,} {ds.noun} on the map", 5000)
+            found_in, note = self._found_note
+            note, self._found_note = note if found_in is ds else "", (None, "")
+            self.status.emit(f"{len(codes):,} {ds.noun} on the map{note and ','}{note}",
+                             10000 if note else 5000)
             self.refresh_metrics()
 
         # The test digits' codes are exact (they are saved with a model); the 70,000-point view

@@ -143,6 +143,10 @@ def test_download_finds_a_dataset_already_on_this_computer(window, fake_fashion,
     qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=10000)
     assert not fetched and window.session.dataset.source == str(fake_fashion)
     assert said[-1].endswith(f"from {fake_fashion} (already on this computer: nothing downloaded)")
+    # The map's encoding messages replace that one: the last of them says it again.
+    qtbot.waitUntil(lambda: "on the map" in said[-1], timeout=20000)
+    assert said[-1].endswith(f"on the map, from {fake_fashion} (already on this computer: "
+                             "nothing downloaded)")
     # A damaged copy: downloaded into the cache and loaded from there.
     files = {f: (fake_fashion / f).read_bytes() for f in FILES.values()}
     labels = fake_fashion / FILES["test_labels"]
