@@ -284,16 +284,20 @@ def test_codes_are_cached_on_disk_for_the_next_start(session, model_file, tiny_f
     qtbot.waitUntil(lambda: len(session.points) == 320, timeout=20000)
     encoded = []
     real = app.points.encode_images
-    monkeypatch.setattr(app.points, "encode_images", lambda *a, **k: encoded.append(1) or real(*a, **k))
+    monkeypatch.setattr(app.points, "encode_images",
+                        lambda *a, **k: encoded.append(len(a[1])) or real(*a, **k))
     again = Session(session.settings)
     again.start(str(model_file), str(tiny_folder), "folder")
     qtbot.waitUntil(lambda: len(again.points) == 320 and again.points.images is not None,
                     timeout=20000)
-    assert encoded == []  # the same model and images: read from the cache, not encoded
+    # The same model and images: read from the cache, not encoded (the training digits' exact
+    # codes, for the votes, may still be under way in the first session, hence encoded here).
+    assert 320 not in encoded
     np.testing.assert_array_equal(again.points.codes, session.points.codes)
     again.set_map_all(False)
     qtbot.waitUntil(lambda: len(again.points) == 64, timeout=20000)
     np.testing.assert_array_equal(again.points.codes, first)
+    assert 64 not in encoded
     again.shutdown()
 
 
