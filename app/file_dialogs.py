@@ -1,7 +1,8 @@
 """File dialogs that open in the folder the user last chose a file in (their home folder the
 first time), not in whatever folder the app happened to be started from.  The folder of the
-last dataset is kept apart: a save or an export never starts among the IDX files.  Both are kept
-in the window's settings, so they survive a restart."""
+last dataset is kept apart: a save or an export never starts among the IDX files.  A save dialog
+offering several file types offers the one chosen in it last.  All are kept in the window's
+settings, so they survive a restart."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,7 @@ from cae.data import DATASETS
 KEY = "lastFolder"
 DATA_KEY = "lastDataFolder"
 LOADED_DATA_KEY = "dataFolder"  # where the session found the data it loaded last
+TYPE_KEY = "lastFileType/"  # + a save dialog's title: the suffix of the file written last
 _settings: QSettings | None = None  # the main window's (tests give each window its own)
 
 
@@ -59,10 +61,26 @@ def save_folder() -> str:
 
 
 def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> str:
-    """Where to write; ``name`` is the suggested file name (a full path is kept as it is)."""
+    """Where to write; ``name`` is the suggested file name (a full path is kept as it is).
+    Where ``filters`` offer several file types, the one chosen last time for this ``title``
+    is offered first (a user who exports PNGs is not put back on SVG each time)."""
+    types = {f"*{suffix}": f for f in filters.split(";;") for suffix in _suffixes(f)}
+    last = _settings.value(TYPE_KEY + title, "") if _settings is not None and len(types) > 1 else ""
+    selected = types.get(f"*{last}", "")
+    if selected:
+        name = str(Path(name).with_suffix(str(last)))
     suggested = name if Path(name).is_absolute() else str(Path(save_folder()) / name)
-    path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filters)
+    path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filters, selected)
+    suffix = Path(path).suffix.lower()
+    if path and f"*{suffix}" in types and _settings is not None:
+        _settings.setValue(TYPE_KEY + title, suffix)
     return _remember(path)
+
+
+def _suffixes(name_filter: str) -> list[str]:
+    """".svg" and ".png" of "Pictures (*.svg *.png)"."""
+    inside = name_filter[name_filter.find("(") + 1:name_filter.rfind(")")]
+    return [p[1:].lower() for p in inside.split() if p.startswith("*.")]
 
 
 def data_folder(parent: QWidget | None, title: str) -> str:

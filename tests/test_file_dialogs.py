@@ -10,7 +10,7 @@ def test_dialogs_start_at_home_then_where_the_user_last_was(qtbot, settings, tmp
     chosen = tmp_path / "models" / "m.safetensors"
     chosen.parent.mkdir()
 
-    def dialog(parent, title, start, filters):
+    def dialog(parent, title, start, filters, *selected):
         asked.append(start)
         return str(chosen), ""
     monkeypatch.setattr("app.file_dialogs.QFileDialog.getOpenFileName", dialog)
@@ -32,7 +32,7 @@ def test_a_dataset_folder_is_remembered_apart_from_where_files_are_saved(qtbot, 
     monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory",
                         lambda parent, title, start: asked.append(start) or str(data))
     monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName",
-                        lambda parent, title, start, filters: asked.append(start)
+                        lambda parent, title, start, filters, *_: asked.append(start)
                         or (str(exports / "map.png"), ""))
     assert file_dialogs.data_folder(None, "Folder") == str(data)
     assert asked[0] == str(Path.home())
@@ -67,7 +67,7 @@ def test_save_never_starts_beside_the_bundled_models(qtbot, settings, tmp_path, 
                         lambda name: bundled if name == "mnist" else None)
     asked = []
 
-    def dialog(parent, title, start, filters):
+    def dialog(parent, title, start, filters, *selected):
         asked.append(start)
         return str(bundled), ""
     monkeypatch.setattr("app.file_dialogs.QFileDialog.getOpenFileName", dialog)
@@ -92,3 +92,34 @@ def test_the_data_folder_dialog_starts_at_the_loaded_data_the_first_time(qtbot, 
     file_dialogs.data_folder(None, "Folder")
     file_dialogs.data_folder(None, "Folder")
     assert asked == [str(loaded), str(chosen)]  # then where the user chose last
+
+
+def test_a_save_dialog_offers_the_file_type_chosen_last_time(qtbot, settings, tmp_path,
+                                                            monkeypatch):
+    """Export map offered SVG each time, to a user who exports PNGs; the choice is the
+    dialog's own (another dialog keeps its default), and a single-type dialog is left alone."""
+    file_dialogs.remember_folders_in(settings)
+    filters = "SVG (*.svg);;PNG at any resolution (*.png)"
+    asked, answer = [], [str(tmp_path / "map.png")]
+
+    def dialog(parent, title, start, filters, selected):
+        asked.append((Path(start).name, selected))
+        return answer[0], ""
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName", dialog)
+    file_dialogs.save_file(None, "Export map", "latent-map.svg", filters)
+    assert asked[-1] == ("latent-map.svg", "")  # the first time: as the caller suggests
+    file_dialogs.save_file(None, "Export map", "latent-map.svg", filters)
+    assert asked[-1] == ("latent-map.png", "PNG at any resolution (*.png)")
+    file_dialogs.save_file(None, "Export report", "report.pdf", "PDF (*.pdf);;PNG (*.png)")
+    assert asked[-1] == ("report.pdf", "")  # another dialog's choice is its own
+    answer[0] = str(tmp_path / "map.svg")
+    file_dialogs.save_file(None, "Export map", "latent-map.svg", filters)
+    file_dialogs.save_file(None, "Export map", "latent-map.svg", filters)
+    assert asked[-1] == ("latent-map.svg", "SVG (*.svg)")
+    answer[0] = str(tmp_path / "map.txt")  # not one of the types offered: not remembered
+    file_dialogs.save_file(None, "Export map", "latent-map.svg", filters)
+    file_dialogs.save_file(None, "Export map", "latent-map.svg", filters)
+    assert asked[-1] == ("latent-map.svg", "SVG (*.svg)")
+    settings.setValue(file_dialogs.TYPE_KEY + "Export strip", ".svg")  # one type only: its own
+    file_dialogs.save_file(None, "Export strip", "strip.png", "PNG (*.png)")
+    assert asked[-1] == ("strip.png", "")
