@@ -53,7 +53,12 @@ class DrawPanel(QWidget):
         undo.clicked.connect(self.pad.undo)
         undo.setEnabled(False)
         self.pad.undoAvailable.connect(undo.setEnabled)
-        self.undo_button = undo
+        redo = QPushButton("Redo")
+        redo.setToolTip("Ctrl+Shift+Z: bring back what Undo took back")
+        redo.clicked.connect(self.pad.redo)
+        redo.setEnabled(False)
+        self.pad.redoAvailable.connect(redo.setEnabled)
+        self.undo_button, self.redo_button = undo, redo
         open_button = QPushButton("Open image…")
         open_button.clicked.connect(lambda: self.open_image())  # (not the `checked` flag)
         self.pen = SpinBox()
@@ -64,7 +69,8 @@ class DrawPanel(QWidget):
         self.pen.setMinimumWidth(self.pen.sizeHint().width())  # its text whole, "28 px"
         self.pen.valueChanged.connect(self.pad.set_pen_width)
         buttons = QHBoxLayout()
-        for w in (text_wide(clear), text_wide(undo), text_wide(open_button), self.pen):
+        for w in (text_wide(clear), text_wide(undo), text_wide(redo), text_wide(open_button),
+                  self.pen):
             buttons.addWidget(w)
 
         # One row from the ink to the reconstruction, so the whole panel fits a 800-px-high window.

@@ -74,6 +74,12 @@ def test_undo_and_clear(window, qtbot):
     assert pad.is_empty and not undo.isEnabled()  # nothing left to take back
     qtbot.keyClick(pad, Qt.Key.Key_Escape)  # clearing an empty pad is no step to undo
     assert not undo.isEnabled()
+    redo = window.draw_panel.redo_button  # the panel's Redo steps forward again
+    qtbot.mouseClick(redo, Qt.MouseButton.LeftButton)
+    np.testing.assert_array_equal(pad.ink(), first)
+    assert undo.isEnabled() and redo.isEnabled() and window.map.drawn_marker.isVisible()
+    qtbot.mouseClick(redo, Qt.MouseButton.LeftButton)  # the clear again
+    assert pad.is_empty and not redo.isEnabled()
     # The keys work with the focus anywhere in the Draw panel: after a click on its Undo button
     # or on its blank space (they worked only while the pad had the focus).
     draw(qtbot, pad, SEVEN)
