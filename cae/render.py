@@ -559,6 +559,10 @@ def draw_loss_curve(
         d.line((px(upto, lo)[0], t, px(upto, lo)[0], b), fill=rgb(FAINT), width=max(1, round(s)))
     upto = e1 if upto is None else upto
     es = np.array([row["epoch"] for row in rows], float)
+    # The legend goes in the corner the whole curve keeps clear of (fixed for an animation).
+    curves = [np.array([px(e, v) for e, v in zip(es, [row[k] for row in rows])
+                        if math.isfinite(v)]).reshape(-1, 2) for k in ("train_loss", "test_loss")]
+    lx, ly = legend_corner(box, curves, (70 * s, 36 * s), 4 * s)
     for key, colour in (("train_loss", TRAIN_COLOUR), ("test_loss", TEST_COLOUR)):
         vs = np.array([row[key] for row in rows], float)
         shown = es <= upto
@@ -574,9 +578,30 @@ def draw_loss_curve(
             x, y = px(e, v)
             d.ellipse((x - 3 * s, y - 3 * s, x + 3 * s, y + 3 * s), fill=rgb(colour))
     for k, (name, colour) in enumerate((("train", TRAIN_COLOUR), ("test", TEST_COLOUR))):
-        y = t + (12 + 16 * k) * s
-        d.line((r - 70 * s, y, r - 50 * s, y), fill=rgb(colour), width=max(1, round(2 * s)))
-        d.text((r - 45 * s, y), name, fill=rgb(INK), font=f, anchor="lm")
+        y = ly + (10 + 16 * k) * s
+        d.line((lx + 4 * s, y, lx + 24 * s, y), fill=rgb(colour), width=max(1, round(2 * s)))
+        d.text((lx + 29 * s, y), name, fill=rgb(INK), font=f, anchor="lm")
+
+
+def legend_corner(box: tuple[float, float, float, float], curves: Sequence[np.ndarray],
+                  size: tuple[float, float], inset: float) -> tuple[float, float]:
+    """The top-left of a ``size`` legend in the corner of ``box`` that the ``curves`` (polylines
+    of (x, y) points) cross least, top right first: a rising test loss ran under the legend
+    that always sat there."""
+    left, t, r, b = box
+    w, h = size
+    corners = [(r - inset - w, t + inset), (left + inset, t + inset),
+               (r - inset - w, b - inset - h), (left + inset, b - inset - h)]
+    samples = [line[i] + (line[i + 1] - line[i]) * f
+               for line in curves for i in range(len(line) - 1) for f in np.linspace(0, 1, 16)]
+    samples += [p for line in curves for p in line]
+    points = np.array(samples).reshape(-1, 2)
+
+    def crossed(corner: tuple[float, float]) -> int:
+        x, y = corner
+        return int(((points[:, 0] >= x - inset) & (points[:, 0] <= x + w + inset)
+                    & (points[:, 1] >= y - inset) & (points[:, 1] <= y + h + inset)).sum())
+    return min(corners, key=crossed)  # (the first of equals: top right)
 
 
 # ----------------------------------------------------------------------------- SVG

@@ -409,3 +409,25 @@ def test_dots_over_the_mosaic_have_a_white_rim(monkeypatch):
     assert 'class="points" id="class-9"' in svg and 'stroke="white"' in svg
     assert 'stroke="white"' not in render.map_svg(codes, labels, names, size=(100, 100),
                                                   view=view, style=style)
+
+
+def test_the_loss_legend_keeps_clear_of_the_curve():
+    """(It always sat in the top-right corner, where a rising test loss ends.)"""
+    from PIL import ImageDraw
+    box = (40, 20, 299, 160)
+    falling = [{"epoch": e, "train_loss": 0.06 - 0.002 * e, "test_loss": 0.05 - 0.001 * e}
+               for e in range(1, 11)]
+    rising = [{"epoch": e, "train_loss": 0.06 - 0.002 * e, "test_loss": 0.04 + 0.003 * e}
+              for e in range(1, 11)]
+
+    def text_ink(history, corner) -> int:
+        image = Image.new("RGB", (320, 200), "white")
+        render.draw_loss_curve(ImageDraw.Draw(image), box, history, 1.0)
+        x, y = corner
+        inside = np.asarray(image).astype(int)[y + 2:y + 34, x + 28:x + 66]
+        return int((np.abs(inside - np.array(render.rgb(render.INK))).sum(-1) < 60).sum())
+
+    top_right, top_left = (225, 24), (44, 24)
+    assert text_ink(falling, top_right) > 20 and text_ink(falling, top_left) == 0  # as it was
+    assert text_ink(rising, top_right) == 0  # the test curve ends there: not under the legend
+    assert text_ink(rising, top_left) > 20  # the corner both curves keep clear of
