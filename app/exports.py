@@ -228,7 +228,7 @@ class ExportsController(QObject):
         digest = file_digest(m.path) if m.path and not self.session.dirty else None
         return self._run("report", f"Writing the report {Path(path).name}", _report_task, path,
                          copy.deepcopy(m.model), dict(m.metadata), dict(m.extras), name, digest,
-                         self.session.dataset, m.metadata.get("metrics"))
+                         self.session.dataset, self.session.known_metrics())
 
     # --------------------------------------------------------------------------- running
     def _run(self, kind: str, text: str, fn, *args, note: str = "") -> bool:

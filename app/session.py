@@ -436,6 +436,14 @@ class Session(QObject):
                           self.train_codes, quick, on_done=done,
                           on_failed=lambda m: self.metricsCleared.emit(f"metrics failed: {m}"))
 
+    def known_metrics(self) -> dict | None:
+        """The metrics computed in the window for the current model on the loaded dataset, once
+        they are (not those saved with the model, which may describe another test set)."""
+        known = self._metrics_of
+        if known and known[0] == self.models.generation and known[1] is self.dataset:
+            return known[2]
+        return None
+
     # =========================================================================== explore state
     def set_decoded(self, z: tuple[float, float]) -> None:
         self.decoded_z = (float(z[0]), float(z[1]))

@@ -220,7 +220,9 @@ def render_report(
     cancel: Cancel = None,
 ) -> Image.Image:
     """The report page as an RGB image of :data:`PAGE` pixels.  ``metrics`` (as
-    :func:`cae.metrics.evaluate` returns them) skips the evaluation when already computed."""
+    :func:`cae.metrics.evaluate` returns them on ``dataset``) skips the evaluation when already
+    computed.  Given a dataset, the map shows its test set (the codes saved with the model only
+    where they are that set's)."""
 
     def step(f: float) -> None:
         check_cancel(cancel)
@@ -229,6 +231,12 @@ def render_report(
 
     step(0.0)
     codes, labels = extras.get("test_codes"), extras.get("test_labels")
+    if dataset is not None and not (
+        codes is not None
+        and labels is not None
+        and np.array_equal(np.asarray(labels), dataset.test_labels)
+    ):  # the codes saved with the model are of another test set (a subset, another dataset)
+        codes, labels = None, None
     if codes is None or labels is None:
         if dataset is None:
             raise CAEError(
@@ -241,7 +249,7 @@ def render_report(
     labels = np.asarray(labels, np.int64)
     n_classes = max(int(labels.max(initial=0)) + 1, len(metadata.get("class_names") or []))
     names = list(metadata.get("class_names") or [str(c) for c in range(n_classes)])
-    source = "computed in the app"
+    source = "computed in the app" + (f" on the {dataset.title} test set" if dataset else "")
     if metrics is None:
         metrics, source = report_metrics(model, metadata, dataset, cancel)
     step(0.6)

@@ -324,3 +324,23 @@ def test_an_animation_after_a_run_stopped_in_its_first_epoch_says_why_not(window
     assert not window.exports.export_animation("x.gif", {"size": 200, "frames_per_epoch": 1,
                                                          "mosaic": False, "loss": False})
     assert "needs a run that finished at least one epoch" in window.last_error
+
+
+def test_the_report_shows_the_metrics_the_window_computed(window, qtbot, monkeypatch, tmp_path):
+    """A model trained elsewhere on a subset carries that subset's metrics: the report gave
+    them as "computed in the app", beside the panel's own numbers for the loaded dataset."""
+    from app import exports
+    s = window.session
+    qtbot.waitUntil(lambda: s.known_metrics() is not None, timeout=30000)
+    computed = s.known_metrics()
+    s.models.metadata["metrics"] = {"test_mse": 0.5, "n_test": 7}  # as a CLI run on a subset
+    given = []
+    monkeypatch.setattr(exports, "_report_task", lambda cancel, report, *a: given.append(a))
+    assert window.exports.export_report(str(tmp_path / "r.pdf"))
+    qtbot.waitUntil(lambda: len(given) == 1, timeout=10000)
+    assert given[0][-1] is computed and given[0][-2] is s.dataset
+    s.models.set_model(s.models.model, {}, None)  # another model: its metrics not known yet
+    assert s.known_metrics() is None
+    assert window.exports.export_report(str(tmp_path / "r.pdf"))
+    qtbot.waitUntil(lambda: len(given) == 2, timeout=10000)
+    assert given[1][-1] is None  # the report computes them on the dataset

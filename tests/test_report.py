@@ -209,3 +209,25 @@ def test_a_snapshot_during_a_runs_first_epoch_says_no_epoch_has_finished(monkeyp
     said.clear()
     render_report(ckpt.model, meta, ckpt.extras, model_name="m", digest=None)
     assert "(no loss history saved)" in said
+
+
+def test_given_a_dataset_the_map_is_of_its_test_set(monkeypatch):
+    """The codes saved with the model are used only where they are the dataset's test set's (a
+    model trained on a subset carried 1,000 codes into a report of the full set)."""
+    import cae.report
+    ckpt = load_checkpoint(BUNDLED)
+    data = make_dataset(64, 48)
+    encoded = []
+    real = cae.report.encode_images
+    monkeypatch.setattr(cae.report, "encode_images",
+                        lambda model, images, **k: encoded.append(len(images)) or real(model, images, **k))
+    metrics = {"test_mse": 0.04}
+    render_report(ckpt.model, ckpt.metadata, ckpt.extras, model_name="m", digest=None,
+                  dataset=data, metrics=metrics)
+    assert encoded == [48]  # the bundled file's 10,000 test codes are MNIST's, not these
+    extras = {"test_codes": np.zeros((48, 2), np.float32), "test_labels": data.test_labels}
+    render_report(ckpt.model, ckpt.metadata, extras, model_name="m", digest=None,
+                  dataset=data, metrics=metrics)
+    assert encoded == [48]  # this set's own codes: used as saved
+    render_report(ckpt.model, ckpt.metadata, ckpt.extras, model_name="m", digest=None)
+    assert encoded == [48]  # no dataset: the saved codes
