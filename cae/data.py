@@ -432,7 +432,7 @@ def _fetch(url: str, dest: BinaryIO, timeout: float, progress: ProgressFn | None
         while True:
             if cancel is not None and cancel.cancelled:
                 raise DownloadError("download cancelled")
-            chunk = response.read(64 * 1024)
+            chunk = response.read1(64 * 1024)  # what has arrived: a cancel is seen at once
             if not chunk:
                 break
             dest.write(chunk)

@@ -2,7 +2,7 @@
 
 URL paths are ``/<mode>/<file>``: good, missing (404), broken (500), corrupt (a valid gzip of
 the wrong content), truncated (half the body, then the connection drops), stall (a few bytes,
-then silence until the test ends).
+then silence until the test ends), slow (a byte every 50 ms: a download that only a cancel ends).
 """
 from __future__ import annotations
 
@@ -35,6 +35,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.connection.close()
+            return
+        if mode == "slow":
+            for i in range(len(body)):
+                if self.release.wait(0.05):
+                    return
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
             return
         if mode == "stall":
             self.wfile.write(body[:10])

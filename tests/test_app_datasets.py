@@ -142,17 +142,17 @@ def test_download_finds_a_dataset_already_on_this_computer(window, fake_fashion,
     window.data_actions[1].trigger()  # Download Fashion-MNIST
     qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=10000)
     assert not fetched and window.session.dataset.source == str(fake_fashion)
-    assert said[-1].endswith(f"from {fake_fashion} (already on this computer: nothing downloaded)")
-    # The map's encoding messages replace that one: the last of them says it again.
-    qtbot.waitUntil(lambda: "on the map" in said[-1], timeout=20000)
-    assert said[-1].endswith(f"on the map, from {fake_fashion} (already on this computer: "
-                             "nothing downloaded)")
+    found = f"from {fake_fashion} (already on this computer: nothing downloaded)"
+    # The map's encoding messages replace the dataset's own: the last of them says it again.
+    qtbot.waitUntil(lambda: any(m.endswith("on the map, " + found) for m in said), timeout=20000)
+    assert [m for m in said if m.startswith("Fashion-MNIST: ")][-1].endswith(found)
     # A damaged copy: downloaded into the cache and loaded from there.
     files = {f: (fake_fashion / f).read_bytes() for f in FILES.values()}
     labels = fake_fashion / FILES["test_labels"]
     labels.write_bytes(labels.read_bytes()[:-9])
     window.session.load_data("folder", str(tiny_folder))  # (another dataset first)
     qtbot.waitUntil(lambda: window.session.dataset.name != "fashion-mnist", timeout=10000)
+    said.clear()
     with serve(files) as url:
         spec = D.DATASETS["fashion-mnist"]
         monkeypatch.setitem(D.DATASETS, "fashion-mnist", D.DatasetSpec(
@@ -160,4 +160,7 @@ def test_download_finds_a_dataset_already_on_this_computer(window, fake_fashion,
         window.data_actions[1].trigger()
         qtbot.waitUntil(lambda: window.session.dataset.name == "fashion-mnist", timeout=20000)
     assert fetched and window.session.dataset.source == str(D.user_cache_dir() / "fashion-mnist")
-    assert "nothing downloaded" not in said[-1] and "fashion-mnist" in said[-1]
+    qtbot.waitUntil(lambda: any("on the map" in m for m in said), timeout=20000)
+    arrival = [m for m in said if m.startswith("Fashion-MNIST: ")]
+    assert arrival and arrival[-1].endswith(f"from {D.user_cache_dir() / 'fashion-mnist'}")
+    assert not any("nothing downloaded" in m for m in said)

@@ -188,16 +188,18 @@ def test_the_keep_question_names_what_each_button_does(window, qtbot, monkeypatc
     monkeypatch.setattr(FilesController, "ask", REAL_ASK)
     texts = []
 
-    def look():
+    def press(text: str) -> None:  # the button the user reads as ``text``
         box = QApplication.activeModalWidget()
         if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, look)
+            QTimer.singleShot(20, lambda: press(text))
             return
-        texts.extend(b.text().replace("&", "") for b in box.buttons())
-        box.button(QMessageBox.StandardButton.Save).click()
-    QTimer.singleShot(20, look)
+        texts.append(sorted(b.text().replace("&", "") for b in box.buttons()))
+        next(b for b in box.buttons() if b.text().replace("&", "") == text).click()
+    QTimer.singleShot(20, lambda: press("Keep it"))
     assert window.files.ask_keep("Keep?") is True
-    assert sorted(texts) == ["Discard it", "Keep it"]
+    QTimer.singleShot(20, lambda: press("Discard it"))
+    assert window.files.ask_keep("Keep?") is False
+    assert texts == [["Discard it", "Keep it"]] * 2
 
 
 def test_everything_fits_a_1280x800_window(qtbot, settings, tiny_folder, no_bundled_model):

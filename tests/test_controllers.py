@@ -318,13 +318,14 @@ def test_the_docks_recipe_is_kept_from_one_start_to_the_next(session):
     TrainingController(session, first, lambda what: True, lambda t: True)
     first.recipe.setCurrentIndex(first.recipe.findData("quick"))
     first.epochs.setValue(7)
+    first.batch_size.setValue(96)  # (not the recipe's own)
     first.lr.setValue(0.0005)
     first.device.setCurrentIndex(first.device.findData("cpu"))
     again = TrainingPanel()
     TrainingController(session, again, lambda what: True, lambda t: True)
     assert again.recipe.currentData() == "quick" and again.recipe.currentText() == "Quick (edited)"
     assert again.epochs.value() == 7 and abs(again.lr.value() - 0.0005) < 1e-9
-    assert again.batch_size.value() == first.batch_size.value()
+    assert again.batch_size.value() == 96
     assert again.device.currentData() == "cpu"
     session.settings.setValue("training/epochs", "many")
     session.settings.setValue("training/device", "cuda:7")  # a GPU gone
