@@ -307,6 +307,7 @@ def test_the_training_digits_are_encoded_once_for_metrics_and_neighbours(window,
     assert panel.metrics["knn5_confusion"] == expected["knn5_confusion"]
     encoded.clear()
     window.session.forget_train_codes()  # as after a restart: the disk cache has them
-    window.session.refresh_metrics()
-    qtbot.waitUntil(lambda: panel.metrics is not None, timeout=20000)
-    assert encoded == []
+    window.session._metrics_of = None  # (the metrics too: computed again, with those codes)
+    with qtbot.waitSignal(window.session.metricsReady, timeout=20000):
+        window.session.refresh_metrics()
+    assert window.session.train_codes is not None and encoded == []

@@ -2,6 +2,7 @@
 import numpy as np
 import pyqtgraph as pg
 import pytest
+from pyqtgraph.Qt import QtGui
 
 from app.uniform_scatter import SETTLE_MS, UniformScatter
 
@@ -105,16 +106,21 @@ def test_a_pan_moves_the_picture_and_the_points_are_exact_once_the_view_is_still
 def test_the_cached_picture_is_drawn_the_fast_way(qtbot, monkeypatch):
     """Qt paints the cached picture with no widget; the single-call drawing must still be used,
     not pyqtgraph's own per-point paint."""
-    slow = []
+    slow, painted = [], []
     real = pg.ScatterPlotItem.paint
     monkeypatch.setattr(pg.ScatterPlotItem, "paint", lambda *a: slow.append(1) or real(*a))
+    ours = UniformScatter.paint
+    monkeypatch.setattr(UniformScatter, "paint",
+                        lambda self, p, *a: painted.append(p.device()) or ours(self, p, *a))
     w = pg.PlotWidget()
     qtbot.addWidget(w)
     w.resize(300, 300)
     xy = np.random.default_rng(2).normal(size=(500, 2))
     w.addItem(UniformScatter(x=xy[:, 0], y=xy[:, 1], size=4, brush=pg.mkBrush(230, 159, 0, 200),
                              pxMode=True, hoverable=False))
+    w.setRange(xRange=(-3, 3), yRange=(-3, 3), padding=0)  # (the points in view at once)
     w.show()
     qtbot.waitExposed(w)
-    w.viewport().repaint()
+    qtbot.waitUntil(lambda: w.viewport().repaint() or bool(painted), timeout=3000)
+    assert all(isinstance(d, QtGui.QPixmap) for d in painted)  # the cached picture
     assert slow == []
