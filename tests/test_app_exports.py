@@ -124,7 +124,9 @@ def test_the_animation_has_a_frame_per_step_and_the_epochs_differ(trained, qtbot
         gif.seek(i)
         frames.append(np.asarray(gif.convert("RGB"), np.int16))
     assert len(frames) == (len(window.session.timeline) - 1) * 2 + 1  # 4 epochs: 7 frames
-    assert np.abs(frames[0] - frames[-1]).mean() > 1.0  # the codes moved between epochs
+    # The first and last frames differ (title, view, loss panel; that the codes glide between
+    # epochs is test_animate's to check).
+    assert np.abs(frames[0] - frames[-1]).mean() > 1.0
 
 
 def test_the_map_export_holds_one_group_per_visible_class(window, qtbot, tmp_path):

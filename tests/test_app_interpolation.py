@@ -4,6 +4,7 @@ import pytest
 import torch
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QApplication
 from app.interpolation_panel import StripView, best_columns, filmstrip
 
 from tests.test_app_draw import SEVEN, draw
@@ -138,7 +139,7 @@ def test_a_text_field_behind_another_tab_gives_up_the_keyboard(window, qtbot):
                view_to_widget(window, *window.map.codes[i]), Qt.MouseButton.NoButton,
                Qt.MouseButton.NoButton)
     qtbot.waitUntil(lambda: window.map.hover_index >= 0, timeout=2000)
-    qtbot.keyClick(window.map, Qt.Key.Key_A)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_A)  # where the keyboard is now
     assert window.session.endpoints["A"] is not None
     assert window.z2_edit.text() == ""
 

@@ -21,8 +21,13 @@ def test_main_starts_and_quits_with_status_zero(tmp_path, tiny_folder):
     proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--data", str(tiny_folder)],
                             cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(10)  # (a loaded 2-core machine needs this long to import torch and Qt)
-    assert proc.poll() is None, proc.stderr.read()  # still running: the window is up
+    # The window is up, its data loaded and its codes encoded (cached) before Ctrl+C comes: a
+    # loaded 2-core machine may take many seconds to import torch and Qt.
+    cache, deadline = tmp_path / "cache" / "cae-explorer", time.monotonic() + 90
+    while not (cache.is_dir() and any(cache.rglob("*.npz"))) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    assert proc.poll() is None and any(cache.rglob("*.npz")), "the map's codes never came"
     proc.send_signal(signal.SIGINT)  # closes the window the normal way
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err

@@ -66,7 +66,9 @@ def test_an_encoding_under_way_never_replaces_the_models_own_codes(session, mode
     session.models.extras.update(test_codes=own, test_labels=ds.test_labels.astype(np.uint8))
     session.refresh_codes()  # the stored codes are this dataset's: shown at once
     assert np.all(session.points.codes == 7.0)
-    qtbot.wait(1500)  # the first encoding has ended by now
+    # The first encoding ends (or stops), and whatever it sent has arrived.
+    qtbot.waitUntil(lambda: session.runner.pool.activeThreadCount() == 0, timeout=20000)
+    qtbot.wait(100)
     assert np.all(session.points.codes == 7.0)
     assert np.all(session.models.extras["test_codes"] == 7.0)
 
