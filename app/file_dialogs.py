@@ -63,14 +63,18 @@ def save_folder() -> str:
 def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> str:
     """Where to write; ``name`` is the suggested file name (a full path is kept as it is).
     Where ``filters`` offer several file types, the one chosen last time for this ``title``
-    is offered first (a user who exports PNGs is not put back on SVG each time)."""
+    is offered first (a user who exports PNGs is not put back on SVG each time).  A name typed
+    without a suffix gets the chosen type's (a PNG had been written as "map", no suffix)."""
     types = {f"*{suffix}": f for f in filters.split(";;") for suffix in _suffixes(f)}
     last = _settings.value(TYPE_KEY + title, "") if _settings is not None and len(types) > 1 else ""
     selected = types.get(f"*{last}", "")
     if selected:
         name = str(Path(name).with_suffix(str(last)))
     suggested = name if Path(name).is_absolute() else str(Path(save_folder()) / name)
-    path, _ = QFileDialog.getSaveFileName(parent, title, suggested, filters, selected)
+    path, chosen = QFileDialog.getSaveFileName(parent, title, suggested, filters, selected)
+    given = _suffixes(chosen or filters.split(";;")[0])
+    if path and not Path(path).suffix and given:  # "map" with PNG chosen: map.png, as typed
+        path += given[0]
     suffix = Path(path).suffix.lower()
     if path and f"*{suffix}" in types and _settings is not None:
         _settings.setValue(TYPE_KEY + title, suffix)

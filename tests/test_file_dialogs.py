@@ -123,3 +123,24 @@ def test_a_save_dialog_offers_the_file_type_chosen_last_time(qtbot, settings, tm
     settings.setValue(file_dialogs.TYPE_KEY + "Export strip", ".svg")  # one type only: its own
     file_dialogs.save_file(None, "Export strip", "strip.png", "PNG (*.png)")
     assert asked[-1] == ("strip.png", "")
+
+
+def test_a_name_typed_without_a_suffix_gets_the_chosen_types(qtbot, settings, tmp_path,
+                                                             monkeypatch):
+    """(Export map with PNG chosen wrote a PNG called "map"; Export z a CSV called "z".)"""
+    file_dialogs.remember_folders_in(settings)
+    filters = "SVG (*.svg);;PNG at any resolution (*.png)"
+    answer = []
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName",
+                        lambda parent, title, start, filters, selected: answer[-1])
+    answer.append((str(tmp_path / "map"), "PNG at any resolution (*.png)"))
+    assert file_dialogs.save_file(None, "Export map", "latent-map.svg", filters) == str(
+        tmp_path / "map.png")
+    answer.append((str(tmp_path / "z"), ""))  # no type reported: the first one offered
+    assert file_dialogs.save_file(None, "Export z", "z.csv", "CSV (*.csv)") == str(tmp_path / "z.csv")
+    answer.append((str(tmp_path / "map.svg"), "PNG at any resolution (*.png)"))  # typed: kept
+    assert file_dialogs.save_file(None, "Export map", "m.svg", filters) == str(tmp_path / "map.svg")
+    answer.append((str(tmp_path / "notes"), "All files (*)"))
+    assert file_dialogs.save_file(None, "Save", "n", "All files (*)") == str(tmp_path / "notes")
+    answer.append(("", ""))  # cancelled
+    assert file_dialogs.save_file(None, "Export map", "m.svg", filters) == ""
