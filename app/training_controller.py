@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Slot
 
-from cae.model_file import epochs_trained
+from cae.model_file import epochs_trained, stopped_mid_epoch
 from cae.train import Finished
 
 from .session import Session
@@ -152,7 +152,8 @@ class TrainingController(QObject):
             self.panel.reset_curves(starting=False)
             meta = self.session.models.metadata
             self.panel.show_history(meta.get("history") or [],
-                                    epochs_trained(meta.get("init") or {}))
+                                    epochs_trained(meta.get("init") or {}),
+                                    meta.get("step_losses"), stopped_mid_epoch(meta))
 
     @Slot(str)
     def _on_dataset_chosen(self, name: str) -> None:

@@ -237,10 +237,14 @@ class TrainingPanel(QWidget):
         self.loss_plot.setVisible(False)
         self.loss_hint.setVisible(True)
 
-    def show_history(self, history: list, earlier: int = 0) -> None:
-        """The per-epoch losses a model file keeps (``history``): how the model on the map was
-        trained, until a new run draws its own curve; ``earlier``: epochs of the model that run
-        continued.  Entries that are not numbers are left out (the file is the user's)."""
+    def show_history(self, history: list, earlier: int = 0, step_losses: list | None = None,
+                     mid_epoch: tuple[int, int, int] | None = None) -> None:
+        """The losses a model file keeps: how the model on the map was trained, until a new run
+        draws its own curve.  ``history``: per epoch; ``step_losses``: the training loss every
+        few steps ([epochs, loss]), drawn as the run drew it; ``earlier``: epochs of the model
+        that run continued; ``mid_epoch``: (epoch, steps done, steps per epoch) of a run
+        stopped in the middle of one.  Entries that are not numbers are left out (the file is
+        the user's)."""
         rows = []
         for entry in history:
             try:
@@ -249,31 +253,48 @@ class TrainingPanel(QWidget):
             except (KeyError, TypeError, ValueError):
                 continue
         rows = [r for r in rows if all(_plottable(v) for v in r[1:])]
-        if not rows:
+        steps = []
+        for entry in step_losses if isinstance(step_losses, list) else []:
+            try:
+                steps.append((float(entry[0]), float(entry[1])))
+            except (IndexError, TypeError, ValueError):
+                continue
+        steps = [r for r in steps if all(_plottable(v) for v in r)]
+        if not rows and len(steps) < 2:
             return
-        epochs, train, test = zip(*rows)
         pi = self.loss_plot.getPlotItem()
-        # Whole epochs only (no "1.5"), and a dot per epoch: one epoch is one point, which a
-        # line alone would not show.
-        span = epochs[-1] - epochs[0]
+        if steps:  # the run's own curve, a point every few steps
+            self.train_curve.setData(*zip(*steps))
+        if rows:
+            epochs, train, test = zip(*rows)
+            if not steps:  # a dot per epoch: one epoch is one point, which a line would not show
+                self.train_curve.setSymbol("o")
+                self.train_curve.setSymbolSize(4)
+                self.train_curve.setSymbolBrush("#0072B2")
+                self.train_curve.setData(epochs, train)
+            self.test_curve.setData(epochs, test)
+        xs = [r[0] for r in rows] + [e for e, _ in steps]
+        span = max(xs) - min(xs)
+        # Whole epochs only (no "1.5").
         pi.getAxis("bottom").setTickSpacing(max(1, math.ceil(span / 8)), 1)
         if span == 0:  # one point has no width: the view kept the previous model's 40 epochs,
-            pi.setXRange(epochs[0] - 0.5, epochs[0] + 0.5, padding=0)  # 40 overprinted ticks
+            pi.setXRange(xs[0] - 0.5, xs[0] + 0.5, padding=0)  # 40 overprinted ticks
         else:
             pi.enableAutoRange(axis="x")
-        self.train_curve.setSymbol("o")
-        self.train_curve.setSymbolSize(4)
-        self.train_curve.setSymbolBrush("#0072B2")
-        self.train_curve.setData(epochs, train)
-        self.test_curve.setData(epochs, test)
         self.loss_plot.setVisible(True)
         self.loss_hint.setVisible(False)
-        epochs_text = "1\u00a0epoch" if len(rows) == 1 else f"{len(rows)}\u00a0epochs"
+        text = "1\u00a0epoch" if len(rows) == 1 else f"{len(rows)}\u00a0epochs"
+        if mid_epoch is not None:
+            epoch, done, per = mid_epoch
+            text = (f"{text} and {done:,} of {per:,} steps of the next" if rows else
+                    f"{done:,} of {per:,} steps of epoch\u00a0{epoch}") + " (stopped)"
         if earlier:
-            epochs_text += f" after {earlier} earlier"
+            text += f" after {earlier} earlier"
         # Unclamped, as the curve: Metrics' test MSE (of the image as shown) reads lower.
-        self.status.setText(f"this model's training: {epochs_text}, last test\u00a0loss "
-                            f"(unclamped)\u00a0{test[-1]:.4f}")
+        self.status.setText(f"this model's training: {text}, last test\u00a0loss "
+                            f"(unclamped)\u00a0{rows[-1][2]:.4f}" if rows else
+                            f"this model's training: {text}; no test\u00a0loss (it is measured "
+                            "at each epoch's end)")
 
     def show_progress(self, p: Progress) -> None:
         self.last_step = (p.epoch, p.step, p.steps_per_epoch)

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from cae.errors import CAEError
 from cae.model import CAE
-from cae.model_file import model_file_contents
+from cae.model_file import StepLosses, model_file_contents
 from cae.timeline import Timeline
 from cae.train import EpochEnd, Finished, Snapshot, TrainConfig, build_model
 
@@ -30,6 +30,7 @@ class TrainingRun(QObject):
         self._train_config: TrainConfig | None = None
         self._init: dict | None = None  # the metadata of the model a run continues, if it does
         self._history: list[dict] = []
+        self._steps = StepLosses()  # the run's steps and training losses, for its file
         self._train_started = 0.0
         self._epoch_ended = False
         self._metrics_due = False
@@ -39,6 +40,7 @@ class TrainingRun(QObject):
         self.in_epoch: int | None = None
         t = session.training
         t.snapshot.connect(self._on_snapshot)
+        t.progress.connect(lambda p: self._steps.add(p.global_step, p.steps_per_epoch, p.loss))
         t.epochEnded.connect(self._on_epoch)
         t.finished.connect(self._on_training_finished)
         t.failed.connect(self._on_training_failed)
@@ -72,6 +74,7 @@ class TrainingRun(QObject):
         s.models.set_model(copy.deepcopy(model), {"note": "training"}, None, trained=False)
         self._train_config = config
         self._history = []
+        self._steps = StepLosses()
         self._train_started = time.perf_counter()
         s.timeline = Timeline()
         s.epoch_index = -1
@@ -125,7 +128,7 @@ class TrainingRun(QObject):
         trainer = s.training.trainer
         meta, extras = model_file_contents(
             model, s.dataset, self._train_config, history=list(self._history),
-            epochs_done=len(self._history), stopped_early=stopped,
+            epochs_done=len(self._history), stopped_early=stopped, steps=self._steps,
             wall_time_s=time.perf_counter() - self._train_started,
             device=str(trainer.device) if trainer else "cpu",
             precision=trainer.precision if trainer else "fp32",
@@ -169,6 +172,7 @@ class TrainingRun(QObject):
 
     def _on_training_finished(self, rec: Finished, state: dict) -> None:
         s = self.session
+        self._steps.steps_done = rec.steps  # (the last report may be a few steps before)
         if not s.closing:
             self._adopt(state, rec.stopped)
         self.ended.emit(rec)

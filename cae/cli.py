@@ -25,7 +25,7 @@ from .codes import CODE_FORMATS, split_rows, write_codes
 from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset, mismatch_note
 from .errors import CAEError
 from .metrics import encode_images, evaluate
-from .model_file import model_file_contents
+from .model_file import StepLosses, model_file_contents
 from .timeline import Timeline
 from .train import (PRECISIONS, RECIPES, WEIGHT_INITS, EpochEnd, Finished, Progress, Snapshot,
                     TrainConfig, Trainer)
@@ -172,11 +172,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     finished = None
     history = []
+    steps = StepLosses()
     timeline = Timeline() if args.timeline else None
     run = trainer.run()
     try:
         for record in run:
             if isinstance(record, Progress):
+                steps.add(record.global_step, record.steps_per_epoch, record.loss)
                 bar.update(record.global_step / record.total_steps,
                            f"epoch {record.epoch}/{config.epochs} step {record.step}/"
                            f"{record.steps_per_epoch} loss {record.loss:.4f} "
@@ -197,6 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run.close()  # the run's result (the weights' average, with EMA) goes into the model
         bar.line("interrupted: saving the weights trained so far")
     wall = time.perf_counter() - t0
+    steps.steps_done = trainer.global_step  # (the last report may be a few steps before)
     model = trainer.model.to("cpu")
     metrics = None
     if not args.no_eval:
@@ -207,7 +210,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model, dataset, config, history=history, epochs_done=trainer.epochs_done,
         stopped_early=finished is None or finished.stopped, wall_time_s=wall,
         device=str(trainer.device), precision=trainer.precision, threads=trainer.threads,
-        command="cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]), metrics=metrics)
+        steps=steps, command="cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]), metrics=metrics)
     if start is not None:
         metadata["init"] = {k: v for k, v in start.metadata.items() if k != "history"}
     if timeline is not None:
@@ -222,8 +225,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         bar.line(f"saved {path}")
     if metrics is not None:
-        print(compact_json(metrics))
+        print(compact_json(metrics_summary(metrics)))
     return 0
+
+
+def metrics_summary(metrics: dict) -> dict:
+    """The metrics a terminal shows by default: all but the 101 test-error percentiles (kept in
+    the model file, where the window ranks a drawing's error among them; ``evaluate --full``
+    prints them)."""
+    return {k: v for k, v in metrics.items() if k != "test_mse_percentiles"}
 
 
 def compact_json(doc: dict) -> str:
@@ -259,7 +269,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(ckpt.model, dataset,
                        progress=lambda f: bar.update(f, f"evaluating {100 * f:.0f}%"))
     bar.line("done")
-    print(json.dumps(metrics, indent=2) if args.full else compact_json(metrics))
+    print(json.dumps(metrics, indent=2) if args.full else compact_json(metrics_summary(metrics)))
     return 0
 
 
@@ -364,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "test errors' percentiles as JSON")
     p.add_argument("--model", help="a model file (default: the bundled model for the data)")
     p.add_argument("--full", action="store_true",
-                   help="indent every value (default: compact, one matrix row per line)")
+                   help="every value, indented (default: compact, one matrix row per line, "
+                        "without the 101 test-error percentiles)")
     data_args(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -642,3 +642,35 @@ def test_a_report_exported_mid_run_describes_the_run(window, qtbot, tmp_path, mo
     text = " ".join(_recipe_lines(metadata))
     assert f"{done} epoch" in text and "under way (a snapshot during training)" in text
     assert "stopped early" not in text
+
+
+def test_a_run_stopped_mid_epoch_and_kept_says_how_far_it_got(window, qtbot, monkeypatch,
+                                                              tmp_path):
+    """Stopped at step 160 of 938 and kept, the saved model reopened with no curve, "epochs_done
+    0" and nothing saying it had trained at all."""
+    from app.files import Button, FilesController
+    monkeypatch.setattr(FilesController, "ask", lambda self, title, *a, **k: (
+        Button.Save if title == "Training stopped" else Button.Discard))  # "Keep it"
+    set_settings(window, epochs=5, batch=1)  # 256 steps per epoch
+    with qtbot.waitSignal(window.session.training.progress, timeout=30000):
+        window.training.start()
+    qtbot.waitUntil(lambda: len(window.training_panel.train_points) >= 3, timeout=30000)
+    with qtbot.waitSignal(window.session.training.finished, timeout=10000) as stopped:
+        window.session.training.stop()
+    qtbot.waitUntil(lambda: window.session.dirty and not window.session.training.running,
+                    timeout=5000)
+    steps = stopped.args[0].steps
+    meta = window.session.models.metadata
+    assert 0 < steps < 256 and meta["steps_done"] == steps and meta["steps_per_epoch"] == 256
+    assert len(meta["step_losses"]) >= 3 and meta["epochs_done"] == 0 and meta["stopped_early"]
+    path = tmp_path / "partial.safetensors"
+    assert window.files.save_model(str(path))
+    window.session.models.new_model()  # another model, then the saved one again
+    panel = window.training_panel
+    assert panel.status.text() == ""
+    assert window.files.open_model(str(path)), window.last_error
+    xs, ys = panel.train_curve.getData()
+    assert len(xs) == len(meta["step_losses"]) and 0 < xs[0] < xs[-1] < 1  # the run's curve
+    assert panel.loss_plot.isVisibleTo(panel) and not panel.loss_hint.isVisibleTo(panel)
+    assert f"{steps} of 256 steps of epoch\u00a01 (stopped)" in panel.status.text()
+    assert "no test\u00a0loss" in panel.status.text()

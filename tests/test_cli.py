@@ -136,6 +136,12 @@ def test_evaluate_prints_compact_json_with_one_matrix_row_per_line(tmp_path, tin
     assert len(lines) == len(doc) + 2 + 1 + len(doc["knn5_confusion"])  # braces, matrix bracket
     rows = [json.loads(line.strip().rstrip(",")) for line in lines if line.startswith("    [")]
     assert rows == doc["knn5_confusion"]
+    # The 101 test-error percentiles (for the window) only with --full: a line of 101 numbers.
+    assert "test_mse_percentiles" not in doc and max(len(line) for line in lines) < 600
+    assert main(["evaluate", "--model", str(model), "--dataset", "folder",
+                 "--data", str(tiny_folder), "--full"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert len(full["test_mse_percentiles"]) == 101 and full["test_mse"] == doc["test_mse"]
 
 
 def _can_write(folder) -> bool:

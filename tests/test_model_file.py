@@ -1,0 +1,35 @@
+"""What a model file keeps of its run's steps: how far a run stopped mid-epoch got, and its curve."""
+import json
+
+from cae.model_file import MAX_STEP_LOSSES, StepLosses, stopped_mid_epoch
+
+
+def test_step_losses_are_kept_evenly_thinned_with_the_last():
+    steps = StepLosses()
+    for step in range(20, 5001 * 20, 20):  # 5,000 reports, 938 steps an epoch
+        steps.add(step, 938, 0.1 + 1.0 / step)
+    steps.steps_done = 100_005  # (the last report a few steps before the stop)
+    meta = steps.metadata()
+    kept = meta["step_losses"]
+    assert len(kept) <= MAX_STEP_LOSSES + 1 and len(kept) > MAX_STEP_LOSSES // 2
+    assert kept[0] == [round(20 / 938, 4), float(f"{0.1 + 1 / 20:.5g}")]
+    assert kept[-1][0] == round(100_000 / 938, 4)  # the last report always
+    assert all(a[0] < b[0] for a, b in zip(kept, kept[1:]))
+    assert (meta["steps_done"], meta["steps_per_epoch"]) == (100_005, 938)
+    assert len(json.dumps(meta)) < 60_000  # a small header
+    few = StepLosses()
+    few.add(20, 938, 0.5)
+    assert few.metadata()["step_losses"] == [[0.0213, 0.5]]
+    assert StepLosses().metadata()["step_losses"] == []
+
+
+def test_stopped_mid_epoch_reads_how_far_the_run_got():
+    meta = {"stopped_early": True, "epochs_done": 3, "steps_done": 3 * 938 + 160,
+            "steps_per_epoch": 938}
+    assert stopped_mid_epoch(meta) == (4, 160, 938)
+    assert stopped_mid_epoch({**meta, "epochs_done": 0, "steps_done": 160}) == (1, 160, 938)
+    assert stopped_mid_epoch({**meta, "steps_done": 3 * 938}) is None  # at an epoch's end
+    assert stopped_mid_epoch({**meta, "stopped_early": False}) is None
+    assert stopped_mid_epoch({"stopped_early": True, "epochs_done": 1}) is None  # an older file
+    assert stopped_mid_epoch({**meta, "steps_per_epoch": "many"}) is None  # damaged
+    assert stopped_mid_epoch({**meta, "steps_per_epoch": 0}) is None
