@@ -18,7 +18,7 @@ from typing import TextIO
 import numpy as np
 
 from . import __version__
-from .cli_exports import add_export_commands
+from .cli_exports import add_export_commands, model_args
 from .bundled import bundled_model_path, model_or_bundled
 from .checkpoint import SUFFIX, Checkpoint, load_checkpoint, save_checkpoint
 from .codes import CODE_FORMATS, split_rows, write_codes
@@ -370,9 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Timeline")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="print test MSE, per-class MSE, 5-NN accuracy and the "
-                                                 "test errors' percentiles as JSON")
-    p.add_argument("--model", help="a model file (default: the bundled model for the data)")
+    p = sub.add_parser("evaluate", help="print test MSE, per-class MSE and 5-NN accuracy as JSON "
+                                        "(--full: the test errors' percentiles too)")
+    model_args(p, "a model file (default: the bundled model for the data)")
     p.add_argument("--full", action="store_true",
                    help="every value, indented (default: compact, one matrix row per line, "
                         "without the 101 test-error percentiles)")
@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("encode", help="write latent codes and labels to .npz/.csv/.npy")
-    p.add_argument("--model", help="a model file (default: the bundled model for the data)")
+    model_args(p, "a model file (default: the bundled model for the data)")
     data_args(p)
     p.add_argument("--split", choices=["test", "train", "all"], default="test")
     p.add_argument("--out", required=True)
@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="show a model file's config and metadata (without one: the "
                        "bundled model's)")
-    p.add_argument("model", nargs="?", help="a model file (default: the bundled model of --dataset)")
+    model_args(p, "a model file (default: the bundled model of --dataset)")
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist",
                    help="whose bundled model to show when no file is named")
     p.set_defaults(func=cmd_info)

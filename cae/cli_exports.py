@@ -18,6 +18,26 @@ from .data import DATASETS, Dataset, mismatch_note
 from .errors import CAEError
 
 
+class _OneModel(argparse.Action):
+    """``--model FILE`` or the file alone (``cae info`` took it so, and people type it so for
+    the others), but not two different ones."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        if value is None:
+            return
+        before = getattr(namespace, "model", None)
+        if before is not None and before != value:
+            parser.error(f"two model files: {before} and {value}")
+        namespace.model = value
+
+
+def model_args(p: argparse.ArgumentParser, help: str) -> None:
+    """The model file, as ``--model FILE`` or as the command's one positional argument."""
+    p.add_argument("--model", action=_OneModel, metavar="FILE", help=help)
+    p.add_argument("model_file", nargs="?", action=_OneModel, metavar="MODEL",
+                   default=argparse.SUPPRESS, help="the same as --model")
+
+
 def _size(text: str) -> tuple[int, int]:
     """'800' or '1200x800' -> (width, height)."""
     try:
@@ -73,6 +93,10 @@ def _dataset(args: argparse.Namespace) -> Dataset | None:
 
 def cmd_animate(args: argparse.Namespace) -> int:
     from .animate import AnimationOptions, animate_model
+
+    if not args.model:
+        raise CAEError("name the model file: cae animate MODEL --out run.gif (a model trained "
+                       "in the window, or by cae train --timeline)")
 
     options = AnimationOptions(
         size=args.size,
@@ -173,7 +197,7 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
         )
 
     p = sub.add_parser("animate", help="write the training timeline as an animated GIF or MP4")
-    p.add_argument("--model", required=True)
+    model_args(p, "a model file with a training timeline (required)")
     p.add_argument("--out", required=True, help=".gif, or .mp4 (needs ffmpeg on PATH)")
     p.add_argument("--size", type=_size, default=(800, 800), help="frame size: N or WxH pixels")
     p.add_argument(
@@ -187,13 +211,13 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_animate)
 
     p = sub.add_parser("report", help="write a one-page model report (.pdf or .png)")
-    p.add_argument("--model", help="a model file (default: the bundled model for --data, else MNIST's)")
+    model_args(p, "a model file (default: the bundled model for --data, else MNIST's)")
     data_args(p)
     p.add_argument("--out", required=True, help=".pdf (A4, 150 dpi) or .png")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("map", help="write the latent map as .svg or .png at any resolution")
-    p.add_argument("--model", help="a model file (default: the bundled model for --data, else MNIST's)")
+    model_args(p, "a model file (default: the bundled model for --data, else MNIST's)")
     data_args(p)
     p.add_argument("--out", required=True, help=".svg or .png")
     p.add_argument("--size", type=_size, default=(800, 800), help="N or WxH pixels at scale 1")

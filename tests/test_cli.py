@@ -74,6 +74,9 @@ def test_info_without_a_file_shows_the_bundled_model(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["info", "missing.safetensors"], "not found"),
     (["evaluate", "--model", "missing.safetensors"], "not found"),
+    (["evaluate", "missing.safetensors"], "missing.safetensors: file not found"),  # as info
+    (["map", "missing.safetensors", "--out", "m.svg"], "missing.safetensors: file not found"),
+    (["animate", "--out", "run.gif"], "name the model file"),
     (["train", "--dataset", "folder", "--epochs", "1"], "needs a folder"),
     (["train", "--dataset", "folder", "--data", "/nonexistent", "--epochs", "1"],
      "needs train-images"),
@@ -342,3 +345,15 @@ def test_commands_default_to_the_bundled_model_for_their_data(tmp_path, tiny_fol
     assert main(["encode", "--data", str(mnist), "--out", str(tmp_path / "c.npz")]) == 0
     bundled = load_checkpoint(bundled_model_path("mnist")).extras["test_codes"]
     np.testing.assert_allclose(np.load(tmp_path / "c.npz")["codes"], bundled, atol=1e-5)
+
+
+def test_two_different_model_files_are_refused(capsys):
+    """(`cae evaluate m.safetensors` was "unrecognized arguments"; with --model as well, which
+    one was meant is not for the command to guess.)"""
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "a.safetensors", "--model", "b.safetensors"])
+    assert exit_.value.code == 2
+    assert "two model files: a.safetensors and b.safetensors" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the usage names the positional form
+        main(["evaluate", "--help"])
+    assert "MODEL" in capsys.readouterr().out
