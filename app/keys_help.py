@@ -42,7 +42,7 @@ def keys_html(menu_bar: QMenuBar) -> str:
         for where, keys, what in [*menu_shortcuts(menu_bar), *WIDGET_KEYS])
     return ("<table cellspacing='0' cellpadding='3'><tr><th align='left'>Where</th>"
             f"<th align='left'>Keys or mouse</th><th align='left'>Does</th></tr>{rows}</table>"
-            "<p>Single-letter keys act wherever the keyboard focus is, but in a text field.</p>")
+            "<p>Single-letter keys act wherever the keyboard focus is, except in a text field.</p>")
 
 
 def show_keys(parent: QWidget, menu_bar: QMenuBar) -> QMessageBox:

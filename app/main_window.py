@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
         v.addAction(self.toolbar.points_action)
         v.addAction(self.toolbar.mosaic_action)
         v.addAction(self.toolbar.equal_action)
-        for end in ("A", "B"):  # window-wide: wherever the focus is, but in a text field
+        for end in ("A", "B"):  # window-wide: wherever the focus is, except in a text field
             v.addAction(self._action(f"Set end {end} at the pointer (the digit or the map's "
                                      "point under it, else the decoded point)",
                                      lambda end=end: self.interpolation.set_endpoint(end, "hovered"),

@@ -135,6 +135,10 @@ class TrainingPanel(QWidget):
         self.progress.setTextVisible(True)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.status.setToolTip(
+            "The test loss is what training minimises: the mean squared error of the model's raw "
+            "output, which can stray outside [0, 1]. The Metrics tab's test MSE is of the images "
+            "as shown, clamped to [0, 1], so it reads a little lower.")
 
         self.loss_plot = pg.PlotWidget(background="w")
         self.loss_plot.setMinimumHeight(140)

@@ -320,7 +320,7 @@ def render_report(
     else:
         acc = metrics.get(f"knn{K}_accuracy")
         lines = [
-            f"test MSE per pixel: {metrics['test_mse']:.5f}",
+            f"test MSE per pixel: {metrics['test_mse']:.5f} (output clamped to [0, 1])",
             f"{K}-NN accuracy of the codes: "
             + (f"{100 * acc:.2f} %" if acc is not None else "n/a"),
             ", ".join(
