@@ -541,20 +541,22 @@ def draw_loss_curve(
         d.line((left - 4 * s, y, left, y), fill=rgb(INK), width=thin)
         d.text((left - 6 * s, y), f"{v:.3g}", fill=rgb(INK), font=f, anchor="rm")
     width = d.im.size[0]
-    for v in nice_ticks(e0, e1, 5):
+    # As many epoch ticks as fit ("0 10 20 30 40" crowded a 400-px animation's narrow panel).
+    fit = int((r - left) / (d.textlength(tick_text(e1), font=f) + 12 * s))
+    options = [t for t in (nice_ticks(e0, e1, n) for n in (5, 4, 3, 2, 1)) if len(t) >= 2]
+    for v in next((t for t in options if len(t) <= fit), options[-1] if options else [e0]):
         x = px(v, lo)[0]
         d.line((x, b, x, b + 4 * s), fill=rgb(INK), width=thin)
         half = d.textlength(tick_text(v), font=f) / 2  # kept inside the image at its right edge
         d.text((min(x, width - 1 - half), b + 6 * s), tick_text(v), fill=rgb(INK), font=f,
                anchor="mt")
     d.text(((left + r) / 2, b + 22 * s), "epoch", fill=rgb(INK), font=f, anchor="mt")
-    d.text(
-        ((left + r) / 2, t - 10 * s),
-        "loss (MSE per pixel)",
-        fill=rgb(INK),
-        font=font(13 * s),
-        anchor="mb",
-    )
+    title, title_font = "loss (MSE per pixel)", font(13 * s)
+    if d.textlength(title, font=title_font) > r - left + 40 * s:  # a narrow panel: the short one
+        title = "loss (MSE)"
+    half = d.textlength(title, font=title_font) / 2  # kept inside the image, as the ticks
+    d.text((min((left + r) / 2, width - 1 - half), t - 10 * s), title, fill=rgb(INK),
+           font=title_font, anchor="mb")
     if upto is not None:
         d.line((px(upto, lo)[0], t, px(upto, lo)[0], b), fill=rgb(FAINT), width=max(1, round(s)))
     upto = e1 if upto is None else upto

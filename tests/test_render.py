@@ -431,3 +431,26 @@ def test_the_loss_legend_keeps_clear_of_the_curve():
     assert text_ink(falling, top_right) > 20 and text_ink(falling, top_left) == 0  # as it was
     assert text_ink(rising, top_right) == 0  # the test curve ends there: not under the legend
     assert text_ink(rising, top_left) > 20  # the corner both curves keep clear of
+
+
+def test_a_narrow_loss_panel_keeps_its_labels_apart_and_inside():
+    """(A 400-px animation's panel crowded "0 10 20 30 40" and ran its title off the edge.)"""
+    from PIL import ImageDraw
+    history = [{"epoch": e, "train_loss": 0.06 - 0.0005 * e, "test_loss": 0.05 - 0.0003 * e}
+               for e in range(1, 41)]
+    image = Image.new("RGB", (400, 300), "white")
+    draw = ImageDraw.Draw(image)
+    texts = []
+    real_text = draw.text
+    draw.text = lambda xy, text, **k: texts.append((xy, text, k)) or real_text(xy, text, **k)
+    box = (330, 60, 390, 220)  # 60 px wide, at the image's right edge
+    render.draw_loss_curve(draw, box, history, 1.0, (0, 40))
+    ticks = [(xy[0], text, k["font"]) for xy, text, k in texts
+             if k.get("anchor") == "mt" and xy[1] > box[3] and text != "epoch"]
+    spans = sorted((x - draw.textlength(t, font=f) / 2, x + draw.textlength(t, font=f) / 2)
+                   for x, t, f in ticks)
+    assert len(spans) >= 2 and all(a[1] + 4 < b[0] for a, b in zip(spans, spans[1:]))
+    assert all(0 <= lo and hi <= 400 for lo, hi in spans)
+    (xy, title, k), = [t for t in texts if t[2].get("anchor") == "mb"]
+    half = draw.textlength(title, font=k["font"]) / 2
+    assert xy[0] - half >= 0 and xy[0] + half <= 400  # the title whole
