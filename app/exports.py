@@ -178,8 +178,13 @@ class ExportsController(QObject):
                          "needs a run that finished at least one epoch.")
             return False
         if len(s.timeline) < 2:
-            s.error.emit("No training timeline", "Train a model in the window (or open one trained "
-                         "here) first: the animation shows how its codes moved epoch by epoch.")
+            s.error.emit("No training timeline", (
+                "This model's file keeps no epochs to animate" + (
+                    " (the bundled model was saved without them)" if s.models.path is not None
+                    and s.models.path.parent.resolve() in file_dialogs.bundled_folders()
+                    else "") + ". The animation shows how a model's codes moved epoch by epoch: "
+                "train one in the window (the Quick recipe, 5 epochs, takes a few minutes on a "
+                "laptop), or open a model trained here or with `cae train --timeline`."))
             return False
         from cae.animate import MP4_NEEDS_FFMPEG, find_ffmpeg
         ffmpeg = find_ffmpeg()  # MP4 is offered only where it can be written

@@ -229,9 +229,16 @@ def test_mp4_without_ffmpeg_is_refused_before_any_options(window, monkeypatch, t
 
 
 def test_an_animation_needs_a_timeline(window):
-    assert not window.exports.export_animation("x.gif", {"size": 200, "frames_per_epoch": 1,
-                                                         "mosaic": False, "loss": False})
-    assert "epoch by epoch" in window.last_error
+    """The message says how to get a model with one; for the bundled model, why it has none
+    (a lecturer expected the demo model to animate)."""
+    options = {"size": 200, "frames_per_epoch": 1, "mosaic": False, "loss": False}
+    assert not window.exports.export_animation("x.gif", options)
+    assert "epoch by epoch" in window.last_error and "Quick recipe" in window.last_error
+    assert "bundled" not in window.last_error
+    from cae.bundled import bundled_model_path
+    assert window.session.load_model(bundled_model_path("mnist"))
+    assert not window.exports.export_animation("x.gif", options)
+    assert "the bundled model was saved without them" in window.last_error
 
 
 def test_the_animation_offers_the_mosaic_as_the_map_shows_it(window, monkeypatch, tmp_path):
