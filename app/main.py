@@ -11,10 +11,14 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 STARTED = time.perf_counter()  # as early as possible: the start-up probe measures from here
 
 from . import platform_check  # noqa: E402  (standard library only)
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
 
 PROG = "cae-explorer"
 FALLBACK = "opening the usual model instead (the last one saved, else the bundled one)"
@@ -97,9 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         box.setInformativeText(f"{FALLBACK[0].upper()}{FALLBACK[1:]}.")
         # Window-modal and non-blocking, after the window is up: the event loop keeps running.
         QTimer.singleShot(0, box.open)
-    # Ctrl+C in the terminal closes the window the normal way (threads stopped and awaited).
-    signal.signal(signal.SIGINT, lambda *_: window.quit_without_asking())
+    install_interrupt(window)
     heartbeat = QTimer()
     heartbeat.start(250)  # lets Python see the signal while Qt's loop runs
     heartbeat.timeout.connect(lambda: None)
     return app.exec()
+
+
+def install_interrupt(window: MainWindow) -> None:
+    """Ctrl+C in the terminal closes the window the normal way (threads stopped and awaited),
+    from the event loop: Python runs a signal's handler between any two lines, and a close in
+    the middle of a callback left it submitting work to the stopped task runner (and hung)."""
+    from PySide6.QtCore import QTimer
+    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, window.quit_without_asking))

@@ -93,3 +93,26 @@ def test_an_unexpected_error_is_shown_in_the_window_from_any_thread(window, qtbo
     hook(KeyboardInterrupt, KeyboardInterrupt(), None)  # Ctrl+C is no error to show
     qtbot.wait(50)
     assert window.last_error == ""
+
+
+def test_ctrl_c_closes_the_window_from_the_event_loop(window, qtbot):
+    """Python runs a signal's handler between any two lines: a close run right there, in the
+    middle of a callback, left the callback submitting work to the stopped task runner (a
+    traceback, and a process that never ended)."""
+    import signal
+    from app.main import install_interrupt
+    window.show()
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        install_interrupt(window)
+        during = []
+
+        def callback() -> None:  # as the map's codes arriving when Ctrl+C comes
+            signal.raise_signal(signal.SIGINT)  # the handler runs here, between two lines
+            during.append((window.session.closing, window.session.runner.closed))
+        callback()
+        assert during == [(False, False)]  # the callback ran to its end with the app whole
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)  # then the window closed
+        assert window.session.closing and window.session.runner.closed
+    finally:
+        signal.signal(signal.SIGINT, before)
