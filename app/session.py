@@ -213,7 +213,9 @@ class Session(QObject):
             return  # (a named dataset is loaded only when its checksums match)
         if folder is None and not download:
             folder = self.known_folder(name)
-        self.status.emit("downloading " + name if download else f"looking for {name}…", 0)
+        what = dataset_title(name) if name in DATASETS else "the data"
+        self.status.emit(f"downloading {what}…" if download else
+                         f"loading {folder}…" if folder else f"looking for {what}…", 0)
         self._data_requested = requested
         self._data_name = name
         self._data_download = download

@@ -133,6 +133,10 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, 1000)
         self.progress.setFormat("idle")
         self.progress.setTextVisible(True)
+        # Under the bar, not in it: the bar's one line had no room left for it.
+        self.slowed = QLabel("slowed: other programs are using the CPU")
+        self.slowed.setWordWrap(True)
+        self.slowed.setVisible(False)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setToolTip(
@@ -164,6 +168,7 @@ class TrainingPanel(QWidget):
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
+        layout.addWidget(self.slowed)
         layout.addWidget(self.status)
         layout.addWidget(self.loss_hint, 1, Qt.AlignmentFlag.AlignTop)  # the plot's place
         layout.addWidget(self.loss_plot, 1)
@@ -217,6 +222,7 @@ class TrainingPanel(QWidget):
         bar says where the run stands, with no rate or time left while nothing runs."""
         self.pause_button.setText("Resume" if paused else "Pause")
         self._reports.clear()  # the pace is measured afresh: a pause is no slowness
+        self.slowed.setVisible(False)
         if self.last_step is None:
             self.progress.setFormat("paused" if paused else "resuming…")
             return
@@ -230,6 +236,7 @@ class TrainingPanel(QWidget):
         self.last_step = None
         self._reports.clear()
         self._best_pace = 0.0
+        self.slowed.setVisible(False)
         self.train_curve.setData([], [])
         self.train_curve.setSymbol(None)  # a run's curve: a report every few steps, no dots
         self.test_curve.setData([], [])
@@ -304,9 +311,8 @@ class TrainingPanel(QWidget):
         self.last_step = (p.epoch, p.step, p.steps_per_epoch)
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
         self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
-                                f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left"
-                                + ("  (slowed: other programs are using the CPU)"
-                                   if self._slowed(p.global_step) else ""))
+                                f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left")
+        self.slowed.setVisible(self._slowed(p.global_step))
         if _plottable(p.loss):
             self.train_points.append((p.global_step / max(p.steps_per_epoch, 1), p.loss))
             xs, ys = zip(*self.train_points)
@@ -342,6 +348,7 @@ class TrainingPanel(QWidget):
     def show_finished(self, text: str) -> None:
         """The run's outcome goes on the progress bar; the label keeps the last epoch's losses."""
         self.progress.setFormat(text)
+        self.slowed.setVisible(False)
 
 
 def _plottable(loss: float) -> bool:

@@ -295,12 +295,40 @@ def cmd_info(args: argparse.Namespace) -> int:
     if path is None:
         raise CAEError(f"this install has no bundled {args.dataset} model; name a model file")
     ckpt = load_checkpoint(path)
+    metadata = ckpt.metadata if args.full else _brief(ckpt.metadata)
     info = {"file": str(path), "model_config": ckpt.model.config.to_dict(),
             "parameters": sum(p.numel() for p in ckpt.model.parameters()),
             "extras": {k: list(v.shape) for k, v in ckpt.extras.items()},
-            "metadata": ckpt.metadata}
-    print(json.dumps(info, indent=2))
+            "metadata": metadata}
+    print(readable_json(info))
     return 0
+
+
+def readable_json(value, indent: str = "") -> str:
+    """JSON indented as ``indent=2`` writes it, except that a list or object that fits on a
+    line of 120 characters stays on one (an epoch's history row, a confusion-matrix row)."""
+    flat = json.dumps(value)
+    if not isinstance(value, (dict, list)) or len(indent) + len(flat) <= 120 or not value:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        rows = [f"{inner}{json.dumps(k)}: {readable_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(rows) + f"\n{indent}}}"
+    rows = [inner + readable_json(v, inner) for v in value]
+    return "[\n" + ",\n".join(rows) + f"\n{indent}]"
+
+
+def _brief(metadata: dict) -> dict:
+    """The metadata with its long lists of numbers (the training loss every few steps, the 101
+    test-error percentiles) counted instead of printed one number per line."""
+    brief = dict(metadata)
+    steps = brief.get("step_losses")
+    if isinstance(steps, list) and steps:
+        brief["step_losses"] = f"{len(steps):,} points of the training loss (--full prints them)"
+    metrics = brief.get("metrics")
+    if isinstance(metrics, dict) and isinstance(metrics.get("test_mse_percentiles"), list):
+        brief["metrics"] = {**metrics, "test_mse_percentiles": "101 values (--full prints them)"}
+    return brief
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p, "a model file (default: the bundled model of --dataset)")
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist",
                    help="whose bundled model to show when no file is named")
+    p.add_argument("--full", action="store_true",
+                   help="every value (default: the long lists of numbers counted, not printed)")
     p.set_defaults(func=cmd_info)
     add_export_commands(sub)
     return parser

@@ -56,6 +56,13 @@ def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
     assert info["model_config"]["latent_dim"] == 2
     assert info["extras"] == {"test_codes": [64, 2], "test_labels": [64]}
     assert info["file"] == str(model)
+    # The long lists are counted (a 1-epoch model's info was 558 lines, one number a line).
+    assert info["metadata"]["step_losses"].endswith("points of the training loss (--full "
+                                                    "prints them)")
+    assert info["metadata"]["metrics"]["test_mse_percentiles"].startswith("101 values")
+    assert main(["info", str(model), "--full"]) == 0
+    full = json.loads(capsys.readouterr().out)["metadata"]
+    assert len(full["metrics"]["test_mse_percentiles"]) == 101 and len(full["step_losses"]) > 1
     from cae.checkpoint import load_checkpoint
     ckpt = load_checkpoint(model)
     np.testing.assert_allclose(ckpt.extras["test_codes"], npz["codes"], atol=1e-6)
@@ -357,3 +364,18 @@ def test_two_different_model_files_are_refused(capsys):
     with pytest.raises(SystemExit):  # the usage names the positional form
         main(["evaluate", "--help"])
     assert "MODEL" in capsys.readouterr().out
+
+
+def test_info_is_readable_json(capsys):
+    """(The bundled model's info was 451 lines, a number or a key a line.)"""
+    from cae.cli import readable_json
+    value = {"a": [[1, 2], [3, 4]], "history": [{"epoch": e, "loss": 0.25} for e in range(3)],
+             "long": list(range(60)), "empty": [], "nested": {"x": {"y": "z" * 130}}}
+    text = readable_json(value)
+    assert json.loads(text) == value
+    lines = text.splitlines()
+    assert '  "history": [{"epoch": 0, "loss": 0.25}, {"epoch": 1, "loss": 0.25}, ' in text
+    assert "    0," in lines  # a list too long for a line: a value a line
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["metadata"]["dataset"] == "mnist" and len(out.splitlines()) < 200

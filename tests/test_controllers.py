@@ -285,18 +285,21 @@ def test_a_run_slowed_by_other_programs_says_so(qtbot, monkeypatch):
     step = 0
 
     def report(seconds: float, steps: int) -> str:
+        """What the bar and the line under it say."""
         nonlocal step
         clock[0] += seconds
         step += steps
         panel.show_progress(Progress(1, step, 10000, step, 20000, 0.05, 900.0, 60.0, 1e-3))
-        return panel.progress.format()
+        assert "slowed" not in panel.progress.format()  # (the bar's one line has no room)
+        return panel.progress.format() + (
+            f"\n{panel.slowed.text()}" if panel.slowed.isVisibleTo(panel) else "")
 
     for _ in range(8):  # 20 steps a second, the machine otherwise idle
         assert "slowed" not in report(1.0, 20)
     load[0] = 3.2  # another program on a core: a fifth of the pace
     said = [report(1.0, 4) for _ in range(8)]
     assert "slowed" not in said[0] and said[-1].endswith(
-        "  (slowed: other programs are using the CPU)")
+        "\nslowed: other programs are using the CPU")
     load[0] = 2.1  # slow for some reason of the run's own: nothing said of other programs
     assert "slowed" not in report(1.0, 4)
     load[0] = 3.2

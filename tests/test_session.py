@@ -335,3 +335,17 @@ def test_switching_to_fashion_mnist_switches_the_bundled_model(session, qtbot):
                                        source="/usr/share/datasets/fashion-mnist"))
     assert said[-1].startswith("Fashion-MNIST from /usr/share/datasets/fashion-mnist (already "
                                "on this computer: nothing downloaded): switched to its bundled")
+
+
+def test_loading_says_what_it_loads(session, tiny_folder, qtbot):
+    """(Choose data folder said "looking for auto…".)"""
+    said = []
+    session.status.connect(lambda text, _ms: said.append(text))
+    session.load_data("auto", str(tiny_folder))
+    assert said[0] == f"loading {tiny_folder}…"
+    qtbot.waitUntil(lambda: not session.data.busy, timeout=10000)
+    said.clear()
+    session.load_data("fashion-mnist", download=True)
+    assert said[0] == "downloading Fashion-MNIST…"
+    session.data.cancel()
+    qtbot.waitUntil(lambda: not session.data.busy, timeout=10000)
