@@ -195,6 +195,10 @@ class Session(QObject):
             self.set_points(MapPoints(stored[0], stored[1], names, None, "stored"), fit=True)
         self.modelChanged.emit()
         self.decoderChanged.emit()
+        # The metrics shown were the previous model's: gone at once, not when the new model's
+        # map is ready (its encoding can take half a minute) and its metrics start.
+        self.metricsCleared.emit("metrics need a model and the dataset" if self.dataset is None
+                                 else "the metrics of this model follow once its map is ready")
         self.refresh_codes(fit=True)
 
     # =========================================================================== data

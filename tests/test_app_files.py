@@ -249,3 +249,19 @@ def test_save_proposes_a_new_name_for_a_bundled_model_and_the_own_file_otherwise
     assert window.files.suggested_name() == "synthetic-3ep.safetensors"
     m.metadata.pop("epochs_done")
     assert window.files.suggested_name() == "synthetic-model.safetensors"
+
+
+def test_opening_a_model_clears_the_metrics_of_the_one_before(window, qtbot, tmp_path):
+    """For half a minute (the new model's codes being encoded) the Metrics tab showed the model
+    before's numbers under the new model's title."""
+    from cae.checkpoint import save_checkpoint
+    from cae.model import CAE
+    panel = window.metrics_panel
+    qtbot.waitUntil(lambda: panel.metrics is not None, timeout=30000)
+    path = save_checkpoint(tmp_path / "other.safetensors", CAE(), {"dataset": "synthetic"})
+    window.session.set_dirty(False)
+    assert window.files.open_model(str(path))
+    assert window.session.tasks.running("codes")  # its map still to come ...
+    assert panel.metrics is None  # ... and no numbers of the model before meanwhile
+    assert "follow once its map is ready" in panel.summary.text()
+    qtbot.waitUntil(lambda: panel.metrics is not None, timeout=30000)  # then its own
