@@ -44,8 +44,8 @@ class ExploreController(QObject):
         map_.explored.connect(self.request_decode)
         map_.nudged.connect(self.nudge)
         map_.hovered.connect(self._on_hover)
-        for edit in z_edits:
-            edit.returnPressed.connect(self.go_to_typed_z)
+        for edit in z_edits:  # Enter decodes and hands the keys to the map (arrows, A and B)
+            edit.returnPressed.connect(lambda: self.go_to_typed_z() and self.map.setFocus())
         session.decoderChanged.connect(self._redecode)
         session.modelChanged.connect(self._warm_up)
         session.datasetChanged.connect(self._on_dataset)
@@ -124,10 +124,11 @@ class ExploreController(QObject):
     def go_to_typed_z(self) -> bool:
         """Decode the z typed into the two fields; anything but two finite numbers is refused."""
         try:
-            z = tuple(float(edit.text()) for edit in self.z_edits)
+            z = tuple(_number(edit.text()) for edit in self.z_edits)
         except ValueError:
             self.session.error.emit("Not a latent point",
-                                    "Type two numbers, z1 and z2 (e.g. 0.5 and -1.2).")
+                                    "Type two numbers, z1 and z2 (e.g. 0.5 and -1.2; a decimal "
+                                    "comma, 0,5, is read as a point too).")
             return False
         if not all(np.isfinite(z)):
             self.session.error.emit("Not a latent point",
@@ -176,3 +177,11 @@ class ExploreController(QObject):
     def _on_dataset(self, dataset) -> None:
         noun = "digit" if dataset.name == "mnist" else "image"
         self.hover_title.setText(f"<b>{noun.capitalize()} under the cursor</b>")
+
+
+def _number(text: str) -> float:
+    """A typed number; one comma and no point is a decimal comma ("0,5" is 0.5)."""
+    text = text.strip()
+    if text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
+    return float(text)

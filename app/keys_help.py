@@ -16,6 +16,8 @@ WIDGET_KEYS: list[tuple[str, str, str]] = [  # (what it does: capitalised as the
     ("Map", "Drag the red star",
      "Decode along the way from the drawn digit's code (it goes back when dropped)"),
     ("Map", "Arrow keys (Shift: 10x)", "Nudge the decoded point"),
+    ("Map", "+ and -", "Zoom in and out"),
+    ("Map", "Ctrl+arrow keys", "Pan"),
     ("Draw", "Esc or Delete", "Clear the drawing (Ctrl+Z brings it back)"),
 ]
 

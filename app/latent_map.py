@@ -33,6 +33,8 @@ MIN_VIEW_RANGE = 1e-6  # its narrowest: the width and height of a view
 FOLLOW_SLACK = 0.75  # Follow refits once the codes' frame is narrower than this part of the view
 PICTURES_KEPT = 12  # screen-sized pictures Qt's pixmap cache has room for: ten classes and more
 PICTURES_MAX_MB = 160  # but no more (a 4K screen's twelve would take 400 MB)
+KEY_ZOOM = 1.25  # + and - zoom by this factor
+KEY_PAN = 0.1  # Ctrl+arrows pan by this share of the view
 
 
 class ExploreViewBox(pg.ViewBox):
@@ -403,15 +405,30 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         return float(z.x()), float(z.y())
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
+        """Arrows nudge the decoded point (Shift: 10x); Ctrl+arrows pan and + and - zoom about
+        the view's centre, as the mouse does (a keyboard user had no way to either)."""
         steps = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0),
                  Qt.Key.Key_Up: (0, 1), Qt.Key.Key_Down: (0, -1)}
-        if event.key() in steps:
+        zooms = {Qt.Key.Key_Plus: 1 / KEY_ZOOM, Qt.Key.Key_Equal: 1 / KEY_ZOOM,
+                 Qt.Key.Key_Minus: KEY_ZOOM}
+        if event.key() in steps and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            x0, x1, y0, y1 = self.visible_rect()
+            dx, dy = steps[event.key()]
+            self.view_box.translateBy(x=dx * KEY_PAN * (x1 - x0), y=dy * KEY_PAN * (y1 - y0))
+        elif event.key() in steps:
             scale = 0.1 if event.modifiers() & Qt.KeyboardModifier.ShiftModifier else 0.01
             dx, dy = steps[event.key()]
             self.nudged.emit(dx * scale, dy * scale)
             event.accept()
             return
-        super().keyPressEvent(event)
+        elif event.key() in zooms:
+            f = zooms[event.key()]
+            self.view_box.scaleBy((f, f), center=self.view_box.viewRect().center())
+        else:
+            super().keyPressEvent(event)
+            return
+        self.view_box.sigRangeChangedManually.emit(self.view_box.state["mouseEnabled"])
+        event.accept()
 
     def set_class_visible(self, cls: int, visible: bool) -> None:
         self.scatters[cls].setVisible(visible)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
 from app.mosaic import grid_centres, tile_at
 
@@ -136,6 +137,39 @@ def test_arrow_keys_nudge_the_decoded_point(window, qtbot):
     window.layers.set_equal_axes(False)
 
 
+def test_the_keyboard_zooms_and_pans_the_map(window, qtbot):
+    """+ and - zoom about the view's centre and Ctrl+arrows pan, as the wheel and a drag do
+    (a keyboard user could do neither); both stop Follow, as the mouse does; the arrows alone
+    still nudge the decoded point, not the view."""
+    from app.latent_map import KEY_PAN, KEY_ZOOM
+    m = window.map
+    window.layers.set_equal_axes(False)
+
+    def frame() -> tuple[float, float, float, float]:  # centre and size
+        x0, x1, y0, y1 = m.visible_rect()
+        return (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
+
+    cx, cy, w, h = frame()
+    assert window.toolbar.follow_action.isChecked()
+    qtbot.keyClick(m, Qt.Key.Key_Plus)
+    assert frame() == pytest.approx((cx, cy, w / KEY_ZOOM, h / KEY_ZOOM))
+    assert not window.toolbar.follow_action.isChecked()
+    qtbot.keyClick(m, Qt.Key.Key_Minus)
+    qtbot.keyClick(m, Qt.Key.Key_Minus)
+    assert frame() == pytest.approx((cx, cy, w * KEY_ZOOM, h * KEY_ZOOM))
+    qtbot.keyClick(m, Qt.Key.Key_Equal)  # (+ without Shift on most keyboards)
+    assert frame() == pytest.approx((cx, cy, w, h))
+    qtbot.keyClick(m, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(m, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert frame() == pytest.approx((cx + KEY_PAN * w, cy + KEY_PAN * h, w, h))
+    window.explore.request_decode(0.0, 0.0)
+    window.explore.stop()
+    qtbot.keyClick(m, Qt.Key.Key_Right)
+    window.explore.stop()  # (the nudge decoded at once)
+    assert frame() == pytest.approx((cx + KEY_PAN * w, cy + KEY_PAN * h, w, h))
+    assert window.session.decoded_z == pytest.approx((0.01 * w, 0.0))
+
+
 def test_typed_coordinates(window, qtbot):
     window.z1_edit.setText("0.5")
     window.z2_edit.setText("-1.25")
@@ -158,6 +192,32 @@ def test_typed_coordinates(window, qtbot):
     # Far values are written short: a label as wide as the window pushed the map aside.
     assert window.z_label.text() == "z = (0.000, 1e+09)"
     assert "z2 +1e+09" in window.coords_label.text()
+    window.z1_edit.setText("0,5")  # a decimal comma, as typed where it is the custom
+    window.z2_edit.setText(" -1,25 ")
+    assert window.explore.go_to_typed_z() and window.session.decoded_z == (0.5, -1.25)
+    window.z1_edit.setText("1,000.5")  # a thousands comma is not read as a decimal one
+    assert not window.explore.go_to_typed_z() and "two numbers" in window.last_error
+
+
+def test_enter_in_a_z_field_hands_the_keys_to_the_map(window, qtbot):
+    """After Enter the focus stayed in the field, and A and B typed "-2ab" into it."""
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    window.z2_edit.setFocus()
+    qtbot.waitUntil(window.z2_edit.hasFocus, timeout=2000)
+    window.z1_edit.setText("0.5")
+    window.z2_edit.setText("-2")
+    qtbot.keyClick(window.z2_edit, Qt.Key.Key_Return)
+    assert window.session.decoded_z == (0.5, -2.0)
+    qtbot.waitUntil(window.map.hasFocus, timeout=2000)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_A)
+    assert window.z2_edit.text() == "-2" and window.session.endpoints["A"] is not None
+    window.z2_edit.setFocus()
+    qtbot.waitUntil(window.z2_edit.hasFocus, timeout=2000)
+    window.z2_edit.setText("x")  # refused: the focus stays where the typing is to be mended
+    qtbot.keyClick(window.z2_edit, Qt.Key.Key_Return)
+    assert window.z2_edit.hasFocus()
 
 
 def test_the_typed_fields_follow_the_decoded_point_but_not_under_typing(window, qtbot):
