@@ -15,6 +15,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFormLayout,
                                QProgressDialog, QWidget)
 
+from cae.model_file import step_points
+
 from . import file_dialogs
 from .latent_map import LatentMap
 from .map_toolbar import MapToolbar
@@ -32,10 +34,11 @@ def _map_task(cancel, report, path: str, points, style, view, size, scale: float
                     view=view, style=style, decoder=decoder, mosaic_tiles=tiles)
 
 
-def _animation_task(cancel, report, path: str, timeline, config, names, options, history) -> int:
+def _animation_task(cancel, report, path: str, timeline, config, names, options, history,
+                    steps) -> int:
     from cae.animate import export_animation
     return export_animation(path, timeline, config, names, options, history, progress=report,
-                            cancel=lambda: cancel.cancelled)
+                            cancel=lambda: cancel.cancelled, steps=steps)
 
 
 def _report_task(cancel, report, path: str, model, metadata: dict, extras: dict, name: str,
@@ -213,7 +216,8 @@ class ExportsController(QObject):
                                     hidden=hidden if options.get("hidden") else frozenset())
         return self._run("animation", f"Writing {Path(path).name}", _animation_task, path,
                          copy.deepcopy(s.timeline), s.models.model.config, names, settings,
-                         list(s.models.metadata.get("history") or []))
+                         list(s.models.metadata.get("history") or []),
+                         step_points(s.models.metadata))
 
     def export_report(self, path: str | None = None) -> bool:
         """One page: the map, the mosaic, the metrics, the recipe and the loss curve."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Slot
 
-from cae.model_file import epochs_trained, stopped_mid_epoch
+from cae.model_file import epochs_trained, step_points, stopped_mid_epoch
 from cae.train import Finished
 
 from .session import Session
@@ -153,7 +153,7 @@ class TrainingController(QObject):
             meta = self.session.models.metadata
             self.panel.show_history(meta.get("history") or [],
                                     epochs_trained(meta.get("init") or {}),
-                                    meta.get("step_losses"), stopped_mid_epoch(meta))
+                                    step_points(meta), stopped_mid_epoch(meta))
 
     @Slot(str)
     def _on_dataset_chosen(self, name: str) -> None:

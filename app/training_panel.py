@@ -9,6 +9,7 @@ import os
 import time
 from collections import deque
 
+import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, Signal
@@ -47,6 +48,7 @@ def device_choices() -> list[tuple[str, str]]:
 # than cores is said to be slowed by other programs (1,000 img/s fell to 123, unexplained).
 SLOWED = 0.6
 PACE_WINDOW_S = 5.0  # the pace is measured over the last few seconds of reports
+NO_STEPS = np.zeros((0, 2))
 
 
 def cpu_crowded() -> bool:
@@ -248,11 +250,12 @@ class TrainingPanel(QWidget):
         self.loss_plot.setVisible(False)
         self.loss_hint.setVisible(True)
 
-    def show_history(self, history: list, earlier: int = 0, step_losses: list | None = None,
+    def show_history(self, history: list, earlier: int = 0, step_losses: np.ndarray = NO_STEPS,
                      mid_epoch: tuple[int, int, int] | None = None) -> None:
         """The losses a model file keeps: how the model on the map was trained, until a new run
         draws its own curve.  ``history``: per epoch; ``step_losses``: the training loss every
-        few steps ([epochs, loss]), drawn as the run drew it; ``earlier``: epochs of the model
+        few steps ((N, 2): epochs, loss, as :func:`cae.model_file.step_points` reads them),
+        drawn as the run drew it; ``earlier``: epochs of the model
         that run continued; ``mid_epoch``: (epoch, steps done, steps per epoch) of a run
         stopped in the middle of one.  Entries that are not numbers are left out (the file is
         the user's)."""
@@ -264,13 +267,7 @@ class TrainingPanel(QWidget):
             except (KeyError, TypeError, ValueError):
                 continue
         rows = [r for r in rows if all(_plottable(v) for v in r[1:])]
-        steps = []
-        for entry in step_losses if isinstance(step_losses, list) else []:
-            try:
-                steps.append((float(entry[0]), float(entry[1])))
-            except (IndexError, TypeError, ValueError):
-                continue
-        steps = [r for r in steps if all(_plottable(v) for v in r)]
+        steps = [(float(e), float(v)) for e, v in step_losses]
         if not rows and len(steps) < 2:
             return
         pi = self.loss_plot.getPlotItem()

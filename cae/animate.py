@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw
 from .checkpoint import load_checkpoint
 from .errors import CAEError
 from .model import CAEConfig
+from .model_file import step_points
 from .render import (
     FAINT,
     INK,
@@ -108,6 +109,7 @@ class _Frames:
         class_names: Sequence[str],
         options: AnimationOptions,
         history: list[dict] | None,
+        steps: np.ndarray | None = None,
     ) -> None:
         self.timeline, self.config, self.options = timeline, config, options
         self.class_names = list(class_names)
@@ -135,7 +137,8 @@ class _Frames:
             for c in timeline.codes
         ]
         self.history = sorted(history or [], key=lambda r: r["epoch"])
-        if options.loss and not self.history:
+        self.steps = steps  # the training loss every few steps, where the file keeps it
+        if options.loss and not self.history and (steps is None or not len(steps)):
             raise CAEError("the model has no loss history to plot: leave out the loss curve")
         self._mosaics: dict[int, tuple[Image.Image, View]] = {}
 
@@ -186,6 +189,7 @@ class _Frames:
                 self.scale,
                 (self.timeline.epochs[0], self.timeline.epochs[-1]),
                 upto=epoch,
+                steps=self.steps,
             )
         return image.reduce(self.ss)
 
@@ -197,6 +201,7 @@ def animation_frames(
     options: AnimationOptions | None = None,
     history: list[dict] | None = None,
     cancel: Cancel = None,
+    steps: np.ndarray | None = None,
 ) -> Iterator[Image.Image]:
     """Yield the RGB frames, :func:`frame_count` of them, first epoch to last."""
     options = options or AnimationOptions()
@@ -205,7 +210,7 @@ def animation_frames(
         raise CAEError(
             "there is no training timeline to animate (models trained in the app keep one)"
         )
-    frames = _Frames(timeline, config, class_names, options, history)
+    frames = _Frames(timeline, config, class_names, options, history, steps)
     n = options.frames_per_epoch
     for i in range(len(timeline)):
         for k in range(n if i < len(timeline) - 1 else 1):
@@ -249,6 +254,7 @@ def export_animation(
     history: list[dict] | None = None,
     progress: Progress = None,
     cancel: Cancel = None,
+    steps: np.ndarray | None = None,
 ) -> int:
     """Write the animation as .gif or .mp4 (by the suffix) and return its frame count.  The file
     appears only when complete: a failure or ``cancel`` leaves no partial file behind."""
@@ -262,7 +268,7 @@ def export_animation(
     if suffix == ".mp4" and ffmpeg is None:
         raise CAEError(MP4_NEEDS_FFMPEG)
     total = frame_count(len(timeline), options.frames_per_epoch)
-    frames = animation_frames(timeline, config, class_names, options, history, cancel)
+    frames = animation_frames(timeline, config, class_names, options, history, cancel, steps)
 
     def step(done: int) -> None:  # writing the file is the last 5 %
         if progress is not None:
@@ -382,4 +388,5 @@ def animate_model(
         ckpt.metadata.get("history"),
         progress,
         cancel,
+        step_points(ckpt.metadata),
     )

@@ -80,6 +80,20 @@ class StepLosses:
 MAX_STEP_LOSSES = 2000
 
 
+def step_points(metadata: dict) -> np.ndarray:
+    """The file's training loss every few steps as (N, 2) finite (epochs, loss) rows, in
+    order; entries that are not two numbers are left out (the file is the user's)."""
+    rows = []
+    for entry in metadata.get("step_losses") if isinstance(metadata.get("step_losses"), list) else []:
+        try:
+            e, v = float(entry[0]), float(entry[1])
+        except (IndexError, TypeError, ValueError):
+            continue
+        if math.isfinite(e) and math.isfinite(v) and v > 0:
+            rows.append((e, v))
+    return np.array(sorted(rows), float).reshape(-1, 2)
+
+
 def stopped_mid_epoch(metadata: dict) -> tuple[int, int, int] | None:
     """(epoch under way, its steps done, steps per epoch) of a run stopped in the middle of an
     epoch, from its file; None for one that ended at an epoch's end or says nothing of its

@@ -513,16 +513,21 @@ def draw_loss_curve(
     scale: float,
     epochs: tuple[float, float] | None = None,
     upto: float | None = None,
+    steps: np.ndarray | None = None,
 ) -> None:
     """Train and test loss per epoch (``history`` rows: epoch, train_loss, test_loss) in
     ``box``; with ``upto`` only as far as that (fractional) epoch, on axes fixed for the whole
-    run, with a marker line there."""
+    run, with a marker line there.  ``steps`` ((N, 2): epochs, loss), the training loss every
+    few steps, draws the training curve as the window drew it (a one-epoch run's was one dot)."""
     s = scale
     left, t, r, b = box
     rows = sorted(history, key=lambda row: row["epoch"])
-    e0, e1 = epochs or (0, max((row["epoch"] for row in rows), default=1))
+    steps = np.zeros((0, 2)) if steps is None else np.asarray(steps, float).reshape(-1, 2)
+    last = max([row["epoch"] for row in rows] + [float(e) for e in steps[:, 0]], default=1)
+    e0, e1 = epochs or (0, last)
     e1 = max(e1, e0 + 1)
     values = [row[k] for row in rows for k in ("train_loss", "test_loss") if math.isfinite(row[k])]
+    values += [float(v) for v in steps[:, 1]]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max((hi - lo) * 0.08, 1e-6)
     lo, hi = lo - pad, hi + pad
@@ -564,8 +569,16 @@ def draw_loss_curve(
     # The legend goes in the corner the whole curve keeps clear of (fixed for an animation).
     curves = [np.array([px(e, v) for e, v in zip(es, [row[k] for row in rows])
                         if math.isfinite(v)]).reshape(-1, 2) for k in ("train_loss", "test_loss")]
+    if len(steps):
+        curves[0] = np.array([px(e, v) for e, v in steps]).reshape(-1, 2)
     lx, ly = legend_corner(box, curves, (70 * s, 36 * s), 4 * s)
+    if len(steps):  # the training loss as the run reported it: a line, no dots
+        pts = [px(e, v) for e, v in steps if e <= upto]
+        if len(pts) > 1:
+            d.line(pts, fill=rgb(TRAIN_COLOUR), width=max(1, round(1.5 * s)), joint="curve")
     for key, colour in (("train_loss", TRAIN_COLOUR), ("test_loss", TEST_COLOUR)):
+        if key == "train_loss" and len(steps):
+            continue
         vs = np.array([row[key] for row in rows], float)
         shown = es <= upto
         pts = [px(e, v) for e, v in zip(es[shown], vs[shown])]

@@ -23,6 +23,7 @@ from .data import Dataset
 from .errors import CAEError
 from .metrics import encode_images, evaluate
 from .model import CAE
+from .model_file import step_points
 from .render import (
     FAINT,
     INK,
@@ -362,12 +363,14 @@ def render_report(
         _text(d, (m, ty), line, 11 * s)
         ty += 17 * s
     history = metadata.get("history") or []
-    if history:
+    steps = step_points(metadata)
+    if history or len(steps):
         draw_loss_curve(
             d,
             (col + 40 * s, y + 20 * s, m + width, min(page.height - m - 40 * s, y + 200 * s)),
             history,
             s * 0.9,
+            steps=steps,
         )
     else:  # (a run's first epoch has no per-epoch losses yet: not "none saved")
         _text(d, (col, y), "(no epoch has finished yet)" if metadata.get("under_way")

@@ -222,3 +222,16 @@ def test_cae_animate_command(model_path, tmp_path):
     )
     with Image.open(out) as gif:
         assert gif.size == (200, 100) and gif.n_frames == 5
+
+
+def test_the_loss_panel_takes_the_steps_alone(run):
+    """A run stopped in its first epoch has no per-epoch losses, only the training loss every
+    few steps: enough for the loss panel (it was refused as "no loss history")."""
+    ckpt, timeline = run
+    opts = AnimationOptions(size=(300, 160), frames_per_epoch=1, loss=True)
+    steps = np.array([[0.1, 0.09], [0.5, 0.07], [0.9, 0.06]])
+    frames = list(animation_frames(timeline, ckpt.model.config, [str(c) for c in range(10)],
+                                   opts, None, steps=steps))
+    assert len(frames) == len(timeline)
+    with pytest.raises(CAEError, match="no loss history"):
+        list(animation_frames(timeline, ckpt.model.config, [str(c) for c in range(10)], opts))

@@ -33,3 +33,12 @@ def test_stopped_mid_epoch_reads_how_far_the_run_got():
     assert stopped_mid_epoch({"stopped_early": True, "epochs_done": 1}) is None  # an older file
     assert stopped_mid_epoch({**meta, "steps_per_epoch": "many"}) is None  # damaged
     assert stopped_mid_epoch({**meta, "steps_per_epoch": 0}) is None
+
+
+def test_step_points_reads_what_it_can():
+    import numpy as np
+    from cae.model_file import step_points
+    meta = {"step_losses": [[0.5, 0.04], [0.25, 0.05], ["x", 1], [0.75], [1.0, float("nan")],
+                            [1.0, -1.0], None, [1.0, 0.03]]}
+    np.testing.assert_array_equal(step_points(meta), [[0.25, 0.05], [0.5, 0.04], [1.0, 0.03]])
+    assert step_points({}).shape == (0, 2) and step_points({"step_losses": "junk"}).shape == (0, 2)

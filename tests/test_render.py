@@ -454,3 +454,22 @@ def test_a_narrow_loss_panel_keeps_its_labels_apart_and_inside():
     (xy, title, k), = [t for t in texts if t[2].get("anchor") == "mb"]
     half = draw.textlength(title, font=k["font"]) / 2
     assert xy[0] - half >= 0 and xy[0] + half <= 400  # the title whole
+
+
+def test_the_loss_curve_draws_the_training_loss_every_few_steps():
+    """(A one-epoch run's report showed its training loss as one dot, where the window draws
+    the loss the run reported every few steps.)"""
+    from PIL import ImageDraw
+    history = [{"epoch": 1, "train_loss": 0.05, "test_loss": 0.045}]
+    steps = np.array([[e, 0.08 - 0.03 * e] for e in np.linspace(0.05, 1.0, 40)])
+
+    def train_ink_columns(**kwargs) -> int:
+        image = Image.new("RGB", (400, 200), "white")
+        render.draw_loss_curve(ImageDraw.Draw(image), (40, 20, 299, 160), history, 1.0, **kwargs)
+        pixels = np.asarray(image).astype(int)
+        ink = np.abs(pixels - np.array(render.rgb(render.TRAIN_COLOUR))).sum(-1) < 60
+        return int(ink.any(0).sum())
+
+    assert train_ink_columns() < 40  # a dot (and the legend's 20-px sample)
+    assert train_ink_columns(steps=steps) > 150  # the run's curve across the epoch
+    assert train_ink_columns(steps=steps, upto=0.5) < train_ink_columns(steps=steps) * 0.7
