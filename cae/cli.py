@@ -70,6 +70,9 @@ def _load_data(args: argparse.Namespace, bar: ProgressBar, trained_on: str | Non
         bar.update(done / total if total else 0.0, f"downloading {name} {done / 1e6:.1f} MB")
 
     own = trained_on if trained_on in DATASETS else None
+    if trained_on and own is None and not args.data and args.dataset == "auto":
+        raise CAEError(f"this model was trained on an image folder ({trained_on!r}): give that "
+                       "folder with --data DIR (or --dataset mnist to see it on MNIST)")
     name = args.dataset if args.dataset != "auto" or args.data else own or "mnist"
     dataset = load_dataset(name, args.data, download=getattr(args, "download", False),
                            progress=progress)

@@ -22,6 +22,11 @@ def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
     assert main(["evaluate", "--model", str(model), "--dataset", "folder",
                  "--data", str(tiny_folder)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
+    # Without --data, a model of an image folder is not evaluated on MNIST by default: the
+    # error names the folder to give (it said "mnist was not found").
+    assert main(["evaluate", str(model)]) == 2
+    assert f"trained on an image folder ({tiny_folder.name!r}): give that folder with --data" \
+        in capsys.readouterr().err
     assert evaluated["test_mse"] == pytest.approx(trained["test_mse"], rel=1e-5)
     assert evaluated["knn5_accuracy"] == trained["knn5_accuracy"]
 
