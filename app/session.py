@@ -339,7 +339,7 @@ class Session(QObject):
         if ds is None or model is None or self.closing or self.training.running:
             return
         if self.map_all:
-            images = np.concatenate([ds.train_images, ds.test_images])
+            images = ds.all_images()
             labels = np.concatenate([ds.train_labels, ds.test_labels])
         else:
             images, labels = ds.test_images, ds.test_labels

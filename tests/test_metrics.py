@@ -71,3 +71,17 @@ def test_progress_reports_rising_fractions_up_to_one():
     assert all(a <= b for a, b in zip(seen, seen[1:])), seen
     # Each stage is reported (reconstruction, train codes, test codes): more than one call.
     assert len(seen) >= 4
+
+
+def test_knn_holds_a_bounded_number_of_distances(monkeypatch):
+    """512 queries against 300,000 training codes held 1.2 GB of distances at once."""
+    import cae.metrics as M
+    rng = np.random.default_rng(0)
+    train, queries = rng.normal(size=(3000, 2)), rng.normal(size=(700, 2))
+    expected = M.knn_indices(train, queries, k=5)
+    shapes = []
+    real = torch.cdist
+    monkeypatch.setattr(M.torch, "cdist", lambda a, b: shapes.append((len(a), len(b))) or real(a, b))
+    monkeypatch.setattr(M, "KNN_DISTANCES", 100_000)
+    np.testing.assert_array_equal(M.knn_indices(train, queries, k=5), expected)
+    assert max(q * t for q, t in shapes) <= 100_000 and sum(q for q, _ in shapes) == 700
