@@ -359,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model and save it")
     data_args(p)
     p.add_argument("--recipe", choices=list(RECIPES), default="best",
-                   help="best (default): the recipe that won the probes in docs/training.md; "
+                   help="best (default): the recipe that won the probes in docs/training.md "
+                        "(in the project's source); "
                         "quick: a short run; lecture: plain Adam at a constant learning rate. "
                         "The options below override single settings")
     p.add_argument("--epochs", type=int)
