@@ -255,10 +255,9 @@ class TrainingPanel(QWidget):
         """The losses a model file keeps: how the model on the map was trained, until a new run
         draws its own curve.  ``history``: per epoch; ``step_losses``: the training loss every
         few steps ((N, 2): epochs, loss, as :func:`cae.model_file.step_points` reads them),
-        drawn as the run drew it; ``earlier``: epochs of the model
-        that run continued; ``mid_epoch``: (epoch, steps done, steps per epoch) of a run
-        stopped in the middle of one.  Entries that are not numbers are left out (the file is
-        the user's)."""
+        drawn as the run drew it; ``earlier``: epochs of the model that run continued;
+        ``mid_epoch``: (epoch, steps done, steps per epoch) of a run stopped in the middle of
+        one.  Entries that are not numbers are left out (the file is the user's)."""
         rows = []
         for entry in history:
             try:
@@ -283,8 +282,10 @@ class TrainingPanel(QWidget):
             self.test_curve.setData(epochs, test)
         xs = [r[0] for r in rows] + [e for e, _ in steps]
         span = max(xs) - min(xs)
-        # Whole epochs only (no "1.5").
-        pi.getAxis("bottom").setTickSpacing(max(1, math.ceil(span / 8)), 1)
+        if steps and span < 1:  # a run stopped in its first epoch: fractions of it
+            pi.getAxis("bottom").setTickSpacing()
+        else:  # whole epochs only (no "1.5")
+            pi.getAxis("bottom").setTickSpacing(max(1, math.ceil(span / 8)), 1)
         if span == 0:  # one point has no width: the view kept the previous model's 40 epochs,
             pi.setXRange(xs[0] - 0.5, xs[0] + 0.5, padding=0)  # 40 overprinted ticks
         else:

@@ -673,4 +673,7 @@ def test_a_run_stopped_mid_epoch_and_kept_says_how_far_it_got(window, qtbot, mon
     assert len(xs) == len(meta["step_losses"]) and 0 < xs[0] < xs[-1] < 1  # the run's curve
     assert panel.loss_plot.isVisibleTo(panel) and not panel.loss_hint.isVisibleTo(panel)
     assert f"{steps} of 256 steps of epoch\u00a01 (stopped)" in panel.status.text()
+    # A part of an epoch: the axis's ticks are fractions of it (whole epochs showed none).
+    axis = panel.loss_plot.getPlotItem().getAxis("bottom")
+    assert axis.tickSpacing(xs[0], xs[-1], 200)[0][0] < xs[-1] - xs[0]
     assert "no test\u00a0loss" in panel.status.text()
