@@ -170,8 +170,9 @@ def _open_maybe_gzip(path: Path) -> BinaryIO:
     return f
 
 
-def _read_exact(stream: BinaryIO, n: int, path: Path, what: str) -> bytes:
-    """Read exactly n bytes in chunks, so memory follows what the file really holds."""
+def _read_exact(stream: BinaryIO, n: int, path: Path, what: str) -> bytearray:
+    """Read exactly n bytes in chunks, so memory follows what the file really holds; writable,
+    so an array over them needs no copy of its own."""
     parts: list[bytes] = []
     got = 0
     while got < n:
@@ -180,7 +181,7 @@ def _read_exact(stream: BinaryIO, n: int, path: Path, what: str) -> bytes:
             raise IDXFormatError(f"{path}: truncated {what}: expected {n} bytes, found {got}")
         parts.append(chunk)
         got += len(chunk)
-    return b"".join(parts)
+    return bytearray().join(parts)
 
 
 def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> tuple[np.ndarray, str]:
@@ -235,8 +236,8 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> tuple[n
         raise IDXFormatError(f"{path}: file not found") from None
     except (OSError, EOFError, zlib.error, ValueError) as exc:  # corrupt gzip stream, CRC...
         raise IDXFormatError(f"{path}: unreadable ({exc})") from None
-    array = np.frombuffer(payload, dtype=dtype).reshape(dims)
-    return array.astype(dtype.newbyteorder("="), copy=True), md5.hexdigest()
+    array = np.frombuffer(payload, dtype=dtype).reshape(dims)  # (a copy only to swap bytes)
+    return array.astype(dtype.newbyteorder("="), copy=False), md5.hexdigest()
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
