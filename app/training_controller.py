@@ -23,7 +23,7 @@ def _epochs(n: int) -> str:
 
 def _how_far(epochs_done: int, step: tuple[int, int, int] | None) -> str:
     """'after 2 epochs', or where inside an epoch a run stopped ('in epoch 1 at step 80/469')."""
-    if step is not None and step[0] > epochs_done and step[1] < step[2]:
+    if step is not None and step[0] > epochs_done and 0 < step[1] < step[2]:
         return f"in epoch {step[0]} at step {step[1]}/{step[2]}"
     return f"after {_epochs(epochs_done)}"
 
@@ -130,8 +130,11 @@ class TrainingController(QObject):
         if rec is None:
             self.panel.show_finished("training failed")
             return
-        where = ("before its first step" if rec.steps == 0
-                 else _how_far(rec.epochs_done, self.panel.last_step))
+        last = self.panel.last_step  # (its steps per epoch; the steps are the run's own count,
+        # as its file keeps them: the last report may be a few steps before the stop)
+        step = None if last is None else (
+            rec.epochs_done + 1, rec.steps - rec.epochs_done * last[2], last[2])
+        where = "before its first step" if rec.steps == 0 else _how_far(rec.epochs_done, step)
         text = (f"stopped {where}" if rec.stopped
                 else f"finished {_epochs(rec.epochs_done)}") + f" in {rec.seconds:.0f} s"
         self.panel.show_finished(text)

@@ -329,8 +329,10 @@ def _brief(metadata: dict) -> dict:
     if isinstance(steps, list) and steps:
         brief["step_losses"] = f"{len(steps):,} points of the training loss (--full prints them)"
     metrics = brief.get("metrics")
-    if isinstance(metrics, dict) and isinstance(metrics.get("test_mse_percentiles"), list):
-        brief["metrics"] = {**metrics, "test_mse_percentiles": "101 values (--full prints them)"}
+    percentiles = metrics.get("test_mse_percentiles") if isinstance(metrics, dict) else None
+    if isinstance(percentiles, list):
+        brief["metrics"] = {**metrics, "test_mse_percentiles":
+                            f"{len(percentiles)} values (--full prints them)"}
     return brief
 
 

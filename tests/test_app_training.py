@@ -663,6 +663,9 @@ def test_a_run_stopped_mid_epoch_and_kept_says_how_far_it_got(window, qtbot, mon
     meta = window.session.models.metadata
     assert 0 < steps < 256 and meta["steps_done"] == steps and meta["steps_per_epoch"] == 256
     assert len(meta["step_losses"]) >= 3 and meta["epochs_done"] == 0 and meta["stopped_early"]
+    # The bar says the same step as the file (it said the last report's, a few steps before).
+    assert window.training_panel.progress.format().startswith(
+        f"stopped in epoch 1 at step {steps}/256")
     path = tmp_path / "partial.safetensors"
     assert window.files.save_model(str(path))
     window.session.models.new_model()  # another model, then the saved one again
