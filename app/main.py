@@ -5,6 +5,7 @@ system library or an unreachable X display ends with one line on stderr and exit
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -18,6 +19,8 @@ STARTED = time.perf_counter()  # as early as possible: the start-up probe measur
 from . import platform_check  # noqa: E402  (standard library only)
 
 if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
+
     from .main_window import MainWindow
 
 PROG = "cae-explorer"
@@ -105,7 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     heartbeat = QTimer()
     heartbeat.start(250)  # lets Python see the signal while Qt's loop runs
     heartbeat.timeout.connect(lambda: None)
-    return app.exec()
+    return exec_window(app, window)
+
+
+def exec_window(app: QApplication, window: MainWindow) -> int:
+    """Run the event loop until the window closes; then end the process at once when a thread
+    outlived the close's wait (a training step under way, which only ends with its batch):
+    Qt aborts a process whose QThread is destroyed while it runs, which the normal exit does."""
+    code = app.exec()
+    if window.threads_ended:
+        return code
+    print(f"{PROG}: a training step was still under way; it was abandoned", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def install_interrupt(window: MainWindow) -> None:

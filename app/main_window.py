@@ -51,6 +51,7 @@ class MainWindow(QMainWindow):
         self.session = Session(settings or QSettings("cae-explorer", "cae-explorer"), self)
         file_dialogs.remember_folders_in(self.session.settings)
         self.last_error = ""
+        self.threads_ended = True  # False after a close whose wait a thread outlived
         self._error_box: QMessageBox | None = None
         self._build_ui()
         self.dock_layout = DockLayout(self, self.map)
@@ -384,5 +385,5 @@ class MainWindow(QMainWindow):
         settings.setValue("windowState", self.saveState())
         settings.sync()
         self.explore.stop()
-        self.session.shutdown(1500)
+        self.threads_ended = self.session.shutdown(1500)
         super().closeEvent(event)

@@ -496,10 +496,13 @@ class Session(QObject):
         return 0 <= self.epoch_index < len(self.timeline) - 1
 
     # =========================================================================== lifecycle
-    def shutdown(self, timeout_ms: int = 1500) -> None:
-        """Stop training, downloads and encodes, and wait for them: no thread outlives the app."""
+    def shutdown(self, timeout_ms: int = 1500) -> bool:
+        """Stop training, downloads and encodes, and wait for them; True when every thread
+        ended in time.  A stop takes effect between batches, so one long step (a batch of
+        65,536 on a CPU) can outlast the wait: then :func:`app.main.exec_window` ends the
+        process without waiting for it."""
         self.closing = True
         self.data.cancel()
         self.tasks.cancel()
-        self.training.shutdown(timeout_ms)
-        self.runner.shutdown(timeout_ms)
+        trained = self.training.shutdown(timeout_ms)
+        return self.runner.shutdown(timeout_ms) and trained

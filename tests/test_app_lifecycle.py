@@ -70,6 +70,55 @@ def test_closing_mid_training_exits_cleanly(tmp_path, tiny_folder):
     assert seconds < 2.0
 
 
+LONG_STEP = textwrap.dedent("""
+    import sys, threading, time
+    import cae.train
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+    from app.main import exec_window
+    from app.main_window import MainWindow
+    forward, in_long_step, calls = cae.train.Trainer._forward, threading.Event(), []
+    def slow_forward(self, x):  # the fifth step far longer than the close waits (as a huge
+        calls.append(1)         # batch on a CPU takes)
+        if len(calls) == 5:
+            in_long_step.set()
+            time.sleep(6)
+        return forward(self, x)
+    cae.train.Trainer._forward = slow_forward
+    app = QApplication([])
+    w = MainWindow(QSettings(sys.argv[2], QSettings.Format.IniFormat))
+    w.show()
+    w.start(None, sys.argv[1], "folder")
+    w.training_panel.epochs.setValue(500)
+    w.training_panel.batch_size.setValue(8)
+    w.training_panel.device.setCurrentIndex(w.training_panel.device.findData("cpu"))
+    w.session.data.loaded.connect(lambda ds: QTimer.singleShot(0, w.training.start))
+    started = []
+    def close_in_the_long_step():
+        if in_long_step.is_set() and not started:
+            started.append(time.perf_counter())
+            w.quit_without_asking()  # as Ctrl+C in the terminal does
+    poll = QTimer()
+    poll.timeout.connect(close_in_the_long_step)
+    poll.start(10)
+    app.aboutToQuit.connect(lambda: sys.stderr.write(
+        f"closed-after {time.perf_counter() - started[0]:.2f}\\n"))
+    sys.exit(exec_window(app, w))
+""")
+
+
+def test_a_step_longer_than_the_close_waits_for_still_exits_cleanly(tmp_path, tiny_folder):
+    """A stop takes effect between batches; a step that outlasts the close's wait had the
+    process abort at exit ("QThread: Destroyed while thread is still running", status 134)."""
+    proc = subprocess.run([sys.executable, "-c", LONG_STEP, str(tiny_folder),
+                           str(tmp_path / "s.ini")], cwd=ROOT, env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "QThread: Destroyed" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "a training step was still under way; it was abandoned" in proc.stderr
+    assert float(proc.stderr.split("closed-after ")[1].split()[0]) < 3.0
+
+
 def test_an_unexpected_error_is_shown_in_the_window_from_any_thread(window, qtbot, capsys):
     """An error in a menu's action had reached only the terminal: the action did nothing, with
     no word why.  The hook keeps the traceback on stderr and tells the user, also for an error
