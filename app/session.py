@@ -470,11 +470,15 @@ class Session(QObject):
     # =========================================================================== timeline
     def show_epoch(self, index: int) -> None:
         """Show epoch ``index`` of the timeline: its codes on the map, its decoder for decodes.
-        The last position is the current model."""
+        The last position is the current model: during a run, the weights being trained."""
         if not (0 <= index < len(self.timeline)) or self.models.model is None:
             return
         self.epoch_index = index
-        if index == len(self.timeline) - 1 and not self.training.running:
+        now = index == len(self.timeline) - 1
+        if now and self.training.running and self.run.live_points is not None:
+            self.models.set_decoder_override(None)  # the weights being trained, as the map
+            self.set_points(self.run.live_points, False)
+        elif now and not self.training.running:
             self.models.set_decoder_override(None)
             self.refresh_codes()
         else:

@@ -42,9 +42,10 @@ class StatusMarks(QObject):
             self.epoch.setText(f"showing epoch {shown} of {last}")
             noun = s.dataset.noun if s.dataset else "images"
             self.epoch.setToolTip(
-                f"The map, its decodes and Export latent codes show epoch {shown} of the "
-                f"training timeline ({len(s.timeline.codes[s.epoch_index]):,} test {noun}). "
-                f"Metrics, Draw and Interpolation use the model as trained (epoch {last}).")
+                f"The map, its decodes, Interpolation's filmstrip and Export latent codes show "
+                f"epoch {shown} of the training timeline "
+                f"({len(s.timeline.codes[s.epoch_index]):,} test {noun}). Metrics, Draw and "
+                f"the error and vote colourings use the model as trained (epoch {last}).")
         trained_on, ds = s.model_data_mismatch(), s.dataset
         self.mismatch.setVisible(trained_on is not None)
         if trained_on is not None:

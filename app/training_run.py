@@ -38,6 +38,9 @@ class TrainingRun(QObject):
         # The epoch under way while the map shows a snapshot from its middle (None: the map
         # shows an epoch's end, the start, or no run trains).
         self.in_epoch: int | None = None
+        # The run's latest snapshot on the map, kept while the user looks at a past epoch: the
+        # slider's last position ("now") shows it again.
+        self.live_points: MapPoints | None = None
         t = session.training
         t.snapshot.connect(self._on_snapshot)
         t.progress.connect(lambda p: self._steps.add(p.global_step, p.steps_per_epoch, p.loss))
@@ -100,11 +103,12 @@ class TrainingRun(QObject):
                 self._epoch_ended = False
                 self._autosave(snap.model_state)
         s.models.update_weights(snap.model_state)
-        if s.dataset is not None and not s.scrubbing:
+        if s.dataset is not None:
             images = s.dataset.test_images[:len(snap.codes)]
-            names = s.dataset.class_names
-            s.set_points(MapPoints(snap.codes, snap.labels, names, images, "training"),
-                         fit=snap.global_step == 0)
+            self.live_points = MapPoints(snap.codes, snap.labels, s.dataset.class_names, images,
+                                         "training")
+            if not s.scrubbing:
+                s.set_points(self.live_points, fit=snap.global_step == 0)
         if self._metrics_due:
             self._metrics_due = False
             s.refresh_metrics(quick=True)
@@ -188,6 +192,7 @@ class TrainingRun(QObject):
         s = self.session
         if not running:  # the worker is gone: the map, metrics and neighbours catch up
             self.in_epoch = None
+            self.live_points = None
             s.refresh_codes(fit=True)
 
     def previous_model(self) -> str:

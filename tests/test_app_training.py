@@ -247,6 +247,31 @@ def test_metrics_panel_for_a_model_and_after_each_epoch(window, qtbot):
     assert panel.metrics["test_mse"] == pytest.approx(final["test_mse"], rel=1e-5)
 
 
+def test_back_to_now_during_a_run_follows_the_weights_being_trained(window, qtbot):
+    """The slider's last position during a run is "now": the run's latest snapshot on the map
+    and its weights for every decode.  It had kept the last epoch's decoder until the run ended,
+    so clicks, the mosaic and Interpolation drew with weights epochs old."""
+    set_settings(window, epochs=200, batch=32)
+    s, slider = window.session, window.toolbar.timeline_slider
+    snapshots = []
+    s.training.snapshot.connect(snapshots.append)
+    window.training.start()
+    qtbot.waitUntil(lambda: len(s.timeline) >= 2, timeout=60000)
+    slider.setValue(0)
+    assert s.models.decoder_override is not None and s.scrubbing
+    slider.setValue(slider.maximum())
+    assert s.models.decoder_override is None and not s.scrubbing
+    np.testing.assert_array_equal(window.map.codes, snapshots[-1].codes)
+    count = len(snapshots)
+    qtbot.waitUntil(lambda: len(snapshots) > count + 1, timeout=60000)
+    z = np.array([[0.3, -0.2]], np.float32)  # (the snapshots update the weights on this thread)
+    with torch.no_grad():
+        live = s.models.model.decode(torch.from_numpy(z)).clamp(0, 1)[0, 0].numpy()
+    np.testing.assert_array_equal(s.models.decode(z)[0], live)
+    s.training.stop()
+    qtbot.waitUntil(lambda: not s.training.running, timeout=30000)
+
+
 def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     set_settings(window, epochs=3, batch=32)
     snapshots = []
@@ -275,7 +300,7 @@ def test_training_timeline_scrubs_and_survives_a_save(window, qtbot, tmp_path):
     qtbot.waitUntil(box.isEnabled, timeout=20000)
     assert not box.currentText().startswith("Epoch")
     slider.setValue(1)
-    assert "Metrics, Draw and Interpolation use the model as trained" in \
+    assert "Metrics, Draw and the error and vote colourings use the model as trained" in \
         window.marks.epoch.toolTip()
     reference = CAE()
     reference.load_state_dict({k: torch.from_numpy(v) for k, v in snap1.model_state.items()})
