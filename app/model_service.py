@@ -60,8 +60,12 @@ class ModelService(QObject):
     def load(self, path: str | Path) -> Checkpoint:
         """Load a model file (raises CheckpointError with a clear message; nothing changes then)."""
         ckpt = load_checkpoint(path)
-        self.set_model(ckpt.model, ckpt.metadata, Path(path), trained=True, extras=ckpt.extras)
+        self.set_checkpoint(ckpt, path)
         return ckpt
+
+    def set_checkpoint(self, ckpt: Checkpoint, path: str | Path) -> None:
+        """Make a loaded (and verified) model file the current model."""
+        self.set_model(ckpt.model, ckpt.metadata, Path(path), trained=True, extras=ckpt.extras)
 
     def save(self, path: str | Path, extra_metadata: dict | None = None) -> Path:
         if self.model is None:

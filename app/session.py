@@ -15,11 +15,11 @@ import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from cae.bundled import bundled_model_path
-from cae.checkpoint import Checkpoint
+from cae.checkpoint import Checkpoint, load_checkpoint
 from cae.data import DATASETS, Dataset, dataset_title, not_found_message, user_cache_dir
-from cae.errors import CAEError
+from cae.errors import CAEError, DataError
 from cae.metrics import evaluate
-from cae.model import CAE
+from cae.model import CAE, CAEConfig
 from cae.timeline import Timeline
 
 from . import autosave, gui_gc, torch_threads
@@ -125,7 +125,14 @@ class Session(QObject):
             self.error.emit("Training is running", "Stop training before opening another model.")
             return False
         try:
-            ckpt = self.models.load(path)
+            ckpt = load_checkpoint(path)
+            if self.dataset is not None:
+                try:
+                    ckpt.model.config.check_images(self.dataset.train_images.shape)
+                except DataError as exc:
+                    raise DataError(f"{Path(path).name}: {exc}; {self.dataset.title}'s are not "
+                                    f"(the model loaded before stays)") from None
+            self.models.set_checkpoint(ckpt, path)
         except CAEError as exc:
             self.error.emit("Could not open the model", str(exc))
             return False
@@ -248,6 +255,15 @@ class Session(QObject):
             self.load_data(wanted, requested=False)
 
     def _on_dataset_loaded(self, dataset: Dataset) -> None:
+        config = self.models.model.config if self.models.model is not None else CAEConfig()
+        try:  # (images of another size: nothing this model, or a new one, could take in)
+            config.check_images(dataset.train_images.shape)
+        except DataError as exc:
+            before = (f"{self.dataset.title} stays loaded" if self.dataset is not None
+                      else "no data is loaded")
+            self.error.emit("Cannot use this data",
+                            f"{dataset.source or dataset.title}: {exc}; {before}.")
+            return
         self.dataset = dataset
         self.forget_train_codes()
         self._metrics_of = None  # (nor keep the data before alive)

@@ -38,7 +38,7 @@ MAX_HEADER = 16 << 20
 # tool trains (28 px, channels (32, 64), a 2-D code), far below sizes that would not fit memory.
 MAX_IMAGE_SIZE = 256
 MAX_CHANNELS = 1024
-MAX_LATENT_DIM = 16
+LATENT_DIM = 2  # what the map, its clicks and every export are made for
 NO_DIGEST = "no integrity digest"
 TIMELINE = "timeline."
 
@@ -166,12 +166,14 @@ def _config(path: Path, meta: dict) -> CAEConfig:
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: invalid model config ({exc})") from None
     limits = {"image_size": (config.image_size, MAX_IMAGE_SIZE),
-              "channels": (max(config.channels), MAX_CHANNELS),
-              "latent_dim": (config.latent_dim, MAX_LATENT_DIM)}
+              "channels": (max(config.channels), MAX_CHANNELS)}
     for key, (value, limit) in limits.items():
         if value > limit:
             raise CheckpointError(f"{path}: invalid model config ({key} {value} is over this "
                                   f"tool's limit of {limit})")
+    if config.latent_dim != LATENT_DIM:
+        raise CheckpointError(f"{path}: a model with a {config.latent_dim}-D code; this tool "
+                              f"shows {LATENT_DIM}-D codes")
     return config
 
 

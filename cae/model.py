@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .errors import DataError
+
 
 @dataclass(frozen=True)
 class CAEConfig:
@@ -38,6 +40,14 @@ class CAEConfig:
         d = asdict(self)
         d["channels"] = list(self.channels)
         return d
+
+    def check_images(self, shape: tuple[int, ...]) -> None:
+        """Refuse images of another size, with a message that says so (where they would
+        otherwise fail deep inside a convolution, or give codes of the wrong dimension)."""
+        n = self.image_size
+        if tuple(shape[-2:]) != (n, n):
+            h, w = shape[-2:]
+            raise DataError(f"the images are {w} x {h} px; this model reads {n} x {n} px images")
 
     @classmethod
     def from_dict(cls, d: dict) -> CAEConfig:

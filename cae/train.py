@@ -293,9 +293,7 @@ class Trainer:
         self.config = config or TrainConfig()
         self.dataset = dataset
         self.device = resolve_device(self.config.device)
-        if dataset.image_size != (model.config.image_size if model else CAEConfig().image_size):
-            raise TrainingError(f"dataset images are {dataset.image_size} px; the model expects "
-                                f"{model.config.image_size if model else CAEConfig().image_size}")
+        (model.config if model else CAEConfig()).check_images(dataset.train_images.shape)
         self.model = model if model is not None else build_model(seed=self.config.seed,
                                                                 weight_init=self.config.weight_init)
         self.precision = (fast_precision(self.device) if self.config.precision == "auto"

@@ -34,12 +34,16 @@ def make_dataset(n_train: int = 256, n_test: int = 64, seed: int = 0) -> Dataset
     return Dataset("synthetic", tr, trl.astype(np.int64), te, tel.astype(np.int64))
 
 
-def write_dataset_folder(folder: Path, n_train: int = 256, n_test: int = 64, seed: int = 0) -> Path:
-    """Write the four IDX .gz files of a synthetic dataset into ``folder``."""
+def write_dataset_folder(folder: Path, n_train: int = 256, n_test: int = 64, seed: int = 0,
+                         pad: int = 0) -> Path:
+    """Write the four IDX .gz files of a synthetic dataset into ``folder`` (its images padded by
+    ``pad`` px on every side: images of another size than the model's)."""
     folder.mkdir(parents=True, exist_ok=True)
     ds = make_dataset(n_train, n_test, seed)
-    arrays = {"train_images": ds.train_images, "train_labels": ds.train_labels.astype(np.uint8),
-              "test_images": ds.test_images, "test_labels": ds.test_labels.astype(np.uint8)}
+    images = [np.pad(x, ((0, 0), (pad, pad), (pad, pad))) for x in (ds.train_images,
+                                                                    ds.test_images)]
+    arrays = {"train_images": images[0], "train_labels": ds.train_labels.astype(np.uint8),
+              "test_images": images[1], "test_labels": ds.test_labels.astype(np.uint8)}
     for role, name in FILES.items():
         write_idx(folder / name, arrays[role])
     return folder

@@ -4,7 +4,7 @@ import pytest
 
 from cae import data as D
 from cae.checkpoint import save_checkpoint
-from cae.model import CAE
+from cae.model import CAE, CAEConfig
 from tests.helpers import spec_for, write_dataset_folder
 
 FASHION_NAMES = D.DATASETS["fashion-mnist"].class_names
@@ -164,3 +164,28 @@ def test_download_finds_a_dataset_already_on_this_computer(window, fake_fashion,
     arrival = [m for m in said if m.startswith("Fashion-MNIST: ")]
     assert arrival and arrival[-1].endswith(f"from {D.user_cache_dir() / 'fashion-mnist'}")
     assert not any("nothing downloaded" in m for m in said)
+
+
+def test_data_or_a_model_of_another_image_size_is_refused_and_changes_nothing(window, tmp_path,
+                                                                             qtbot, monkeypatch):
+    """A 32 px folder under a 28 px model raised in the map's slot and left the window half
+    switched (the new data's name on the toolbar, the old points on the map)."""
+    s = window.session
+    before, model = s.dataset, s.models.model
+    big = write_dataset_folder(tmp_path / "big", pad=2)
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory", lambda *a, **k: str(big))
+    errors = []
+    s.error.connect(lambda title, message: errors.append((title, message)))
+    window.training._on_dataset_chosen("folder")
+    qtbot.waitUntil(lambda: len(errors) > 0, timeout=10000)
+    assert errors[-1][0] == "Cannot use this data"
+    assert "the images are 32 x 32 px; this model reads 28 x 28 px images" in errors[-1][1]
+    assert s.dataset is before and len(window.map.codes) == len(before.test_images)
+    assert window.training_panel.dataset.currentData() == "folder"
+    small = save_checkpoint(tmp_path / "small.safetensors",
+                            CAE(CAEConfig(image_size=16, channels=(8, 12))), {})
+    assert not window.files.open_model(str(small))
+    assert errors[-1][0] == "Could not open the model"
+    assert errors[-1][1].startswith("small.safetensors: the images are 28 x 28 px; this model "
+                                    "reads 16 x 16 px images")
+    assert s.models.model is model

@@ -215,6 +215,21 @@ def test_train_and_encode_refuse_a_wrong_file_type_before_any_work(tmp_path, tin
     assert not started and not list(tmp_path.glob("*.txt"))
 
 
+@pytest.mark.parametrize("command", [["encode", "--out", "c.csv"], ["evaluate"],
+                                     ["map", "--out", "m.png"], ["report", "--out", "r.png"]])
+def test_images_of_another_size_are_refused_with_a_message(tmp_path, capsys, command):
+    """A 32 px folder through a 28 px model: `encode` wrote 8-column codes (the 2 x 2 output
+    flattened), the others ended in a traceback."""
+    from tests.helpers import write_dataset_folder
+    folder = write_dataset_folder(tmp_path / "big", pad=2)
+    model = save_checkpoint(tmp_path / "m.safetensors", CAE(), {})
+    out = [str(tmp_path / a) if a.endswith(("csv", "png")) else a for a in command]
+    assert main([*out, "--model", str(model), "--data", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "the images are 32 x 32 px; this model reads 28 x 28 px images" in err
+    assert "Traceback" not in err and not any((tmp_path / n).exists() for n in ("c.csv", "m.png", "r.png"))
+
+
 def test_train_init_says_when_it_continues_on_another_dataset(tmp_path, tiny_folder, capsys):
     model = tmp_path / "fm.safetensors"
     save_checkpoint(model, CAE(), {"dataset": "fashion-mnist"})
