@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
         self._update_page()
         try:
             if not model_path and self.files.offer_autosave():
-                self.session.load_data(dataset, data_dir, requested=bool(data_dir))
+                self.session.look_for_data(data_dir, dataset)
             else:
                 self.session.start(model_path, data_dir, dataset, bundled_model_path())
         finally:

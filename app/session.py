@@ -111,6 +111,11 @@ class Session(QObject):
                     break
                 except CAEError as exc:
                     self.error.emit("Could not open the model", str(exc))
+        self.look_for_data(data_dir, dataset)
+
+    def look_for_data(self, data_dir: str | None = None, dataset: str = "mnist") -> None:
+        """At start, for the model just opened: the data named, else the model's own dataset,
+        else the folder used last time (whatever it holds), else ``dataset``."""
         if not data_dir and self.models.metadata.get("dataset") in DATASETS:
             dataset = self.models.metadata["dataset"]  # the data the model was trained on
         folder = data_dir or self.settings.value("dataFolder", "") or None

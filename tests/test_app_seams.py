@@ -381,6 +381,25 @@ def test_a_killed_run_is_offered_back_at_the_next_start(qtbot, settings, tiny_fo
     assert autosave.pending() is None  # discarded on purpose: not offered again
 
 
+def test_a_recovered_run_opens_over_the_data_used_last_time(qtbot, settings, tiny_folder,
+                                                           monkeypatch, no_bundled_model):
+    """The recovery asked for the default MNIST after the run's own data: a run trained on a
+    folder came back over an empty map ("MNIST not found"), the folder left unused."""
+    from app import autosave
+    autosave.data_dir().mkdir(parents=True, exist_ok=True)
+    save_checkpoint(autosave.path(), CAE(), {"dataset": "tiny", "autosave": True})
+    settings.setValue("dataFolder", str(tiny_folder))
+    monkeypatch.setattr(FilesController, "ask", lambda *a: QMessageBox.StandardButton.Open)
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.start(None, None, "mnist")  # as a plain `cae-explorer` does
+    qtbot.waitUntil(lambda: w.session.dataset is not None, timeout=20000)
+    assert w.session.dataset.source == str(tiny_folder)
+    qtbot.waitUntil(lambda: len(w.map.codes) == len(w.session.dataset.test_images), timeout=20000)
+    monkeypatch.setattr(FilesController, "ask", lambda *a: QMessageBox.StandardButton.Discard)
+    w.close()
+
+
 def test_quitting_while_training_asks(window, qtbot, monkeypatch):
     monkeypatch.setattr(FilesController, "ask", REAL_ASK)
     start_a_long_run(window, qtbot)
