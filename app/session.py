@@ -195,6 +195,7 @@ class Session(QObject):
         self.epoch_index = len(self.timeline) - 1
         self.timelineChanged.emit(True)
         self.forget_train_codes()
+        self.tasks.cancel("metrics")  # the model before's, which would land under this one
         if self.has_endpoints:
             # Interpolation ends are points of the previous model's latent space.
             self.endpoints = {"A": None, "B": None}
@@ -271,6 +272,7 @@ class Session(QObject):
             return
         self.dataset = dataset
         self.forget_train_codes()
+        self.tasks.cancel("metrics")  # of the data before
         self._metrics_of = None  # (nor keep the data before alive)
         if dataset.source:
             self.settings.setValue("dataFolder", dataset.source)

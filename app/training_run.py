@@ -20,6 +20,10 @@ from . import autosave
 from .points import MapPoints
 
 
+# The tasks that describe the model on the map (its codes, metrics, colours and pictures).
+DESCRIBING = ("codes", "train_codes", "metrics", "colour", "mosaic", "density")
+
+
 class TrainingRun(QObject):
     ended = Signal(object)  # Finished, or None when the run failed
 
@@ -60,8 +64,9 @@ class TrainingRun(QObject):
         try:
             model = (copy.deepcopy(s.models.model) if continue_current and s.models.model
                      else build_model(seed=config.seed, weight_init=config.weight_init))
-            # Work that describes the model before training would only compete for the CPU.
-            s.tasks.cancel()
+            # Work that describes the model before training would only compete for the CPU
+            # (exports go on: they are files the user is waiting for).
+            s.tasks.cancel(*DESCRIBING)
             s.training.start(s.dataset, config, model)
         except CAEError as exc:
             s.error.emit("Cannot train", str(exc))

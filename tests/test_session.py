@@ -349,3 +349,53 @@ def test_loading_says_what_it_loads(session, tiny_folder, qtbot):
     assert said[0] == "downloading Fashion-MNIST…"
     session.data.cancel()
     qtbot.waitUntil(lambda: not session.data.busy, timeout=10000)
+
+
+def test_the_metrics_of_the_model_before_never_land_under_the_next(session, tiny_folder, qtbot,
+                                                                   tmp_path, monkeypatch):
+    """Model A's metrics still being computed when B opened (B's codes still encoding) were
+    shown as the current figures, and the Draw tab ranked drawings with them."""
+    import time
+
+    import app.session as app_session
+    real_metrics, real_encode = app_session._metrics, app_session.encode_cached
+
+    def slow_metrics(cancel, report, *args):
+        time.sleep(1.0)
+        return real_metrics(cancel, report, *args)
+
+    def slow_encode(cancel, report, *args):
+        time.sleep(2.5)
+        return real_encode(cancel, report, *args)
+    monkeypatch.setattr(app_session, "_metrics", slow_metrics)
+    torch.manual_seed(1)
+    a = save_checkpoint(tmp_path / "A.safetensors", CAE(), {})
+    torch.manual_seed(2)
+    b = save_checkpoint(tmp_path / "B.safetensors", CAE(), {})
+    ready = []
+    session.metricsReady.connect(lambda metrics, source: ready.append(source))
+    session.start(str(a), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.tasks.running("metrics"), timeout=20000)
+    monkeypatch.setattr(app_session, "encode_cached", slow_encode)
+    assert session.load_model(b)
+    qtbot.waitUntil(lambda: len(ready) > 0, timeout=30000)
+    assert ready == [f"B.safetensors on {session.dataset.title}"]
+
+
+def test_starting_a_run_leaves_exports_going(session, model_file, tiny_folder, qtbot):
+    """A run's start cancelled every task: an export under way stopped with its progress
+    dialog frozen and no word that the file was never written."""
+    import time
+    session.start(str(model_file), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: session.dataset is not None and len(session.points) > 0,
+                    timeout=20000)
+
+    def export(cancel, report):
+        time.sleep(1.0)
+        return "written"
+    finished = []
+    for kind in ("report", "export_codes"):
+        session.tasks.submit(kind, export, on_done=finished.append)
+    assert session.run.start(TrainConfig(epochs=1, batch_size=32, device="cpu"), False)
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=20000)
+    session.training.stop()
