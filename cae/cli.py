@@ -9,9 +9,12 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -200,36 +203,59 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         trainer.stop()
         run.close()  # the run's result (the weights' average, with EMA) goes into the model
-        bar.line("interrupted: saving the weights trained so far")
+        bar.line("interrupted: saving the weights trained so far (not evaluated: "
+                 "`cae evaluate FILE` does it)")
     wall = time.perf_counter() - t0
     steps.steps_done = trainer.global_step  # (the last report may be a few steps before)
     model = trainer.model.to("cpu")
     metrics = None
-    if not args.no_eval:
-        bar.line("evaluating on the test set...")
-        metrics = evaluate(model, dataset,
-                           progress=lambda f: bar.update(f, f"evaluating {100 * f:.0f}%"))
-    metadata, extras = model_file_contents(
-        model, dataset, config, history=history, epochs_done=trainer.epochs_done,
-        stopped_early=finished is None or finished.stopped, wall_time_s=wall,
-        device=str(trainer.device), precision=trainer.precision, threads=trainer.threads,
-        steps=steps, command="cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]), metrics=metrics)
-    if start is not None:
-        metadata["init"] = {k: v for k, v in start.metadata.items() if k != "history"}
-    if timeline is not None:
-        extras.update(timeline.to_extras())
-    if args.out is None and out.exists():  # the free name was taken while this run trained
-        out = free_model_path(out.parent)
-    try:
-        path = save_checkpoint(out, model, metadata, extras)
-    except (OSError, CAEError) as exc:
-        path = save_checkpoint(fallback_path(out), model, metadata, extras)
-        bar.line(f"cae: could not save {out} ({exc}); saved the model to {path} instead")
-    else:
-        bar.line(f"saved {path}")
+    if not args.no_eval and finished is not None:
+        bar.line("evaluating on the test set (Ctrl+C skips it)...")
+        try:
+            metrics = evaluate(model, dataset,
+                               progress=lambda f: bar.update(f, f"evaluating {100 * f:.0f}%"))
+        except KeyboardInterrupt:
+            bar.line("evaluation skipped: saving the model")
+    with _interrupts_wait():
+        metadata, extras = model_file_contents(
+            model, dataset, config, history=history, epochs_done=trainer.epochs_done,
+            stopped_early=finished is None or finished.stopped, wall_time_s=wall,
+            device=str(trainer.device), precision=trainer.precision, threads=trainer.threads,
+            steps=steps, command="cae " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            metrics=metrics)
+        if start is not None:
+            metadata["init"] = {k: v for k, v in start.metadata.items() if k != "history"}
+        if timeline is not None:
+            extras.update(timeline.to_extras())
+        if args.out is None and out.exists():  # the free name was taken while this run trained
+            out = free_model_path(out.parent)
+        try:
+            path = save_checkpoint(out, model, metadata, extras)
+        except (OSError, CAEError) as exc:
+            path = save_checkpoint(fallback_path(out), model, metadata, extras)
+            bar.line(f"cae: could not save {out} ({exc}); saved the model to {path} instead")
+        else:
+            bar.line(f"saved {path}")
     if metrics is not None:
         print(compact_json(metrics_summary(metrics)))
     return 0
+
+
+@contextmanager
+def _interrupts_wait() -> Iterator[None]:
+    """Ctrl+C while the trained model is being written waits for the file: a second Ctrl+C
+    after the first (or during the last evaluation) had ended the process with nothing saved."""
+    def wait(signum, frame) -> None:
+        print("\ncae: saving the model first", file=sys.stderr)
+    try:
+        before = signal.signal(signal.SIGINT, wait)
+    except ValueError:  # not the main thread: nothing to defer
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def metrics_summary(metrics: dict) -> dict:

@@ -399,3 +399,39 @@ def test_info_is_readable_json(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out)["metadata"]["dataset"] == "mnist" and len(out.splitlines()) < 200
+
+
+def test_ctrl_c_never_loses_the_trained_model(tmp_path, tiny_folder, capsys, monkeypatch):
+    """A Ctrl+C during the final evaluation (tens of seconds on 2 cores), or a second one after
+    the first, ended the process before the model was written."""
+    import os
+    import signal
+
+    import cae.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "evaluate", interrupted)
+    out, evaluating = tmp_path / "m.safetensors", [a for a in TRAIN if a != "--no-eval"]
+    assert main([*evaluating, "--data", str(tiny_folder), "--out", str(out)]) == 0
+    assert out.is_file() and "evaluation skipped: saving the model" in capsys.readouterr().err
+    # Interrupted while training: saved at once, without the evaluation.
+    evaluated = []
+    monkeypatch.setattr(cli, "evaluate", lambda *a, **k: evaluated.append(1))
+    real_run = cli.Trainer.run
+
+    def run_then_interrupt(self):
+        for record in real_run(self):
+            yield record
+            if isinstance(record, cli.Progress):
+                raise KeyboardInterrupt
+    monkeypatch.setattr(cli.Trainer, "run", run_then_interrupt)
+    second = tmp_path / "m2.safetensors"
+    assert main([*evaluating, "--data", str(tiny_folder), "--out", str(second)]) == 0
+    assert second.is_file() and not evaluated
+    assert "interrupted: saving the weights trained so far" in capsys.readouterr().err
+    # A Ctrl+C while the file is written waits for it.
+    with cli._interrupts_wait():
+        os.kill(os.getpid(), signal.SIGINT)
+    assert "saving the model first" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
