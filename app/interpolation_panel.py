@@ -146,7 +146,7 @@ class InterpolationPanel(QWidget):
         table = np.column_stack([np.arange(len(self.zs)), self.zs])
         try:
             np.savetxt(path, table, delimiter=",", header="step,z1,z2", comments="",
-                       fmt=["%d", "%.6f", "%.6f"])
+                       fmt=["%d", "%.9g", "%.9g"])  # float32 exactly
         except OSError as exc:
             return f"could not write {path}: {exc.strerror or exc}"
         self.saved.emit(path)

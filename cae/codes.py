@@ -48,7 +48,7 @@ def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray,
                 rows[:, d + 1] = split
                 names.append("split")
             np.savetxt(tmp, rows, delimiter=",", header=",".join(names), comments="",
-                       fmt=["%.6f"] * d + ["%d"] + ["%s"] * (split is not None))
+                       fmt=["%.9g"] * d + ["%d"] + ["%s"] * (split is not None))
         elif suffix == ".npz":
             arrays = {"codes": codes, "labels": labels}
             if split is not None:

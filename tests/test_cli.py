@@ -36,7 +36,7 @@ def test_train_evaluate_encode_info(tmp_path, tiny_folder, capsys):
     npz = np.load(tmp_path / "codes.npz")
     assert npz["codes"].shape == (64, 2) and npz["labels"].shape == (64,)
     csv = np.loadtxt(tmp_path / "codes.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
-    np.testing.assert_allclose(csv[:, :2], npz["codes"], atol=1e-5)
+    np.testing.assert_array_equal(csv[:, :2].astype(np.float32), npz["codes"])  # exact
     np.testing.assert_array_equal(csv[:, 2], npz["labels"])
     assert (tmp_path / "codes.csv").read_text().splitlines()[:2][0] == "z1,z2,label,split"
     assert set(npz["split"]) == {"test"}
