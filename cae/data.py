@@ -335,6 +335,9 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, folder: Path
         raise DataError(f"{folder}: the {split} split is empty")
 
 
+PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
 def load_folder(folder: str | os.PathLike, spec: DatasetSpec | None = None,
                 verify: bool = True) -> Dataset:
     """Load the four IDX files in ``folder``; with a spec and ``verify``, check their MD5s.
@@ -356,8 +359,15 @@ def load_folder(folder: str | os.PathLike, spec: DatasetSpec | None = None,
         if len(files) != 4:
             files = None
     if not files:
+        if not folder.exists():
+            raise DataError(f"{folder}: no such folder")
+        if not folder.is_dir():
+            raise DataError(f"{folder}: not a folder (name the folder that holds the IDX files)")
+        pictures = any(p.suffix.lower() in PICTURE_SUFFIXES for p in folder.rglob("*"))
         raise DataError(f"{folder}: needs train-images, train-labels, t10k-images and t10k-labels "
-                        "IDX files (optionally .gz)")
+                        "IDX files (optionally .gz)" + (
+                            "; image files are not read as a dataset (the IDX format is MNIST's: "
+                            "one file of images and one of labels per split)" if pictures else ""))
     arrays = {}
     for role, path in files.items():
         arrays[role], md5 = read_idx(path)
@@ -378,8 +388,12 @@ def load_folder(folder: str | os.PathLike, spec: DatasetSpec | None = None,
     # them (a 310,000-image folder's took 243 MB more).
     n = len(arrays["train_images"])
     both = np.concatenate([arrays.pop("train_images"), arrays.pop("test_images")])
+    # An unverified folder never takes a named dataset's name (a folder called "mnist" holding
+    # other data would get MNIST's class names, bundled model and remembered folder).
+    name = spec.name if spec else folder.name if folder.name.lower() not in DATASETS else (
+        f"{folder.name} (unverified)")
     return Dataset(
-        name=spec.name if spec else folder.name,
+        name=name,
         train_images=both[:n],
         train_labels=arrays["train_labels"].astype(np.int64),
         test_images=both[n:],

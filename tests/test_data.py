@@ -92,6 +92,31 @@ def test_any_idx_folder_without_checksums(tmp_path):
     assert len(ds.train_images) == 256 and ds.class_names == tuple(str(i) for i in range(10))
 
 
+def test_an_unverified_folder_never_takes_a_named_datasets_name(tmp_path):
+    """A folder called "mnist" whose files fail MNIST's checksums loaded as MNIST: its class
+    names, its bundled model and its remembered folder."""
+    folder = write_dataset_folder(tmp_path / "mnist")
+    ds = D.load_dataset("auto", folder)
+    assert ds.name == "mnist (unverified)" and ds.class_names == tuple(str(i) for i in range(10))
+    assert D.load_dataset("folder", write_dataset_folder(tmp_path / "digits")).name == "digits"
+
+
+def test_a_folder_that_is_not_one_is_named_as_such(tmp_path):
+    with pytest.raises(DataError, match="nowhere: no such folder"):
+        D.load_dataset("folder", tmp_path / "nowhere")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(DataError, match="file.txt: not a folder"):
+        D.load_dataset("folder", tmp_path / "file.txt")
+    (tmp_path / "pictures" / "cat").mkdir(parents=True)
+    (tmp_path / "pictures" / "cat" / "1.png").write_bytes(b"")
+    with pytest.raises(DataError, match="image files are not read as a dataset"):
+        D.load_dataset("folder", tmp_path / "pictures")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: needs train-images") as info:
+        D.load_dataset("folder", tmp_path / "empty")
+    assert "image files" not in str(info.value)
+
+
 def test_mismatched_counts_are_refused(tmp_path):
     folder = write_dataset_folder(tmp_path / "x")
     D.write_idx(folder / FILES["train_labels"], np.zeros(10, np.uint8))
