@@ -91,7 +91,7 @@ def test_info_without_a_file_shows_the_bundled_model(capsys):
     (["animate", "--out", "run.gif"], "name the model file"),
     (["train", "--dataset", "folder", "--epochs", "1"], "needs a folder"),
     (["train", "--dataset", "folder", "--data", "/nonexistent", "--epochs", "1"],
-     "needs train-images"),
+     "/nonexistent: no such folder"),
 ])
 def test_errors_are_one_line_and_nonzero(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
