@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cae.code_cache import data_key, load_codes, model_key, save_codes
+from cae.errors import CAEError
 from cae.metrics import encode_images
 from cae.model import CAE
 
@@ -53,6 +54,11 @@ def encode_cached(cancel, report, model: CAE, images: np.ndarray, precision: str
         return codes
     codes = encode_images(model, images, cancel=lambda: cancel.cancelled, progress=report,
                           precision=precision)
+    bad = int((~np.isfinite(codes).all(1)).sum())
+    if bad:
+        raise CAEError(f"the model's codes are not finite (infinite or NaN) for {bad:,} of the "
+                       f"{len(codes):,} images: its weights overflow float32, so nothing can be "
+                       f"mapped")
     if not cancel.cancelled:  # a partial result is never stored
         save_codes(*keys, codes)
     return codes

@@ -399,3 +399,18 @@ def test_starting_a_run_leaves_exports_going(session, model_file, tiny_folder, q
     assert session.run.start(TrainConfig(epochs=1, batch_size=32, device="cpu"), False)
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=20000)
     session.training.stop()
+
+
+def test_a_model_whose_codes_overflow_says_so(session, tiny_folder, qtbot, tmp_path):
+    """Huge but finite weights (which the file's checks accept) give infinite codes: the map's
+    encoding failed with "ValueError: codes must be a finite (N, D) array" from the cache."""
+    model = CAE()
+    with torch.no_grad():
+        model.encoder[0].weight.mul_(1e30)
+        model.encoder[3].weight.mul_(1e30)
+    path = save_checkpoint(tmp_path / "huge.safetensors", model, {})
+    session.start(str(path), str(tiny_folder), "folder")
+    qtbot.waitUntil(lambda: len(session.errors) > 0, timeout=20000)
+    assert "the model's codes are not finite (infinite or NaN) for 64 of the 64 images" in \
+        session.errors[-1]
+    assert "ValueError" not in session.errors[-1]
