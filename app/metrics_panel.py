@@ -81,7 +81,7 @@ class MetricsPanel(QWidget):
         counts = confusion.sum(axis=1)
         self.bar_tips = [
             f"{name}: test MSE {mse:.4f} over {int(count):,} test {noun}; 5-NN vote right for "
-            f"{100 * confusion[i, i] / max(count, 1):.1f}\u00a0%"
+            f"{100 * confusion[i, i] / count:.1f}\u00a0%" if count else f"{name}: no test {noun}"
             for i, (name, mse, count) in enumerate(zip(numbered, per_class, counts))]
         # Every other class's name on a second tick level, which pyqtgraph draws only where the
         # axis has room for all of them (ten names in a short dock overlapped).

@@ -106,12 +106,12 @@ def reconstruction_errors(model: CAE, images: np.ndarray, codes: np.ndarray | No
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
-def per_class_mean(values: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float]:
-    """Mean of ``values`` for each class (NaN for a class with no sample)."""
+def per_class_mean(values: np.ndarray, labels: np.ndarray, n_classes: int) -> list[float | None]:
+    """Mean of ``values`` for each class; None for a class with no sample (JSON's null, where
+    NaN is not JSON at all)."""
     sums = np.bincount(labels, weights=values, minlength=n_classes)
     counts = np.bincount(labels, minlength=n_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return [float(v) for v in sums / counts]
+    return [float(v) / n if n else None for v, n in zip(sums, counts)]
 
 
 KNN_DISTANCES = 2**24  # 64 MB of float32 distances

@@ -83,12 +83,14 @@ def _text(
 def _bars(
     d: ImageDraw.ImageDraw,
     box: tuple[float, float, float, float],
-    values: Sequence[float],
+    values: Sequence[float | None],
     names: Sequence[str],
     s: float,
 ) -> None:
-    """Per-class reconstruction error as bars in the class colours, with the values on top."""
+    """Per-class reconstruction error as bars in the class colours, with the values on top (no
+    bar for a class without test images)."""
     left, t, r, b = box
+    values = [np.nan if v is None else v for v in values]
     finite = [v for v in values if np.isfinite(v)]
     top = max(finite) * 1.15 if finite else 1.0
     d.line((left, b, r, b), fill=rgb(INK), width=max(1, round(s)))

@@ -435,3 +435,18 @@ def test_ctrl_c_never_loses_the_trained_model(tmp_path, tiny_folder, capsys, mon
         os.kill(os.getpid(), signal.SIGINT)
     assert "saving the model first" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_evaluate_prints_strict_json_for_classes_without_test_images(tmp_path, capsys):
+    """A class with no test image printed NaN, which strict JSON parsers refuse."""
+    from cae.data import write_idx
+    from tests.helpers import FILES, write_dataset_folder
+    folder = write_dataset_folder(tmp_path / "gaps")
+    write_idx(folder / FILES["test_labels"], np.zeros(64, np.uint8))  # class 0 only
+    model = save_checkpoint(tmp_path / "m.safetensors", CAE(), {})
+    assert main(["evaluate", str(model), "--dataset", "folder", "--data", str(folder)]) == 0
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+    printed = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert printed["per_class_mse"][0] > 0 and printed["per_class_mse"][1:] == [None] * 9
