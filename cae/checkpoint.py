@@ -18,6 +18,7 @@ import json
 import os
 import struct
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,15 +107,34 @@ def save_checkpoint(path: str | os.PathLike, model: CAE, metadata: dict | None =
     return path
 
 
+def _zip_kind(path: Path) -> str:
+    """What a zip file holds, from its list of names alone (nothing in it is read or run):
+    "pickle" for PyTorch's zipped checkpoints, "npz" for NumPy's arrays, else "zip"."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return "zip"
+    if any(n.endswith(".pkl") for n in names):
+        return "pickle"
+    return "npz" if names and all(n.endswith(".npy") for n in names) else "zip"
+
+
 def _read_header(path: Path) -> dict:
     """Validate the container before any tensor is read; refuse pickle-based files outright."""
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(8)
-            pickled = head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
             # By content, not by name: random bytes called model.pt are not a pickle.
-            if pickled or head[:4] == b"PK\x03\x04":
+            kind = ("pickle" if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+                    else _zip_kind(path) if head[:4] == b"PK\x03\x04" else None)
+            if kind == "npz":
+                raise CheckpointError(f"{path}: a NumPy .npz archive (arrays such as exported "
+                                      "codes), not a model file")
+            if kind == "zip":
+                raise CheckpointError(f"{path}: a zip archive, not a model file")
+            if kind == "pickle":
                 raise CheckpointError(
                     f"{path}: this looks like a PyTorch pickle checkpoint; pickle files can run "
                     "code when opened, so they are refused. Save the weights as .safetensors "

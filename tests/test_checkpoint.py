@@ -62,6 +62,22 @@ def test_torch_zip_checkpoint_is_refused(tmp_path, model):
         load_checkpoint(path)
 
 
+def test_other_zip_archives_are_named_for_what_they_are(tmp_path):
+    """An .npz of exported codes renamed .safetensors was called a PyTorch pickle."""
+    import zipfile
+    npz = tmp_path / "codes.safetensors"
+    with open(npz, "wb") as f:
+        np.savez(f, codes=np.zeros((3, 2), np.float32), labels=np.zeros(3, np.int64))
+    with pytest.raises(CheckpointError, match="a NumPy .npz archive") as err:
+        load_checkpoint(npz)
+    assert "pickle" not in str(err.value)
+    other = tmp_path / "notes.safetensors"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(CheckpointError, match="notes.safetensors: a zip archive, not a model"):
+        load_checkpoint(other)
+
+
 @pytest.mark.parametrize("name", ["bad.pt", "text.bin", "bad.safetensors"])
 def test_random_bytes_are_not_called_a_pickle_whatever_the_name(tmp_path, name):
     path = tmp_path / name
