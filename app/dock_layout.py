@@ -3,13 +3,24 @@ leaves the map less than its share, widened back when the window grows again, an
 holding the keyboard focus behind another tab."""
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QSizePolicy, QWidget
 
 # The map is what the window is for: it never gets narrower than this, and when the window
 # shrinks the side docks give up width first, down to their own minimum.
 MAP_MIN_WIDTH, MAP_MIN_HEIGHT = 300, 300
 MAP_SHARE = 0.4  # of the window's width, kept for the map while the docks can shrink
+
+
+def grow_only(widget: QWidget) -> None:
+    """``widget`` (a plot, a table) takes the height its dock has but asks for none beyond its
+    minimum: a dock's panel, which scrolls below its size, then scrolls only below its minimum
+    size (the loss plot's preferred height made the Training panel scroll at 1280 x 800)."""
+    policy = widget.sizePolicy()
+    policy.setVerticalPolicy(QSizePolicy.Policy.Ignored)
+    widget.setSizePolicy(policy)
 
 
 def bring_forward(dock: QDockWidget) -> None:
@@ -49,12 +60,14 @@ class DockLayout(QObject):
         for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
             docks = [d for d in w.findChildren(QDockWidget) if w.dockWidgetArea(d) == area
                      and d.isVisible() and not d.isFloating()]
-            if docks:  # tabbed docks share one width: the one fit() last narrowed stands
-                sides.append(max(docks, key=lambda d: (d in self._narrowed, d.width())))
-        short = max(MAP_MIN_WIDTH, int(MAP_SHARE * w.width())) - w.centralWidget().width()
+            if docks:  # tabbed docks share one width: the one in front stands for them (one
+                # behind its tab keeps a stale width), else the one fit() last narrowed
+                sides.append(max(docks, key=lambda d: (not d.visibleRegion().isEmpty(),
+                                                       d in self._narrowed, d.width())))
+        short = max(MAP_MIN_WIDTH, math.ceil(MAP_SHARE * w.width())) - w.centralWidget().width()
         used = sum(d.width() for d in sides)
-        if sides and short > 0:
-            widths = [max(1, d.width() - short * d.width() // used) for d in sides]
+        if sides and short > 0:  # (each dock's part rounded up: the map gets all of its share)
+            widths = [max(1, d.width() - -(-short * d.width() // used)) for d in sides]
             for dock, width in zip(sides, widths):
                 self._narrowed[dock] = (self._narrowed.get(dock, (dock.width(), 0))[0], width)
             w.resizeDocks(sides, widths, Qt.Orientation.Horizontal)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from PySide6.QtGui import QKeySequence
-from PySide6.QtWidgets import QMenuBar, QMessageBox, QWidget
+from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QFrame, QMenuBar,
+                               QTextBrowser, QVBoxLayout, QWidget)
 
 # What no menu holds: keys and gestures that belong to one widget.
 WIDGET_KEYS: list[tuple[str, str, str]] = [  # (what it does: capitalised as the menus' rows)
@@ -47,10 +48,33 @@ def keys_html(menu_bar: QMenuBar) -> str:
             "<p>Single-letter keys act wherever the keyboard focus is, except in a text field.</p>")
 
 
-def show_keys(parent: QWidget, menu_bar: QMenuBar) -> QMessageBox:
-    """The sheet in a window of its own, left open while the user tries the keys."""
-    box = QMessageBox(QMessageBox.Icon.NoIcon, "Keys and mouse", keys_html(menu_bar),
-                      QMessageBox.StandardButton.Close, parent)
-    box.setModal(False)
-    box.show()
-    return box
+class KeysSheet(QDialog):
+    """The sheet in a window of its own, left open while the user tries the keys; it scrolls
+    where the screen is shorter than the sheet (1280 x 800 at 150 % left its last rows and the
+    Close button off the screen)."""
+
+    def __init__(self, parent: QWidget, menu_bar: QMenuBar) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keys and mouse")
+        self.html = keys_html(menu_bar)
+        self.browser = QTextBrowser()
+        self.browser.setHtml(self.html)
+        self.browser.setFrameShape(QFrame.Shape.NoFrame)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.browser)
+        layout.addWidget(buttons)
+        document = self.browser.document()
+        document.setTextWidth(620)
+        room = (parent.screen() or QApplication.primaryScreen()).availableGeometry()
+        self.resize(min(660, room.width() - 40),
+                    min(int(document.size().height()) + buttons.sizeHint().height() + 60,
+                        room.height() - 80))
+
+def show_keys(parent: QWidget, menu_bar: QMenuBar) -> KeysSheet:
+    """Open the sheet, non-modal."""
+    sheet = KeysSheet(parent, menu_bar)
+    sheet.setModal(False)
+    sheet.show()
+    return sheet

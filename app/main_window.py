@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QHBoxLayout, QLabel, QLineEdit,
                                QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
                                QScrollArea, QStackedWidget, QVBoxLayout, QWidget)
 
@@ -35,13 +35,17 @@ from .training_panel import TrainingPanel
 from .welcome import APP_NAME, WelcomePage
 
 
-def _scrolled(panel: QWidget, min_width: int) -> QScrollArea:
-    """``panel`` in a scroll area: it fits 1280x800, and a narrower window scrolls it instead of
-    taking the width from the map."""
+def _scrolled(panel: QWidget, min_width: int, max_width: int | None = None) -> QScrollArea:
+    """``panel`` in a scroll area: it fits 1280x800, and a smaller window (a projector's
+    1024x768, a laptop at 150 %) scrolls it instead of taking the room from the map or growing
+    past the screen."""
     scroll = QScrollArea()
     scroll.setWidget(panel)
     scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setMinimumWidth(min_width)
+    if max_width is not None:
+        scroll.setMaximumWidth(max_width)
     return scroll
 
 
@@ -122,7 +126,7 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.hover_label)
 
         right_area = Qt.DockWidgetArea.RightDockWidgetArea
-        self.side_dock = self._dock("Images", "imagesDock", right, right_area)
+        self.side_dock = self._dock("Images", "imagesDock", _scrolled(right, 200), right_area)
         self.draw_panel = DrawPanel()
         self.draw_dock = self._dock("Draw", "drawDock", _scrolled(self.draw_panel, PAD_SIZE + 40),
                                     right_area)  # the pad itself always fits
@@ -134,10 +138,11 @@ class MainWindow(QMainWindow):
         self.side_dock.raise_()
         left_area = Qt.DockWidgetArea.LeftDockWidgetArea
         self.training_panel = TrainingPanel()
-        self.training_panel.setMaximumWidth(340)
-        self.training_dock = self._dock("Training", "trainingDock", self.training_panel, left_area)
+        self.training_dock = self._dock("Training", "trainingDock",
+                                        _scrolled(self.training_panel, 220, 340), left_area)
         self.metrics_panel = MetricsPanel()
-        self.metrics_dock = self._dock("Metrics", "metricsDock", self.metrics_panel, left_area)
+        self.metrics_dock = self._dock("Metrics", "metricsDock",
+                                       _scrolled(self.metrics_panel, 220), left_area)
         self.tabifyDockWidget(self.training_dock, self.metrics_dock)
         self.training_dock.raise_()
 
@@ -351,8 +356,10 @@ class MainWindow(QMainWindow):
         geometry = settings.value("geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 800)
+        else:  # a first start: 1280 x 800, or what the screen has room for, centred on it
+            room = self.screen().availableGeometry()
+            self.resize(min(1280, room.width()), min(800, room.height()))
+            self.move(room.center() - self.rect().center())
         state = settings.value("windowState")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)

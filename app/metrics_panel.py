@@ -8,6 +8,8 @@ from PySide6.QtGui import QBrush, QColor, QFontMetrics
 from PySide6.QtWidgets import (QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QToolTip,
                                QVBoxLayout, QWidget)
 
+from .dock_layout import grow_only
+
 
 BAR_HEIGHT = 0.7  # of a class's row
 CELL_MARGIN_PX = 1  # each side of a confusion count (the style's own padding is wider)
@@ -43,6 +45,8 @@ class MetricsPanel(QWidget):
         self.bar_tips: list[str] = []  # per class: its name, value and count, shown on hover
         self.bars_plot.viewport().installEventFilter(self)
         self.table = QTableWidget()
+        grow_only(self.bars_plot)
+        grow_only(self.table)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         # One stop for Tab, not a hundred (it wrapped round the cells and never left), and no
         # selection, whose blue read as a diagonal count; each cell's tooltip stays.

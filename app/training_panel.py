@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, Q
 
 from cae.train import RECIPES, EpochEnd, Progress, TrainConfig
 
+from .dock_layout import grow_only
 from .spin_box import DoubleSpinBox, SpinBox
 
 DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"), ("IDX folder…", "folder"))
@@ -148,6 +149,7 @@ class TrainingPanel(QWidget):
 
         self.loss_plot = pg.PlotWidget(background="w")
         self.loss_plot.setMinimumHeight(140)
+        grow_only(self.loss_plot)
         self.loss_plot.setVisible(False)  # empty axes would mean nothing: shown with the first loss
         self.loss_hint = QLabel("The loss curve appears here when training starts.")
         self.loss_hint.setWordWrap(True)

@@ -1,9 +1,9 @@
 """Help ▸ Keys and mouse lists what the keys do, read from the menus themselves."""
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
-from app.keys_help import WIDGET_KEYS
+from app.keys_help import WIDGET_KEYS, KeysSheet
 
 
 def test_f1_lists_every_menu_shortcut_and_the_maps_own_keys(window, qtbot):
@@ -11,9 +11,9 @@ def test_f1_lists_every_menu_shortcut_and_the_maps_own_keys(window, qtbot):
     window.map.setFocus()
     qtbot.keyClick(window.map, Qt.Key.Key_F1)
     boxes = [w for w in QApplication.topLevelWidgets()
-             if isinstance(w, QMessageBox) and w.isVisible() and w.windowTitle() == "Keys and mouse"]
+             if isinstance(w, KeysSheet) and w.isVisible() and w.windowTitle() == "Keys and mouse"]
     assert len(boxes) == 1
-    text = boxes[0].text()
+    text = boxes[0].html
     shortcuts = [a.shortcut().toString() for m in window.menuBar().actions() if m.menu()
                  for a in m.menu().actions() if not a.shortcut().isEmpty()]
     assert {"Ctrl+F", "P", "M", "A", "B", "Ctrl+Q", "F1"} <= set(shortcuts)
@@ -81,3 +81,16 @@ def test_help_about_names_the_version_and_where_the_files_are(window, qtbot, mon
     for part in (f"<td>{__version__}</td>", torch.__version__, window.session.settings.fileName(),
                  str(about.autosave.path()), str(cache_dir()), "conv 7x7x2 VALID"):
         assert part in text, part
+
+
+def test_the_keys_sheet_fits_a_short_screen_and_scrolls(window, qtbot, monkeypatch):
+    """At 1280 x 800 and 150 % (533 logical pixels high) the sheet's last rows and its Close
+    button were off the screen."""
+    from PySide6.QtCore import QRect
+    from app.keys_help import show_keys
+    monkeypatch.setattr(type(window.screen()), "availableGeometry", lambda self: QRect(0, 0, 853, 533))
+    sheet = show_keys(window, window.menuBar())
+    qtbot.addWidget(sheet)
+    assert sheet.height() <= 533 - 80 and sheet.width() <= 853
+    assert sheet.browser.verticalScrollBar().maximum() > 0  # the rest is a scroll away
+    sheet.close()

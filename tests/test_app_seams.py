@@ -582,3 +582,18 @@ def test_the_set_box_names_the_set_left_on_while_its_codes_are_encoded(
     ds = w.session.dataset
     assert w.toolbar.map_set.currentText() == f"All images ({len(ds.train_images) + len(ds.test_images)})"
     w.close()
+
+
+def test_a_first_start_fits_a_small_screen(qtbot, settings, monkeypatch):
+    """A projector's 1024 x 768, or 1280 x 800 at 150 % (853 x 533 logical pixels): the first
+    window opened at 1280 x 800 regardless, and its docks' panels would not let it shrink below
+    959 x 555, so the Images dock and the status bar were off the screen."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QScreen
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda self: QRect(0, 0, 853, 533))
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.width() <= 853 and w.height() <= 533
+    assert w.minimumSizeHint().width() <= 853 and w.minimumSizeHint().height() <= 533
+    assert w.map.parentWidget().width() >= 300  # the map keeps its room
