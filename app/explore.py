@@ -160,7 +160,8 @@ class ExploreController(QObject):
             self.hover_view.set_image(None)
             other = self.session.model_data_mismatch() if points.source == "epoch" else None
             why = (f"it is one of {other}'s, which is not loaded" if other else
-                   "the images show once the dataset has loaded")
+                   "the images show once the dataset has loaded" if self.session.data.busy else
+                   "no dataset is loaded: Data ▸ Choose data folder… or Download MNIST")
             self.hover_label.setText(f"label {points.class_name(index)} · test point {index} "
                                      f"(no image: {why})")
             return
@@ -177,6 +178,7 @@ class ExploreController(QObject):
     def _on_dataset(self, dataset) -> None:
         noun = "digit" if dataset.name == "mnist" else "image"
         self.hover_title.setText(f"<b>{noun.capitalize()} under the cursor</b>")
+        self._on_hover(-1)  # the image shown was the data before's
 
 
 def _number(text: str) -> float:

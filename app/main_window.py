@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.hover_view = ImageView(minimum=84)
         lay.addWidget(self.hover_view, 2)
         self.hover_label = QLabel("hover over a point")
+        self.hover_label.setWordWrap(True)  # (a long line had widened the dock, narrowing the map)
         lay.addWidget(self.hover_label)
 
         right_area = Qt.DockWidgetArea.RightDockWidgetArea

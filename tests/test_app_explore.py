@@ -227,6 +227,21 @@ def test_hover_shows_the_original_digit(window, qtbot):
     assert window.hover_label.text().endswith(f" · test {window.session.dataset.noun[:-1]} {j}")
     window.explore._on_hover(3)
     assert window.hover_label.text().endswith(f" · training {window.session.dataset.noun[:-1]} 3")
+    # Another dataset: the image of the data before is not left under "Image under the cursor".
+    window.session.datasetChanged.emit(window.session.dataset)
+    assert window.hover_view.image is None and window.hover_label.text() == "hover over a point"
+
+
+def test_a_point_without_an_image_says_why(window, qtbot):
+    """Without any dataset loading, "the images show once the dataset has loaded" promised what
+    would never come."""
+    from app.points import MapPoints
+    s = window.session
+    s.set_points(MapPoints(np.zeros((3, 2)), [0, 1, 2], ("a", "b", "c"), None, "stored"), False)
+    assert not s.data.busy
+    window.explore._on_hover(1)
+    assert window.hover_label.text() == ("label b · test point 1 (no image: no dataset is loaded: "
+                                         "Data ▸ Choose data folder… or Download MNIST)")
 
 
 def test_legend_click_toggles_a_class(window, qtbot):
