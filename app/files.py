@@ -80,6 +80,14 @@ class FilesController(QObject):
                           {Button.Save: "Keep it", Button.Discard: "Discard it"})
         return answer == Button.Save
 
+    def ask_stop(self, text: str) -> str:
+        """Stop, asked while the run waits: "keep" what it learnt, "discard" it, or "continue"
+        (also Escape: a Stop clicked by mistake in front of a class costs nothing)."""
+        answer = self.ask("Stop training?", text, Button.Save | Button.Discard | Button.Cancel,
+                          Button.Save, {Button.Save: "Keep it", Button.Discard: "Discard it",
+                                        Button.Cancel: "Continue training"})
+        return {Button.Save: "keep", Button.Discard: "discard"}.get(answer, "continue")
+
     def offer_autosave(self) -> bool:
         """At start: a run that was never saved or discarded left its last epoch; reopen it?"""
         found = autosave.pending()

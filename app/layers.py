@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QTimer, Slot
 from cae.batch_decode import BatchDecoder
 from cae.metrics import knn_predict_excluding_self, progress_part, reconstruction_errors
 from cae.model import CAE
+from cae.model_file import stopped_mid_epoch
 
 from .density import density_rgba, hex_rgb
 from .latent_map import PALETTE, LatentMap
@@ -273,9 +274,11 @@ class LayersController(QObject):
             i = s.epoch_index if s.epoch_index >= 0 else len(s.timeline) - 1
             epoch = s.timeline.epochs[i]
             live = s.run.in_epoch
+            stopped = stopped_mid_epoch(s.models.metadata) if live is None else None
             self.bar.timeline_label.setText(
                 str(epoch) if s.scrubbing else f"now: in epoch {live}" if live is not None
-                else f"{epoch} (now)")
+                else f"now: stopped in epoch {stopped[0]}, step {stopped[1]}/{stopped[2]}"
+                if stopped is not None else f"{epoch} (now)")
         else:  # no timeline (a discarded run, another model): nothing stale for the next one
             self.bar.timeline_label.setText("")
 

@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         self.draw = DrawController(s, self.draw_panel, self.map)
         self.layers = LayersController(s, self.map, self.toolbar)
         self.training = TrainingController(s, self.training_panel, self.files.confirm_replace,
-                                           self.files.ask_keep)
+                                           self.files.ask_keep, self.files.ask_stop)
         self.training.choose_folder = self.files.choose_data_folder
         self.interpolation = InterpolationController(s, self.interp_panel, self.map)
         self.exports = ExportsController(s, self, self.map, self.toolbar)

@@ -30,17 +30,20 @@ def _how_far(epochs_done: int, step: tuple[int, int, int] | None) -> str:
 
 class TrainingController(QObject):
     def __init__(self, session: Session, panel: TrainingPanel,
-                 confirm_replace: Callable[[str], bool], ask_keep: Callable[[str], bool]) -> None:
+                 confirm_replace: Callable[[str], bool], ask_keep: Callable[[str], bool],
+                 ask_stop: Callable[[str], str]) -> None:
         """``confirm_replace(what)`` asks to save or discard an unsaved model (False: cancel);
-        ``ask_keep(text)`` asks whether to keep the model of a stopped run."""
+        ``ask_stop(text)``, at Stop, whether to keep, discard or continue the run; ``ask_keep
+        (text)`` whether to keep the model of a run stopped otherwise."""
         super().__init__(session)
         self.session, self.panel = session, panel
-        self.confirm_replace, self.ask_keep = confirm_replace, ask_keep
+        self.confirm_replace, self.ask_keep, self.ask_stop = confirm_replace, ask_keep, ask_stop
+        self._stop_choice: str | None = None  # what the Stop question chose for the run's end
         t = session.training
         panel.trainRequested.connect(self.start)
         panel.pauseRequested.connect(t.pause)
         panel.resumeRequested.connect(t.resume)
-        panel.stopRequested.connect(t.stop)
+        panel.stopRequested.connect(self.request_stop)
         panel.datasetChosen.connect(self._on_dataset_chosen)
         t.progress.connect(panel.show_progress)
         t.pausedChanged.connect(panel.show_paused)
@@ -116,14 +119,40 @@ class TrainingController(QObject):
         except Exception as exc:  # noqa: BLE001 - TrainingError: impossible settings
             s.error.emit("Cannot train", str(exc))
             return False
-        self.panel.reset_curves()
         had_ends = s.has_endpoints
         if not s.run.start(config, continuing):
-            return False
+            return False  # (said why; the panel still shows the model's own curves)
+        self.panel.reset_curves()  # (the run's records are queued to this thread: none yet)
         if had_ends and not s.has_endpoints:  # (as opening a model says it)
             s.status.emit("training; the interpolation's ends A and B were points of the "
                           "previous model and are cleared", 10000)
         return True
+
+    @Slot()
+    def request_stop(self) -> None:
+        """Stop asks first, the run paused meanwhile: keep what it learnt, discard it, or go on
+        training (a run that has not taken a step yet just stops)."""
+        t = self.session.training
+        if not t.running:
+            return
+        last = self.panel.last_step
+        if last is None:
+            t.stop()
+            return
+        was_paused = t.paused
+        t.pause()
+        where = _how_far(last[0] - (last[1] < last[2]), last)  # (epoch, step, steps per epoch)
+        choice = self.ask_stop(
+            f"Stop training {where}? Keep the partly trained model (unsaved), discard it and go "
+            f"back to {self.session.run.previous_model()}, or continue training?")
+        if not t.running:  # it ended while the question was open (its last step)
+            return
+        if choice == "continue":
+            if not was_paused:
+                t.resume()
+            return
+        self._stop_choice = choice
+        t.stop()
 
     @Slot(object)
     def _on_ended(self, rec: Finished | None) -> None:
@@ -139,11 +168,18 @@ class TrainingController(QObject):
                 else f"finished {_epochs(rec.epochs_done)}") + f" in {rec.seconds:.0f} s"
         self.panel.show_finished(text)
         self.session.status.emit("training " + text, 10000)
+        choice, self._stop_choice = self._stop_choice, None
         if not rec.stopped or self.session.closing:
             return
-        if rec.steps == 0 or not self.ask_keep(  # (nothing learnt: nothing to ask about)
+        if rec.steps == 0:  # nothing learnt: nothing to ask about
+            keep = False
+        elif choice is not None:  # asked at Stop
+            keep = choice == "keep"
+        else:  # stopped otherwise
+            keep = self.ask_keep(
                 f"Training was stopped {where}. Keep this partly trained model (unsaved), or "
-                f"discard it and go back to {self.session.run.previous_model()}?"):
+                f"discard it and go back to {self.session.run.previous_model()}?")
+        if not keep:
             self.session.run.discard_trained()
 
     @Slot()

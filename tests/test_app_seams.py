@@ -181,7 +181,35 @@ def test_stop_asks_whether_to_keep_the_partial_model(window, qtbot, monkeypatch)
         qtbot.mouseClick(window.training_panel.stop_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.session.models.model is before, timeout=5000)
     assert not window.session.dirty
-    assert len(asked) == 1 and "Keep this partly trained model" in asked[0], asked
+    assert len(asked) == 1 and "Keep the partly trained model" in asked[0], asked
+    assert asked[0].startswith("Stop training ") and "continue training?" in asked[0], asked
+
+
+def test_stop_can_be_taken_back(window, qtbot, monkeypatch):
+    """Stop offered only Keep or Discard, after the run had ended: a Stop clicked by mistake
+    in front of a class ended the run.  It asks first, the run waiting, and Continue (or
+    Escape) lets it go on."""
+    monkeypatch.setattr(FilesController, "ask", REAL_ASK)
+    start_a_long_run(window, qtbot)
+    t = window.session.training
+    seen = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append((sorted(b.text().replace("&", "") for b in box.buttons()), t.paused))
+        next(b for b in box.buttons() if b.text().replace("&", "") == "Continue training").click()
+    QTimer.singleShot(20, answer)
+    qtbot.mouseClick(window.training_panel.stop_button, Qt.MouseButton.LeftButton)
+    assert seen == [(["Continue training", "Discard it", "Keep it"], True)]  # paused meanwhile
+    assert t.running and not t.paused
+    step = t.trainer.global_step
+    qtbot.waitUntil(lambda: t.trainer.global_step > step + 2, timeout=30000)  # going on
+    window.training.ask_keep = lambda text: False
+    with qtbot.waitSignal(window.session.run.ended, timeout=30000):
+        t.stop()
 
 
 def test_the_keep_question_names_what_each_button_does(window, qtbot, monkeypatch):

@@ -691,6 +691,8 @@ def test_a_run_stopped_mid_epoch_and_kept_says_how_far_it_got(window, qtbot, mon
     # The bar says the same step as the file (it said the last report's, a few steps before).
     assert window.training_panel.progress.format().startswith(
         f"stopped in epoch 1 at step {steps}/256")
+    # The slider's "now" is the kept weights, not the last epoch's end it holds ("0 (now)").
+    assert window.toolbar.timeline_label.text() == f"now: stopped in epoch 1, step {steps}/256"
     path = tmp_path / "partial.safetensors"
     assert window.files.save_model(str(path))
     window.session.models.new_model()  # another model, then the saved one again
@@ -705,3 +707,21 @@ def test_a_run_stopped_mid_epoch_and_kept_says_how_far_it_got(window, qtbot, mon
     axis = panel.loss_plot.getPlotItem().getAxis("bottom")
     assert axis.tickSpacing(xs[0], xs[-1], 200)[0][0] < xs[-1] - xs[0]
     assert "no test\u00a0loss" in panel.status.text()
+
+
+def test_a_train_that_cannot_start_leaves_the_panel_as_it_was(window, qtbot, monkeypatch):
+    """A refused start (here: the trainer refuses the data) left "starting…" on the bar and the
+    model's loss curve wiped."""
+    from cae.errors import TrainingError
+    panel = window.training_panel
+    panel.show_history([{"epoch": 1, "train_loss": 0.05, "test_loss": 0.04, "seconds": 1.0}])
+    status, fmt = panel.status.text(), panel.progress.format()
+
+    def refuse(*args):
+        raise TrainingError("no room for this run")
+    monkeypatch.setattr(window.session.training, "start", refuse)
+    set_settings(window, epochs=1, batch=32)
+    assert not window.training.start()
+    assert "no room for this run" in window.last_error
+    assert panel.progress.format() == fmt and panel.status.text() == status
+    assert len(panel.train_curve.getData()[0] or []) == 1
