@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from cae.bundled import bundled_model_path
 from cae.data import DATASETS
@@ -75,10 +75,22 @@ def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> st
     given = _suffixes(chosen or filters.split(";;")[0])
     if path and not Path(path).suffix and given:  # "map" with PNG chosen: map.png, as typed
         path += given[0]
+        # The dialog asked about replacing "map", not "map.png".
+        if Path(path).exists() and not confirm_replace(parent, path):
+            return ""
     suffix = Path(path).suffix.lower()
     if path and f"*{suffix}" in types and _settings is not None:
         _settings.setValue(TYPE_KEY + title, suffix)
     return _remember(path)
+
+
+def confirm_replace(parent: QWidget | None, path: str) -> bool:
+    """Whether to replace ``path``, asked as the file dialog asks it."""
+    answer = QMessageBox.question(parent, "Replace the file?",
+                                  f"{Path(path).name} already exists in {Path(path).parent}. "
+                                  "Replace it?", QMessageBox.StandardButton.Yes
+                                  | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 def _suffixes(name_filter: str) -> list[str]:

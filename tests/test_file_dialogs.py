@@ -144,3 +144,26 @@ def test_a_name_typed_without_a_suffix_gets_the_chosen_types(qtbot, settings, tm
     assert file_dialogs.save_file(None, "Save", "n", "All files (*)") == str(tmp_path / "notes")
     answer.append(("", ""))  # cancelled
     assert file_dialogs.save_file(None, "Export map", "m.svg", filters) == ""
+
+
+def test_a_suffix_added_to_an_existing_file_asks_before_replacing_it(qtbot, settings, tmp_path,
+                                                                     monkeypatch):
+    """The dialog asked about replacing "my-model" (which did not exist), then the suffix made
+    it my-model.safetensors, which did, and that was replaced without a word."""
+    file_dialogs.remember_folders_in(settings)
+    (tmp_path / "my-model.safetensors").write_text("the user's model")
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName",
+                        lambda *a: (str(tmp_path / "my-model"), "Models (*.safetensors)"))
+    asked = []
+    for answer, expected in ((False, ""), (True, str(tmp_path / "my-model.safetensors"))):
+        monkeypatch.setattr(file_dialogs, "confirm_replace",
+                            lambda parent, path, a=answer: asked.append(path) or a)
+        assert file_dialogs.save_file(None, "Save model", "m.safetensors",
+                                      "Models (*.safetensors)") == expected
+    assert asked == [str(tmp_path / "my-model.safetensors")] * 2
+    # A name whose file does not exist yet is not asked about.
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName",
+                        lambda *a: (str(tmp_path / "new"), "Models (*.safetensors)"))
+    assert file_dialogs.save_file(None, "Save model", "m.safetensors",
+                                  "Models (*.safetensors)") == str(tmp_path / "new.safetensors")
+    assert len(asked) == 2
