@@ -94,7 +94,8 @@ class LayersController(QObject):
         self._density_timer.setInterval(DENSITY_DELAY_MS)
         self._density_timer.timeout.connect(lambda: self.render_density(*self._density_wanted))
         self._density_wanted: tuple = ()
-        self._density_cache: dict[tuple, np.ndarray] = {}  # per view, for the codes shown
+        self._density_cache: dict[tuple, np.ndarray] = {}  # per view, of the codes below
+        self._density_of: np.ndarray | None = None
         map_.view_box.sigRangeChangedManually.connect(lambda *_: bar.follow_action.setChecked(False))
 
         session.pointsChanged.connect(self._on_points)
@@ -187,13 +188,18 @@ class LayersController(QObject):
         if self.session.closing:
             return
         codes, labels = self.map.codes, self.map.labels
+        if codes is not self._density_of:  # (held, so never mistaken for a later array)
+            self._density_cache.clear()
+            self._density_of = codes
         shown = tuple(c for c in range(len(self.map.scatters)) if self.map.class_visible(c))
-        key = (id(codes), rect, width, height, shown)
+        key = (rect, width, height, shown)
         if key in self._density_cache:
             self.map.set_density(self._density_cache[key], rect)
             return
 
         def done(image: np.ndarray) -> None:
+            if codes is not self._density_of:
+                return  # other codes came meanwhile
             if len(self._density_cache) >= DENSITY_CACHE:
                 self._density_cache.pop(next(iter(self._density_cache)))
             self._density_cache[key] = image

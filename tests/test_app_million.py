@@ -99,3 +99,20 @@ def test_a_class_hidden_in_the_legend_leaves_the_density_image(window, million, 
     assert centre_pixel(7)[3] > 200
     window.map.set_class_visible(3, True)
     qtbot.waitUntil(lambda: centre_pixel(3)[3] > 200, timeout=20000)
+
+
+def test_new_codes_never_get_the_density_image_of_the_codes_before(window, million, qtbot):
+    """The pictures were kept under id(codes), which Python hands to a new array once the old
+    one is freed: new codes in the same view could get the old codes' picture."""
+    codes, labels = million
+    assert window.layers._density_cache
+    moved = codes + np.float32(3.0)
+    window.session.set_points(MapPoints(moved, labels, tuple("0123456789")), fit=False)
+    qtbot.waitUntil(lambda: window.layers._density_of is window.map.codes, timeout=20000)
+    qtbot.waitUntil(lambda: len(window.layers._density_cache) == 1, timeout=20000)
+    rect = window.map.visible_rect()
+    x0, x1, y0, y1 = rect
+    image = window.map.density_item.image
+    expected = density_rgba(window.map.codes, labels, [hex_rgb(c) for c in PALETTE[:10]],
+                            (x0, x1, y0, y1), image.shape[1], image.shape[0])
+    assert np.abs(image.astype(int) - expected.astype(int)).max() <= 1
