@@ -14,11 +14,11 @@ from cae.batch_decode import BatchDecoder
 from cae.metrics import knn_predict_excluding_self, progress_part, reconstruction_errors
 from cae.model import CAE
 from cae.model_file import stopped_mid_epoch
+from cae.mosaic import mosaic, square_rows
 
 from .density import density_rgba, hex_rgb
 from .latent_map import PALETTE, LatentMap
 from .map_toolbar import MAP_SET_TIP, MapToolbar
-from .mosaic import mosaic, square_rows
 from .points import MapPoints, encode_cached
 from .session import Session
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.mosaic import CHUNK  # (no Qt) the mosaic decodes its grid this many tiles at a time
+from cae.mosaic import CHUNK  # the mosaic decodes its grid this many tiles at a time
 from cae.batch_decode import BatchDecoder
 from cae.checkpoint import load_checkpoint
 from cae.data import Dataset, load_dataset

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .errors import CAEError
 from .palette import PALETTE, POINT_ALPHA
 from .model import CAE
+from .mosaic import mosaic, square_rows
 
 INK, FAINT, STAR, PATH = "#222222", "#BBBBBB", "#FF2D2D", "#222222"
 CROSS, CROSS_PX = "#FF0000", 16  # the decoded point, as the window marks it: colour, width
@@ -127,25 +128,18 @@ def mosaic_image(
     rows: int | None = None,
 ) -> np.ndarray:
     """Decode an ``n`` x ``rows`` grid of cell centres over ``view`` into one float image
-    (rows*28, n*28) in [0, 1], top row first (as an image is drawn), each tile upright.
-    ``decode`` is a :class:`cae.batch_decode.BatchDecoder` or a model."""
-    rows = rows or n
-    x0, x1, y0, y1 = view
-    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
-    ys = y1 - (np.arange(rows) + 0.5) * (y1 - y0) / rows  # top row first
-    gx, gy = np.meshgrid(xs, ys)
-    z = torch.from_numpy(np.column_stack([gx.ravel(), gy.ravel()]).astype(np.float32))
-    with torch.no_grad():
-        tiles = (decode.decode(z).clamp(0, 1) if isinstance(decode, CAE) else decode(z))[:, 0]
-    size = tiles.shape[-1]
-    tiles = tiles.float().numpy().reshape(rows, n, size, size)
-    return tiles.transpose(0, 2, 1, 3).reshape(rows * size, n * size)
+    (rows*28, n*28) in [0, 1], top row first (as an image is drawn), each tile upright: the
+    window's mosaic turned for a file.  ``decode`` is a
+    :class:`cae.batch_decode.BatchDecoder` or a model."""
+    if isinstance(decode, CAE):
+        model = decode
+        decode = lambda z: model.decode(z).clamp(0, 1)  # noqa: E731
+    return np.ascontiguousarray(mosaic(decode, *view, n, rows)[::-1])
 
 
 def mosaic_grid(n: int, box: Box) -> tuple[int, int]:
     """Columns and rows of square tiles covering ``box`` with ``n`` columns."""
-    w, h = box[2] - box[0], box[3] - box[1]
-    return n, max(1, round(n * h / w))
+    return n, square_rows(n, box[2] - box[0], box[3] - box[1])
 
 
 def mosaic_greys(image: np.ndarray) -> np.ndarray:

@@ -79,3 +79,10 @@ def mnist_sample() -> tuple[np.ndarray, np.ndarray]:
         if hashlib.sha256(arrays[key].tobytes()).hexdigest() != digest:
             raise AssertionError(f"{MNIST_SAMPLE}: '{key}' differs from the shipped sample")
     return arrays["images"], arrays["labels"]
+
+
+def tile_at(image: np.ndarray, cols: int, row: int, col: int) -> np.ndarray:
+    """The decoded tile at grid cell (row from the bottom, column) of the window's mosaic image,
+    the right way up."""
+    size = image.shape[1] // cols
+    return image[row * size:(row + 1) * size, col * size:(col + 1) * size][::-1]

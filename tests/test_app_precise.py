@@ -5,7 +5,8 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
-from app.mosaic import grid_centres, tile_at
+from cae.mosaic import grid_centres
+from tests.helpers import tile_at
 
 
 def decode(window, z):

@@ -12,7 +12,8 @@ import torch
 from PySide6.QtCore import Qt
 
 import cae.train
-from app.mosaic import grid_centres, tile_at
+from cae.mosaic import grid_centres
+from tests.helpers import tile_at
 from cae.model import CAE
 from cae.train import Trainer
 

@@ -1,12 +1,11 @@
-"""The decoded-image map: an N x N mosaic of what the decoder draws over the visible region."""
+"""The decoded-image map: a grid of what the decoder draws over a region of the code plane, as
+one image (the window's mosaic over the visible region, the exports' over theirs)."""
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
 import torch
-
-from cae.batch_decode import BatchDecoder
 
 
 def grid_centres(x0: float, x1: float, y0: float, y1: float, cols: int,
@@ -31,26 +30,22 @@ def square_rows(cols: int, width_px: float, height_px: float) -> int:
 CHUNK = 256  # tiles decoded at a time: a cancel takes effect within one chunk
 
 
-def mosaic(decoder: BatchDecoder, x0: float, x1: float, y0: float, y1: float, cols: int,
-           rows: int | None = None, cancelled: Callable[[], bool] = lambda: False
-           ) -> np.ndarray | None:
-    """(rows*28, cols*28) float image, row-major with row 0 at y0 (pyqtgraph's y axis points
-    up), so each tile is the decode of its cell's centre, drawn the right way up.  None if
-    cancelled."""
+def mosaic(decoder: Callable[[torch.Tensor], torch.Tensor], x0: float, x1: float, y0: float,
+           y1: float, cols: int, rows: int | None = None,
+           cancelled: Callable[[], bool] = lambda: False) -> np.ndarray | None:
+    """(rows*28, cols*28) float image, row-major with row 0 at y0 (a plot's y axis points up),
+    so each tile is the decode of its cell's centre, drawn the right way up; ``decoder`` gives
+    clamped images (N, 1, 28, 28) for codes (a :class:`cae.batch_decode.BatchDecoder`).  None
+    if cancelled."""
     rows = cols if rows is None else rows
     centres = torch.from_numpy(grid_centres(x0, x1, y0, y1, cols, rows))
     parts = []
     for start in range(0, len(centres), CHUNK):
         if cancelled():
             return None
-        parts.append(decoder(centres[start:start + CHUNK])[:, 0].numpy())
+        with torch.no_grad():
+            parts.append(decoder(centres[start:start + CHUNK])[:, 0].float().numpy())
     tiles = np.concatenate(parts)  # (rows*cols, 28, 28)
     size = tiles.shape[-1]
     tiles = tiles[:, ::-1, :].reshape(rows, cols, size, size)  # flip each tile: image rows go down
     return tiles.transpose(0, 2, 1, 3).reshape(rows * size, cols * size).copy()
-
-
-def tile_at(image: np.ndarray, cols: int, row: int, col: int) -> np.ndarray:
-    """The decoded tile at grid cell (row from the bottom, column), the right way up."""
-    size = image.shape[1] // cols
-    return image[row * size:(row + 1) * size, col * size:(col + 1) * size][::-1]
