@@ -140,7 +140,8 @@ def test_interpolation_follows_the_session_end_points(session, map_):
 def test_training_waits_for_data_and_asks_before_replacing(session, tiny_folder, qtbot):
     panel = TrainingPanel()
     asked = []
-    TrainingController(session, panel, lambda what: asked.append(what) or False, lambda t: True)
+    TrainingController(session, panel, lambda what: asked.append(what) or False, lambda t: True,
+                       lambda t: "keep")
     session.load_data("auto", str(tiny_folder))
     assert not panel.train_button.isEnabled()
     qtbot.waitUntil(lambda: session.dataset is not None, timeout=20000)
@@ -318,14 +319,14 @@ def test_the_docks_recipe_is_kept_from_one_start_to_the_next(session):
     """Recipe, epochs, batch size, learning rate and device went back to Best, 40 epochs at
     every start.  A damaged entry is left at the dock's default."""
     first = TrainingPanel()
-    TrainingController(session, first, lambda what: True, lambda t: True)
+    TrainingController(session, first, lambda what: True, lambda t: True, lambda t: "keep")
     first.recipe.setCurrentIndex(first.recipe.findData("quick"))
     first.epochs.setValue(7)
     first.batch_size.setValue(96)  # (not the recipe's own)
     first.lr.setValue(0.0005)
     first.device.setCurrentIndex(first.device.findData("cpu"))
     again = TrainingPanel()
-    TrainingController(session, again, lambda what: True, lambda t: True)
+    TrainingController(session, again, lambda what: True, lambda t: True, lambda t: "keep")
     assert again.recipe.currentData() == "quick" and again.recipe.currentText() == "Quick (edited)"
     assert again.epochs.value() == 7 and abs(again.lr.value() - 0.0005) < 1e-9
     assert again.batch_size.value() == 96
@@ -333,7 +334,7 @@ def test_the_docks_recipe_is_kept_from_one_start_to_the_next(session):
     session.settings.setValue("training/epochs", "many")
     session.settings.setValue("training/device", "cuda:7")  # a GPU gone
     third = TrainingPanel()
-    TrainingController(session, third, lambda what: True, lambda t: True)
+    TrainingController(session, third, lambda what: True, lambda t: True, lambda t: "keep")
     from cae.train import RECIPES
     assert third.recipe.currentData() == "quick" and third.epochs.value() == RECIPES["quick"]["epochs"]
     assert third.device.currentIndex() == 0  # Auto
