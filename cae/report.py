@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shlex
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,7 +96,9 @@ def _bars(
     top = max(finite) * 1.15 if finite else 1.0
     d.line((left, b, r, b), fill=rgb(INK), width=max(1, round(s)))
     slot = (r - left) / max(1, len(values))
-    for c, (v, name) in enumerate(zip(values, names)):
+    _column_labels(d, [left + slot * (c + 0.5) for c in range(len(values))], b + 4 * s,
+                   names[:len(values)], slot, s)
+    for c, v in enumerate(values):
         x0 = left + slot * (c + 0.15)
         x1 = left + slot * (c + 0.85)
         if np.isfinite(v):
@@ -104,7 +107,26 @@ def _bars(
             d.text(
                 ((x0 + x1) / 2, y - 3 * s), f"{v:.3f}", fill=rgb(INK), font=font(9 * s), anchor="mb"
             )
-        d.text(((x0 + x1) / 2, b + 4 * s), name, fill=rgb(INK), font=font(11 * s), anchor="mt")
+
+
+def _column_labels(
+    d: ImageDraw.ImageDraw, centres: Sequence[float], y: float, names: Sequence[str],
+    slot: float, s: float,
+) -> float:
+    """Names under columns ``slot`` wide, from ``y`` down: as large as fits (11 down to 8
+    points), on two staggered lines where one would run them together (Fashion-MNIST's
+    "T-shirt/top", "Trouser", ...); returns the height used."""
+    size = 11 * s
+    widest = max((d.textlength(n, font=font(size)) for n in names), default=0.0)
+    if widest > 0.92 * slot:
+        size = max(8 * s, size * 0.92 * slot / widest)
+        widest = max(d.textlength(n, font=font(size)) for n in names)
+    line = 1.3 * size
+    stagger = widest > 0.92 * slot
+    for i, (x, name) in enumerate(zip(centres, names)):
+        d.text((x, y + (line if stagger and i % 2 else 0)), name, fill=rgb(INK),
+               font=font(size), anchor="mt")
+    return 2 * line if stagger else line
 
 
 def _confusion(
@@ -141,20 +163,25 @@ def _confusion(
             font=font(11 * s),
             anchor="rm",
         )
-        d.text(
-            (left + (i + 0.5) * cell, t + n * cell + 4 * s),
-            names[i],
-            fill=rgb(INK),
-            font=font(11 * s),
-            anchor="mt",
-        )
+    used = _column_labels(d, [left + (i + 0.5) * cell for i in range(n)], t + n * cell + 4 * s,
+                          names[:n], cell, s)
     d.text(
-        (left + n * cell / 2, t + n * cell + 20 * s),
+        (left + n * cell / 2, t + n * cell + 6 * s + used),
         "predicted by the 5 nearest training codes",
         fill=rgb(INK),
         font=font(11 * s),
         anchor="mt",
     )
+
+
+def _without_folders(command: str) -> str:
+    """The command with each absolute path cut to its last part: a report goes on slides, and
+    the folders of whoever trained the model (/tmp/probes/..., /home/name/...) say nothing."""
+    try:
+        words = shlex.split(command)
+    except ValueError:  # (unbalanced quotes: the file is the user's)
+        return command
+    return shlex.join(Path(w).name if os.path.isabs(w) and Path(w).name else w for w in words)
 
 
 def _recipe_lines(metadata: dict) -> list[str]:
@@ -190,7 +217,7 @@ def _recipe_lines(metadata: dict) -> list[str]:
     if run:
         lines.extend(textwrap.wrap(", ".join(run), 64))
     if metadata.get("command"):
-        lines.extend(textwrap.wrap(f"command: {metadata['command']}", 64))
+        lines.extend(textwrap.wrap(f"command: {_without_folders(metadata['command'])}", 64))
     if metadata.get("version"):
         lines.append(f"cae-explorer version {metadata['version']}")
     return lines or ["(no training recipe was saved with this model)"]
@@ -253,6 +280,7 @@ def render_report(
     n_classes = max(int(labels.max(initial=0)) + 1, len(metadata.get("class_names") or []))
     names = list(metadata.get("class_names") or [str(c) for c in range(n_classes)])
     source = "computed in the app" + (f" on the {dataset.title} test set" if dataset else "")
+    noun = dataset.noun if dataset else "digits" if metadata.get("dataset") == "mnist" else "images"
     if metrics is None:
         metrics, source = report_metrics(model, metadata, dataset, cancel)
     step(0.6)
@@ -278,7 +306,7 @@ def render_report(
 
     # Map and mosaic side by side, over the same view.
     half = (width - 20 * ss) // 2
-    style = MapStyle(point_size=2.5, title="latent map (test digits)")
+    style = MapStyle(point_size=2.5, title=f"latent map (test {noun})")
     lay = layout_map(
         (half, half), names, labels, fit_view(codes), style, s * 0.8, origin=(m, round(y))
     )
@@ -328,7 +356,7 @@ def render_report(
             + (f"{100 * acc:.2f} %" if acc is not None else "n/a"),
             ", ".join(
                 f"{what}: {metrics[key]}"
-                for key, what in (("n_test", "test digits"), ("n_train", "training digits voting"))
+                for key, what in (("n_test", f"test {noun}"), ("n_train", f"training {noun} voting"))
                 if key in metrics
             ),
         ]

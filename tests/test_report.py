@@ -231,3 +231,30 @@ def test_given_a_dataset_the_map_is_of_its_test_set(monkeypatch):
     assert encoded == [48]  # this set's own codes: used as saved
     render_report(ckpt.model, ckpt.metadata, ckpt.extras, model_name="m", digest=None)
     assert encoded == [48]  # no dataset: the saved codes
+
+
+def test_class_names_under_columns_never_run_together():
+    """Fashion-MNIST's names under the bars and the confusion matrix read
+    "T-shirt/topTrouserPullover..." on one line."""
+    from PIL import Image, ImageDraw
+
+    from cae.report import _column_labels
+    from cae.render import font
+    d = ImageDraw.Draw(Image.new("RGB", (900, 200), "white"))
+    fashion = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot"]
+    slot, s = 50.0, 1.5
+    assert _column_labels(d, [slot * (i + 0.5) for i in range(10)], 0, list("0123456789"),
+                          slot, s) == pytest.approx(1.3 * 11 * s)  # digits: one line, full size
+    used = _column_labels(d, [slot * (i + 0.5) for i in range(10)], 0, fashion, slot, s)
+    assert used == pytest.approx(2 * 1.3 * 8 * s)  # two staggered lines, 8 points
+    # Neighbours on the same line never touch: each has two slots.
+    assert max(d.textlength(n, font=font(8 * s)) for n in fashion) < 2 * slot
+
+
+def test_the_command_in_a_report_names_no_folders():
+    from cae.report import _without_folders
+    assert _without_folders("cae train --data /work/shared/data/mnist --out "
+                            "'/home/ana/my models/m.safetensors' --epochs 3") == \
+        "cae train --data mnist --out m.safetensors --epochs 3"
+    assert _without_folders("cae train --data 'unbalanced") == "cae train --data 'unbalanced"
