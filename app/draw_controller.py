@@ -61,6 +61,7 @@ class DrawController(QObject):
         session.decoderChanged.connect(self.update_drawing)
         session.trainCodesReady.connect(self.update_drawing)
         session.datasetChanged.connect(self._on_dataset)
+        session.modelChanged.connect(self._frame)
         map_.drawnDropped.connect(self.update_drawing)  # the reconstruction again
         session.metricsReady.connect(self._on_metrics)
         session.metricsCleared.connect(lambda _: self._on_metrics({}))
@@ -68,7 +69,18 @@ class DrawController(QObject):
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
         self.panel.set_noun(dataset.noun)
+        self._frame()
         self.update_drawing()
+
+    @Slot()
+    def _frame(self) -> None:
+        """A drawing is framed as the model's training images are (else as the loaded
+        dataset's), and the panel's caption says so before anything is drawn (it said MNIST's
+        "20 px" under the Fashion-MNIST model until a first stroke)."""
+        s = self.session
+        trained_on = s.models.metadata.get("dataset")
+        self.panel.set_framing(framing_for(trained_on if trained_on in FRAMINGS else
+                                           s.dataset.name if s.dataset else None))
 
     def _on_metrics(self, metrics: dict, source: str = "") -> None:
         percentiles = metrics.get("test_mse_percentiles")
@@ -123,10 +135,7 @@ class DrawController(QObject):
         try:
             if panel.pad.is_empty:
                 raise EmptyDrawingError("nothing drawn")
-            # Framed as the model's training images are (else as the loaded dataset's).
-            trained_on = s.models.metadata.get("dataset")
-            panel.set_framing(framing_for(trained_on if trained_on in FRAMINGS else
-                                          s.dataset.name if s.dataset else None))
+            self._frame()
             pre = preprocess(panel.pad.ink(), panel.framing)
         except EmptyDrawingError:
             self.neighbours = None

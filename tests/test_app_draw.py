@@ -404,3 +404,15 @@ def test_a_fashion_mnist_model_sees_drawings_framed_as_its_images(window, qtbot)
     assert panel.box_caption.text() == "28 px" and panel.framing == FRAMINGS["fashion-mnist"]
     rows = np.flatnonzero(panel.input_view.image.max(1) > 0.05)
     assert (rows[0], rows[-1]) == (0, 27)
+
+
+def test_the_framing_caption_follows_the_model_before_anything_is_drawn(window, qtbot, tmp_path):
+    """Started with the Fashion-MNIST model, the empty pad's caption said MNIST's "20 px" until
+    a first stroke."""
+    from cae.checkpoint import save_checkpoint
+    from cae.model import CAE
+    panel = window.draw_panel
+    assert panel.pad.is_empty and panel.box_caption.text() == "20 px"
+    path = save_checkpoint(tmp_path / "clothes.safetensors", CAE(), {"dataset": "fashion-mnist"})
+    window.session.load_model(path)
+    assert panel.pad.is_empty and panel.box_caption.text() == "28 px"
