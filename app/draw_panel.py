@@ -64,6 +64,7 @@ class DrawPanel(QWidget):
         self.pen = SpinBox()
         self.pen.setRange(4, 80)
         self.pen.setValue(int(self.pad.pen_width))
+        self.pen.setPrefix("pen ")  # (a number alone beside the buttons said nothing)
         self.pen.setSuffix(" px")
         self.pen.setToolTip("Pen width, 4 to 80 px")
         self.pen.setMinimumWidth(self.pen.sizeHint().width())  # its text whole, "28 px"

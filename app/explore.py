@@ -79,7 +79,8 @@ class ExploreController(QObject):
                 edit.setText(z_number(value))
         self.coords_label.setText(f"z1 {z_number(x, True)}  z2 {z_number(y, True)}  ·  "
                                   f"decode {self.last_decode_ms:.1f} ms  ·  "
-                                  f"{len(self._decode_times)} decodes/s")
+                                  f"{len(self._decode_times)} decode"
+                                  f"{'' if len(self._decode_times) == 1 else 's'}/s")
         self._timer.start()
         self.decoded.emit(x, y)
 

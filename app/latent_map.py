@@ -25,6 +25,7 @@ HOVER_RING_PX = 14  # the ring round the hovered point, across
 ERROR_BINS = 8
 KNN_RIGHT, KNN_WRONG = "#C8C8C8", "#D55E00"
 GREYED = "#D9D9D9"
+AXIS_TEXT = "#404040"
 
 
 PAN_MODIFIERS = Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.ControlModifier
@@ -103,6 +104,9 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.plot_item.setLabel("left", "z2")  # no grid lines: they cost 25 ms a frame at 70k points
         for axis in ("bottom", "left"):  # plain code values, never "(x0.001)"
             self.plot_item.getAxis(axis).enableAutoSIPrefix(False)
+            # Dark enough to read on a projector (pyqtgraph's default grey is #969696).
+            self.plot_item.getAxis(axis).setTextPen(AXIS_TEXT)
+            self.plot_item.getAxis(axis).setPen(AXIS_TEXT)
         self.plot_item.setMenuEnabled(False)
         self.plot_item.hideButtons()  # pyqtgraph's "A" (auto-range): "Fit view" does that here
         self.view_box.setAspectLocked(False)

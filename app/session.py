@@ -292,9 +292,8 @@ class Session(QObject):
         trained_on = self.models.metadata.get("dataset")
         if bundled is not None:  # a map at once, no training needed
             self._warn(self.models.load(bundled))
-            self.status.emit(f"{dataset.title}{here}: switched to its bundled model too "
-                             f"(a model trained on {dataset_title(trained_on)} would not make "
-                             f"sense of these {dataset.noun})", 10000)
+            self.status.emit(f"{dataset.title}{here}: with its bundled model (one of "
+                             f"{dataset_title(trained_on)} would not make sense of it)", 10000)
         elif self.models.model is None:
             self.models.new_model()  # emits modelChanged -> codes
         else:

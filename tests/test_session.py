@@ -318,7 +318,7 @@ def test_switching_to_fashion_mnist_switches_the_bundled_model(session, qtbot):
     session._on_dataset_loaded(Dataset("fashion-mnist", small.train_images, small.train_labels,
                                        small.test_images, small.test_labels, names))
     assert session.models.path == fashion and session.models.metadata["dataset"] == "fashion-mnist"
-    assert "Fashion-MNIST: switched to its bundled model too" in said[-1]
+    assert "Fashion-MNIST: with its bundled model (one of MNIST would not make sense of it)" in said[-1]
     assert session.model_data_mismatch() is None
     session.set_dirty(True)  # a model of the user's is never replaced, and the user is told
     session._on_dataset_loaded(Dataset("mnist", small.train_images, small.train_labels,
@@ -334,7 +334,7 @@ def test_switching_to_fashion_mnist_switches_the_bundled_model(session, qtbot):
                                        small.test_images, small.test_labels, names,
                                        source="/usr/share/datasets/fashion-mnist"))
     assert said[-1].startswith("Fashion-MNIST from /usr/share/datasets/fashion-mnist (already "
-                               "on this computer: nothing downloaded): switched to its bundled")
+                               "on this computer: nothing downloaded): with its bundled model")
 
 
 def test_loading_says_what_it_loads(session, tiny_folder, qtbot):
