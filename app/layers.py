@@ -266,6 +266,7 @@ class LayersController(QObject):
         """Fit the slider to the timeline; it shows the session's epoch."""
         s, slider = self.session, self.bar.timeline_slider
         n = len(s.timeline)
+        self.bar.timeline_bar.setVisible(n > 1)
         for action in self.bar.timeline_actions:
             action.setVisible(n > 1)
         slider.blockSignals(True)

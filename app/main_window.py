@@ -183,6 +183,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = QMenu("Recent models", self)
         self.toolbar = MapToolbar(self)
         self.addToolBar(self.toolbar)
+        self.addToolBarBreak()
+        self.addToolBar(self.toolbar.timeline_bar)
 
     def _action(self, text: str, slot, shortcut=None) -> QAction:
         action = QAction(text, self)

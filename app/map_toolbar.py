@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar
+from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy, QSlider, QToolBar
 
 from .spin_box import SpinBox
 
@@ -88,5 +88,14 @@ class MapToolbar(QToolBar):
         self.timeline_slider.setMinimumWidth(120)
         self.timeline_slider.setToolTip("Scrub through the epochs of the training run")
         self.timeline_label = QLabel("")
-        self.timeline_actions = [self.addWidget(QLabel(" Epoch ")), self.addWidget(self.timeline_slider),
-                                 self.addWidget(self.timeline_label)]
+        # A row of its own under this one (the window adds it): at the end of this row, a
+        # window 1024 px wide hid the slider in the toolbar's "»" menu.
+        self.timeline_bar = QToolBar("Timeline", parent)
+        self.timeline_bar.setObjectName("timelineToolbar")
+        self.timeline_bar.setVisible(False)  # until a model with a timeline
+        self.timeline_actions = [self.timeline_bar.addWidget(QLabel(" Epoch ")),
+                                 self.timeline_bar.addWidget(self.timeline_slider),
+                                 self.timeline_bar.addWidget(self.timeline_label)]
+        self.timeline_slider.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                           QSizePolicy.Policy.Fixed)
+        self.timeline_slider.setMaximumWidth(480)

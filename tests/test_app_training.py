@@ -726,3 +726,19 @@ def test_a_train_that_cannot_start_leaves_the_panel_as_it_was(window, qtbot, mon
     assert "no room for this run" in window.last_error
     assert panel.progress.format() == fmt and panel.status.text() == status
     assert len(panel.train_curve.getData()[0] or []) == 1
+
+
+def test_the_timeline_has_a_row_of_its_own_that_a_narrow_window_keeps_in_view(window, qtbot):
+    """At 1024 px the slider, at the end of the map's toolbar, went into its "»" menu."""
+    bar = window.toolbar.timeline_bar
+    assert not bar.isVisible()  # no timeline yet: no empty row either
+    set_settings(window, epochs=2, batch=32)
+    with qtbot.waitSignal(window.session.training.finished, timeout=60000):
+        window.training.start()
+    qtbot.waitUntil(lambda: not window.session.training.running, timeout=5000)
+    window.resize(1024, 768)
+    qtbot.wait(50)
+    slider = window.toolbar.timeline_slider
+    assert bar.isVisible() and slider.isVisible() and slider.width() >= 120
+    assert bar.geometry().top() >= window.toolbar.geometry().bottom()  # the row below
+    assert window.rect().contains(bar.mapTo(window, slider.geometry().bottomRight()))
