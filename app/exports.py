@@ -57,6 +57,24 @@ def _leave_out(hidden: frozenset[int], names) -> str:
     return f"Leave out {shown} (hidden on the map)"
 
 
+SLIDE_ASPECT = 16 / 9
+
+
+def widened(view: tuple[float, float, float, float], width: float, height: float,
+            aspect: float) -> tuple[tuple[float, float, float, float], float, float]:
+    """The view, and its plot's size, widened (or heightened) about its centre to ``aspect``
+    (width over height), each latent unit as many pixels as before: everything shown stays
+    in, and nothing is stretched."""
+    x0, x1, y0, y1 = view
+    if width / height < aspect:  # too narrow: more z1
+        grow = aspect * height / width
+        cx, half = (x0 + x1) / 2, (x1 - x0) / 2 * grow
+        return (cx - half, cx + half, y0, y1), aspect * height, height
+    grow = width / aspect / height
+    cy, half = (y0 + y1) / 2, (y1 - y0) / 2 * grow
+    return (x0, x1, cy - half, cy + half), width, width / aspect
+
+
 class OptionsDialog(QDialog):
     """A small form of spin boxes and check boxes."""
 
@@ -142,8 +160,9 @@ class ExportsController(QObject):
              "points": ("Points", self.map.points_shown),
              "legend": ("Legend", True),
              **({"cross": ("Decoded point (the red cross)", self.map.marker.isVisible())}
-                if s.decoded_z is not None else {})},
-            remember=("scale", "legend")))
+                if s.decoded_z is not None else {}),
+             "slide": ("A slide's shape, 16:9 (the view widened to it)", False)},
+            remember=("scale", "legend", "slide")))
         if not path or not options:
             return False
         classes = range(len(self.map.scatters))
@@ -156,10 +175,12 @@ class ExportsController(QObject):
                          cross=s.decoded_z if options.get("cross") else None,
                          path=None if a is None or b is None else np.stack([a, b]))
         shown = self.map.view_box.sceneBoundingRect()  # as shown: the same view and aspect
-        size = size_for_plot(shown.width(), shown.height(), style, across,
+        view, width, height = self.map.visible_rect(), shown.width(), shown.height()
+        if options.get("slide"):  # (a tall map in a narrow window made a portrait picture)
+            view, width, height = widened(view, width, height, SLIDE_ASPECT)
+        size = size_for_plot(width, height, style, across,
                              legend_rows(s.points.class_names, s.points.labels, style))
         decoder = copy.deepcopy(s.models.decoding_model) if options["mosaic"] else None
-        view = self.map.visible_rect()
         x0, x1, y0, y1 = view
         codes, shown = s.points.codes, ~np.isin(s.points.labels, list(hidden))
         inside = (codes[:, 0] >= x0) & (codes[:, 0] <= x1) & (codes[:, 1] >= y0) & (codes[:, 1] <= y1)

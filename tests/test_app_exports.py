@@ -353,3 +353,26 @@ def test_the_report_shows_the_metrics_the_window_computed(window, qtbot, monkeyp
     assert window.exports.export_report(str(tmp_path / "r.pdf"))
     qtbot.waitUntil(lambda: len(given) == 2, timeout=10000)
     assert given[1][-1] is None  # the report computes them on the dataset
+
+
+def test_a_map_export_can_take_a_slides_shape(window, qtbot, tmp_path):
+    """A narrow window's tall map gave a portrait picture (1600 x 3468 at scale 2), no good on
+    a 16:9 slide; widened to 16:9 about its centre, everything shown stays in, unstretched."""
+    from PIL import Image
+
+    from app.exports import widened
+    window.resize(1000, 760)
+    qtbot.wait(50)
+    view, w, h = widened((0.0, 2.0, 0.0, 6.0), 300.0, 600.0, 16 / 9)
+    assert view == pytest.approx((1 - 32 / 9, 1 + 32 / 9, 0.0, 6.0)) and w / h == pytest.approx(16 / 9)
+    assert (view[1] - view[0]) / w == pytest.approx(2.0 / 300)  # units per pixel as before
+    view, w, h = widened((0.0, 8.0, 0.0, 1.0), 800.0, 100.0, 16 / 9)  # too wide: more z2
+    assert view[:2] == (0.0, 8.0) and h == pytest.approx(450.0)
+    for name, slide in (("tall.png", False), ("slide.png", True)):
+        assert window.exports.export_map(str(tmp_path / name),
+                                         {"mosaic": False, "legend": False, "scale": 1,
+                                          "slide": slide})
+        wait_file(qtbot, window, "map", tmp_path / name)
+    tall, slide = (Image.open(tmp_path / n).size for n in ("tall.png", "slide.png"))
+    assert tall[1] > tall[0]  # the shape on screen: portrait
+    assert slide[0] / slide[1] == pytest.approx(16 / 9, rel=0.08)  # (axes and margins aside)
