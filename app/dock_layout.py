@@ -1,12 +1,14 @@
 """How the side docks share the window with the map: narrowed in proportion when a small window
-leaves the map less than its share, widened back when the window grows again, and never left
+leaves the map less than its share, widened back when the window grows again, their panels
+scrolled where the window is too short (or the screen too narrow) for them, and never left
 holding the keyboard focus behind another tab."""
 from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QSizePolicy, QWidget
+from PySide6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QMainWindow, QScrollArea,
+                               QSizePolicy, QStyle, QWidget)
 
 # The map is what the window is for: it never gets narrower than this, and when the window
 # shrinks the side docks give up width first, down to their own minimum.
@@ -21,6 +23,54 @@ def grow_only(widget: QWidget) -> None:
     policy = widget.sizePolicy()
     policy.setVerticalPolicy(QSizePolicy.Policy.Ignored)
     widget.setSizePolicy(policy)
+
+
+class PanelScroll(QScrollArea):
+    """A dock's panel in a scroll area.  With ``whole``, the area is as wide as the panel needs,
+    so the docks share the window as they did without it, and scrolls only when the window is
+    shorter than the panel; on a small screen (:func:`fit_screen`), and always
+    without ``whole``, it may also be narrower than the panel, down to ``compact_width``."""
+
+    def __init__(self, panel: QWidget, compact_width: int, max_width: int | None = None,
+                 whole: bool = True) -> None:
+        super().__init__()
+        self.setWidget(panel)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.compact_width: int | None = None if whole else compact_width  # (small screens)
+        self._compact = compact_width
+        if max_width is not None:
+            self.setMaximumWidth(max_width)
+        panel.installEventFilter(self)
+
+    def make_compact(self) -> None:
+        self.compact_width = self._compact
+        self.updateGeometry()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        if self.compact_width is not None:
+            return QSize(self.compact_width, 80)
+        # The panel's width, and room for a vertical scroll bar (which would otherwise narrow
+        # the panel and bring a horizontal one too).
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        return QSize(self.widget().minimumSizeHint().width() + bar, 80)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the panel's own minimum changed
+        return False
+
+
+def fit_screen(window: QMainWindow, room: QRect) -> None:
+    """On a screen narrower than the window's natural minimum (a projector's 1024 x 768 at
+    large text, 1280 x 800 at 150 %), the docks' panels scroll sideways too, so the whole
+    window fits; done before its first size is set."""
+    if window.minimumSizeHint().width() > room.width():
+        for area in window.findChildren(PanelScroll):
+            area.make_compact()
+        for dock in window.findChildren(QDockWidget):  # now, for the window's first size
+            dock.layout().activate()
+        window.layout().activate()
 
 
 def bring_forward(dock: QDockWidget) -> None:

@@ -3,17 +3,18 @@ per feature, and shows errors.  State lives in :class:`app.session.Session`; beh
 controllers (explore, draw, layers, training, interpolation, files)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QSettings, QSize, Qt, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFrame, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QLineEdit,
                                QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
-                               QScrollArea, QStackedWidget, QStyle, QVBoxLayout, QWidget)
+                               QStackedWidget, QVBoxLayout, QWidget)
 
 from cae.bundled import bundled_model_path
 
 from . import file_dialogs
 from .about import show_about
-from .dock_layout import MAP_MIN_HEIGHT, MAP_MIN_WIDTH, DockLayout, bring_forward
+from .dock_layout import (MAP_MIN_HEIGHT, MAP_MIN_WIDTH, DockLayout, PanelScroll,
+                          bring_forward, fit_screen)
 from .draw_controller import DrawController, FieldUndoPassThrough
 from .draw_panel import DrawPanel
 from .drawing_pad import PAD_SIZE
@@ -33,42 +34,6 @@ from .status_marks import StatusMarks
 from .training_controller import TrainingController
 from .training_panel import TrainingPanel
 from .welcome import APP_NAME, WelcomePage
-
-
-class _Scrolled(QScrollArea):
-    """A dock's panel in a scroll area.  With ``whole``, the area is as wide as the panel needs,
-    so the docks share the window as they did without it, and scrolls only when the window is
-    shorter than the panel; on a small screen (:meth:`MainWindow.fit_screen`), and always
-    without ``whole``, it may also be narrower than the panel, down to ``compact_width``."""
-
-    def __init__(self, panel: QWidget, compact_width: int, max_width: int | None = None,
-                 whole: bool = True) -> None:
-        super().__init__()
-        self.setWidget(panel)
-        self.setWidgetResizable(True)
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.compact_width: int | None = None if whole else compact_width  # (small screens)
-        self._compact = compact_width
-        if max_width is not None:
-            self.setMaximumWidth(max_width)
-        panel.installEventFilter(self)
-
-    def make_compact(self) -> None:
-        self.compact_width = self._compact
-        self.updateGeometry()
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802
-        if self.compact_width is not None:
-            return QSize(self.compact_width, 80)
-        # The panel's width, and room for a vertical scroll bar (which would otherwise narrow
-        # the panel and bring a horizontal one too).
-        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        return QSize(self.widget().minimumSizeHint().width() + bar, 80)
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
-        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
-            self.updateGeometry()  # the panel's own minimum changed
-        return False
 
 
 class MainWindow(QMainWindow):
@@ -149,23 +114,23 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.hover_label)
 
         right_area = Qt.DockWidgetArea.RightDockWidgetArea
-        self.side_dock = self._dock("Images", "imagesDock", _Scrolled(right, 200), right_area)
+        self.side_dock = self._dock("Images", "imagesDock", PanelScroll(right, 200), right_area)
         self.draw_panel = DrawPanel()
-        self.draw_dock = self._dock("Draw", "drawDock", _Scrolled(  # the pad itself always fits
+        self.draw_dock = self._dock("Draw", "drawDock", PanelScroll(  # the pad itself always fits
             self.draw_panel, PAD_SIZE + 40, whole=False), right_area)
         self.interp_panel = InterpolationPanel()
         self.interp_dock = self._dock("Interpolation", "interpolationDock",
-                                      _Scrolled(self.interp_panel, PAD_SIZE, whole=False), right_area)
+                                      PanelScroll(self.interp_panel, PAD_SIZE, whole=False), right_area)
         self.tabifyDockWidget(self.side_dock, self.draw_dock)
         self.tabifyDockWidget(self.draw_dock, self.interp_dock)
         self.side_dock.raise_()
         left_area = Qt.DockWidgetArea.LeftDockWidgetArea
         self.training_panel = TrainingPanel()
         self.training_dock = self._dock("Training", "trainingDock",
-                                        _Scrolled(self.training_panel, 220, 360), left_area)
+                                        PanelScroll(self.training_panel, 220, 360), left_area)
         self.metrics_panel = MetricsPanel()
         self.metrics_dock = self._dock("Metrics", "metricsDock",
-                                       _Scrolled(self.metrics_panel, 220), left_area)
+                                       PanelScroll(self.metrics_panel, 220), left_area)
         self.tabifyDockWidget(self.training_dock, self.metrics_dock)
         self.training_dock.raise_()
 
@@ -383,23 +348,12 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:  # a first start: 1280 x 800, or what the screen has room for, centred on it
             room = self.screen().availableGeometry()
-            self.fit_screen(room)
+            fit_screen(self, room)
             self.resize(min(1280, room.width()), min(800, room.height()))
             self.move(room.center() - self.rect().center())
         state = settings.value("windowState")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
-
-    def fit_screen(self, room: QRect) -> None:
-        """On a screen narrower than the window's natural minimum (a projector's 1024 x 768 at
-        large text, 1280 x 800 at 150 %), the docks' panels scroll sideways too, so the whole
-        window fits."""
-        if self.minimumSizeHint().width() > room.width():
-            for area in self.findChildren(_Scrolled):
-                area.make_compact()
-            for dock in self.findChildren(QDockWidget):  # now, for the window's first size
-                dock.layout().activate()
-            self.layout().activate()
 
     def quit_without_asking(self) -> None:
         """Ctrl+C in the terminal: close now (a run's last epoch is in the autosave)."""

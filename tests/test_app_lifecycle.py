@@ -35,10 +35,12 @@ def test_main_starts_and_quits_with_status_zero(tmp_path, tiny_folder):
     assert (tmp_path / "config" / "cae-explorer" / "cae-explorer.conf").is_file()  # settings saved
 
 
-SCRIPT = textwrap.dedent("""
-    import sys, time
+# The window, about to train on the folder sys.argv[1] for a long time (settings: sys.argv[2]).
+TRAINING = textwrap.dedent("""
+    import sys, threading, time
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
+    from app.main import exec_window
     from app.main_window import MainWindow
     app = QApplication([])
     w = MainWindow(QSettings(sys.argv[2], QSettings.Format.IniFormat))
@@ -47,13 +49,16 @@ SCRIPT = textwrap.dedent("""
     w.training_panel.epochs.setValue(500)
     w.training_panel.batch_size.setValue(8)
     w.training_panel.device.setCurrentIndex(w.training_panel.device.findData("cpu"))
+    w.session.data.loaded.connect(lambda ds: QTimer.singleShot(0, w.training.start))
     started = []
+""")
+
+SCRIPT = TRAINING + textwrap.dedent("""
     def on_progress(p):
         if not started:
             started.append(time.perf_counter())
             QTimer.singleShot(0, w.quit_without_asking)  # as Ctrl+C in the terminal does
     w.session.training.progress.connect(on_progress)
-    w.session.data.loaded.connect(lambda ds: QTimer.singleShot(0, w.training.start))
     code = app.exec()
     sys.stderr.write(f"closed-after {time.perf_counter() - started[0]:.2f}\\n")
     sys.exit(code)
@@ -70,13 +75,8 @@ def test_closing_mid_training_exits_cleanly(tmp_path, tiny_folder):
     assert seconds < 2.0
 
 
-LONG_STEP = textwrap.dedent("""
-    import sys, threading, time
+LONG_STEP = TRAINING + textwrap.dedent("""
     import cae.train
-    from PySide6.QtCore import QSettings, QTimer
-    from PySide6.QtWidgets import QApplication
-    from app.main import exec_window
-    from app.main_window import MainWindow
     forward, in_long_step, calls = cae.train.Trainer._forward, threading.Event(), []
     def slow_forward(self, x):  # the fifth step far longer than the close waits (as a huge
         calls.append(1)         # batch on a CPU takes)
@@ -85,15 +85,6 @@ LONG_STEP = textwrap.dedent("""
             time.sleep(6)
         return forward(self, x)
     cae.train.Trainer._forward = slow_forward
-    app = QApplication([])
-    w = MainWindow(QSettings(sys.argv[2], QSettings.Format.IniFormat))
-    w.show()
-    w.start(None, sys.argv[1], "folder")
-    w.training_panel.epochs.setValue(500)
-    w.training_panel.batch_size.setValue(8)
-    w.training_panel.device.setCurrentIndex(w.training_panel.device.findData("cpu"))
-    w.session.data.loaded.connect(lambda ds: QTimer.singleShot(0, w.training.start))
-    started = []
     def close_in_the_long_step():
         if in_long_step.is_set() and not started:
             started.append(time.perf_counter())
