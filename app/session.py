@@ -131,12 +131,11 @@ class Session(QObject):
             return False
         try:
             ckpt = load_checkpoint(path)
-            if self.dataset is not None:
-                try:
-                    ckpt.model.config.check_images(self.dataset.train_images.shape)
-                except DataError as exc:
-                    raise DataError(f"{Path(path).name}: {exc}; {self.dataset.title}'s are not "
-                                    f"(the model loaded before stays)") from None
+            n, ds = ckpt.model.config.image_size, self.dataset
+            if ds is not None and ds.image_size != n:
+                raise DataError(f"{Path(path).name} reads {n} x {n} px images; {ds.title}'s are "
+                                f"{ds.image_size} x {ds.image_size} px (the model loaded before "
+                                "stays)")
             self.models.set_checkpoint(ckpt, path)
         except CAEError as exc:
             self.error.emit("Could not open the model", str(exc))

@@ -186,6 +186,6 @@ def test_data_or_a_model_of_another_image_size_is_refused_and_changes_nothing(wi
                             CAE(CAEConfig(image_size=16, channels=(8, 12))), {})
     assert not window.files.open_model(str(small))
     assert errors[-1][0] == "Could not open the model"
-    assert errors[-1][1].startswith("small.safetensors: the images are 28 x 28 px; this model "
-                                    "reads 16 x 16 px images")
+    assert errors[-1][1] == ("small.safetensors reads 16 x 16 px images; tiny's are 28 x 28 px "
+                             "(the model loaded before stays)")
     assert s.models.model is model
