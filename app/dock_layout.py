@@ -37,18 +37,17 @@ class PanelScroll(QScrollArea):
         self.setWidget(panel)
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        self.compact_width: int | None = None if whole else compact_width  # (small screens)
-        self._compact = compact_width
+        self.compact_width, self.compact = compact_width, not whole
         if max_width is not None:
             self.setMaximumWidth(max_width)
         panel.installEventFilter(self)
 
     def make_compact(self) -> None:
-        self.compact_width = self._compact
+        self.compact = True
         self.updateGeometry()
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802
-        if self.compact_width is not None:
+        if self.compact:
             return QSize(self.compact_width, 80)
         # The panel's width, and room for a vertical scroll bar (which would otherwise narrow
         # the panel and bring a horizontal one too).
