@@ -147,7 +147,7 @@ class LayersController(QObject):
                 noun = f"test {noun}"
             epochs = s.timeline.epochs
             what = ("Live" if live else f"Epoch {epochs[s.epoch_index]}"
-                    if 0 <= s.epoch_index < len(epochs) else "Timeline")
+                    if s.scrubbing else "Timeline")
             bar.setItemText(bar.currentIndex(), f"{what}: {len(points):,} {noun}")
             bar.setToolTip("While training, the map follows this sample of the test set; the "
                            "full set comes back when the run ends" if live else
@@ -270,24 +270,25 @@ class LayersController(QObject):
         for action in self.bar.timeline_actions:
             action.setVisible(n > 1)
         slider.blockSignals(True)
-        slider.setRange(0, max(n - 1, 0))
-        slider.setValue(max(s.epoch_index, 0))
+        slider.setRange(0, max(s.now_index, 0))
+        slider.setValue(s.epoch_index if s.epoch_index >= 0 else max(s.now_index, 0))
         slider.blockSignals(False)
         self._label_epoch()
 
     def _label_epoch(self) -> None:
         s = self.session
-        if len(s.timeline):
-            i = s.epoch_index if s.epoch_index >= 0 else len(s.timeline) - 1
-            epoch = s.timeline.epochs[i]
-            live = s.run.in_epoch
-            stopped = stopped_mid_epoch(s.models.metadata) if live is None else None
-            self.bar.timeline_label.setText(
-                str(epoch) if s.scrubbing else f"now: in epoch {live}" if live is not None
-                else f"now: stopped in epoch {stopped[0]}, step {stopped[1]}/{stopped[2]}"
-                if stopped is not None else f"{epoch} (now)")
-        else:  # no timeline (a discarded run, another model): nothing stale for the next one
+        if not len(s.timeline):  # (a discarded run, another model): nothing stale for the next
             self.bar.timeline_label.setText("")
+        elif s.scrubbing:
+            self.bar.timeline_label.setText(str(s.timeline.epochs[s.epoch_index]))
+        elif s.now_index == len(s.timeline) - 1:  # the model is the last epoch's
+            self.bar.timeline_label.setText(f"{s.timeline.epochs[-1]} (now)")
+        elif s.training.running:
+            self.bar.timeline_label.setText(f"now: in epoch {s.run.in_epoch}")
+        else:
+            stopped = stopped_mid_epoch(s.models.metadata)
+            self.bar.timeline_label.setText(
+                f"now: stopped in epoch {stopped[0]}, step {stopped[1]}/{stopped[2]}")
 
     # --------------------------------------------------------------------------- mosaic
     @property

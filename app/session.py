@@ -20,6 +20,7 @@ from cae.data import DATASETS, Dataset, dataset_title, not_found_message, user_c
 from cae.errors import CAEError, DataError
 from cae.metrics import evaluate
 from cae.model import CAE, CAEConfig
+from cae.model_file import stopped_mid_epoch
 from cae.timeline import Timeline
 
 from . import autosave, gui_gc, torch_threads
@@ -77,7 +78,7 @@ class Session(QObject):
         # all digits or the test ones again changes neither (each took ~20 s on 2 cores).
         self._metrics_of: tuple[int, Dataset, dict] | None = None
         self.timeline = Timeline()
-        self.epoch_index = -1  # the timeline position shown (-1 or the last: the current model)
+        self.epoch_index = -1  # the past timeline position shown; -1: now, wherever that is
         self.decoded_z: tuple[float, float] | None = None
         self.drawn_z: np.ndarray | None = None
         self.endpoints: dict[str, np.ndarray | None] = {"A": None, "B": None}
@@ -191,7 +192,7 @@ class Session(QObject):
         except CAEError as exc:
             self.timeline = Timeline()
             self.error.emit("Training timeline", str(exc))
-        self.epoch_index = len(self.timeline) - 1
+        self.epoch_index = -1
         self.timelineChanged.emit(True)
         self.forget_train_codes()
         self.tasks.cancel("metrics")  # the model before's, which would land under this one
@@ -298,7 +299,7 @@ class Session(QObject):
         else:
             if self.scrubbing:  # a past epoch's codes and decoder belong to the data before
                 self.models.set_decoder_override(None)
-                self.epoch_index = len(self.timeline) - 1
+                self.epoch_index = -1
                 self.timelineChanged.emit(True)
                 self.decoderChanged.emit()  # the decoded point and the drawing: the model's again
             self.refresh_codes(fit=len(self.points) == 0)
@@ -489,13 +490,23 @@ class Session(QObject):
         self.endpointsChanged.emit()
 
     # =========================================================================== timeline
+    @property
+    def now_index(self) -> int:
+        """The timeline position of the current model: its last epoch, or one past it when the
+        weights have gone on from there (a run in the middle of an epoch, or one stopped
+        there and kept), so that every epoch keeps a position of its own."""
+        beyond = (self.run.in_epoch is not None if self.training.running
+                  else stopped_mid_epoch(self.models.metadata) is not None)
+        return len(self.timeline) - 1 + (beyond and len(self.timeline) > 0)
+
     def show_epoch(self, index: int) -> None:
-        """Show epoch ``index`` of the timeline: its codes on the map, its decoder for decodes.
-        The last position is the current model: during a run, the weights being trained."""
-        if not (0 <= index < len(self.timeline)) or self.models.model is None:
+        """Show position ``index`` of the timeline: an epoch's codes on the map and its decoder
+        for decodes, or at :attr:`now_index` the current model (during a run, the weights
+        being trained)."""
+        if not (0 <= index <= self.now_index) or self.models.model is None:
             return
-        self.epoch_index = index
-        now = index == len(self.timeline) - 1
+        now = index == self.now_index
+        self.epoch_index = -1 if now else index  # (now moves on with a run)
         if now and self.training.running and self.run.live_points is not None:
             self.models.set_decoder_override(None)  # the weights being trained, as the map
             self.set_points(self.run.live_points, False)
@@ -518,7 +529,7 @@ class Session(QObject):
     @property
     def scrubbing(self) -> bool:
         """The user looks at a past epoch of the timeline."""
-        return 0 <= self.epoch_index < len(self.timeline) - 1
+        return 0 <= self.epoch_index < self.now_index
 
     # =========================================================================== lifecycle
     def shutdown(self, timeout_ms: int = 1500) -> bool:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QLabel
 
-from cae.model_file import stopped_mid_epoch
-
 from .session import Session
 
 
@@ -41,9 +39,7 @@ class StatusMarks(QObject):
         self.epoch.setVisible(s.scrubbing)
         if s.scrubbing:  # the map, its clicks and exports follow the slider; the rest does not
             shown, last = s.timeline.epochs[s.epoch_index], s.timeline.epochs[-1]
-            stopped = stopped_mid_epoch(s.models.metadata)
-            self.epoch.setText(f"showing epoch {shown} of {last}" + (
-                f" (the model: stopped in epoch {stopped[0]})" if stopped else ""))
+            self.epoch.setText(f"showing epoch {shown} of {last}")
             noun = s.dataset.noun if s.dataset else "images"
             self.epoch.setToolTip(
                 f"The map, its decodes, Interpolation's filmstrip and Export latent codes show "

@@ -99,14 +99,11 @@ class TrainingRun(QObject):
         boundary = snap.global_step == 0 or self._epoch_ended
         self.in_epoch = None if boundary else snap.epoch
         if boundary:  # the start, or an epoch's end
-            following = not s.scrubbing
             s.timeline.add(snap.epoch, snap.codes, snap.labels, snap.model_state)
-            if following:
-                s.epoch_index = len(s.timeline) - 1
-            s.timelineChanged.emit(False)
             if self._epoch_ended:  # a crash or a kill from here on loses at most this epoch
                 self._epoch_ended = False
                 self._autosave(snap.model_state)
+        s.timelineChanged.emit(False)  # (mid-epoch, "now" is a position past the last epoch)
         s.models.update_weights(snap.model_state)
         if s.dataset is not None:
             images = s.dataset.test_images[:len(snap.codes)]
@@ -198,6 +195,7 @@ class TrainingRun(QObject):
         if not running:  # the worker is gone: the map, metrics and neighbours catch up
             self.in_epoch = None
             self.live_points = None
+            s.timelineChanged.emit(False)  # ("now" may be past the last epoch: a kept stop)
             s.refresh_codes(fit=True)
 
     def previous_model(self) -> str:

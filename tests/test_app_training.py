@@ -263,6 +263,7 @@ def test_back_to_now_during_a_run_follows_the_weights_being_trained(window, qtbo
     slider.setValue(slider.maximum())
     assert s.models.decoder_override is None and not s.scrubbing
     np.testing.assert_array_equal(window.map.codes, snapshots[-1].codes)
+
     count = len(snapshots)
     qtbot.waitUntil(lambda: len(snapshots) > count + 1, timeout=60000)
     z = np.array([[0.3, -0.2]], np.float32)  # (the snapshots update the weights on this thread)
@@ -742,3 +743,21 @@ def test_the_timeline_has_a_row_of_its_own_that_a_narrow_window_keeps_in_view(wi
     assert bar.isVisible() and slider.isVisible() and slider.width() >= 120
     assert bar.geometry().top() >= window.toolbar.geometry().bottom()  # the row below
     assert window.rect().contains(bar.mapTo(window, slider.geometry().bottomRight()))
+
+
+def test_in_the_middle_of_an_epoch_the_last_epoch_keeps_a_position(window, qtbot):
+    """With "now" at the slider's right end being the weights being trained, the last finished
+    epoch had no position of its own while the next one ran (nor after a stop mid-epoch)."""
+    set_settings(window, epochs=50, batch=1)  # 256 steps per epoch
+    s, slider = window.session, window.toolbar.timeline_slider
+    window.training.start()
+    qtbot.waitUntil(lambda: len(s.timeline) >= 2 and s.run.in_epoch is not None, timeout=120000)
+    assert slider.maximum() == len(s.timeline) and slider.value() == slider.maximum()
+    assert window.toolbar.timeline_label.text().startswith("now: in epoch ")
+    slider.setValue(len(s.timeline) - 1)  # the last finished epoch
+    assert s.scrubbing and s.models.decoder_override is not None
+    assert window.toolbar.timeline_label.text() == str(s.timeline.epochs[-1])
+    slider.setValue(slider.maximum())
+    assert not s.scrubbing and s.models.decoder_override is None
+    s.training.stop()
+    qtbot.waitUntil(lambda: not s.training.running, timeout=30000)
