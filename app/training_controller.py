@@ -181,6 +181,10 @@ class TrainingController(QObject):
                 f"discard it and go back to {self.session.run.previous_model()}?")
         if not keep:
             self.session.run.discard_trained()
+            # The model gone back to: its own curves (the run's thread may not have ended yet,
+            # so the change of model did not show them), and the bar says what became of the run.
+            self._show_model_history()
+            self.panel.show_finished(f"{text}; discarded")
 
     @Slot()
     def _on_model_changed(self) -> None:
@@ -188,11 +192,13 @@ class TrainingController(QObject):
         no longer describe it, the per-epoch losses in its file do.  A run's own result keeps
         its curves."""
         if not self.session.training.running and not self.session.run.adopting:
-            self.panel.reset_curves(starting=False)
-            meta = self.session.models.metadata
-            self.panel.show_history(meta.get("history") or [],
-                                    epochs_trained(meta.get("init") or {}),
-                                    step_points(meta), stopped_mid_epoch(meta))
+            self._show_model_history()
+
+    def _show_model_history(self) -> None:
+        self.panel.reset_curves(starting=False)
+        meta = self.session.models.metadata
+        self.panel.show_history(meta.get("history") or [], epochs_trained(meta.get("init") or {}),
+                                step_points(meta), stopped_mid_epoch(meta))
 
     @Slot(str)
     def _on_dataset_chosen(self, name: str) -> None:

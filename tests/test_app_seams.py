@@ -183,6 +183,9 @@ def test_stop_asks_whether_to_keep_the_partial_model(window, qtbot, monkeypatch)
     assert not window.session.dirty
     assert len(asked) == 1 and "Keep the partly trained model" in asked[0], asked
     assert asked[0].startswith("Stop training ") and "continue training?" in asked[0], asked
+    # The panel shows the model gone back to (it kept the discarded run's curve), and says so.
+    panel = window.training_panel
+    assert panel.progress.format().endswith("; discarded") and not panel.train_points
 
 
 def test_stop_can_be_taken_back(window, qtbot, monkeypatch):
