@@ -278,7 +278,8 @@ def render_report(
         )
     labels = np.asarray(labels, np.int64)
     n_classes = max(int(labels.max(initial=0)) + 1, len(metadata.get("class_names") or []))
-    names = list(metadata.get("class_names") or [str(c) for c in range(n_classes)])
+    names = list((dataset.class_names if dataset is not None else None)  # what the map shows
+                 or metadata.get("class_names") or [str(c) for c in range(n_classes)])
     source = "computed in the app" + (f" on the {dataset.title} test set" if dataset else "")
     noun = dataset.noun if dataset else "digits" if metadata.get("dataset") == "mnist" else "images"
     if metrics is None:

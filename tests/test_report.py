@@ -258,3 +258,21 @@ def test_the_command_in_a_report_names_no_folders():
                             "'/home/ana/my models/m.safetensors' --epochs 3") == \
         "cae train --data mnist --out m.safetensors --epochs 3"
     assert _without_folders("cae train --data 'unbalanced") == "cae train --data 'unbalanced"
+
+
+def test_the_report_names_the_classes_of_the_data_it_shows(monkeypatch):
+    """An MNIST model's report over Fashion-MNIST named the classes 0-9 (its file's names)
+    under the bars, on the matrix and in the legend, while the map showed clothes."""
+    import cae.report as report
+    from cae.model import CAE
+    from tests.helpers import make_dataset
+    ds = make_dataset(64, 32)
+    clothes = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot")
+    ds = type(ds)("clothes", ds.train_images, ds.train_labels, ds.test_images, ds.test_labels,
+                  clothes)
+    drawn = []
+    monkeypatch.setattr(report, "_bars", lambda d, box, values, names, s: drawn.append(names))
+    report.render_report(CAE(), {"class_names": list("0123456789")}, {}, model_name="m",
+                         digest=None, dataset=ds)
+    assert drawn == [list(clothes)]
