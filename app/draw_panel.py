@@ -59,17 +59,21 @@ class DrawPanel(QWidget):
         redo.setEnabled(False)
         self.pad.redoAvailable.connect(redo.setEnabled)
         self.undo_button, self.redo_button = undo, redo
-        open_button = QPushButton("Open image…")
+        open_button = QPushButton("Open…")
+        open_button.setToolTip("Open an image of a digit (PNG, JPEG, ...), fitted to the pad")
         open_button.clicked.connect(lambda: self.open_image())  # (not the `checked` flag)
         self.pen = SpinBox()
         self.pen.setRange(4, 80)
         self.pen.setValue(int(self.pad.pen_width))
-        self.pen.setPrefix("pen ")  # (a number alone beside the buttons said nothing)
+        self.pen.setPrefix("✎ ")  # (a number alone beside the buttons said nothing)
         self.pen.setSuffix(" px")
         self.pen.setToolTip("Pen width, 4 to 80 px")
         self.pen.setMinimumWidth(self.pen.sizeHint().width())  # its text whole, "28 px"
         self.pen.valueChanged.connect(self.pad.set_pen_width)
+        # One row that fits the 320-px dock of a 1024-px window (there "Open image…" and "pen"
+        # had run over each other); a second row would make the panel scroll at 700 px high.
         buttons = QHBoxLayout()
+        buttons.setSpacing(3)
         for w in (text_wide(clear), text_wide(undo), text_wide(redo), text_wide(open_button),
                   self.pen):
             buttons.addWidget(w)

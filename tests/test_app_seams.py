@@ -299,6 +299,14 @@ def test_the_right_docks_buttons_keep_their_text_in_a_1000_px_window(window, qtb
         assert not scroll.horizontalScrollBar().isVisible(), dock.windowTitle()
     pen = window.draw_panel.pen
     assert pen.width() >= pen.sizeHint().width()
+    # Side by side, none over the next (at 1024 px the pen box lay over "Open image…").
+    row = sorted([b for b in window.draw_panel.findChildren(QPushButton)
+                  if b.parentWidget() is window.draw_panel and b.y() < pen.y() + pen.height()
+                  and b.y() + b.height() > pen.y()] + [pen], key=lambda w: w.x())
+    assert len(row) == 5
+    for left, right in zip(row, row[1:]):
+        assert left.geometry().right() < right.geometry().left(), (left, right)
+    assert row[-1].geometry().right() <= window.draw_panel.width()
 
 
 def test_the_draw_dock_fits_a_700_px_window_without_scrolling(window, qtbot):
@@ -451,7 +459,7 @@ def test_open_image_button_opens_a_file(window, qtbot, monkeypatch, tmp_path):
     image.save(str(path))
     monkeypatch.setattr("app.file_dialogs.QFileDialog.getOpenFileName", lambda *a, **k: (str(path), ""))
     window.draw_dock.raise_()
-    buttons = [b for b in window.draw_panel.findChildren(QPushButton) if b.text() == "Open image…"]
+    buttons = [b for b in window.draw_panel.findChildren(QPushButton) if b.text() == "Open…"]
     qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
     assert not window.draw_panel.pad.is_empty and window.session.drawn_z is not None
 
