@@ -169,17 +169,18 @@ class ExportsController(QObject):
         hidden = frozenset(c for c in classes
                            if not (options.get("points", True) and self.map.class_visible(c)))
         a, b = s.endpoints["A"], s.endpoints["B"]
-        from cae.render import MapStyle, legend_rows, size_for_plot
+        from cae.render import MapStyle, legend_rows, plot_aspect_for, size_for_plot
         style = MapStyle(hidden=hidden, legend=options["legend"], equal_scales=False,
                          star=None if s.drawn_z is None else tuple(float(v) for v in s.drawn_z),
                          cross=s.decoded_z if options.get("cross") else None,
                          path=None if a is None or b is None else np.stack([a, b]))
         shown = self.map.view_box.sceneBoundingRect()  # as shown: the same view and aspect
         view, width, height = self.map.visible_rect(), shown.width(), shown.height()
+        rows = legend_rows(s.points.class_names, s.points.labels, style)
         if options.get("slide"):  # (a tall map in a narrow window made a portrait picture)
-            view, width, height = widened(view, width, height, SLIDE_ASPECT)
-        size = size_for_plot(width, height, style, across,
-                             legend_rows(s.points.class_names, s.points.labels, style))
+            view, width, height = widened(view, width, height,
+                                          plot_aspect_for(SLIDE_ASPECT, style, across, rows))
+        size = size_for_plot(width, height, style, across, rows)
         decoder = copy.deepcopy(s.models.decoding_model) if options["mosaic"] else None
         x0, x1, y0, y1 = view
         codes, shown = s.points.codes, ~np.isin(s.points.labels, list(hidden))

@@ -242,6 +242,19 @@ def size_for_plot(width: float, height: float, style: MapStyle, across: int = 80
     return size if not legend or _fits_beside(legend, style, size[1], 1.0) else size_with(())
 
 
+def plot_aspect_for(aspect: float, style: MapStyle, across: int = 800,
+                    legend: Sequence[tuple[int, str]] = ()) -> float:
+    """The plot area's aspect (width over height) that makes the whole picture of
+    :func:`size_for_plot` ``aspect`` (a slide's 16:9), axes, title and legend included."""
+    def plot_aspect(beside: Sequence[tuple[int, str]]) -> float:
+        left, top, right, bottom = _margins(style, 1.0, beside)
+        return (across - left - right) / max(across / aspect - top - bottom, 1.0)
+
+    if legend and _fits_beside(legend, style, round(across / aspect), 1.0):
+        return plot_aspect(legend)
+    return plot_aspect(())
+
+
 @dataclass
 class MapLayout:
     """Everything both writers need, in pixels of the final picture (scale applied)."""
