@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QMessageBox, QWidget
 
 from cae.codes import CODE_FORMATS, split_rows, write_codes
@@ -41,6 +41,7 @@ class FilesController(QObject):
         box.setDefaultButton(default)
         for button, label in (labels or {}).items():
             box.button(button).setText(label)
+            box.button(button).setIcon(QIcon())  # (a style's Cancel ✗ on "Continue training")
         return Button(box.exec())
 
     def confirm_replace(self, what: str) -> bool:
