@@ -12,8 +12,16 @@ from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit, QWidget
 
+from cae.data import Dataset
 from cae.metrics import knn_indices, vote
-from cae.preprocess import FRAMINGS, EmptyDrawingError, framing_for, preprocess
+from cae.preprocess import (
+    FRAMINGS,
+    MNIST_FRAMING,
+    Framing,
+    EmptyDrawingError,
+    measure_framing,
+    preprocess,
+)
 
 from .draw_panel import DrawPanel
 from .latent_map import LatentMap
@@ -52,6 +60,7 @@ class DrawController(QObject):
         self.neighbours = None  # indices of the drawn digit's nearest training digits
         # The test images' errors, per cent by per cent (the metrics'), to place the drawing's.
         self.percentiles: list[float] | None = None
+        self._measured: tuple[Dataset, Framing] | None = None  # an IDX folder's framing
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(LIVE_INTERVAL_MS)
@@ -75,12 +84,25 @@ class DrawController(QObject):
     @Slot()
     def _frame(self) -> None:
         """A drawing is framed as the model's training images are (else as the loaded
-        dataset's), and the panel's caption says so before anything is drawn (it said MNIST's
-        "20 px" under the Fashion-MNIST model until a first stroke)."""
+        dataset's, measured from them for an IDX folder), in the model's own image size, and
+        the panel's caption says so before anything is drawn (it said MNIST's "20 px" under the
+        Fashion-MNIST model until a first stroke)."""
         s = self.session
-        trained_on = s.models.metadata.get("dataset")
-        self.panel.set_framing(framing_for(trained_on if trained_on in FRAMINGS else
-                                           s.dataset.name if s.dataset else None))
+        if s.models.model is None:
+            return
+        n = s.models.model.config.image_size
+        trained_on, ds = s.models.metadata.get("dataset"), s.dataset
+        if trained_on in FRAMINGS:
+            framing = FRAMINGS[trained_on]
+        elif ds is None or ds.image_size != n:
+            framing = MNIST_FRAMING
+        elif ds.name in FRAMINGS:
+            framing = FRAMINGS[ds.name]
+        else:
+            if self._measured is None or self._measured[0] is not ds:
+                self._measured = ds, measure_framing(ds.train_images)
+            framing = self._measured[1]
+        self.panel.set_framing(framing if framing.field == n else framing.scaled_to(n))
 
     def _on_metrics(self, metrics: dict, source: str = "") -> None:
         percentiles = metrics.get("test_mse_percentiles")
@@ -142,8 +164,9 @@ class DrawController(QObject):
             # An opened image can lose all its ink when fitted to the pad (a hairline, a long thin
             # bar): said so, rather than asking to draw as if nothing had been opened.
             panel.show_empty(None if panel.pad.is_empty else
-                             "no ink is left of this image at the pad's 28x28 scale (lines too "
-                             "thin, or the image too long and narrow); try another image")
+                             f"no ink is left of this image at the pad's {panel.framing.field} px "
+                             "scale (lines "
+                             "too thin, or the image too long and narrow); try another image")
             self.map.set_drawn_marker(None)
             s.set_drawn(None)
             return

@@ -87,6 +87,7 @@ class DrawPanel(QWidget):
         for box, _ in captions:
             steps.addWidget(box)
         self.box_caption = captions[1][1]  # the framing's box (set_framing)
+        self.field_caption = captions[2][1]  # and its field, the model's image size
         self.framing = MNIST_FRAMING
         self.input_view = self.step_views[2]  # the centred 28x28 image is the model's input
         steps.addWidget(QLabel("→"))
@@ -119,9 +120,11 @@ class DrawPanel(QWidget):
         self.setMinimumWidth(PAD_SIZE + 24)
 
     def set_framing(self, framing: Framing) -> None:
-        """Frame drawings as the model's training images are (Fashion-MNIST's fill the field)."""
+        """Frame drawings as the model's training images are (Fashion-MNIST's fill the field;
+        a model of 32-px images reads 32x32)."""
         self.framing = framing
         self.box_caption.setText(f"{framing.box} px")
+        self.field_caption.setText(f"{framing.field}x{framing.field}")
 
     def set_noun(self, noun: str) -> None:
         """Name the dataset's images ("digits", or "images" for any other set) in the texts."""

@@ -112,7 +112,8 @@ class ModelService(QObject):
 
     @torch.no_grad()
     def reconstruct(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One (28, 28) image in [0, 1] -> (its code (2,), its reconstruction (28, 28) clamped)."""
+        """One (n, n) image in [0, 1], n the model's image size -> (its code (2,), its
+        reconstruction (n, n) clamped)."""
         assert self.model is not None
         x = torch.as_tensor(np.asarray(image, np.float32))[None, None]
         z = self.model.encode(x)

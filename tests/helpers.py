@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cae.data import Dataset, DatasetSpec, Resource, write_idx
+from cae.preprocess import Framing, preprocess
 
 FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -28,6 +29,26 @@ def synthetic_digits(n: int, seed: int = 0, n_classes: int = 10) -> tuple[np.nda
     return images, labels.astype(np.uint8)
 
 
+def stroke(points, width=28.0, size=280):
+    """Rasterise a thick anti-aliased polyline (distance to the segments) into a pad image."""
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    dist = np.full((size, size), np.inf)
+    for (r0, c0), (r1, c1) in zip(points[:-1], points[1:]):
+        d = np.array([r1 - r0, c1 - c0], float)
+        t = np.clip(((yy - r0) * d[0] + (xx - c0) * d[1]) / max(d @ d, 1e-9), 0, 1)
+        dist = np.minimum(dist, np.hypot(yy - (r0 + t * d[0]), xx - (c0 + t * d[1])))
+    return np.clip(width / 2 - dist + 0.5, 0, 1)
+
+
+def framed_scribbles(framing: Framing, n: int = 60, seed: int = 0) -> np.ndarray:
+    """uint8 images (n, field, field) of random strokes framed by ``framing``: a dataset whose
+    framing is known."""
+    rng = np.random.default_rng(seed)
+    images = [preprocess(stroke(rng.uniform(30, 250, (int(rng.integers(2, 5)), 2)), width=20.0),
+                         framing).image for _ in range(n)]
+    return np.round(np.stack(images) * 255).astype(np.uint8)
+
+
 def make_dataset(n_train: int = 256, n_test: int = 64, seed: int = 0) -> Dataset:
     tr, trl = synthetic_digits(n_train, seed)
     te, tel = synthetic_digits(n_test, seed + 1)
@@ -35,13 +56,16 @@ def make_dataset(n_train: int = 256, n_test: int = 64, seed: int = 0) -> Dataset
 
 
 def write_dataset_folder(folder: Path, n_train: int = 256, n_test: int = 64, seed: int = 0,
-                         pad: int = 0) -> Path:
+                         pad: int = 0, framing: Framing | None = None) -> Path:
     """Write the four IDX .gz files of a synthetic dataset into ``folder`` (its images padded by
-    ``pad`` px on every side: images of another size than the model's)."""
+    ``pad`` px on every side: images of another size than the model's; or scribbles framed by
+    ``framing``)."""
     folder.mkdir(parents=True, exist_ok=True)
     ds = make_dataset(n_train, n_test, seed)
     images = [np.pad(x, ((0, 0), (pad, pad), (pad, pad))) for x in (ds.train_images,
                                                                     ds.test_images)]
+    if framing is not None:
+        images = [framed_scribbles(framing, len(x), seed + i) for i, x in enumerate(images)]
     arrays = {"train_images": images[0], "train_labels": ds.train_labels.astype(np.uint8),
               "test_images": images[1], "test_labels": ds.test_labels.astype(np.uint8)}
     for role, name in FILES.items():

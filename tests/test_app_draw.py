@@ -416,3 +416,53 @@ def test_the_framing_caption_follows_the_model_before_anything_is_drawn(window, 
     path = save_checkpoint(tmp_path / "clothes.safetensors", CAE(), {"dataset": "fashion-mnist"})
     window.session.load_model(path)
     assert panel.pad.is_empty and panel.box_caption.text() == "28 px"
+
+
+def test_a_model_of_an_idx_folder_frames_drawings_as_its_images(window, qtbot, tmp_path):
+    """A model of an IDX folder whose images fill a 24-px box, centred: a drawing is framed so
+    (it was framed as MNIST's digits are, in a 20-px box moved to its centre of mass)."""
+    from cae.preprocess import Framing
+    from tests.helpers import write_dataset_folder
+    folder = write_dataset_folder(tmp_path / "letters", framing=Framing(24, False))
+    s = window.session
+    s.load_data("folder", str(folder))
+    qtbot.waitUntil(lambda: s.dataset.source == str(folder), timeout=10000)
+    window.draw_dock.raise_()
+    panel = window.draw_panel
+    assert panel.box_caption.text() == "24 px"  # before anything is drawn
+    draw(qtbot, panel.pad, SEVEN)
+    assert panel.framing == Framing(24, False)
+    rows = np.flatnonzero(panel.input_view.image.max(1) > 0.05)
+    assert (rows[0], rows[-1]) == (2, 25)  # the box's 24 px, centred
+
+
+def test_a_model_of_32_px_images_reads_drawings_at_32_px(qtbot, settings, tmp_path,
+                                                        no_bundled_model):
+    """A model of 32-px images (written with the engine's API) over its own 32-px folder: a
+    drawing is framed in a 32-px field (a 28x28 input had raised in the Draw panel's slot)."""
+    from app.main_window import MainWindow
+    from cae.checkpoint import save_checkpoint
+    from cae.model import CAE, CAEConfig
+    from cae.preprocess import Framing
+    from tests.helpers import write_dataset_folder
+    torch.manual_seed(0)
+    model = save_checkpoint(tmp_path / "m32.safetensors", CAE(CAEConfig(image_size=32)),
+                            {"dataset": "big"})
+    folder = write_dataset_folder(tmp_path / "big", n_train=64, n_test=32,
+                                  framing=Framing(22, True, 32))
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.start(str(model), str(folder), "folder")
+    qtbot.waitUntil(lambda: len(w.session.points) == 32 or bool(w.last_error), timeout=20000)
+    assert not w.last_error
+    w.draw_dock.raise_()
+    panel = w.draw_panel
+    draw(qtbot, panel.pad, SEVEN)
+    assert panel.framing == Framing(22, True, 32)
+    assert (panel.box_caption.text(), panel.field_caption.text()) == ("22 px", "32x32")
+    assert panel.input_view.image.shape == panel.recon_view.image.shape == (32, 32)
+    assert w.session.drawn_z is not None and w.map.drawn_marker.isVisible()
+    w.close()

@@ -6,22 +6,11 @@ import pytest
 
 from cae.data import read_idx
 from cae.errors import CAEError
-from cae.preprocess import (EmptyDrawingError, centre_of_mass, normalize_ink, preprocess,
-                            resize_area)
-from tests.helpers import mnist_sample
+from cae.preprocess import (MNIST_FRAMING, EmptyDrawingError, Framing, centre_of_mass,
+                            measure_framing, normalize_ink, preprocess, resize_area)
+from tests.helpers import framed_scribbles, mnist_sample, stroke
 
 PAD = 280
-
-
-def stroke(points, width=28.0, size=PAD):
-    """Rasterise a thick anti-aliased polyline (distance to the segments) into a pad image."""
-    yy, xx = np.mgrid[0:size, 0:size] + 0.5
-    dist = np.full((size, size), np.inf)
-    for (r0, c0), (r1, c1) in zip(points[:-1], points[1:]):
-        d = np.array([r1 - r0, c1 - c0], float)
-        t = np.clip(((yy - r0) * d[0] + (xx - c0) * d[1]) / max(d @ d, 1e-9), 0, 1)
-        dist = np.minimum(dist, np.hypot(yy - (r0 + t * d[0]), xx - (c0 + t * d[1])))
-    return np.clip(width / 2 - dist + 0.5, 0, 1)
 
 
 def circle(cr, cc, radius, n=40):
@@ -177,3 +166,45 @@ def test_fashion_mnist_images_drawn_come_back_as_they_were():
         return float(np.mean([np.abs(preprocess(np.kron(im, np.ones((10, 10))), framing).image
                                      - im).mean() for im in images]))
     assert off(FRAMINGS["fashion-mnist"]) < 0.07 < 0.15 < off(MNIST_FRAMING)
+
+
+@pytest.mark.parametrize("framing", [Framing(20, True), Framing(28, False), Framing(24, False, 32),
+                                     Framing(22, True, 32)])
+def test_an_idx_folders_framing_is_measured_from_its_images(framing):
+    """A drawing for a model of another IDX folder (letters, say) is framed as its images are:
+    their framing, read off them, is the one they were made with, faint background noise
+    included."""
+    images = framed_scribbles(framing)
+    assert measure_framing(images) == framing
+    noisy = np.clip(images + np.random.default_rng(1).integers(0, 30, images.shape), 0, 255)
+    assert measure_framing(noisy.astype(np.uint8)) == framing
+    assert measure_framing(images / 255.0) == framing
+
+
+def test_real_mnist_and_fashion_mnist_measure_as_their_recipes():
+    """Where the datasets are here, the measurement finds their published recipes."""
+    from cae.data import DATASETS, find_dataset, load_folder
+    from cae.preprocess import FRAMINGS
+    found = {name: find_dataset(name) for name in ("mnist", "fashion-mnist")}
+    if MNIST_DIR.is_dir():
+        found["mnist"] = MNIST_DIR
+    found = {name: folder for name, folder in found.items() if folder is not None}
+    if not found:
+        pytest.skip("neither MNIST nor Fashion-MNIST is here (the synthetic test covers the rule)")
+    for name, folder in found.items():
+        images = load_folder(folder, DATASETS[name]).train_images
+        assert measure_framing(images) == FRAMINGS[name], name
+
+
+def test_blank_images_measure_as_mnist_in_their_own_field():
+    assert measure_framing(np.zeros((4, 28, 28), np.uint8)) == MNIST_FRAMING
+    assert measure_framing(np.zeros((4, 32, 32), np.uint8)) == Framing(23, True, 32)
+
+
+def test_a_drawing_for_32_px_images_is_framed_in_a_32_px_field():
+    out = preprocess(stroke(SHAPES["seven"]), Framing(22, True, 32))
+    assert out.image.shape == (32, 32)
+    rows = np.flatnonzero(out.image.max(1) > 0.05)
+    assert rows[-1] - rows[0] + 1 == 22
+    r, c = centre_of_mass(out.image)
+    assert abs(r - 16) <= 0.5 and abs(c - 16) <= 0.5
