@@ -167,6 +167,7 @@ class TrainingPanel(QWidget):
         self.last_step: tuple[int, int, int] | None = None  # (epoch, step, steps per epoch)
         self._reports: deque[tuple[float, int]] = deque()  # (time, global step), for the pace
         self._best_pace = 0.0  # steps a second, the run's best so far
+        self._tick_major: int | None = None  # whole epochs between the axis's ticks, or auto
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -244,7 +245,7 @@ class TrainingPanel(QWidget):
         self.train_curve.setData([], [])
         self.train_curve.setSymbol(None)  # a run's curve: a report every few steps, no dots
         self.test_curve.setData([], [])
-        self.loss_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
+        self._epoch_ticks(0)  # automatic again
         self.loss_plot.getPlotItem().enableAutoRange(axis="x")
         self.progress.setValue(0)
         self.progress.setFormat("starting…" if starting else "")
@@ -284,10 +285,7 @@ class TrainingPanel(QWidget):
             self.test_curve.setData(epochs, test)
         xs = [r[0] for r in rows] + [e for e, _ in steps]
         span = max(xs) - min(xs)
-        if steps and span < 1:  # a run stopped in its first epoch: fractions of it
-            pi.getAxis("bottom").setTickSpacing()
-        else:  # whole epochs only (no "1.5")
-            pi.getAxis("bottom").setTickSpacing(max(1, math.ceil(span / 8)), 1)
+        self._epoch_ticks(span if steps else max(span, 1))
         if span == 0:  # one point has no width: the view kept the previous model's 40 epochs,
             pi.setXRange(xs[0] - 0.5, xs[0] + 0.5, padding=0)  # 40 overprinted ticks
         else:
@@ -317,9 +315,19 @@ class TrainingPanel(QWidget):
             self.train_points.append((p.global_step / max(p.steps_per_epoch, 1), p.loss))
             xs, ys = zip(*self.train_points)
             self.train_curve.setData(xs, ys)
+            self._epoch_ticks(xs[-1] - xs[0])
             if len(xs) > 1:  # one point has no axes worth showing
                 self.loss_plot.setVisible(True)
                 self.loss_hint.setVisible(False)
+
+    def _epoch_ticks(self, span: float) -> None:
+        """Whole epochs on the loss curve's axis once it spans one (a 2-epoch run had read 1.0,
+        1.5, 2.0), fractions of the first epoch before that."""
+        major = max(1, math.ceil(span / 8)) if span >= 1 else None
+        if major != self._tick_major:
+            self._tick_major = major
+            axis = self.loss_plot.getPlotItem().getAxis("bottom")
+            axis.setTickSpacing(*(() if major is None else (major, 1)))
 
     def _slowed(self, global_step: int) -> bool:
         """Whether the steps now come much slower than at the run's best pace while the CPU has

@@ -761,3 +761,25 @@ def test_in_the_middle_of_an_epoch_the_last_epoch_keeps_a_position(window, qtbot
     assert not s.scrubbing and s.models.decoder_override is None
     s.training.stop()
     qtbot.waitUntil(lambda: not s.training.running, timeout=30000)
+
+
+def test_a_runs_loss_axis_counts_whole_epochs_once_it_spans_one(window):
+    """During a run the axis showed 1.0, 1.5, 2.0 for a 2-epoch curve: fractions only while the
+    curve is within its first epoch, whole epochs after."""
+    from cae.train import Progress
+    panel = window.training_panel
+    panel.reset_curves()
+    axis = panel.loss_plot.getPlotItem().getAxis("bottom")
+
+    def report(step: int) -> None:
+        panel.show_progress(Progress(step // 10 + 1, step % 10, 10, step, 20, 0.1, 100.0, 1.0,
+                                     1e-3))
+
+    for step in range(1, 9):
+        report(step)
+    assert axis.tickSpacing(0.1, 0.8, 200)[0][0] < 1  # within the first epoch: its fractions
+    for step in range(9, 21):
+        report(step)
+    assert all(s >= 1 and s == int(s) for s, _ in axis.tickSpacing(0.1, 2.0, 200))
+    panel.reset_curves()  # the next run starts with fractions again
+    assert axis.tickSpacing(0, 1, 200)[0][0] < 1
