@@ -17,6 +17,7 @@ from cae.errors import CAEError
 from cae.model_file import epochs_trained
 
 from . import autosave, file_dialogs
+from .image_view import save_png
 from .latent_map import LatentMap
 from .points import encode_exact_parts
 from .session import Session
@@ -245,8 +246,9 @@ class FilesController(QObject):
             path = file_dialogs.save_file(self.parent, "Export map", "latent-map.png", "PNG (*.png)")
             if not path:
                 return False
-        if not self.map.grab().save(path, "PNG"):
-            self.session.error.emit("Could not export", f"could not write {path}")
+        problem = save_png(self.map.grab(), path)
+        if problem:
+            self.session.error.emit("Could not export", problem)
             return False
         self.session.status.emit(f"saved {path}", 5000)
         return True

@@ -1,10 +1,16 @@
 """A grey-scale image shown large with nearest-neighbour scaling, as pixels really are."""
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from cae.errors import CAEError
+from cae.render import write_atomic
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -12,6 +18,21 @@ def to_qimage(image: np.ndarray) -> QImage:
     data = np.ascontiguousarray((np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
     h, w = data.shape
     return QImage(data.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+
+
+def save_png(image: QImage | QPixmap, path: str) -> str:
+    """Write ``image`` as a PNG at ``path`` whole or not at all; '' or why not (Qt's own save
+    says only that it failed: a read-only folder or a full disk is named here)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb"):  # the folder's own reason (read-only, missing), as an OSError
+            pass
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(errno.EIO, "the PNG could not be written (is the disk full?)")
+    try:
+        write_atomic(path, write)
+    except CAEError as exc:
+        return str(exc)
+    return ""
 
 
 FRAME = "#8C8C8C"

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton,
 
 from . import file_dialogs
 from .compact import text_wide
-from .image_view import ImageView, to_qimage
+from .image_view import ImageView, save_png, to_qimage
 from .spin_box import SpinBox
 from .z_text import z_pair
 
@@ -131,8 +131,9 @@ class InterpolationPanel(QWidget):
             if not path:
                 return ""
         strip = np.kron(filmstrip(self.frames), np.ones((STRIP_SCALE, STRIP_SCALE), np.float32))
-        if not to_qimage(strip).save(path, "PNG"):
-            return f"could not write {path}"
+        problem = save_png(to_qimage(strip), path)
+        if problem:
+            return problem
         self.saved.emit(path)
         return ""
 

@@ -316,7 +316,9 @@ class MainWindow(QMainWindow):
     def show_error(self, title: str, text: str) -> None:
         """Tell the user without blocking the event loop (training and tests keep running)."""
         self.last_error = text
-        self.say(f"{title}: {text.splitlines()[0]}", 10000)
+        line = text.splitlines()[0] if text else title
+        # ("Could not save the model: could not save the model to …" said it twice)
+        self.say(line if line.lower().startswith(title.lower()) else f"{title}: {line}", 10000)
         if self.stack.currentWidget() is self.welcome and title == "Dataset":
             self.welcome.message.setText(text)  # the welcome page explains what to do
             return

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 import zipfile
@@ -100,6 +101,9 @@ def save_checkpoint(path: str | os.PathLike, model: CAE, metadata: dict | None =
         os.replace(tmp, path)
     except (OSError, SafetensorError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        code = re.search(r"\(os error (\d+)\)", reason)  # the library's "I/O error: … (os error 28)"
+        if code:
+            reason = os.strerror(int(code.group(1)))
         raise CheckpointError(f"could not save the model to {path}: {reason}") from None
     finally:
         if tmp is not None and tmp.exists():

@@ -1,6 +1,8 @@
 """Saving latent codes with their labels, for the CLI and the app's export."""
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,7 @@ def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray,
             np.save(tmp, np.column_stack(columns).astype(np.float32))
         tmp.replace(path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a read-only folder refuses even this: EROFS)
+            tmp.unlink(missing_ok=True)
         raise CAEError(f"could not write {path}: {exc.strerror or exc}") from None
     return path

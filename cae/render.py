@@ -8,6 +8,8 @@ drawn at twice their size and reduced, which smooths the dots without a vector l
 
 from __future__ import annotations
 
+import contextlib
+
 import base64
 import io
 import itertools
@@ -780,7 +782,8 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     except OSError as exc:
         raise CAEError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # (a read-only folder refuses even this: EROFS)
+            tmp.unlink(missing_ok=True)
     return path
 
 

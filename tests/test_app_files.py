@@ -265,3 +265,11 @@ def test_opening_a_model_clears_the_metrics_of_the_one_before(window, qtbot, tmp
     assert panel.metrics is None  # ... and no numbers of the model before meanwhile
     assert "follow once its map is ready" in panel.summary.text()
     qtbot.waitUntil(lambda: panel.metrics is not None, timeout=30000)  # then its own
+
+
+def test_an_error_whose_text_repeats_its_title_is_said_once_in_the_status_bar(window):
+    """"Could not save the model: could not save the model to …" said it twice."""
+    window.show_error("Could not save the model", "could not save the model to /x: full")
+    assert window.statusBar().currentMessage() == "could not save the model to /x: full"
+    window.show_error("Training timeline", "a bad timeline")
+    assert window.statusBar().currentMessage() == "Training timeline: a bad timeline"

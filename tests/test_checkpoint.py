@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+from safetensors import SafetensorError
 import torch
 from safetensors.numpy import save_file
 
@@ -164,6 +165,16 @@ def test_failed_save_keeps_the_existing_file(tmp_path, model, monkeypatch):
         save_checkpoint(path, CAE(), {"tag": "new"})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+    def library_disk_full(tensors, filename, metadata=None):  # what safetensors itself raises
+        raise SafetensorError("Error while serializing: I/O error: No space left on device "
+                              "(os error 28)")
+
+    monkeypatch.setattr("cae.checkpoint.save_file", library_disk_full)
+    with pytest.raises(CheckpointError) as info:  # (not the library's wording)
+        save_checkpoint(path, CAE(), {"tag": "new"})
+    assert str(info.value) == f"could not save the model to {path}: No space left on device"
+    assert path.read_bytes() == before
     monkeypatch.undo()
     with pytest.raises(CheckpointError, match="could not save"):
         save_checkpoint(tmp_path / "no" / "such" / "dir" / "m.safetensors", model)

@@ -118,6 +118,41 @@ def test_saving_into_a_read_only_folder_keeps_the_old_file(window, read_only_fol
     assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors"]  # no temporary file
 
 
+def test_every_export_into_a_read_only_folder_says_why(window, read_only_folder, tmp_path,
+                                                      capsys):
+    """Exports into a read-only folder ended in a traceback ("unexpected error" in the window,
+    rc 1 from `cae`): the clean-up of the temporary file raised EROFS too, over the message. The
+    PNGs said "could not write" without a reason."""
+    import numpy as np
+
+    from app.image_view import save_png, to_qimage
+    from cae.cli import main
+    from cae.errors import CAEError
+    from cae.render import write_atomic
+    folder, lock = read_only_folder
+    model = tmp_path / "m.safetensors"
+    assert window.files.save_model(str(model))
+    reason = lock()
+    assert not window.files.export_codes(str(folder / "codes.csv"))
+    assert reason in window.last_error and "codes.csv" in window.last_error
+    assert not window.files.export_map_png(str(folder / "map.png"))
+    assert reason in window.last_error and "map.png" in window.last_error
+    problem = save_png(to_qimage(np.zeros((4, 4))), str(folder / "strip.png"))
+    assert reason in problem and "strip.png" in problem
+    with pytest.raises(CAEError, match=reason):
+        write_atomic(folder / "map.svg", lambda tmp: tmp.write_text("<svg/>"))
+    data = str(window.session.dataset.source)
+    capsys.readouterr()
+    for args in (["encode", "--model", str(model), "--dataset", "folder", "--data", data,
+                  "--out", str(folder / "codes.npz")],
+                 ["map", "--model", str(model), "--dataset", "folder", "--data", data, "--out",
+                  str(folder / "map.svg")]):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert reason in err and "Traceback" not in err
+    assert list(folder.iterdir()) == []
+
+
 def test_exporting_onto_a_full_disk_keeps_the_old_file(window, tmp_path, monkeypatch):
     target = tmp_path / "codes.csv"
     assert window.files.export_codes(str(target))
