@@ -34,7 +34,7 @@ def about_html(settings: QSettings) -> str:
         ("Qt", f"{qVersion()} (PySide6 {PySide6.__version__}), pyqtgraph {pg.__version__}, "
                f"NumPy {np.__version__}"),
         ("Settings", settings.fileName()),
-        ("Autosave", str(autosave.path())),
+        ("Autosave", str(autosave.data_dir())),
         ("Cached codes", str(cache_dir())),
     ]
     table = "".join(f"<tr><td><b>{escape(k)}</b>&nbsp;</td><td>{escape(v)}</td></tr>"

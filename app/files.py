@@ -100,11 +100,12 @@ class FilesController(QObject):
                           "Open its last autosaved epoch now (you can then save it)?",
                           Button.Open | Button.Discard | Button.Ignore, Button.Open)
         if answer == Button.Discard:
-            autosave.clear()
+            autosave.discard(found)
         if answer != Button.Open:
             return False
         if not self.session.load_model(found):
             return False
+        autosave.adopt(found)  # this window's now: another's Save or Discard leaves it alone
         self.session.models.path = None  # not a document of the user's yet: save asks where
         self.session.set_dirty(True)
         return True

@@ -179,7 +179,9 @@ class TrainingController(QObject):
             keep = self.ask_keep(
                 f"Training was stopped {where}. Keep this partly trained model (unsaved), or "
                 f"discard it and go back to {self.session.run.previous_model()}?")
-        if not keep:
+        if keep:
+            self.session.run.autosave_kept()
+        else:
             self.session.run.discard_trained()
             # The model gone back to: its own curves (the run's thread may not have ended yet,
             # so the change of model did not show them), and the bar says what became of the run.

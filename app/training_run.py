@@ -160,8 +160,15 @@ class TrainingRun(QObject):
         s = self.session
         stopped = self._train_config is None or len(self._history) < self._train_config.epochs
         model, meta, extras = self._model_file(state, stopped=stopped)
-        s.tasks.submit("autosave", autosave.save_task, model, meta, extras,
+        s.tasks.submit("autosave", autosave.save_task, model, meta, extras, autosave.generation(),
                        on_failed=lambda m: s.status.emit(f"autosave failed: {m}", 8000))
+
+    def autosave_kept(self) -> None:
+        """A stopped run the user kept: autosaved as it stands (the last autosave was of its
+        last finished epoch, or none), so a kill before Save loses nothing."""
+        model = self.session.models.model
+        if model is not None and self._train_config is not None:
+            self._autosave({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
 
     def _adopt(self, state: dict, stopped: bool, note: str = "") -> None:
         """Make the trained weights the session's model: unsaved until the user saves it."""

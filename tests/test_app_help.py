@@ -79,7 +79,7 @@ def test_help_about_names_the_version_and_where_the_files_are(window, qtbot, mon
     [(parent, title, text)] = shown
     assert parent is window and title == "About CAE Latent Explorer"
     for part in (f"<td>{__version__}</td>", torch.__version__, window.session.settings.fileName(),
-                 str(about.autosave.path()), str(cache_dir()), "conv 7x7x2 VALID"):
+                 str(about.autosave.data_dir()), str(cache_dir()), "conv 7x7x2 VALID"):
         assert part in text, part
 
 

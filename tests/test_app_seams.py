@@ -1,5 +1,7 @@
 """The flows between features, through the real window with real mouse events."""
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -402,7 +404,8 @@ def test_a_killed_run_is_offered_back_at_the_next_start(qtbot, settings, tiny_fo
     torch.manual_seed(11)
     lost = CAE()
     autosave.data_dir().mkdir(parents=True, exist_ok=True)
-    save_checkpoint(autosave.path(), lost, {"dataset": "synthetic", "autosave": True})
+    left = autosave.data_dir() / "autosave-999999999.safetensors"  # an instance that is gone
+    save_checkpoint(left, lost, {"dataset": "synthetic", "autosave": True})
     monkeypatch.setattr(FilesController, "ask", REAL_ASK)
     w = MainWindow(settings)
     qtbot.addWidget(w)
@@ -418,6 +421,7 @@ def test_a_killed_run_is_offered_back_at_the_next_start(qtbot, settings, tiny_fo
     monkeypatch.setattr(FilesController, "ask", lambda *a: QMessageBox.StandardButton.Discard)
     w.close()
     assert autosave.pending() is None  # discarded on purpose: not offered again
+    assert list(autosave.data_dir().glob("autosave*")) == []
 
 
 def test_a_recovered_run_opens_over_the_data_used_last_time(qtbot, settings, tiny_folder,
@@ -426,7 +430,8 @@ def test_a_recovered_run_opens_over_the_data_used_last_time(qtbot, settings, tin
     folder came back over an empty map ("MNIST not found"), the folder left unused."""
     from app import autosave
     autosave.data_dir().mkdir(parents=True, exist_ok=True)
-    save_checkpoint(autosave.path(), CAE(), {"dataset": "tiny", "autosave": True})
+    save_checkpoint(autosave.data_dir() / autosave.LEGACY, CAE(), {"dataset": "tiny",
+                                                                  "autosave": True})
     settings.setValue("dataFolder", str(tiny_folder))
     monkeypatch.setattr(FilesController, "ask", lambda *a: QMessageBox.StandardButton.Open)
     w = MainWindow(settings)
@@ -636,3 +641,46 @@ def test_a_first_start_fits_a_small_screen(qtbot, settings, monkeypatch):
     assert w.width() <= 853 and w.height() <= 533
     assert w.minimumSizeHint().width() <= 853 and w.minimumSizeHint().height() <= 533
     assert w.map.parentWidget().width() >= 300  # the map keeps its room
+
+
+def test_an_autosave_is_offered_only_once_its_window_is_gone(tmp_path):
+    """Two windows shared one autosave file: the second's Discard (or Save, or next run) deleted
+    or overwrote the first one's.  Each writes its own, and only a gone instance's is offered."""
+    import subprocess
+    import sys
+
+    from app import autosave
+    other = subprocess.Popen(
+        [sys.executable, "-c",
+         "from app import autosave; from cae.checkpoint import save_checkpoint; "
+         "from cae.model import CAE; autosave.claim(); "
+         "save_checkpoint(autosave.path(), CAE(), {'autosave': True}); "
+         "print(autosave.path(), flush=True); import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        theirs = Path(other.stdout.readline().strip())
+        assert theirs.is_file() and theirs != autosave.path()
+        assert autosave.pending() is None  # its window still runs
+        autosave.clear()  # this window's Save or Discard
+        save_checkpoint(autosave.path(), CAE(), {"autosave": True})  # and its own run
+        assert theirs.is_file() and autosave.pending() is None
+    finally:
+        other.kill()  # killed: what it left is offered now
+        other.wait()
+    assert autosave.pending() == theirs
+    autosave.adopt(theirs)  # opened here: this window's own from now on
+    assert autosave.pending() is None and not theirs.exists()
+    autosave.clear()
+    assert list(autosave.data_dir().glob("autosave*")) == []
+
+
+def test_an_autosave_finished_after_a_save_removes_itself():
+    """Saved (or discarded) while the last epoch's autosave was being written: that write landed
+    after the clear, and the next start offered a model the user had already saved."""
+    from app import autosave
+    token = autosave.generation()
+    autosave.clear()  # the user saved meanwhile
+    autosave.save_task(None, None, CAE(), {}, {}, token)
+    assert not autosave.path().exists()
+    autosave.save_task(None, None, CAE(), {}, {}, autosave.generation())
+    assert autosave.path().is_file()

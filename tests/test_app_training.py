@@ -695,8 +695,18 @@ def test_a_run_stopped_mid_epoch_and_kept_says_how_far_it_got(window, qtbot, mon
         f"stopped in epoch 1 at step {steps}/256")
     # The slider's "now" is the kept weights, not the last epoch's end it holds ("0 (now)").
     assert window.toolbar.timeline_label.text() == f"now: stopped in epoch 1, step {steps}/256"
+    # Kept, it is autosaved as it stands: a kill before Save lost it (no epoch had ended).
+    from app import autosave
+    from cae.checkpoint import load_checkpoint
+    qtbot.waitUntil(lambda: autosave.path().is_file()
+                    and not window.session.tasks.running("autosave"), timeout=20000)
+    kept = load_checkpoint(autosave.path())
+    assert kept.metadata["steps_done"] == steps and kept.metadata["autosave"]
+    assert all(torch.equal(v, window.session.models.model.state_dict()[k])
+               for k, v in kept.model.state_dict().items())
     path = tmp_path / "partial.safetensors"
     assert window.files.save_model(str(path))
+    assert not autosave.path().exists()  # saved: nothing left to recover
     window.session.models.new_model()  # another model, then the saved one again
     panel = window.training_panel
     assert panel.status.text() == ""

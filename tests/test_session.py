@@ -112,9 +112,9 @@ def test_training_leaves_an_unsaved_model_that_can_be_discarded(session, model_f
     qtbot.waitUntil(lambda: not session.training.running, timeout=5000)
     # Its codes are kept for the file, so it reopens with a map offline (as the CLI's models do).
     qtbot.waitUntil(lambda: "test_codes" in session.models.extras, timeout=20000)
-    assert autosave.pending() is not None  # written after each epoch until saved or discarded
+    assert autosave.path().is_file()  # written after each epoch until saved or discarded
     session.run.discard_trained()
-    assert session.models.model is before and not session.dirty and autosave.pending() is None
+    assert session.models.model is before and not session.dirty and not autosave.path().exists()
 
 
 def test_a_runs_timeline_over_other_data_keeps_its_own_labels_and_no_images(
@@ -165,9 +165,9 @@ def test_continuing_a_model_records_what_it_continued_and_the_autosave_says_it_f
     assert meta["init"]["file"] == "first.safetensors" and meta["init"]["epochs_done"] == 2
     assert "history" not in meta["init"] and epochs_trained(meta) == 3
     # The autosave of the run's last epoch: a finished run, which, saved, is the user's file.
-    qtbot.waitUntil(lambda: autosave.pending() is not None, timeout=20000)
+    qtbot.waitUntil(lambda: autosave.path().is_file(), timeout=20000)
     qtbot.waitUntil(lambda: not session.tasks.running("autosave"), timeout=20000)
-    saved = load_checkpoint(autosave.pending()).metadata
+    saved = load_checkpoint(autosave.path()).metadata
     assert saved["autosave"] and not saved["stopped_early"] and saved["init"]["epochs_done"] == 2
     session.models.set_model(session.models.model, saved, None, trained=True)
     mine = load_checkpoint(session.models.save(tmp_path / "mine.safetensors")).metadata
