@@ -77,7 +77,7 @@ class LayersController(QObject):
 
         bar.fit_action.triggered.connect(self.fit_view)
         bar.map_set.activated.connect(lambda _: session.set_map_all(bar.map_set.currentData()))
-        bar.colour_by.activated.connect(lambda _: self.refresh_colouring())
+        bar.colour_by.activated.connect(self._choose_colouring)
         bar.grey_action.toggled.connect(map_.set_grey_hidden)
         bar.mosaic_action.toggled.connect(self.set_mosaic_enabled)
         bar.points_action.toggled.connect(self.set_points_shown)
@@ -94,6 +94,7 @@ class LayersController(QObject):
         self._density_timer.setInterval(DENSITY_DELAY_MS)
         self._density_timer.timeout.connect(lambda: self.render_density(*self._density_wanted))
         self._density_wanted: tuple = ()
+        self.colouring = "class"  # the user's choice of colouring (shown whenever it can be)
         self._density_cache: dict[tuple, np.ndarray] = {}  # per view, of the codes below
         self._density_of: np.ndarray | None = None
         map_.view_box.sigRangeChangedManually.connect(lambda *_: bar.follow_action.setChecked(False))
@@ -215,20 +216,28 @@ class LayersController(QObject):
         self.map.set_colouring(mode, values)
         self.bar.colour_by.setCurrentIndex(self.bar.colour_by.findData(mode))
 
+    @Slot(int)
+    def _choose_colouring(self, _index: int) -> None:
+        self.colouring = self.bar.colour_by.currentData()
+        self.refresh_colouring(asked=True)
+
     @Slot()
-    def refresh_colouring(self) -> None:
-        """Colour the map's points by the chosen quantity, computed off the GUI thread."""
+    def refresh_colouring(self, asked: bool = False) -> None:
+        """Colour the map's points by the user's choice, computed off the GUI thread: by class
+        where it cannot be had (no dataset, a run training), and the choice again when it can (a
+        run had left the map coloured by class for good).  ``asked``: the user just chose it."""
         s = self.session
-        mode = self.bar.colour_by.currentData()
+        mode = self.colouring
         stopped = s.tasks.running("colour")
         s.tasks.cancel("colour")
         problem = ("" if mode == "class" else
                    "colouring by error or vote needs the dataset" if s.points.images is None else
-                   "colouring by error or vote is available after training" if s.training.running
+                   "colouring by error or vote comes back after training" if s.training.running
                    else "")
         if mode == "class" or problem:
+            changed = self.map.colour_mode != "class"  # (said once, not at every re-plot)
             self._show_colouring("class")
-            if problem or stopped:  # (the stopped one's progress message is not left standing)
+            if (problem and (asked or changed)) or stopped:  # (nor a stopped one's progress)
                 s.status.emit(problem or "coloured by class: the other colouring was stopped",
                               5000)
             return

@@ -196,8 +196,9 @@ class Session(QObject):
         self.timelineChanged.emit(True)
         self.forget_train_codes()
         self.tasks.cancel("metrics")  # the model before's, which would land under this one
-        if self.has_endpoints:
-            # Interpolation ends are points of the previous model's latent space.
+        if self.has_endpoints and not self.run.adopting:
+            # Interpolation ends are points of the previous model's latent space (a run's own
+            # result is the weights they were set under, the run's last snapshot).
             self.endpoints = {"A": None, "B": None}
             self.endpointsChanged.emit()
         stored = self.models.stored_test_codes()

@@ -110,3 +110,9 @@ def tile_at(image: np.ndarray, cols: int, row: int, col: int) -> np.ndarray:
     the right way up."""
     size = image.shape[1] // cols
     return image[row * size:(row + 1) * size, col * size:(col + 1) * size][::-1]
+
+
+def choose_colouring(bar, index: int) -> None:
+    """What a user's pick in the map toolbar's colour box does (``bar``: a MapToolbar)."""
+    bar.colour_by.setCurrentIndex(index)
+    bar.colour_by.activated.emit(index)

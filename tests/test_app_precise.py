@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from cae.mosaic import grid_centres
-from tests.helpers import tile_at
+from tests.helpers import choose_colouring, tile_at
 
 
 def decode(window, z):
@@ -239,8 +239,7 @@ def _overlay_points(window):
 def test_colour_by_reconstruction_error(window, qtbot):
     from app.latent_map import ERROR_BINS
     from cae.metrics import reconstruction_errors
-    window.toolbar.colour_by.setCurrentIndex(window.toolbar.colour_by.findData("error"))
-    window.layers.refresh_colouring()
+    choose_colouring(window.toolbar, window.toolbar.colour_by.findData("error"))
     qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=10000)
     errors = reconstruction_errors(window.session.models.model, window.session.dataset.test_images)
     np.testing.assert_allclose(window.map.colour_values, errors, rtol=1e-5)
@@ -252,8 +251,7 @@ def test_colour_by_reconstruction_error(window, qtbot):
     assert all(max(a) <= min(b) + 1e-9 for a, b in zip(filled, filled[1:]))
     assert window.map.colour_bar is not None and not window.map.legend.isVisible()
     assert window.map.colour_key.isVisible() and "reconstruction" in window.map.colour_key.text
-    window.toolbar.colour_by.setCurrentIndex(0)
-    window.layers.refresh_colouring()
+    choose_colouring(window.toolbar, 0)
     assert window.map.colour_mode == "class" and window.map.overlays == []
     assert all(s.isVisible() for s in window.map.scatters) and window.map.legend.isVisible()
 
@@ -265,23 +263,19 @@ def test_a_colouring_says_how_far_it_is_and_that_it_stopped(window, qtbot, monke
     window.session.status.connect(lambda text, ms: said.append((text, ms)))
     bar = window.toolbar
     n = len(window.session.points)
-    bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
-    window.layers.refresh_colouring()
+    choose_colouring(bar, bar.colour_by.findData("error"))
     noun = window.session.dataset.noun  # (the test folder holds "images")
     assert said[-1] == (f"colouring by the reconstruction error of {n:,} {noun}… 0 %", 0)
-    bar.colour_by.setCurrentIndex(bar.colour_by.findData("class"))
-    window.layers.refresh_colouring()  # before the error's result came
+    choose_colouring(bar, bar.colour_by.findData("class"))  # before the error's result came
     assert said[-1] == ("coloured by class: the other colouring was stopped", 5000)
     qtbot.wait(500)
     assert window.map.colour_mode == "class"  # the stopped one never lands
-    bar.colour_by.setCurrentIndex(bar.colour_by.findData("knn"))
-    window.layers.refresh_colouring()
+    choose_colouring(bar, bar.colour_by.findData("knn"))
     qtbot.waitUntil(lambda: window.map.colour_mode == "knn", timeout=20000)
     import cae.metrics
     monkeypatch.setattr(cae.metrics, "DECODE_CHUNK", 16)  # a report after each chunk
     said.clear()
-    bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
-    window.layers.refresh_colouring()
+    choose_colouring(bar, bar.colour_by.findData("error"))
     # Meanwhile the class colours, not the votes' colours and key under the name "error".
     assert window.map.colour_mode == "class" and window.map.legend.isVisible()
     qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=20000)
@@ -294,8 +288,7 @@ def test_a_colouring_says_how_far_it_is_and_that_it_stopped(window, qtbot, monke
 
 def test_colour_by_wrong_vote(window, qtbot):
     from cae.metrics import encode_images, knn_predict
-    window.toolbar.colour_by.setCurrentIndex(window.toolbar.colour_by.findData("knn"))
-    window.layers.refresh_colouring()
+    choose_colouring(window.toolbar, window.toolbar.colour_by.findData("knn"))
     qtbot.waitUntil(lambda: window.map.colour_mode == "knn", timeout=20000)
     ds, model = window.session.dataset, window.session.models.model
     # Exact codes vote, as in the Metrics panel and `cae evaluate` (not the map's bf16 codes).
@@ -311,8 +304,7 @@ def test_colour_by_wrong_vote(window, qtbot):
     key = window.map.colour_key
     assert key.isVisible() and not window.map.legend.isVisible()
     assert f"vote wrong ({wrong.sum():,})" in key.text and f"right ({(~wrong).sum():,})" in key.text
-    window.toolbar.colour_by.setCurrentIndex(0)
-    window.layers.refresh_colouring()
+    choose_colouring(window.toolbar, 0)
     assert not key.isVisible() and window.map.legend.isVisible()
 
 
@@ -320,8 +312,7 @@ def test_wrong_vote_in_the_70k_view_leaves_each_digit_out_of_its_own_vote(window
     from cae.metrics import encode_images, knn_indices, vote
     window.session.set_map_all(True)
     qtbot.waitUntil(lambda: len(window.map.codes) == 320, timeout=10000)
-    window.toolbar.colour_by.setCurrentIndex(window.toolbar.colour_by.findData("knn"))
-    window.layers.refresh_colouring()
+    choose_colouring(window.toolbar, window.toolbar.colour_by.findData("knn"))
     qtbot.waitUntil(lambda: window.map.colour_mode == "knn", timeout=20000)
     ds = window.session.dataset
     train_codes = encode_images(window.session.models.model, ds.train_images, precision="fp32")
@@ -335,8 +326,7 @@ def test_wrong_vote_in_the_70k_view_leaves_each_digit_out_of_its_own_vote(window
 
 def test_colouring_with_grey_mode_on_hides_the_class_scatters(window, qtbot):
     window.toolbar.grey_action.setChecked(True)
-    window.toolbar.colour_by.setCurrentIndex(window.toolbar.colour_by.findData("error"))
-    window.layers.refresh_colouring()
+    choose_colouring(window.toolbar, window.toolbar.colour_by.findData("error"))
     qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=10000)
     assert not any(s.isVisible() for s in window.map.scatters) and not window.map.greyed
 

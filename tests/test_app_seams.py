@@ -15,6 +15,7 @@ from app.files import FilesController
 from app.main_window import MainWindow
 from cae.checkpoint import save_checkpoint
 from cae.model import CAE
+from tests.helpers import choose_colouring
 
 REAL_ASK = FilesController.ask  # the conftest answers questions; these tests click them
 
@@ -88,8 +89,7 @@ def test_train_waits_for_the_dataset(window, qtbot, tiny_folder):
 
 def test_colour_box_legend_and_map_agree_after_a_snapshot(window, qtbot):
     bar = window.toolbar
-    bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
-    window.layers.refresh_colouring()
+    choose_colouring(bar, bar.colour_by.findData("error"))
     qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=20000)
     assert not window.map.legend.isVisible()
     window.session.set_points(window.session.points, fit=False)  # what a snapshot does
@@ -684,3 +684,22 @@ def test_an_autosave_finished_after_a_save_removes_itself():
     assert not autosave.path().exists()
     autosave.save_task(None, None, CAE(), {}, {}, autosave.generation())
     assert autosave.path().is_file()
+
+
+def test_a_runs_end_brings_back_the_colouring_and_keeps_the_ends_set_during_it(window, qtbot):
+    """A run left the map coloured by class for good (the error colouring chosen before it was
+    gone), and the interpolation's ends set while it trained vanished at its end."""
+    from cae.train import TrainConfig
+    bar, s = window.toolbar, window.session
+    choose_colouring(bar, bar.colour_by.findData("error"))
+    qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=20000)
+    with qtbot.waitSignal(s.run.ended, timeout=60000):
+        assert s.run.start(TrainConfig(epochs=1, batch_size=32, device="cpu"), False)
+        qtbot.waitUntil(lambda: window.map.colour_mode == "class", timeout=20000)
+        s.set_endpoint("A", np.array([0.0, 0.0], np.float32))
+        s.set_endpoint("B", np.array([1.0, 1.0], np.float32))
+    assert s.endpoints["A"] is not None and s.endpoints["B"] is not None
+    qtbot.waitUntil(lambda: window.map.colour_mode == "error", timeout=30000)
+    assert bar.colour_by.currentData() == "error"
+    s.models.new_model()  # another model clears them: they were points of its space
+    assert s.endpoints == {"A": None, "B": None}

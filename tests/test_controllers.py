@@ -22,6 +22,7 @@ from app.training_controller import TrainingController
 from app.training_panel import TrainingPanel
 from cae.checkpoint import save_checkpoint
 from cae.model import CAE
+from tests.helpers import choose_colouring
 
 
 @pytest.fixture
@@ -89,7 +90,7 @@ def test_layers_show_the_session_points_and_keep_the_colour_box_true(session, ma
     layers = LayersController(session, map_, bar)
     points = MapPoints(np.random.default_rng(0).normal(size=(50, 2)), np.arange(50) % 10,
                        tuple("0123456789"))
-    bar.colour_by.setCurrentIndex(bar.colour_by.findData("error"))
+    choose_colouring(bar, bar.colour_by.findData("error"))
     session.set_points(points, fit=True)
     assert len(map_.codes) == 50 and layers.bar is bar
     assert bar.colour_by.currentData() == "class" == map_.colour_mode  # no images: class colours
