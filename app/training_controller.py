@@ -136,7 +136,8 @@ class TrainingController(QObject):
         if not t.running:
             return
         last = self.panel.last_step
-        if last is None:
+        if last is None:  # (no step reported yet: nothing to ask about)
+            self.panel.show_stopping()
             t.stop()
             return
         was_paused = t.paused
@@ -152,6 +153,7 @@ class TrainingController(QObject):
                 t.resume()
             return
         self._stop_choice = choice
+        self.panel.show_stopping()
         t.stop()
 
     @Slot(object)
@@ -163,7 +165,10 @@ class TrainingController(QObject):
         # as its file keeps them: the last report may be a few steps before the stop)
         step = None if last is None else (
             rec.epochs_done + 1, rec.steps - rec.epochs_done * last[2], last[2])
-        where = "before its first step" if rec.steps == 0 else _how_far(rec.epochs_done, step)
+        where = ("before its first step" if rec.steps == 0 else
+                 # (steps taken, none reported yet: "after 0 epochs" had hidden them)
+                 f"after {rec.steps:,} step{'s' * (rec.steps > 1)} of epoch 1"
+                 if step is None and rec.epochs_done == 0 else _how_far(rec.epochs_done, step))
         text = (f"stopped {where}" if rec.stopped
                 else f"finished {_epochs(rec.epochs_done)}") + f" in {rec.seconds:.0f} s"
         self.panel.show_finished(text)

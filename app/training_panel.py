@@ -222,6 +222,13 @@ class TrainingPanel(QWidget):
                   self.continue_training):
             w.setEnabled(not running)
 
+    def show_stopping(self) -> None:
+        """Stop was asked for: the run ends after the step under way, which on a busy CPU can
+        take a while (Stop had shown nothing for 20 s)."""
+        self.pause_button.setEnabled(False)
+        self.stop_button.setEnabled(False)
+        self.progress.setFormat("stopping after the step under way…")
+
     def show_paused(self, paused: bool) -> None:
         """Any pause (this button, the quit question): the button offers the way back, and the
         bar says where the run stands, with no rate or time left while nothing runs."""

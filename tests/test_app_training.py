@@ -600,6 +600,28 @@ def test_a_run_stopped_before_its_first_step_leaves_nothing_to_keep(window, qtbo
     assert window.training_panel.progress.format().startswith("stopped before its first step")
 
 
+def test_stop_before_the_first_report_says_so_at_once_and_counts_the_steps(
+        window, qtbot, monkeypatch, answered_questions):
+    """On a busy CPU Stop showed nothing for 20 s, then asked to keep a model "stopped after 0
+    epochs" that had taken steps (none reported yet: a report comes every 20)."""
+    real = Trainer._to_device
+    monkeypatch.setattr(Trainer, "_to_device", lambda self, a: time.sleep(0.05) or real(self, a))
+    set_settings(window, epochs=2, batch=8)  # 32 steps an epoch
+    panel = window.training_panel
+    with qtbot.waitSignal(window.session.run.ended, timeout=20000) as ended:
+        assert window.training.start()
+        qtbot.wait(400)
+        assert panel.last_step is None  # steps taken, none reported
+        window.training.request_stop()
+        assert panel.progress.format() == "stopping after the step under way…"
+        assert not panel.stop_button.isEnabled() and not panel.pause_button.isEnabled()
+    steps = ended.args[0].steps
+    assert 0 < steps < 20
+    said = f"stopped after {steps} step{'s' * (steps > 1)} of epoch 1"
+    assert panel.progress.format().startswith(said)
+    assert said in answered_questions[-1][1]  # the keep question
+
+
 def test_the_slider_label_says_when_the_map_shows_an_epoch_under_way(window, qtbot, monkeypatch):
     """Between epoch ends the map re-plots the live model: the label must not name the last
     finished epoch as what is shown."""
