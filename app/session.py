@@ -88,6 +88,7 @@ class Session(QObject):
         self._data_requested = False
         self._data_name = "mnist"  # the dataset asked for last
         self._data_download = False  # ... and whether to download it
+        self._data_failure = ""  # why the last dataset could not be loaded (none since)
         # Where a dataset asked to be downloaded was found instead, said again when the map's
         # encoding messages have replaced the first message.
         self._found_note: tuple[Dataset | None, str] = (None, "")
@@ -251,6 +252,9 @@ class Session(QObject):
         """Why there is no dataset, naming every place searched (the requested folder too)."""
         if self.data.busy:
             return "The dataset is still loading; Train becomes available when it is ready."
+        if self._data_failure:  # (a truncated file had been reported as "mnist was not found")
+            return ("Load a dataset first (Data menu): training needs images. The last one "
+                    f"could not be loaded:\n{self._data_failure}")
         return ("Load a dataset first (Data menu): training needs images.\n"
                 + not_found_message("mnist", self.data_folder))
 
@@ -272,6 +276,7 @@ class Session(QObject):
                             f"{dataset.source or dataset.title}: {exc}; {before}.")
             return
         self.dataset = dataset
+        self._data_failure = ""
         self.forget_train_codes()
         self.tasks.cancel("metrics")  # of the data before
         self._metrics_of = None  # (nor keep the data before alive)
@@ -327,6 +332,7 @@ class Session(QObject):
         return wanted if current in bundled and wanted in bundled else None
 
     def _on_data_failed(self, message: str) -> None:
+        self._data_failure = message
         if self._data_requested or (self.models.model is None and self.dataset is None):
             self.error.emit("Dataset", message)
         else:  # a quiet search (at start-up, or for an opened model's data): only a hint

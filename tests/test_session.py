@@ -220,6 +220,22 @@ def test_not_found_names_the_folder_that_was_asked_for(session, tmp_path, qtbot)
     assert str(wanted) in session.missing_data_message()
 
 
+def test_train_after_a_dataset_failed_to_load_says_why_not_that_it_was_not_found(
+        session, tmp_path, qtbot):
+    """A truncated file was reported at start-up, then Train said "mnist was not found" though
+    all four files were there."""
+    from tests.helpers import FILES, write_dataset_folder
+    folder = write_dataset_folder(tmp_path / "cut")
+    images = folder / FILES["test_images"]
+    images.write_bytes(images.read_bytes()[:-200])
+    session.load_data("folder", str(folder))
+    qtbot.waitUntil(lambda: not session.data.busy, timeout=20000)
+    assert session.dataset is None and session.errors
+    said = session.missing_data_message()
+    assert "could not be loaded" in said and session.errors[-1] in said
+    assert "not found" not in said
+
+
 def test_a_corrupt_given_model_is_reported_and_the_usual_model_opens(session, model_file, tmp_path,
                                                                      qtbot):
     bad = tmp_path / "bad.safetensors"
