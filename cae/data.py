@@ -224,9 +224,11 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> tuple[n
                     f"{path}: a {compressed}-byte gzip file claiming {n_bytes} bytes of data "
                     f"(over {GZIP_MAX_RATIO}x): refused as a possible gzip bomb")
             payload = _read_exact(stream, n_bytes, path, "payload")
-            if stream.read(1):
-                raise IDXFormatError(f"{path}: trailing data after the {n_bytes}-byte payload of "
-                                     f"{dims}")
+            if stream.read(1):  # (the header names too few values: a wrong header, most often)
+                raise IDXFormatError(
+                    f"{path}: corrupt header or trailing data: its header describes "
+                    f"{ndim}-D {dtype.name} data of shape {dims} ({n_bytes:,} bytes), and the "
+                    "file holds more than that")
             md5.update(header)
             md5.update(dims_raw)
             md5.update(payload)

@@ -41,7 +41,8 @@ def test_idx_round_trip(tmp_path, compress, dtype):
     # A garbled size (bytes of text where the dimension belongs): said so, not "over the limit".
     (b"\x00\x00\x08\x01garbage", "corrupt or truncated"),
     (gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x05abc"), "truncated payload"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x02abc", "trailing data"),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x02abc",  # (the header names too few values)
+     "corrupt header or trailing data: its header describes 1-D uint8 data of shape (2,)"),
     (gzip.compress(b"\x00\x00\x08\x03" + b"\x80\x00\x00\x00" * 3), "limit"),
     (b"\x1f\x8b\x08\x00garbage-not-gzip", "unreadable"),
 ])
