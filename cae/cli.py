@@ -34,8 +34,12 @@ from .train import (PRECISIONS, RECIPES, WEIGHT_INITS, EpochEnd, Finished, Progr
                     TrainConfig, Trainer)
 
 
+LOG_EVERY_S = 30.0  # off a terminal (a log file), a progress line this often
+
+
 class ProgressBar:
-    """A one-line text progress bar on a terminal; whole lines when not on one."""
+    """A one-line text progress bar on a terminal; off one (a log file), a whole line every
+    ``LOG_EVERY_S`` (a run's log had said nothing for a whole epoch)."""
 
     def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
         self.stream = stream or sys.stderr  # looked up now: tests and callers may replace it
@@ -44,9 +48,13 @@ class ProgressBar:
         self._last = 0.0
 
     def update(self, fraction: float, text: str) -> None:
-        if not self.tty:
-            return
         now = time.monotonic()
+        if not self.tty:
+            if now - self._last >= LOG_EVERY_S:
+                self._last = now
+                self.stream.write(f"{100 * max(0.0, min(1.0, fraction)):.0f}% {text}\n")
+                self.stream.flush()
+            return
         if now - self._last < 0.1 and fraction < 1:
             return
         self._last = now
@@ -175,6 +183,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(dataset, config, model=start.model if start else None)
     bar.line(f"training on {trainer.device} ({trainer.precision}) with "
              f"{len(dataset.train_images)} {dataset.name} images, recipe {config.recipe}")
+    with _terminate_interrupts():
+        return _train_and_save(args, out, start, config, bar, dataset, trainer)
+
+
+def _train_and_save(args: argparse.Namespace, out: Path, start: Checkpoint | None,
+                    config: TrainConfig, bar: ProgressBar, dataset: Dataset,
+                    trainer: Trainer) -> int:
+    """Run ``trainer``, evaluate, save to ``out``: an interrupted run (Ctrl+C, SIGTERM) is saved
+    too, without the evaluation."""
     t0 = time.perf_counter()
     finished = None
     history = []
@@ -241,21 +258,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _terminate_interrupts() -> Iterator[None]:
+    """SIGTERM (a kill, a logout) ends a training run as Ctrl+C does, the weights saved: it had
+    ended the process with nothing saved."""
+    try:
+        before = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 @contextmanager
 def _interrupts_wait() -> Iterator[None]:
-    """Ctrl+C while the trained model is being written waits for the file: a second Ctrl+C
-    after the first (or during the last evaluation) had ended the process with nothing saved."""
+    """Ctrl+C (or SIGTERM) while the trained model is being written waits for the file: a second
+    Ctrl+C after the first (or during the last evaluation) had ended the process with nothing
+    saved."""
     def wait(signum, frame) -> None:
         print("\ncae: saving the model first", file=sys.stderr)
     try:
-        before = signal.signal(signal.SIGINT, wait)
+        before = {sig: signal.signal(sig, wait) for sig in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: nothing to defer
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def metrics_summary(metrics: dict) -> dict:

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from cae.checkpoint import save_checkpoint
+from cae.checkpoint import load_checkpoint, save_checkpoint
 from cae.cli import main
 from cae.model import CAE
 
@@ -435,6 +435,35 @@ def test_ctrl_c_never_loses_the_trained_model(tmp_path, tiny_folder, capsys, mon
         os.kill(os.getpid(), signal.SIGINT)
     assert "saving the model first" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_terminated_train_saves_and_a_log_hears_from_it_within_the_epoch(tmp_path, tiny_folder,
+                                                                          capsys, monkeypatch):
+    """SIGTERM (a kill, a logout) ended `cae train` with nothing saved; and off a terminal (a log
+    file) it said nothing between epoch ends, minutes apart on a busy machine."""
+    import os
+    import signal
+
+    import cae.cli as cli
+    monkeypatch.setattr(cli, "LOG_EVERY_S", 0.0)  # a line for every report
+    real_run = cli.Trainer.run
+
+    def run_then_terminate(self):
+        for record in real_run(self):
+            yield record
+            if isinstance(record, cli.Progress) and record.global_step >= 20:
+                os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(cli.Trainer, "run", run_then_terminate)
+    before = signal.getsignal(signal.SIGTERM)
+    out = tmp_path / "m.safetensors"
+    args = ["train", "--dataset", "folder", "--epochs", "3", "--batch-size", "8", "--device",
+            "cpu", "--no-eval"]  # 32 steps an epoch, a report every 20
+    assert main([*args, "--data", str(tiny_folder), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert out.is_file() and "interrupted: saving the weights trained so far" in err
+    assert load_checkpoint(out).metadata["stopped_early"]
+    assert "% epoch 1/" in err and " step 20/" in err  # within the first epoch
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_evaluate_prints_strict_json_for_classes_without_test_images(tmp_path, capsys):
