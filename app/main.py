@@ -33,7 +33,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=PROG, description="CAE Latent Explorer")
     parser.add_argument("--model", help="a .safetensors model to open")
     parser.add_argument("--data", metavar="DIR", help="folder with the four IDX files")
-    parser.add_argument("--dataset", default="mnist", choices=[*DATASETS, "folder", "auto"])
+    parser.add_argument("--dataset", default="mnist", choices=[*DATASETS, "folder", "auto"],
+                        help="what --data holds: auto recognises MNIST and Fashion-MNIST by "
+                             "their checksums; folder reads any IDX folder (default: mnist, "
+                             "or auto with --data)")
     return parser.parse_args(argv)
 
 

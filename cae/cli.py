@@ -417,7 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="download the dataset if missing")
 
     p = sub.add_parser("download", help="download a dataset into the user cache")
-    p.add_argument("--dataset", default="mnist", choices=list(DATASETS))
+    p.add_argument("--dataset", default="mnist", choices=list(DATASETS),
+                   help="which one (default: mnist)")
     p.add_argument("--dest", metavar="DIR", help="target folder (default: the user cache)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per connection attempt")
     p.set_defaults(func=cmd_download)
@@ -429,9 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(in the project's source); "
                         "quick: a short run; lecture: plain Adam at a constant learning rate. "
                         "The options below override single settings")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=int, help="passes over the training images (default: the "
+                                              "recipe's: best 40, quick 5, lecture 10)")
+    p.add_argument("--batch-size", type=int, help="images per step (default: the recipe's)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
     p.add_argument("--schedule", choices=["cosine", "constant"])
     p.add_argument("--warmup", type=float, help="fraction of the steps spent warming up")
     p.add_argument("--optimizer", choices=["adam", "adamw"])
@@ -446,7 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-init", choices=list(WEIGHT_INITS),
                    help="torch (default): PyTorch's initialisation; tf: the lecture's "
                         "(TensorFlow's Glorot-uniform kernels, zero biases)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="initial weights and batch order (default 0): the same seed and flags "
+                        "give the same weights on the same kind of machine")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                    help="auto (default): bf16 where the CPU (AVX512-BF16/AMX) or GPU computes it "

@@ -199,11 +199,11 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("animate", help="write the training timeline as an animated GIF or MP4")
     model_args(p, "a model file with a training timeline (required)")
     p.add_argument("--out", required=True, help=".gif, or .mp4 (needs ffmpeg on PATH)")
-    p.add_argument("--size", type=_size, default=(800, 800), help="frame size: N or WxH pixels")
+    p.add_argument("--size", type=_size, default=(800, 800), help="frame size: N or WxH pixels (default 800)")
     p.add_argument(
-        "--frames-per-epoch", type=int, default=6, help="frames from one epoch to the next"
+        "--frames-per-epoch", type=int, default=6, help="frames from one epoch to the next (default 6)"
     )
-    p.add_argument("--fps", type=float, default=12.0, help="frames per second")
+    p.add_argument("--fps", type=float, default=12.0, help="frames per second (default 12)")
     p.add_argument("--mosaic", action="store_true", help="decoded-image mosaic under the dots")
     p.add_argument("--mosaic-tiles", type=int, default=16, help="mosaic tiles across")
     p.add_argument("--loss", action="store_true", help="the loss curve beside the map")
@@ -220,7 +220,7 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
     model_args(p, "a model file (default: the bundled model for --data, else MNIST's)")
     data_args(p)
     p.add_argument("--out", required=True, help=".svg or .png")
-    p.add_argument("--size", type=_size, default=(800, 800), help="N or WxH pixels at scale 1")
+    p.add_argument("--size", type=_size, default=(800, 800), help="N or WxH pixels at scale 1 (default 800)")
     p.add_argument(
         "--scale", type=float, default=1.0, help="PNG pixels per scale-1 pixel (e.g. 4 for print)"
     )
@@ -246,7 +246,8 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
         "--path",
         type=_path,
         metavar="Z1,Z2;Z1,Z2...",
-        help="an interpolation path's points (write --path=... when the first is negative)",
+        help='an interpolation path\'s points, quoted for the shell: --path "0,0;1,1" '
+             '(--path="-1,0;1,1" when the first is negative)',
     )
     p.add_argument("--title")
     p.set_defaults(func=cmd_map)
