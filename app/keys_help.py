@@ -17,9 +17,12 @@ WIDGET_KEYS: list[tuple[str, str, str]] = [  # (what it does: capitalised as the
     ("Map", "Drag the red star",
      "Decode along the way from the drawn digit's code (it goes back when dropped)"),
     ("Map", "Arrow keys (Shift: 10x)", "Nudge the decoded point"),
-    ("Map", "+ and -", "Zoom in and out"),
+    ("Map", "+ (or =) and -", "Zoom in and out"),
     ("Map", "Ctrl+arrow keys", "Pan"),
+    ("Images", "Enter in z1 or z2", "Decode the typed point; the keys go back to the map"),
+    ("Draw", "Left-drag on the pad", "Draw (Open… reads a picture instead)"),
     ("Draw", "Esc or Delete", "Clear the drawing (Ctrl+Z brings it back)"),
+    ("Stop question", "Esc", "Continue training"),
 ]
 
 

@@ -99,6 +99,8 @@ class MainWindow(QMainWindow):
         self.z1_edit, self.z2_edit = QLineEdit(), QLineEdit()
         for edit, name in ((self.z1_edit, "z1"), (self.z2_edit, "z2")):
             edit.setPlaceholderText(name)
+            edit.setToolTip(f"Type {name} (a decimal comma reads as a point); Enter decodes the "
+                            "point and hands the keys back to the map")
             goto.addWidget(edit)
         self.go_button = QPushButton("Go")
         self.go_button.setToolTip("Decode exactly this z (arrow keys on the map nudge it; "

@@ -47,6 +47,9 @@ class MapToolbar(QToolBar):
         self.colour_by.addItem("Colour: class", "class")
         self.colour_by.addItem("Colour: reconstruction error", "error")
         self.colour_by.addItem("Colour: 5-NN vote wrong", "knn")
+        self.colour_by.setToolTip("Colour the points by class, by how well each image is "
+                                  "reconstructed, or by whether its 5 nearest training codes "
+                                  "vote for another class (not while a run trains)")
         self.addWidget(self.colour_by)
         self.grey_action = QAction("Grey hidden", self)
         self.grey_action.setCheckable(True)

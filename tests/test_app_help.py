@@ -94,3 +94,12 @@ def test_the_keys_sheet_fits_a_short_screen_and_scrolls(window, qtbot, monkeypat
     assert sheet.height() <= 533 - 80 and sheet.width() <= 853
     assert sheet.browser.verticalScrollBar().maximum() > 0  # the rest is a scroll away
     sheet.close()
+
+
+def test_the_main_controls_each_have_a_tooltip(window):
+    """The colour box and the z fields had none (a newcomer hovering them learnt nothing)."""
+    bar, panel = window.toolbar, window.training_panel
+    for widget in (bar.colour_by, bar.map_set, window.z1_edit, window.z2_edit, window.go_button,
+                   panel.train_button, panel.pause_button, panel.stop_button, panel.recipe,
+                   window.draw_panel.pen):
+        assert widget.toolTip(), widget
