@@ -94,8 +94,8 @@ class TrainingController(QObject):
         if s.data.busy and not s.training.running:
             self.panel.train_button.setEnabled(False)
             self.panel.train_button.setToolTip("The dataset is still loading")
-        else:
-            self.panel.train_button.setToolTip("")
+        else:  # (an empty tooltip here had wiped Train's own for good)
+            self.panel.train_button.setToolTip(self.panel.train_tip)
 
     @Slot()
     def start(self) -> bool:

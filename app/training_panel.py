@@ -119,8 +119,9 @@ class TrainingPanel(QWidget):
         form.addRow("", self.continue_training)
 
         self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Train with these settings on a background thread; the map "
-                                     "follows the model as it learns")
+        self.train_tip = ("Train with these settings on a background thread; the map follows "
+                          "the model as it learns")
+        self.train_button.setToolTip(self.train_tip)
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
         self.pause_button.setToolTip("Pause or resume the run")
