@@ -54,27 +54,32 @@ def claim() -> None:
         _locks[folder] = lock
 
 
-def _orphaned(file: Path) -> bool:
-    """Whether ``file`` was left by an instance that is no longer running."""
-    pid = file.stem.removeprefix("autosave-")
-    if file.name == LEGACY:
-        return True
+def _gone(pid: str) -> bool:
+    """Whether the instance with this process id no longer runs (its stale lock is removed)."""
     if not pid.isdigit() or int(pid) == os.getpid():
         return False
     lock = QLockFile(str(_lock_path(pid)))
     lock.setStaleLockTime(0)
-    if not lock.tryLock(0):  # its instance still runs
+    if not lock.tryLock(0):  # it still runs
         return False
-    lock.unlock()  # (and the stale lock file goes)
+    lock.unlock()  # (and the lock file goes)
     return True
+
+
+def _orphaned(file: Path) -> bool:
+    """Whether ``file`` was left by an instance that is no longer running."""
+    return file.name == LEGACY or _gone(file.stem.removeprefix("autosave-"))
 
 
 def pending() -> Path | None:
     """The newest autosave left by an instance that was closed before its model was saved or
-    discarded (killed, crashed), if any."""
+    discarded (killed, crashed), if any.  Stale locks of instances gone without one are swept
+    (an instance that ends at once, or is killed, leaves its lock file behind)."""
     claim()
     try:
         found = [p for p in data_dir().glob("autosave*.safetensors") if _orphaned(p)]
+        for lock in data_dir().glob("instance-*.lock"):
+            _gone(lock.stem.removeprefix("instance-"))
         return max(found, key=lambda p: p.stat().st_mtime, default=None)
     except OSError:
         return None

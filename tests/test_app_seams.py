@@ -668,6 +668,7 @@ def test_an_autosave_is_offered_only_once_its_window_is_gone(tmp_path):
         other.kill()  # killed: what it left is offered now
         other.wait()
     assert autosave.pending() == theirs
+    assert not (autosave.data_dir() / f"instance-{other.pid}.lock").exists()  # swept
     autosave.adopt(theirs)  # opened here: this window's own from now on
     assert autosave.pending() is None and not theirs.exists()
     autosave.clear()
