@@ -704,3 +704,20 @@ def test_a_runs_end_brings_back_the_colouring_and_keeps_the_ends_set_during_it(w
     assert bar.colour_by.currentData() == "error"
     s.models.new_model()  # another model clears them: they were points of its space
     assert s.endpoints == {"A": None, "B": None}
+
+
+def test_a_gone_windows_lock_is_swept_at_the_next_start():
+    """A window that left at once (os._exit after a step outlived the close) or was killed kept
+    its lock file for good, one more with every such exit."""
+    import subprocess
+    import sys
+
+    from app import autosave
+    other = subprocess.run(
+        [sys.executable, "-c", "import os; from app import autosave; autosave.claim(); "
+                               "print(os.getpid(), flush=True); os._exit(0)"],
+        capture_output=True, text=True, env=dict(os.environ), check=True)
+    lock = autosave.data_dir() / f"instance-{other.stdout.strip()}.lock"
+    assert lock.exists()
+    assert autosave.pending() is None and not lock.exists()
+    assert (autosave.data_dir() / f"instance-{os.getpid()}.lock").exists()  # this window's own
