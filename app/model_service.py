@@ -32,6 +32,7 @@ class ModelService(QObject):
         self.extras: dict[str, np.ndarray] = {}  # arrays saved with the model (e.g. test codes)
         self.decoder_override: CAE | None = None  # decode with another decoder (a past epoch)
         self.generation = 0  # changes whenever what `decoding_model` decodes with changes
+        self.weights = 0  # changes whenever the model's own weights do (not a past epoch shown)
 
     # --------------------------------------------------------------------------- state
     def set_model(self, model: CAE, metadata: dict | None = None, path: Path | None = None,
@@ -43,6 +44,7 @@ class ModelService(QObject):
         self.extras = dict(extras or {})
         self.decoder_override = None
         self.generation += 1
+        self.weights += 1
         self.modelChanged.emit()
 
     def stored_test_codes(self, dataset_name: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -86,6 +88,7 @@ class ModelService(QObject):
             for name, tensor in self.model.state_dict().items():
                 tensor.copy_(torch.from_numpy(state[name]))
         self.generation += 1
+        self.weights += 1
         self.weightsUpdated.emit()
 
     def set_decoder_override(self, model: CAE | None) -> None:

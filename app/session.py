@@ -74,7 +74,7 @@ class Session(QObject):
         self.map_all = str(settings.value("mapAll", "false")).lower() == "true"
         self.train_codes: np.ndarray | None = None  # training digits' codes, for neighbours
         self._metrics_waiting = False  # full metrics wait for the training digits' codes
-        # The last full metrics, with the model generation and dataset they are of: showing
+        # The last full metrics, with the model weights and dataset they are of: showing
         # all digits or the test ones again changes neither (each took ~20 s on 2 cores).
         self._metrics_of: tuple[int, Dataset, dict] | None = None
         self.timeline = Timeline()
@@ -440,7 +440,7 @@ class Session(QObject):
         source = ("while training (2,000 test / 10,000 training digits)" if quick else
                   f"{self.models.path.name if self.models.path else 'the current model'} on "
                   f"{self.dataset.title}")
-        generation = self.models.generation
+        generation = self.models.weights  # (a past epoch shown and back: the same figures)
 
         own = self.models.metadata.get("dataset") in (None, "", self.dataset.name)
 
@@ -452,7 +452,7 @@ class Session(QObject):
         dataset = self.dataset
 
         def done(metrics: dict) -> None:
-            if not quick and self.models.generation == generation:
+            if not quick and self.models.weights == generation:
                 self._metrics_of = (generation, dataset, metrics)
                 if own:
                     self.models.metadata["metrics"] = metrics  # saved with the model
@@ -475,7 +475,7 @@ class Session(QObject):
         """The metrics computed in the window for the current model on the loaded dataset, once
         they are (not those saved with the model, which may describe another test set)."""
         known = self._metrics_of
-        if known and known[0] == self.models.generation and known[1] is self.dataset:
+        if known and known[0] == self.models.weights and known[1] is self.dataset:
             return known[2]
         return None
 

@@ -272,6 +272,14 @@ def test_the_metrics_are_not_computed_again_for_the_same_model_and_data(session,
         qtbot.waitUntil(lambda before=before: len(ready) == before + 1, timeout=20000)
         assert len(session.points) == count and ready[-1] == first
     assert len(computing) == computed
+    # A past epoch shown and "now" again: the model is the same (its metrics had been computed
+    # anew, minutes on a busy machine).
+    session.models.set_decoder_override(CAE())
+    session.models.set_decoder_override(None)
+    before = len(ready)
+    session.refresh_codes()
+    qtbot.waitUntil(lambda: len(ready) == before + 1, timeout=20000)
+    assert len(computing) == computed and ready[-1] == first
     session.models.set_model(CAE(), {"dataset": "synthetic"})  # another model: computed anew
     qtbot.waitUntil(lambda: len(computing) > computed and not session.tasks.running("metrics"),
                     timeout=30000)
