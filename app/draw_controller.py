@@ -164,9 +164,9 @@ class DrawController(QObject):
             # An opened image can lose all its ink when fitted to the pad (a hairline, a long thin
             # bar): said so, rather than asking to draw as if nothing had been opened.
             panel.show_empty(None if panel.pad.is_empty else
-                             f"no ink is left of this image at the pad's {panel.framing.field} px "
-                             "scale (lines "
-                             "too thin, or the image too long and narrow); try another image")
+                             f"no ink is left of this image at the model's {panel.framing.field}"
+                             " px scale (lines too thin, or the image too long and narrow); try "
+                             "another image")
             self.map.set_drawn_marker(None)
             s.set_drawn(None)
             return

@@ -440,20 +440,20 @@ class Session(QObject):
         source = ("while training (2,000 test / 10,000 training digits)" if quick else
                   f"{self.models.path.name if self.models.path else 'the current model'} on "
                   f"{self.dataset.title}")
-        generation = self.models.weights  # (a past epoch shown and back: the same figures)
+        weights = self.models.weights  # (a past epoch shown and back: the same figures)
 
         own = self.models.metadata.get("dataset") in (None, "", self.dataset.name)
 
         known = self._metrics_of
-        if not quick and known and known[0] == generation and known[1] is self.dataset:
+        if not quick and known and known[0] == weights and known[1] is self.dataset:
             self.tasks.cancel("metrics")
             self.metricsReady.emit(known[2], source)
             return
         dataset = self.dataset
 
         def done(metrics: dict) -> None:
-            if not quick and self.models.weights == generation:
-                self._metrics_of = (generation, dataset, metrics)
+            if not quick and self.models.weights == weights:
+                self._metrics_of = (weights, dataset, metrics)
                 if own:
                     self.models.metadata["metrics"] = metrics  # saved with the model
             self.metricsReady.emit(metrics, source)

@@ -169,6 +169,7 @@ class TrainingPanel(QWidget):
         self._reports: deque[tuple[float, int]] = deque()  # (time, global step), for the pace
         self._best_pace = 0.0  # steps a second, the run's best so far
         self._tick_major: int | None = None  # whole epochs between the axis's ticks, or auto
+        self.stopping = False  # Stop was asked for; the bar says so until the run ends
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -228,6 +229,7 @@ class TrainingPanel(QWidget):
         take a while (Stop had shown nothing for 20 s)."""
         self.pause_button.setEnabled(False)
         self.stop_button.setEnabled(False)
+        self.stopping = True  # (the reports still on their way leave it standing)
         self.progress.setFormat("stopping after the step under way…")
 
     def show_paused(self, paused: bool) -> None:
@@ -245,6 +247,7 @@ class TrainingPanel(QWidget):
 
     def reset_curves(self, starting: bool = True) -> None:
         """A new run (or another model): no curves, progress or messages of the previous one."""
+        self.stopping = False
         self.train_points, self.test_points = [], []
         self.last_step = None
         self._reports.clear()
@@ -316,8 +319,9 @@ class TrainingPanel(QWidget):
     def show_progress(self, p: Progress) -> None:
         self.last_step = (p.epoch, p.step, p.steps_per_epoch)
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
-        self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
-                                f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left")
+        if not self.stopping:
+            self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
+                                    f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left")
         self.slowed.setVisible(self._slowed(p.global_step))
         if _plottable(p.loss):
             self.train_points.append((p.global_step / max(p.steps_per_epoch, 1), p.loss))

@@ -610,7 +610,8 @@ def test_stop_before_the_first_report_says_so_at_once_and_counts_the_steps(
     panel = window.training_panel
     with qtbot.waitSignal(window.session.run.ended, timeout=20000) as ended:
         assert window.training.start()
-        qtbot.wait(400)
+        t = window.session.training
+        qtbot.waitUntil(lambda: t.trainer is not None and t.trainer.global_step > 0, timeout=10000)
         assert panel.last_step is None  # steps taken, none reported
         window.training.request_stop()
         assert panel.progress.format() == "stopping after the step under way…"
@@ -620,6 +621,18 @@ def test_stop_before_the_first_report_says_so_at_once_and_counts_the_steps(
     said = f"stopped after {steps} step{'s' * (steps > 1)} of epoch 1"
     assert panel.progress.format().startswith(said)
     assert said in answered_questions[-1][1]  # the keep question
+
+
+def test_stopping_stays_said_over_the_reports_still_on_their_way(window):
+    from cae.train import Progress
+    panel = window.training_panel
+    panel.reset_curves()
+    panel.show_stopping()
+    panel.show_progress(Progress(1, 5, 32, 5, 64, 0.1, 100.0, 1.0, 1e-3))
+    assert panel.progress.format() == "stopping after the step under way…"
+    panel.reset_curves()  # the next run reports again
+    panel.show_progress(Progress(1, 5, 32, 5, 64, 0.1, 100.0, 1.0, 1e-3))
+    assert panel.progress.format().startswith("epoch 1, step 5/32")
 
 
 def test_the_slider_label_says_when_the_map_shows_an_epoch_under_way(window, qtbot, monkeypatch):
