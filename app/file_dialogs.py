@@ -5,6 +5,7 @@ offering several file types offers the one chosen in it last.  All are kept in t
 settings, so they survive a restart."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -81,7 +82,9 @@ def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> st
     suffix = Path(path).suffix.lower()
     if path and f"*{suffix}" in types and _settings is not None:
         _settings.setValue(TYPE_KEY + title, suffix)
-    return _remember(path)
+    # A folder nothing can be written to is not where the next save starts (the export there
+    # fails and says why; the next dialog had opened in it again).
+    return _remember(path) if os.access(Path(path).parent, os.W_OK) else path
 
 
 def confirm_replace(parent: QWidget | None, path: str) -> bool:

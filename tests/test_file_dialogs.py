@@ -1,4 +1,5 @@
 """File dialogs start in the folder last used (home the first time), kept in the settings."""
+import os
 from pathlib import Path
 
 from app import file_dialogs
@@ -167,3 +168,23 @@ def test_a_suffix_added_to_an_existing_file_asks_before_replacing_it(qtbot, sett
     assert file_dialogs.save_file(None, "Save model", "m.safetensors",
                                   "Models (*.safetensors)") == str(tmp_path / "new.safetensors")
     assert len(asked) == 2
+
+
+def test_a_folder_that_cannot_be_written_is_not_where_the_next_save_starts(
+        qtbot, settings, tmp_path, monkeypatch):
+    """An export into a read-only folder fails (and says why); the next Export dialog had opened
+    in that folder again."""
+    file_dialogs.remember_folders_in(settings)
+    good, locked = tmp_path / "good", tmp_path / "locked"
+    good.mkdir()
+    locked.mkdir()
+    answers = iter([(str(good / "a.png"), "PNG (*.png)"), (str(locked / "b.png"), "PNG (*.png)")])
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName",
+                        lambda *a: next(answers))
+    real_access = os.access
+    monkeypatch.setattr("app.file_dialogs.os.access",  # (root writes anywhere: as a user would)
+                        lambda p, mode: Path(p) != locked and real_access(p, mode))
+    assert file_dialogs.save_file(None, "Export", "a.png", "PNG (*.png)") == str(good / "a.png")
+    assert file_dialogs.save_folder() == str(good)
+    assert file_dialogs.save_file(None, "Export", "b.png", "PNG (*.png)") == str(locked / "b.png")
+    assert file_dialogs.save_folder() == str(good)
