@@ -44,20 +44,14 @@ def window(qtbot, settings, tiny_folder, tmp_path, no_bundled_model):
     """A main window with a small trained-from-seed model file and the tiny dataset loaded."""
     import torch
 
-    from app.main_window import MainWindow
     from cae.checkpoint import save_checkpoint
     from cae.model import CAE
 
+    from tests.helpers import open_window
+
     torch.manual_seed(1)
     model_path = save_checkpoint(tmp_path / "model.safetensors", CAE(), {"dataset": "synthetic"})
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    w.start(str(model_path), str(tiny_folder), "folder")
-    qtbot.waitUntil(lambda: len(w.session.points) == 64 or bool(w.last_error), timeout=20000)
-    assert not w.last_error
+    w = open_window(qtbot, settings, model_path, tiny_folder, 64)
     yield w
     w.close()
 

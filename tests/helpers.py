@@ -116,3 +116,18 @@ def choose_colouring(bar, index: int) -> None:
     """What a user's pick in the map toolbar's colour box does (``bar``: a MapToolbar)."""
     bar.colour_by.setCurrentIndex(index)
     bar.colour_by.activated.emit(index)
+
+
+def open_window(qtbot, settings, model_path, folder, points: int):
+    """A shown 1200 x 800 main window started on ``model_path`` over the IDX ``folder``, once its
+    map has ``points`` points."""
+    from app.main_window import MainWindow
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    w.start(str(model_path), str(folder), "folder")
+    qtbot.waitUntil(lambda: len(w.session.points) == points or bool(w.last_error), timeout=20000)
+    assert not w.last_error
+    return w

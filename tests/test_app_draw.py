@@ -440,24 +440,16 @@ def test_a_model_of_32_px_images_reads_drawings_at_32_px(qtbot, settings, tmp_pa
                                                         no_bundled_model):
     """A model of 32-px images (written with the engine's API) over its own 32-px folder: a
     drawing is framed in a 32-px field (a 28x28 input had raised in the Draw panel's slot)."""
-    from app.main_window import MainWindow
     from cae.checkpoint import save_checkpoint
     from cae.model import CAE, CAEConfig
     from cae.preprocess import Framing
-    from tests.helpers import write_dataset_folder
+    from tests.helpers import open_window, write_dataset_folder
     torch.manual_seed(0)
     model = save_checkpoint(tmp_path / "m32.safetensors", CAE(CAEConfig(image_size=32)),
                             {"dataset": "big"})
     folder = write_dataset_folder(tmp_path / "big", n_train=64, n_test=32,
                                   framing=Framing(22, True, 32))
-    w = MainWindow(settings)
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    w.start(str(model), str(folder), "folder")
-    qtbot.waitUntil(lambda: len(w.session.points) == 32 or bool(w.last_error), timeout=20000)
-    assert not w.last_error
+    w = open_window(qtbot, settings, model, folder, 32)
     w.draw_dock.raise_()
     panel = w.draw_panel
     draw(qtbot, panel.pad, SEVEN)
