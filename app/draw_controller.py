@@ -12,14 +12,13 @@ from PySide6.QtCore import QEvent, QObject, QTimer, Slot
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit, QWidget
 
-from cae.data import Dataset
 from cae.metrics import knn_indices, vote
 from cae.preprocess import (
     FRAMINGS,
     MNIST_FRAMING,
-    Framing,
     EmptyDrawingError,
-    measure_framing,
+    dataset_framing,
+    framing_from,
     preprocess,
 )
 
@@ -60,7 +59,6 @@ class DrawController(QObject):
         self.neighbours = None  # indices of the drawn digit's nearest training digits
         # The test images' errors, per cent by per cent (the metrics'), to place the drawing's.
         self.percentiles: list[float] | None = None
-        self._measured: tuple[Dataset, Framing] | None = None  # an IDX folder's framing
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(LIVE_INTERVAL_MS)
@@ -83,25 +81,19 @@ class DrawController(QObject):
 
     @Slot()
     def _frame(self) -> None:
-        """A drawing is framed as the model's training images are (else as the loaded
-        dataset's, measured from them for an IDX folder), in the model's own image size, and
+        """A drawing is framed as the model's training images are (as its file records them,
+        else as the loaded dataset's, measured for an IDX folder), in the model's size, and
         the panel's caption says so before anything is drawn (it said MNIST's "20 px" under the
         Fashion-MNIST model until a first stroke)."""
         s = self.session
         if s.models.model is None:
             return
         n = s.models.model.config.image_size
-        trained_on, ds = s.models.metadata.get("dataset"), s.dataset
-        if trained_on in FRAMINGS:
-            framing = FRAMINGS[trained_on]
-        elif ds is None or ds.image_size != n:
-            framing = MNIST_FRAMING
-        elif ds.name in FRAMINGS:
-            framing = FRAMINGS[ds.name]
-        else:
-            if self._measured is None or self._measured[0] is not ds:
-                self._measured = ds, measure_framing(ds.train_images)
-            framing = self._measured[1]
+        meta, ds = s.models.metadata, s.dataset
+        framing = (framing_from(meta.get("framing"), n)  # (measured on its data when trained)
+                   or FRAMINGS.get(meta.get("dataset"))
+                   or (dataset_framing(ds) if ds is not None and ds.image_size == n
+                       else MNIST_FRAMING))
         self.panel.set_framing(framing if framing.field == n else framing.scaled_to(n))
 
     def _on_metrics(self, metrics: dict, source: str = "") -> None:

@@ -97,7 +97,8 @@ class FilesController(QObject):
             return False
         answer = self.ask("Recover the last training run?",
                           "The app was closed before the model of the last training run was saved. "
-                          "Open its last autosaved epoch now (you can then save it)?",
+                          "Open what was autosaved of it (its last epoch, or the model kept at "
+                          "Stop) now? You can then save it.",
                           Button.Open | Button.Discard | Button.Ignore, Button.Open)
         if answer == Button.Discard:
             autosave.discard(found)

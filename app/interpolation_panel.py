@@ -149,6 +149,6 @@ class InterpolationPanel(QWidget):
             np.savetxt(path, table, delimiter=",", header="step,z1,z2", comments="",
                        fmt=["%d", "%.9g", "%.9g"])  # float32 exactly
         except OSError as exc:
-            return f"could not write {path}: {exc.strerror or exc}"
+            return f"cannot write {path}: {exc.strerror or exc}"
         self.saved.emit(path)
         return ""

@@ -63,5 +63,5 @@ def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray,
     except OSError as exc:
         with contextlib.suppress(OSError):  # (a read-only folder refuses even this: EROFS)
             tmp.unlink(missing_ok=True)
-        raise CAEError(f"could not write {path}: {exc.strerror or exc}") from None
+        raise CAEError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

@@ -12,6 +12,7 @@ import torch
 from .data import Dataset
 from .metrics import encode_images
 from .model import CAE
+from .preprocess import dataset_framing
 from .train import TrainConfig
 
 
@@ -40,6 +41,8 @@ def model_file_contents(model: CAE, dataset: Dataset | None, config: TrainConfig
         "device": str(device), "precision": precision, "torch_version": torch.__version__,
         "threads": int(threads),  # CPU results are bit-exact for one thread count
     }
+    if dataset is not None:  # how a drawing is framed for it, whatever data is loaded then
+        meta["framing"] = dataclasses.asdict(dataset_framing(dataset))
     if steps is not None:
         meta.update(steps.metadata())
     if command is not None:

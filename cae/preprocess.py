@@ -11,6 +11,7 @@ Numpy only: no Qt, no torch.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +131,31 @@ def measure_framing(images: np.ndarray, sample: int = 1000) -> Framing:
     box_off = np.mean(((top_row + bottom - (n - 1)) / 2) ** 2
                       + ((left + right - (n - 1)) / 2) ** 2)
     return Framing(box, bool(mass_off < box_off), n)
+
+
+_measured: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> its framing
+
+
+def dataset_framing(dataset) -> Framing:
+    """How a dataset's images are framed: a named dataset's recipe, else measured from its
+    training images (once per dataset: a model file records it at every autosave)."""
+    if dataset.name in FRAMINGS:
+        return FRAMINGS[dataset.name]
+    if dataset not in _measured:
+        _measured[dataset] = measure_framing(dataset.train_images)
+    return _measured[dataset]
+
+
+def framing_from(recorded: object, field: int) -> Framing | None:
+    """The framing a model file records (``metadata["framing"]``) for images of ``field`` px,
+    or None where it records none or one that does not make sense (the file is the user's)."""
+    if not isinstance(recorded, dict) or set(recorded) != {"box", "centre_of_mass", "field"}:
+        return None
+    box, mass, n = recorded["box"], recorded["centre_of_mass"], recorded["field"]
+    if type(box) is not int or type(n) is not int or type(mass) is not bool or n != field \
+            or not 0 < box <= n:
+        return None
+    return Framing(box, mass, n)
 
 
 def preprocess(ink: np.ndarray, framing: Framing = MNIST_FRAMING) -> Preprocessed:

@@ -436,6 +436,22 @@ def test_a_model_of_an_idx_folder_frames_drawings_as_its_images(window, qtbot, t
     assert (rows[0], rows[-1]) == (2, 25)  # the box's 24 px, centred
 
 
+def test_a_model_frames_drawings_as_its_file_records_whatever_data_is_loaded(window, qtbot):
+    """The letters model over Fashion-MNIST (or MNIST) took the loaded data's framing: its
+    file's own, measured on its data when it was trained, comes first."""
+    import dataclasses
+
+    from cae.preprocess import Framing
+    panel = window.draw_panel
+    assert panel.box_caption.text() == "20 px"  # (the loaded tiny folder's, measured)
+    window.session.models.metadata["framing"] = dataclasses.asdict(Framing(24, False))
+    window.session.models.modelChanged.emit()
+    assert panel.framing == Framing(24, False) and panel.box_caption.text() == "24 px"
+    window.session.models.metadata["framing"] = {"box": 99}  # a file's nonsense: ignored
+    window.session.models.modelChanged.emit()
+    assert panel.box_caption.text() == "20 px"
+
+
 def test_a_model_of_32_px_images_reads_drawings_at_32_px(qtbot, settings, tmp_path,
                                                         no_bundled_model):
     """A model of 32-px images (written with the engine's API) over its own 32-px folder: a

@@ -100,7 +100,7 @@ def test_the_all_digits_view_exports_exact_codes(window, tmp_path, qtbot, monkey
 
 def test_export_failures(window, tmp_path):
     assert not window.files.export_codes(str(tmp_path / "nope" / "codes.csv"))
-    assert "could not write" in window.last_error
+    assert "cannot write" in window.last_error
     assert not window.files.export_codes(str(tmp_path / "codes.txt"))
     assert "unknown format" in window.last_error
 

@@ -110,7 +110,7 @@ def test_exports(window, tmp_path):
     assert window.interp_panel.save_csv(str(csv)) == ""
     table = np.loadtxt(csv, delimiter=",", skiprows=1)
     np.testing.assert_array_equal(table[:, 1:].astype(np.float32), window.interp_panel.zs)
-    assert window.interp_panel.save_csv(str(tmp_path / "missing" / "z.csv")).startswith("could not write")
+    assert window.interp_panel.save_csv(str(tmp_path / "missing" / "z.csv")).startswith("cannot write")
     window.interpolation._report("could not write x")
     assert "could not write x" in window.last_error
 

@@ -42,3 +42,32 @@ def test_step_points_reads_what_it_can():
                             [1.0, -1.0], None, [1.0, 0.03]]}
     np.testing.assert_array_equal(step_points(meta), [[0.25, 0.05], [0.5, 0.04], [1.0, 0.03]])
     assert step_points({}).shape == (0, 2) and step_points({"step_losses": "junk"}).shape == (0, 2)
+
+
+def test_a_model_file_records_how_its_data_is_framed():
+    """A drawing for a model of an IDX folder was framed by whatever dataset was loaded at the
+    time (letters in 24-px boxes read 28 px under Fashion-MNIST): the file records its own."""
+    import dataclasses
+
+    import numpy as np
+
+    from cae.data import Dataset
+    from cae.model import CAE
+    from cae.model_file import model_file_contents
+    from cae.preprocess import FRAMINGS, Framing, framing_from
+    from tests.helpers import framed_scribbles
+
+    images = framed_scribbles(Framing(24, False), 40)
+    labels = np.arange(40) % 10
+    for name, expected in (("letters", Framing(24, False)), ("mnist", FRAMINGS["mnist"])):
+        ds = Dataset(name, images, labels, images[:10], labels[:10])
+        meta, _ = model_file_contents(CAE(), ds, None, history=[], epochs_done=0,
+                                      stopped_early=False, wall_time_s=0, device="cpu",
+                                      precision="fp32", threads=1, encode=False)
+        assert meta["framing"] == dataclasses.asdict(expected)
+        assert framing_from(json.loads(json.dumps(meta["framing"])), 28) == expected
+    for bad in (None, [24], {"box": 24}, {"box": 30, "centre_of_mass": True, "field": 28},
+                {"box": 24.0, "centre_of_mass": True, "field": 28},
+                {"box": 24, "centre_of_mass": 1, "field": 28},
+                {"box": 20, "centre_of_mass": True, "field": 32}):
+        assert framing_from(bad, 28) is None, bad
