@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import CAEError
+
+if TYPE_CHECKING:
+    from .data import Dataset
 
 FIELD = 28
 BOX = 20
@@ -46,11 +50,6 @@ MNIST_FRAMING = Framing(BOX, True)
 # extending the shortest edge to 28 and put the image to the center" (its README).  Drawn with
 # MNIST's 20-px box, a pair of trousers came out smaller than every training image.
 FRAMINGS = {"mnist": MNIST_FRAMING, "fashion-mnist": Framing(FIELD, False)}
-
-
-def framing_for(dataset: str | None) -> Framing:
-    """The framing of a named dataset's images; MNIST's for any other (an IDX folder)."""
-    return FRAMINGS.get(dataset or "", MNIST_FRAMING)
 
 
 class EmptyDrawingError(CAEError):
@@ -136,7 +135,7 @@ def measure_framing(images: np.ndarray, sample: int = 1000) -> Framing:
 _measured: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # dataset -> its framing
 
 
-def dataset_framing(dataset) -> Framing:
+def dataset_framing(dataset: Dataset) -> Framing:
     """How a dataset's images are framed: a named dataset's recipe, else measured from its
     training images (once per dataset: a model file records it at every autosave)."""
     if dataset.name in FRAMINGS:
