@@ -248,8 +248,10 @@ def render_report(
     metrics: dict | None = None,
     progress: Progress = None,
     cancel: Cancel = None,
+    made: dt.datetime | None = None,
 ) -> Image.Image:
-    """The report page as an RGB image of :data:`PAGE` pixels.  ``metrics`` (as
+    """The report page as an RGB image of :data:`PAGE` pixels, stamped ``made`` (now unless
+    given, so two pages of one file can be compared).  ``metrics`` (as
     :func:`cae.metrics.evaluate` returns them on ``dataset``) skips the evaluation when already
     computed.  Given a dataset, the map shows its test set (the codes saved with the model only
     where they are that set's)."""
@@ -301,8 +303,8 @@ def render_report(
     y += 17 * s
     _text(d, (m, y), f"SHA-256: {digest or '(not saved to a file)'}", 11 * s)
     y += 17 * s
-    made = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    _text(d, (m, y), f"{len(codes)} test codes, {len(names)} classes; page made {made}", 11 * s)
+    stamp = (made or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    _text(d, (m, y), f"{len(codes)} test codes, {len(names)} classes; page made {stamp}", 11 * s)
     y += 28 * s
 
     # Map and mosaic side by side, over the same view.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import shutil
 import subprocess
@@ -115,9 +116,12 @@ def test_the_digest_is_the_files_sha256_and_is_on_the_page(tmp_path):
     assert file_digest(BUNDLED) == hashlib.sha256(BUNDLED.read_bytes()).hexdigest()
     ckpt = load_checkpoint(BUNDLED)
 
+    made = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc)  # a minute may pass between
+
     def page(digest: str) -> np.ndarray:
         return np.asarray(
-            render_report(ckpt.model, ckpt.metadata, ckpt.extras, model_name="m", digest=digest),
+            render_report(ckpt.model, ckpt.metadata, ckpt.extras, model_name="m", digest=digest,
+                          made=made),
             np.int16,
         )
 
