@@ -5,7 +5,7 @@ offering several file types offers the one chosen in it last.  All are kept in t
 settings, so they survive a restart."""
 from __future__ import annotations
 
-import os
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
@@ -72,19 +72,42 @@ def save_file(parent: QWidget | None, title: str, name: str, filters: str) -> st
     if selected:
         name = str(Path(name).with_suffix(str(last)))
     suggested = name if Path(name).is_absolute() else str(Path(save_folder()) / name)
-    path, chosen = QFileDialog.getSaveFileName(parent, title, suggested, filters, selected)
-    given = _suffixes(chosen or filters.split(";;")[0])
-    if path and not Path(path).suffix and given:  # "map" with PNG chosen: map.png, as typed
-        path += given[0]
-        # The dialog asked about replacing "map", not "map.png".
-        if Path(path).exists() and not confirm_replace(parent, path):
+    while True:
+        path, chosen = QFileDialog.getSaveFileName(parent, title, suggested, filters, selected)
+        given = _suffixes(chosen or filters.split(";;")[0])
+        if path and not Path(path).suffix and given:  # "map" with PNG chosen: map.png, as typed
+            path += given[0]
+            # The dialog asked about replacing "map", not "map.png".
+            if Path(path).exists() and not confirm_replace(parent, path):
+                return ""
+        if not path:
             return ""
+        folder = Path(path).parent
+        reason = cannot_write_in(folder)
+        if reason is None:
+            break
+        # Said at once, before an export asks its options and does its work (it then failed),
+        # and the dialog opens again outside that folder.
+        QMessageBox.warning(parent, "Cannot write there",
+                            f"Nothing can be written in {folder}: {reason}.\n\n"
+                            "Choose another folder.")
+        start = save_folder()
+        start = str(Path.home()) if Path(start) == folder else start
+        suggested, selected = str(Path(start) / Path(path).name), chosen or selected
     suffix = Path(path).suffix.lower()
-    if path and f"*{suffix}" in types and _settings is not None:
+    if f"*{suffix}" in types and _settings is not None:
         _settings.setValue(TYPE_KEY + title, suffix)
-    # A folder nothing can be written to is not where the next save starts (the export there
-    # fails and says why; the next dialog had opened in it again).
-    return _remember(path) if os.access(Path(path).parent, os.W_OK) else path
+    return _remember(path)
+
+
+def cannot_write_in(folder: Path) -> str | None:
+    """Why nothing can be written in ``folder``, in the OS's words, or None.  Tried rather than
+    read from its permissions: root ignores those, and a read-only disk refuses everyone."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def confirm_replace(parent: QWidget | None, path: str) -> bool:

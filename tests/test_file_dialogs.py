@@ -1,5 +1,4 @@
 """File dialogs start in the folder last used (home the first time), kept in the settings."""
-import os
 from pathlib import Path
 
 from app import file_dialogs
@@ -170,21 +169,36 @@ def test_a_suffix_added_to_an_existing_file_asks_before_replacing_it(qtbot, sett
     assert len(asked) == 2
 
 
-def test_a_folder_that_cannot_be_written_is_not_where_the_next_save_starts(
+def test_a_folder_that_cannot_be_written_is_said_at_once_and_the_dialog_opens_elsewhere(
         qtbot, settings, tmp_path, monkeypatch):
-    """An export into a read-only folder fails (and says why); the next Export dialog had opened
-    in that folder again."""
+    """A folder nothing can be written in is refused as it is chosen, in the OS's words, and the
+    dialog opens again outside it.  An export had gone on to ask its options and do its work,
+    then failed; and the next dialog had opened in that folder again."""
     file_dialogs.remember_folders_in(settings)
     good, locked = tmp_path / "good", tmp_path / "locked"
     good.mkdir()
     locked.mkdir()
-    answers = iter([(str(good / "a.png"), "PNG (*.png)"), (str(locked / "b.png"), "PNG (*.png)")])
+    answers = iter([(str(good / "a.png"), "PNG (*.png)"), (str(locked / "b.png"), "PNG (*.png)"),
+                    (str(good / "b.png"), "PNG (*.png)"), (str(locked / "c.png"), "PNG (*.png)"),
+                    ("", "")])
+    starts, warnings = [], []
     monkeypatch.setattr("app.file_dialogs.QFileDialog.getSaveFileName",
-                        lambda *a: next(answers))
-    real_access = os.access
-    monkeypatch.setattr("app.file_dialogs.os.access",  # (root writes anywhere: as a user would)
-                        lambda p, mode: Path(p) != locked and real_access(p, mode))
+                        lambda parent, title, start, *a: starts.append(start) or next(answers))
+    monkeypatch.setattr("app.file_dialogs.QMessageBox.warning",
+                        lambda parent, title, text: warnings.append(text))
+    real = file_dialogs.cannot_write_in
+    monkeypatch.setattr(file_dialogs, "cannot_write_in",  # (root writes anywhere: as a user would)
+                        lambda folder: "Read-only file system" if folder == locked else real(folder))
     assert file_dialogs.save_file(None, "Export", "a.png", "PNG (*.png)") == str(good / "a.png")
-    assert file_dialogs.save_folder() == str(good)
-    assert file_dialogs.save_file(None, "Export", "b.png", "PNG (*.png)") == str(locked / "b.png")
-    assert file_dialogs.save_folder() == str(good)
+    assert file_dialogs.save_file(None, "Export", "b.png", "PNG (*.png)") == str(good / "b.png")
+    assert warnings == [f"Nothing can be written in {locked}: Read-only file system.\n\n"
+                        "Choose another folder."]
+    assert starts[2] == str(good / "b.png")  # asked again, where the last file was written
+    assert file_dialogs.save_file(None, "Export", "c.png", "PNG (*.png)") == ""  # then Cancel
+    assert len(warnings) == 2 and file_dialogs.save_folder() == str(good)
+
+
+def test_cannot_write_in_gives_the_os_reason(tmp_path):
+    assert file_dialogs.cannot_write_in(tmp_path) is None
+    assert list(tmp_path.iterdir()) == []  # the probe leaves nothing behind
+    assert "No such file" in file_dialogs.cannot_write_in(tmp_path / "gone")

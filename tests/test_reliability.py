@@ -133,6 +133,8 @@ def test_every_export_into_a_read_only_folder_says_why(window, read_only_folder,
     model = tmp_path / "m.safetensors"
     assert window.files.save_model(str(model))
     reason = lock()
+    from app.file_dialogs import cannot_write_in
+    assert cannot_write_in(folder) == reason  # (a save dialog says so as the folder is chosen)
     assert not window.files.export_codes(str(folder / "codes.csv"))
     assert reason in window.last_error and "codes.csv" in window.last_error
     assert not window.files.export_map_png(str(folder / "map.png"))
