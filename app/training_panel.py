@@ -12,7 +12,7 @@ from collections import deque
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
@@ -49,6 +49,9 @@ def device_choices() -> list[tuple[str, str]]:
 # than cores is said to be slowed by other programs (1,000 img/s fell to 123, unexplained).
 SLOWED = 0.6
 PACE_WINDOW_S = 5.0  # the pace is measured over the last few seconds of reports
+# A run with no step to report after this long counts the seconds, and says when other
+# programs crowd the CPU (beside a terminal run it sat at "starting…" for a minute, unexplained).
+STARTING_SAID_AFTER_S = 5.0
 NO_STEPS = np.zeros((0, 2))
 
 
@@ -170,6 +173,10 @@ class TrainingPanel(QWidget):
         self._best_pace = 0.0  # steps a second, the run's best so far
         self._tick_major: int | None = None  # whole epochs between the axis's ticks, or auto
         self.stopping = False  # Stop was asked for; the bar says so until the run ends
+        self._starting_since: float | None = None  # a run with no step reported yet: since when
+        self._start_clock = QTimer(self)
+        self._start_clock.setInterval(1000)
+        self._start_clock.timeout.connect(self.tick_starting)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -240,6 +247,7 @@ class TrainingPanel(QWidget):
         self.slowed.setVisible(False)
         if self.last_step is None:
             self.progress.setFormat("paused" if paused else "resuming…")
+            self._count_start(not paused)  # a pause is not a slow start
             return
         epoch, step, steps = self.last_step
         self.progress.setFormat(f"paused: epoch {epoch}, step {step}/{steps}" if paused
@@ -260,6 +268,7 @@ class TrainingPanel(QWidget):
         self.loss_plot.getPlotItem().enableAutoRange(axis="x")
         self.progress.setValue(0)
         self.progress.setFormat("starting…" if starting else "")
+        self._count_start(starting)
         self.status.setText("")
         self.loss_plot.setVisible(False)
         self.loss_hint.setVisible(True)
@@ -316,8 +325,23 @@ class TrainingPanel(QWidget):
                             f"this model's training: {text}; no test\u00a0loss (it is measured "
                             "at each epoch's end)")
 
+    def _count_start(self, on: bool) -> None:
+        self._starting_since = time.monotonic() if on else None
+        (self._start_clock.start if on else self._start_clock.stop)()
+
+    def tick_starting(self) -> None:
+        """Each second before the run's first step is reported: after a few, how long it has
+        been, and whether other programs crowd the CPU (the run's threads yield to them)."""
+        if self._starting_since is None or self.stopping:
+            return
+        waited = time.monotonic() - self._starting_since
+        if waited >= STARTING_SAID_AFTER_S:
+            self.progress.setFormat(f"starting… {waited:.0f} s")
+            self.slowed.setVisible(cpu_crowded())
+
     def show_progress(self, p: Progress) -> None:
         self.last_step = (p.epoch, p.step, p.steps_per_epoch)
+        self._count_start(False)
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
         if not self.stopping:
             self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
@@ -368,6 +392,7 @@ class TrainingPanel(QWidget):
     def show_finished(self, text: str) -> None:
         """The run's outcome goes on the progress bar; the label keeps the last epoch's losses."""
         self.progress.setFormat(text)
+        self._count_start(False)
         self.slowed.setVisible(False)
 
 

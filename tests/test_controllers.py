@@ -316,6 +316,47 @@ def test_a_run_slowed_by_other_programs_says_so(qtbot, monkeypatch):
     assert all("slowed" not in report(1.0, 4) for _ in range(8))
 
 
+def test_a_slow_start_counts_its_seconds_and_says_when_other_programs_crowd_the_cpu(
+        qtbot, monkeypatch):
+    """Beside a terminal run the window's run sat at "starting…" for a minute, unexplained
+    (its threads yield to other programs).  After a few seconds with no step reported the bar
+    counts them, and the line under it says when the machine has more work than cores; a pause
+    and Stop are not a slow start, and the first report ends the count."""
+    import app.training_panel as tp
+    from cae.train import Progress
+    clock, load = [100.0], [3.2]
+    monkeypatch.setattr(tp.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(tp.os, "getloadavg", lambda: (load[0], 2.0, 2.0))
+    monkeypatch.setattr(tp.os, "cpu_count", lambda: 2)
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+
+    def after(seconds: float) -> str:
+        clock[0] += seconds
+        panel.tick_starting()
+        return panel.progress.format() + (
+            f"\n{panel.slowed.text()}" if panel.slowed.isVisibleTo(panel) else "")
+
+    panel.reset_curves()
+    assert panel._start_clock.isActive()
+    assert after(2) == "starting…"  # an ordinary start says nothing more
+    assert after(10) == "starting… 12 s\nslowed: other programs are using the CPU"
+    load[0] = 1.0
+    assert after(1) == "starting… 13 s"  # a slow start of its own: only the count
+    panel.show_paused(True)
+    assert after(60) == "paused" and not panel._start_clock.isActive()
+    panel.show_paused(False)
+    assert after(1) == "resuming…" and after(5) == "starting… 6 s"  # counted from the resume
+    panel.show_stopping()
+    assert after(5) == "stopping after the step under way…"
+    panel.reset_curves()
+    panel.show_progress(Progress(1, 20, 100, 20, 200, 0.05, 900.0, 60.0, 1e-3))
+    assert not panel._start_clock.isActive() and "starting" not in after(30)
+    panel.reset_curves()
+    panel.show_finished("training failed")
+    assert after(30) == "training failed" and not panel._start_clock.isActive()
+
+
 def test_the_docks_recipe_is_kept_from_one_start_to_the_next(session):
     """Recipe, epochs, batch size, learning rate and device went back to Best, 40 epochs at
     every start.  A damaged entry is left at the dock's default."""
