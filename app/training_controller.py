@@ -141,8 +141,11 @@ class TrainingController(QObject):
             t.stop()
             return
         was_paused = t.paused
-        t.pause()
-        where = _how_far(last[0] - (last[1] < last[2]), last)  # (epoch, step, steps per epoch)
+        t.pause()  # (it lands after the step under way)
+        # Where the run is, by its own count: the last report can be 19 steps behind.
+        per = last[2]
+        epochs_done, step = divmod(t.steps_taken, per)
+        where = _how_far(epochs_done, (epochs_done + 1, step, per))
         choice = self.ask_stop(
             f"Stop training {where}? Keep the partly trained model (unsaved), discard it and go "
             f"back to {self.session.run.previous_model()}, or continue training?")

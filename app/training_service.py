@@ -84,6 +84,12 @@ class TrainingService(QObject):
     def paused(self) -> bool:
         return self.trainer is not None and self.trainer.paused
 
+    @property
+    def steps_taken(self) -> int:
+        """The run's optimiser steps so far, as the trainer counts them (a report comes only
+        every few steps)."""
+        return self.trainer.global_step if self.trainer is not None else 0
+
     def start(self, dataset: Dataset, config: TrainConfig, model: CAE) -> None:
         """Train ``model`` (the service takes it over) on ``dataset``.  Raises TrainingError for
         bad settings before any thread starts."""

@@ -623,6 +623,31 @@ def test_stop_before_the_first_report_says_so_at_once_and_counts_the_steps(
     assert said in answered_questions[-1][1]  # the keep question
 
 
+def test_the_stop_question_names_the_step_the_run_is_at(window, qtbot, monkeypatch,
+                                                        answered_questions):
+    """The question named the last reported step, up to 19 behind the run (a report comes
+    every 20 steps)."""
+    real, gate = Trainer._batch, threading.Event()
+
+    def batch(self, *args):
+        if self.global_step == 26:  # the run holds here, 6 steps past its last report
+            gate.wait(60)
+        return real(self, *args)
+    monkeypatch.setattr(Trainer, "_batch", batch)
+    set_settings(window, epochs=3, batch=8)  # 32 steps an epoch: reports at steps 20 and 32
+    t = window.session.training
+    with qtbot.waitSignal(window.session.run.ended, timeout=60000) as ended:
+        assert window.training.start()
+        qtbot.waitUntil(lambda: t.trainer is not None and t.trainer.global_step == 26
+                        and window.training_panel.last_step is not None, timeout=60000)
+        assert window.training_panel.last_step == (1, 20, 32)  # the last report
+        window.training.request_stop()
+        gate.set()
+    assert any(text.startswith("Stop training in epoch 1 at step 26/32?")
+               for _, text in answered_questions), answered_questions
+    assert ended.args[0].steps == 27  # (the step under way when Stop was pressed)
+
+
 def test_stopping_stays_said_over_the_reports_still_on_their_way(window):
     from cae.train import Progress
     panel = window.training_panel
