@@ -6,14 +6,14 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from cae.data import (CancelToken, DataError, Dataset, download_dataset, get_spec, load_dataset,
-                      load_folder)
+                      load_folder, progress_text)
 
 from .tasks import Task, TaskRunner
 
 
 def _load(cancel: CancelToken, report, name: str, folder: str | None, download: bool) -> Dataset:
     def progress(file: str, done: int, total: int | None) -> None:
-        report((file, done, total))
+        report((progress_text(file, done, total), done / total if total else 0.0))
 
     if download:
         try:  # already on this computer (a system package, the cache): nothing to download
@@ -21,7 +21,7 @@ def _load(cancel: CancelToken, report, name: str, folder: str | None, download: 
         except DataError:  # not there, or a damaged copy: the download goes into the cache
             return load_folder(download_dataset(name, progress=progress, cancel=cancel),
                                get_spec(name))
-    return load_dataset(name, folder)
+    return load_dataset(name, folder, progress=progress, cancel=cancel)
 
 
 class DataService(QObject):
@@ -29,7 +29,7 @@ class DataService(QObject):
 
     loaded = Signal(object)  # Dataset
     failed = Signal(str)
-    progress = Signal(str, int, int)  # file, bytes done, bytes total (0: unknown)
+    progress = Signal(str, float)  # what is being done, in words; the share done (0: unknown)
     busyChanged = Signal(bool)
 
     def __init__(self, runner: TaskRunner, parent: QObject | None = None) -> None:
@@ -42,7 +42,8 @@ class DataService(QObject):
         return self._task is not None
 
     def load(self, name: str = "mnist", folder: str | Path | None = None, download: bool = False) -> None:
-        """Look for (or download) ``name``; with name 'folder', load any IDX folder."""
+        """Look for (or download) ``name``; with name 'folder', load any IDX or picture
+        folder."""
         self.cancel()
         self._task = self.runner.submit(_load, name, str(folder) if folder else None, download,
                                         on_done=self._on_done, on_failed=self._on_failed,
@@ -77,5 +78,4 @@ class DataService(QObject):
     @Slot(object)
     def _on_progress(self, info: tuple) -> None:
         if self._current():
-            file, done, total = info
-            self.progress.emit(file, int(done), int(total or 0))
+            self.progress.emit(*info)

@@ -7,6 +7,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QKeySequence, QPainter, QPen, QShortcut
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from cae import preprocess
 from cae.preprocess import INK_THRESHOLD, normalize_ink
 
 PAD_SIZE = 280  # logical pixels, ten times MNIST's 28
@@ -15,19 +16,11 @@ _State = tuple[QImage | None, list[tuple[float, list[QPointF]]]]  # (background,
 
 
 def grey_levels(image: QImage) -> np.ndarray:
-    """The image's grey levels in [0, 1], as Qt greys colours.  Where it is transparent it lies
-    on white if what is drawn on it is dark, on black if light: a black digit on a transparent
-    background (a drawing program's export) had read as black on black, blank."""
+    """The image's grey levels in [0, 1] (:func:`cae.preprocess.grey_levels`)."""
     rgba = image.convertToFormat(QImage.Format.Format_RGBA8888)  # R, G, B, A bytes anywhere
     h, w, stride = rgba.height(), rgba.width(), rgba.bytesPerLine()
     px = np.frombuffer(rgba.constBits(), np.uint8, count=stride * h).reshape(h, stride)
-    px = px[:, :4 * w].reshape(h, w, 4) / 255.0
-    grey = px[..., :3] @ np.array([11, 16, 5]) / 32  # qGray's weights
-    alpha = px[..., 3]
-    if alpha.min() == 1.0:
-        return grey
-    drawn = (grey * alpha).sum() / max(alpha.sum(), 1e-9)  # the drawn pixels' mean grey
-    return grey * alpha + (1.0 if drawn < 0.5 else 0.0) * (1.0 - alpha)
+    return preprocess.grey_levels(px[:, :4 * w].reshape(h, w, 4) / 255.0)
 
 
 class DrawingPad(QWidget):

@@ -193,7 +193,9 @@ class FilesController(QObject):
     # --------------------------------------------------------------------------- data
     def choose_data_folder(self, folder: str | None = None) -> None:
         if folder is None:
-            folder = file_dialogs.data_folder(self.parent, "Folder with the four IDX files")
+            folder = file_dialogs.data_folder(
+                self.parent, "A dataset's folder: four IDX files, or pictures in one subfolder "
+                "per class")
             if not folder:
                 return
         self.session.load_data("auto", folder)

@@ -32,10 +32,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     parser = argparse.ArgumentParser(prog=PROG, description="CAE Latent Explorer")
     parser.add_argument("--model", help="a .safetensors model to open")
-    parser.add_argument("--data", metavar="DIR", help="folder with the four IDX files")
+    parser.add_argument("--data", metavar="DIR", help="a dataset's folder: the four IDX "
+                        "files, or pictures in one subfolder per class")
     parser.add_argument("--dataset", default="mnist", choices=[*DATASETS, "folder", "auto"],
                         help="what --data holds: auto recognises MNIST and Fashion-MNIST by "
-                             "their checksums; folder reads any IDX folder (default: mnist, "
+                             "their checksums; folder reads any IDX or picture folder (default: mnist, "
                              "or auto with --data)")
     return parser.parse_args(argv)
 

@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
         s.metricsReady.connect(lambda m, source: self.metrics_panel.show_metrics(
             m, s.dataset.class_names, source, s.dataset.noun) if s.dataset else None)
         s.metricsCleared.connect(self.metrics_panel.clear)
-        s.data.progress.connect(self._on_download_progress)
+        s.data.progress.connect(self._on_data_progress)
         s.data.busyChanged.connect(self._on_data_busy)
         self.cancel_button.clicked.connect(s.data.cancel)
         self.go_button.clicked.connect(self.explore.go_to_typed_z)
@@ -332,9 +332,9 @@ class MainWindow(QMainWindow):
         self._error_box = box
 
     @Slot(str, int, int)
-    def _on_download_progress(self, file: str, done: int, total: int) -> None:
-        self.work_bar.setFormat(f"{file}: {done / 1e6:.1f} MB")
-        self.work_bar.setValue(int(1000 * done / total) if total else 0)
+    def _on_data_progress(self, text: str, done: float) -> None:
+        self.work_bar.setFormat(text)
+        self.work_bar.setValue(int(1000 * done))
 
     @Slot(bool)
     def _on_data_busy(self, busy: bool) -> None:

@@ -1,6 +1,7 @@
-"""The status bar's lasting marks: a run training (or paused), the Timeline on a past epoch, and
-a model of other data on the map.  Each stays for as long as its state lasts (a passing message
-was lost to the first menu opened, or replaced at once by the next one)."""
+"""The status bar's lasting marks: a run training (or paused), the Timeline on a past epoch, a
+model of other data on the map, and pictures of the dataset that could not be read.  Each
+stays for as long as its state lasts (a passing message was lost to the first menu opened, or
+replaced at once by the next one)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
@@ -10,7 +11,7 @@ from .session import Session
 
 
 class StatusMarks(QObject):
-    """Three labels for the status bar, kept up to date from the session's signals."""
+    """Four labels for the status bar, kept up to date from the session's signals."""
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
@@ -19,6 +20,8 @@ class StatusMarks(QObject):
         self.epoch = QLabel("")
         self.mismatch = QLabel("")
         self.mismatch.setStyleSheet("color: #B85400; font-weight: bold;")
+        self.left_out = QLabel("")
+        self.left_out.setStyleSheet("color: #B85400;")
         for label in self.labels:
             label.setVisible(False)
         s = session
@@ -27,8 +30,8 @@ class StatusMarks(QObject):
             signal.connect(lambda *_: self.update())
 
     @property
-    def labels(self) -> tuple[QLabel, QLabel, QLabel]:
-        return self.training, self.epoch, self.mismatch
+    def labels(self) -> tuple[QLabel, QLabel, QLabel, QLabel]:
+        return self.training, self.epoch, self.mismatch, self.left_out
 
     def update(self) -> None:
         s, t = self.session, self.session.training
@@ -53,3 +56,8 @@ class StatusMarks(QObject):
             self.mismatch.setToolTip(
                 f"The map shows {ds.title} {ds.noun} through a model trained on {trained_on}: "
                 f"its codes and decodes mean little. Train for a model of this data, or open one.")
+        note = ds.note if ds is not None else ""
+        self.left_out.setVisible(bool(note))
+        if note:  # ("3 of the 70,000 pictures could not be read and are left out (the first: …)")
+            self.left_out.setText("⚠ unreadable pictures left out")
+            self.left_out.setToolTip(f"{ds.source}: {note}")

@@ -21,7 +21,7 @@ from cae.train import RECIPES, EpochEnd, Progress, TrainConfig
 from .dock_layout import grow_only
 from .spin_box import DoubleSpinBox, SpinBox
 
-DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"), ("IDX folder…", "folder"))
+DATASET_CHOICES = (("MNIST", "mnist"), ("Fashion-MNIST", "fashion-mnist"), ("Folder…", "folder"))
 # (label, RECIPES name, what it does); the first is the default (docs/training.md has the probes).
 RECIPE_CHOICES = (
     ("Best", "best", "The probes' winner: warm-up and cosine learning rate, batches of 64, an "

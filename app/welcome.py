@@ -13,8 +13,9 @@ class WelcomePage(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         text = QLabel(f"<h2>{APP_NAME}</h2>There is no model and no dataset yet.<br>Download MNIST "
-                      "(about 11 MB), choose a folder that holds the four MNIST IDX files, or open a "
-                      "trained model (.safetensors).")
+                      "(about 11 MB), choose a dataset's folder (the four IDX files of MNIST or its like, "
+                      "or pictures in one subfolder per class), or open a trained model "
+                      "(.safetensors).")
         text.setWordWrap(True)
         self.download_button = QPushButton("Download MNIST")
         self.folder_button = QPushButton("Choose data folder…")

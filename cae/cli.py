@@ -25,7 +25,8 @@ from .cli_exports import add_export_commands, model_args
 from .bundled import bundled_model_path, model_or_bundled
 from .checkpoint import SUFFIX, Checkpoint, load_checkpoint, save_checkpoint
 from .codes import CODE_FORMATS, split_rows, write_codes
-from .data import DATASETS, CancelToken, Dataset, download_dataset, load_dataset, mismatch_note
+from .data import (DATASETS, CancelToken, Dataset, download_dataset, load_dataset, mismatch_note,
+                   progress_text)
 from .errors import CAEError
 from .metrics import encode_images, evaluate
 from .model_file import StepLosses, model_file_contents
@@ -78,7 +79,7 @@ def _load_data(args: argparse.Namespace, bar: ProgressBar, trained_on: str | Non
     model was trained on (``trained_on``; MNIST when none is named).  Data other than the
     model's own is said on stderr: the figures then describe a mismatch."""
     def progress(name: str, done: int, total: int | None) -> None:
-        bar.update(done / total if total else 0.0, f"downloading {name} {done / 1e6:.1f} MB")
+        bar.update(done / total if total else 0.0, progress_text(name, done, total))
 
     own = trained_on if trained_on in DATASETS else None
     if trained_on and own is None and not args.data and args.dataset == "auto":
@@ -87,6 +88,8 @@ def _load_data(args: argparse.Namespace, bar: ProgressBar, trained_on: str | Non
     name = args.dataset if args.dataset != "auto" or args.data else own or "mnist"
     dataset = load_dataset(name, args.data, download=getattr(args, "download", False),
                            progress=progress)
+    if dataset.note:
+        bar.line(f"note: {dataset.note}")
     note = mismatch_note(own, dataset)
     if note:
         bar.line(f"{note}: the figures describe a model on data it does not know")
@@ -408,10 +411,12 @@ def build_parser() -> argparse.ArgumentParser:
     def data_args(p: argparse.ArgumentParser, download: bool = True) -> None:
         p.add_argument("--dataset", default="auto", choices=["auto", *DATASETS, "folder"],
                        help="auto (default): MNIST or Fashion-MNIST recognised in --data by "
-                            "checksum (any other IDX folder is loaded as it is; MNIST is "
-                            "looked up without --data); a named dataset (checksums verified); "
-                            "or 'folder' for any IDX folder")
-        p.add_argument("--data", metavar="DIR", help="folder with the four IDX files")
+                            "checksum (any other folder, of IDX files or pictures, is loaded "
+                            "as it is; MNIST is looked up without --data); a named dataset "
+                            "(checksums verified); "
+                            "or 'folder' for any IDX or picture folder")
+        p.add_argument("--data", metavar="DIR", help="a dataset's folder: the four IDX files, or "
+                       "pictures in one subfolder per class")
         if download:
             p.add_argument("--download", action="store_true",
                            help="download the dataset if missing")

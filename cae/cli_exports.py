@@ -88,7 +88,10 @@ def _dataset(args: argparse.Namespace) -> Dataset | None:
         return None
     from .data import load_dataset
 
-    return load_dataset(args.dataset, args.data)
+    dataset = load_dataset(args.dataset, args.data)
+    if dataset.note:
+        print(f"note: {dataset.note}", file=sys.stderr)
+    return dataset
 
 
 def cmd_animate(args: argparse.Namespace) -> int:

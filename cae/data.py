@@ -25,6 +25,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import DataError, DownloadError, IDXFormatError
+from .pictures import PICTURE_SUFFIXES, PICTURES, is_picture_folder, load_picture_folder
 
 ENV_VAR = "CAE_EXPLORER_DATA"
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -108,6 +109,7 @@ class Dataset:
     test_labels: np.ndarray
     class_names: tuple[str, ...] = DIGITS
     source: str = ""
+    note: str = ""  # what the reading left out (unreadable pictures), said where it is loaded
 
     @property
     def image_size(self) -> int:
@@ -337,15 +339,21 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, split: str, folder: Path
         raise DataError(f"{folder}: the {split} split is empty")
 
 
-PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+def _folder_name(folder: Path) -> str:
+    """An unverified folder's dataset name: never a named dataset's (a folder called "mnist"
+    holding other data would get MNIST's class names, bundled model and remembered folder)."""
+    return folder.name if folder.name.lower() not in DATASETS else f"{folder.name} (unverified)"
 
 
 def load_folder(folder: str | os.PathLike, spec: DatasetSpec | None = None,
-                verify: bool = True) -> Dataset:
+                verify: bool = True, progress: ProgressFn | None = None,
+                cancel: CancelToken | None = None) -> Dataset:
     """Load the four IDX files in ``folder``; with a spec and ``verify``, check their MD5s.
 
     Without a spec the folder may hold any IDX data with MNIST's file naming (``train-images*``,
-    ``train-labels*``, ``t10k-images*``, ``t10k-labels*``).
+    ``train-labels*``, ``t10k-images*``, ``t10k-labels*``), or, where it has none, pictures in
+    one subfolder per class (:mod:`cae.pictures`; ``progress`` and ``cancel`` follow their
+    reading).
     """
     folder = Path(folder)
     if spec is not None:
@@ -365,11 +373,14 @@ def load_folder(folder: str | os.PathLike, spec: DatasetSpec | None = None,
             raise DataError(f"{folder}: no such folder")
         if not folder.is_dir():
             raise DataError(f"{folder}: not a folder (name the folder that holds the IDX files)")
+        if spec is None and is_picture_folder(folder):
+            return load_picture_folder(folder, _folder_name(folder), progress=progress,
+                                       cancel=cancel, cache=user_cache_dir() / "pictures")
         pictures = any(p.suffix.lower() in PICTURE_SUFFIXES for p in folder.rglob("*"))
         raise DataError(f"{folder}: needs train-images, train-labels, t10k-images and t10k-labels "
-                        "IDX files (optionally .gz)" + (
-                            "; image files are not read as a dataset (the IDX format is MNIST's: "
-                            "one file of images and one of labels per split)" if pictures else ""))
+                        "IDX files (optionally .gz), or pictures in one subfolder per class" + (
+                            "; its pictures are in no subfolder (put each class's in its own: "
+                            "0/, 1/, …)" if pictures else ""))
     arrays = {}
     for role, path in files.items():
         arrays[role], md5 = read_idx(path)
@@ -390,10 +401,7 @@ def load_folder(folder: str | os.PathLike, spec: DatasetSpec | None = None,
     # them (a 310,000-image folder's took 243 MB more).
     n = len(arrays["train_images"])
     both = np.concatenate([arrays.pop("train_images"), arrays.pop("test_images")])
-    # An unverified folder never takes a named dataset's name (a folder called "mnist" holding
-    # other data would get MNIST's class names, bundled model and remembered folder).
-    name = spec.name if spec else folder.name if folder.name.lower() not in DATASETS else (
-        f"{folder.name} (unverified)")
+    name = spec.name if spec else _folder_name(folder)
     return Dataset(
         name=name,
         train_images=both[:n],
@@ -410,8 +418,9 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
                  cancel: CancelToken | None = None) -> Dataset:
     """Find (or, with ``download``, fetch) and load a named dataset, verified.
 
-    ``name="folder"`` loads any IDX folder given as ``data_dir`` without checksums; ``"auto"``
-    recognises a named dataset in ``data_dir`` by its checksums and falls back to ``"folder"``.
+    ``name="folder"`` loads any IDX (or picture) folder given as ``data_dir`` without
+    checksums; ``"auto"`` recognises a named dataset in ``data_dir`` by its checksums and falls
+    back to ``"folder"``.  ``progress`` follows a download or a picture folder's reading.
     """
     if name in ("folder", "auto"):
         if not data_dir:
@@ -423,7 +432,7 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
                         return load_folder(data_dir, spec)
                     except DataError:
                         continue
-        return load_folder(data_dir)
+        return load_folder(data_dir, progress=progress, cancel=cancel)
     spec = get_spec(name)
     folder = find_dataset(name, data_dir)
     if folder is None:
@@ -431,6 +440,13 @@ def load_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None,
             raise DataError(not_found_message(name, data_dir))
         folder = download_dataset(name, progress=progress, cancel=cancel)
     return load_folder(folder, spec)
+
+
+def progress_text(name: str, done: int, total: int | None) -> str:
+    """A loading report in words: a download's megabytes, or how many pictures are read."""
+    if name == PICTURES:
+        return f"reading pictures: {done:,} of {total or done:,}"
+    return f"downloading {name} {done / 1e6:.1f} MB"
 
 
 def mismatch_note(trained_on: str | None, dataset: Dataset) -> str | None:

@@ -11,6 +11,7 @@ Numpy only: no Qt, no torch.
 """
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -66,6 +67,7 @@ class Preprocessed:
     shift: tuple[int, int]  # rows, columns moved to centre the mass
 
 
+@functools.lru_cache(maxsize=64)  # (a folder of pictures asks for the same few again and again)
 def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
     """(n_out, n_in) weights: each output pixel averages the input it covers (fractional
     overlap)."""
@@ -74,13 +76,29 @@ def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
     hi = lo + scale
     idx = np.arange(n_in)[None, :]
     overlap = np.clip(np.minimum(hi, idx + 1) - np.maximum(lo, idx), 0.0, None)
-    return overlap / scale
+    weights = overlap / scale
+    weights.flags.writeable = False  # (shared by every caller)
+    return weights
 
 
 def resize_area(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Area-filter resampling (like OpenCV's INTER_AREA / PIL's BOX) for any scale factor."""
     image = np.asarray(image, np.float64)
     return _area_matrix(image.shape[0], height) @ image @ _area_matrix(image.shape[1], width).T
+
+
+def grey_levels(rgba: np.ndarray) -> np.ndarray:
+    """An (h, w, 4) RGBA picture in [0, 1] as grey levels in [0, 1], greyed as Qt's qGray does.
+    Where it is transparent it lies on white if what is drawn on it is dark, on black if light:
+    a black digit on a transparent background (a drawing program's export) had read as black on
+    black, blank."""
+    rgba = np.asarray(rgba, np.float64)
+    grey = rgba[..., :3] @ np.array([11, 16, 5]) / 32
+    alpha = rgba[..., 3]
+    if alpha.min() == 1.0:
+        return grey
+    drawn = (grey * alpha).sum() / max(alpha.sum(), 1e-9)  # the drawn pixels' mean grey
+    return grey * alpha + (1.0 if drawn < 0.5 else 0.0) * (1.0 - alpha)
 
 
 def normalize_ink(image: np.ndarray) -> np.ndarray:

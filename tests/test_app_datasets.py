@@ -48,6 +48,31 @@ def test_any_idx_folder_from_the_panel(window, tmp_path, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: len(window.map.codes) == 40, timeout=10000)
 
 
+def test_a_folder_of_pictures_from_the_panel(window, tmp_path, qtbot, monkeypatch):
+    """A folder of pictures in class subfolders loads as a dataset: the bar says how many are
+    read, the map shows its test set under its class names, and a picture that could not be
+    read is said."""
+    from tests.test_pictures import write_pictures
+    write_pictures(tmp_path / "shapes", {"disc": 210, "ring": 210})
+    (tmp_path / "shapes" / "ring" / "broken.png").write_bytes(b"")
+    said = []
+    window.session.data.progress.connect(lambda text, done: said.append((text, done)))
+    monkeypatch.setattr("app.file_dialogs.QFileDialog.getExistingDirectory",
+                        lambda *a, **k: str(tmp_path / "shapes"))
+    window.training._on_dataset_chosen("folder")
+    qtbot.waitUntil(lambda: window.session.dataset.name == "shapes", timeout=20000)
+    qtbot.waitUntil(lambda: len(window.map.codes) == 60, timeout=10000)  # a seventh of 420
+    assert window.map.class_names == ("disc", "ring")
+    assert said and said[-1] == ("reading pictures: 421 of 421", 1.0)
+    mark = window.marks.left_out  # (a passing message was replaced at once)
+    assert mark.isVisibleTo(window) and mark.text() == "⚠ unreadable pictures left out"
+    assert "1 of the 421 pictures could not be read" in mark.toolTip()
+    assert "broken.png" in mark.toolTip()
+    window.session.load_data("folder", str(tmp_path / "tiny"))  # other data: the mark goes
+    qtbot.waitUntil(lambda: window.session.dataset.name == "tiny", timeout=10000)
+    assert not mark.isVisibleTo(window)
+
+
 def test_switching_back_finds_mnist_in_the_users_folder(window, fake_fashion, tmp_path, qtbot,
                                                         monkeypatch):
     """MNIST loaded from a folder of the user's (not a searched one) is found again after a
