@@ -20,6 +20,21 @@ def isolated_env(tmp_path_factory, monkeypatch):
     yield
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "real_priority: the training thread yields to the GUI "
+                            "as in the app (see training_at_the_tests_priority)")
+
+
+@pytest.fixture(autouse=True)
+def training_at_the_tests_priority(request, monkeypatch):
+    """A window's run trains at a lower priority than the GUI (app/torch_threads.py).  Beside
+    any other work on the machine that starved the tests' runs: 20 steps took 33 s where 9 s
+    at the same priority, past the 30 s the tests wait for a first report.  The tests of that
+    priority itself are marked ``real_priority``."""
+    if "real_priority" not in request.keywords:
+        monkeypatch.setattr("app.torch_threads.TRAINING_NICE", 0)
+
+
 @pytest.fixture
 def tiny_folder(tmp_path):
     from tests.helpers import write_dataset_folder

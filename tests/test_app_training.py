@@ -88,6 +88,7 @@ def test_stop_ends_within_one_batch(window, qtbot):
     assert trainer.global_step <= steps_at_stop + 1
 
 
+@pytest.mark.real_priority
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")
 def test_the_training_thread_and_its_team_yield_to_the_gui(window, qtbot):
     """libgomp's workers spin between regions: at the GUI's priority they made the snapshot
