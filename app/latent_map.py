@@ -20,6 +20,7 @@ from .density import DensityLevels
 from .uniform_scatter import UniformScatter
 
 MOSAIC_POINT_ALPHA = 110  # over the mosaic: a cluster's decoded digits show through its dots
+MOSAIC_KEPT_SHARE = 0.25  # a mosaic covering less of the view than this is stale: hidden
 HOVER_RADIUS_PX = 6.0
 HOVER_RING_PX = 14  # the ring round the hovered point, across
 ERROR_BINS = 8
@@ -202,6 +203,7 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self._density_shown = False  # the density image stands for the points, no dots
         self._class_index: list[np.ndarray] | None = None  # each class's points
         self.view_box.sigRangeChanged.connect(lambda *_: self._on_range_changed())
+        self.view_box.sigRangeChanged.connect(lambda *_: self._drop_stale_mosaic())
         # A pan or zoom (Fit view, the keys) moves the points under a pointer that stays put.
         self.view_box.sigRangeChanged.connect(lambda *_: self._hover_moved())
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -394,6 +396,18 @@ class LatentMap(DensityLevels, pg.PlotWidget):
         self.mosaic_item.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
         self.mosaic_item.setVisible(True)
         self.mosaic_rect = rect
+
+    def _drop_stale_mosaic(self) -> None:
+        """A mosaic that covers under a quarter of the view is hidden until the next one comes:
+        when a run's view follows its spreading codes, the last mosaic had stood as a thin black
+        strip at the old view's place for seconds.  (A pan, or a zoom in, keeps it meanwhile.)"""
+        if self.mosaic_rect is None:
+            return
+        x0, x1, y0, y1 = self.visible_rect()
+        m0, m1, n0, n1 = self.mosaic_rect
+        inside = max(0.0, min(x1, m1) - max(x0, m0)) * max(0.0, min(y1, n1) - max(y0, n0))
+        if inside < MOSAIC_KEPT_SHARE * (x1 - x0) * (y1 - y0):
+            self.set_mosaic(None)
 
     def visible_rect(self) -> tuple[float, float, float, float]:
         (x0, x1), (y0, y1) = self.view_box.viewRange()

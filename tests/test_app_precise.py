@@ -362,3 +362,20 @@ def test_the_training_digits_are_encoded_once_for_metrics_and_neighbours(window,
     with qtbot.waitSignal(window.session.metricsReady, timeout=20000):
         window.session.refresh_metrics()
     assert window.session.train_codes is not None and encoded == []
+
+
+def test_a_mosaic_far_from_the_view_is_hidden_until_the_next_one(window, qtbot):
+    """When a run's view followed its spreading codes, the last mosaic stood for seconds as a
+    thin black strip where the old view had been.  One that covers under a quarter of the view
+    is hidden until its successor comes; a pan that keeps most of it in view keeps it."""
+    window.toolbar.mosaic_action.setChecked(True)
+    box = window.map.view_box
+    box.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+    qtbot.waitUntil(lambda: window.map.mosaic_rect == window.map.visible_rect(), timeout=5000)
+    box.setRange(xRange=(0.3, 1.3), yRange=(0, 1), padding=0)  # a pan: 70 % still in view
+    assert window.map.mosaic_item.isVisible() and window.map.mosaic_rect is not None
+    qtbot.waitUntil(lambda: window.map.mosaic_rect == window.map.visible_rect(), timeout=5000)
+    box.setRange(xRange=(-10, 10), yRange=(-10, 10), padding=0)  # as Follow refits a run's view
+    assert not window.map.mosaic_item.isVisible() and window.map.mosaic_rect is None
+    qtbot.waitUntil(lambda: window.map.mosaic_rect == window.map.visible_rect(), timeout=5000)
+    assert window.map.mosaic_item.isVisible()
