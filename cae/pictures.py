@@ -106,11 +106,19 @@ def read_picture(path: Path, field: int = FIELD) -> tuple[np.ndarray, float]:
             if im.width * im.height > MAX_PIXELS:
                 raise ValueError(f"{im.width:,} x {im.height:,} pixels is too large")
             im.draft("RGB", (4 * field, 4 * field))  # a JPEG decodes at a reduced scale
-            im = ImageOps.exif_transpose(im).convert("RGBA")
+            im = ImageOps.exif_transpose(im)
+            deep = im.mode in ("I", "F") or im.mode.startswith("I;16")  # more than 8 bits
+            im = im.convert("F" if deep else "RGBA")
     factor = min(im.size) // (4 * field)
     if factor > 1:  # a photo: box-reduced first (the area filter below would do the same)
         im = im.reduce(factor)
-    grey = grey_levels(np.asarray(im, np.float64) / 255.0)
+    if deep:  # 16-bit greys (scans, microscopy) or floats; 8-bit converting had clipped them
+        values = np.asarray(im, np.float64)
+        top = max(float(values.max(initial=0.0)), 1e-12)
+        grey = np.clip(values / (1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0),
+                       0.0, 1.0)
+    else:
+        grey = grey_levels(np.asarray(im, np.float64) / 255.0)
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     background = float(np.median(border))
     h, w = grey.shape

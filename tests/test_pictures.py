@@ -90,6 +90,14 @@ def test_pictures_of_any_size_and_kind_are_squared_and_scaled(tmp_path):
     assert np.abs(jpeg - image).max() < 0.1
     clear, background = P.read_picture(folder / "clear.png")
     assert background == 1.0 and clear[12, 12] < 0.01 and clear[0, 0] > 0.99  # on white
+    # More than 8 bits (a 16-bit scan, floats): scaled, not clipped to 255 (a grey of 200/255
+    # had read as white).
+    grey = scribble(3)
+    Image.fromarray(grey.astype(np.uint16) * 257).save(folder / "deep.png")
+    Image.fromarray(grey.astype(np.float32) / 255).save(folder / "float.tiff")
+    for name in ("deep.png", "float.tiff"):
+        image, _ = P.read_picture(folder / name)
+        assert np.abs(image * 255 - grey).max() < 0.5, name
 
 
 def test_train_and_test_subfolders_are_the_split(tmp_path):
