@@ -739,6 +739,11 @@ def test_a_run_stopped_mid_epoch_and_kept_says_how_far_it_got(window, qtbot, mon
     from app.files import Button, FilesController
     monkeypatch.setattr(FilesController, "ask", lambda self, title, *a, **k: (
         Button.Save if title == "Training stopped" else Button.Discard))  # "Keep it"
+    # Every report reaches the panel, and a step takes at least 5 ms: three reports come by
+    # step 60, and the stop lands well before the epoch's 256th step on any machine.
+    monkeypatch.setattr("app.training_service.PROGRESS_INTERVAL_S", 0.0)
+    real = Trainer._batch
+    monkeypatch.setattr(Trainer, "_batch", lambda self, *a: time.sleep(0.005) or real(self, *a))
     set_settings(window, epochs=5, batch=1)  # 256 steps per epoch
     with qtbot.waitSignal(window.session.training.progress, timeout=30000):
         window.training.start()
