@@ -331,7 +331,7 @@ class MainWindow(QMainWindow):
         box.open()
         self._error_box = box
 
-    @Slot(str, int, int)
+    @Slot(str, float)
     def _on_data_progress(self, text: str, done: float) -> None:
         self.work_bar.setFormat(text)
         self.work_bar.setValue(int(1000 * done))

@@ -413,8 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto (default): MNIST or Fashion-MNIST recognised in --data by "
                             "checksum (any other folder, of IDX files or pictures, is loaded "
                             "as it is; MNIST is looked up without --data); a named dataset "
-                            "(checksums verified); "
-                            "or 'folder' for any IDX or picture folder")
+                            "(checksums verified); or 'folder' for any IDX or picture folder")
         p.add_argument("--data", metavar="DIR", help="a dataset's folder: the four IDX files, or "
                        "pictures in one subfolder per class")
         if download:
