@@ -173,7 +173,10 @@ class ExploreController(QObject):
         # Which set the index counts in: the 70,000-digit view puts the training digits first.
         split, number = (("training", index) if index < n_train else ("test", index - n_train)) \
             if points.source == "all" else ("test", index)
-        self.hover_label.setText(f"label {points.class_name(index)} · {split} {noun} {number}")
+        # A folder of pictures: the picture's own file, to find an odd point among them.
+        file = ds.files[number + n_train * (split == "test")] if ds is not None and ds.files else ""
+        self.hover_label.setText(f"label {points.class_name(index)} · {split} {noun} {number}"
+                                 + (f" · {file}" if file else ""))
 
     @Slot(object)
     def _on_dataset(self, dataset) -> None:

@@ -225,7 +225,7 @@ class FilesController(QObject):
             def write(codes: np.ndarray) -> None:
                 self._write_codes(path, codes, points.labels,
                                   f" ({n_train:,} training {ds.noun}, then {n_test:,} test ones)",
-                                  split_rows(n_train, n_test))
+                                  split_rows(n_train, n_test), ds.files)
             s.tasks.submit("export_codes", encode_exact_parts, copy.deepcopy(s.models.model),
                            [ds.train_images, ds.test_images], on_done=write,
                            on_failed=lambda m: s.error.emit("Could not export", m),
@@ -233,12 +233,15 @@ class FilesController(QObject):
                                f"encoding the codes to export… {100 * f:.0f} %", 0))
             return True
         where = f" of epoch {s.timeline.epochs[s.epoch_index]}" if s.scrubbing else ""
-        return self._write_codes(path, points.codes, points.labels, where)
+        # (the map's other points are the first of the test images, whose files they name)
+        files = ds.test_files(len(points)) if ds is not None and points.images is not None else ()
+        return self._write_codes(path, points.codes, points.labels, where,
+                                 files=files if len(files) == len(points) else ())
 
     def _write_codes(self, path: str, codes: np.ndarray, labels: np.ndarray, what: str,
-                     split: np.ndarray | None = None) -> bool:
+                     split: np.ndarray | None = None, files: tuple[str, ...] = ()) -> bool:
         try:
-            write_codes(path, codes, labels, split)
+            write_codes(path, codes, labels, split, files)
         except CAEError as exc:
             self.session.error.emit("Could not export", str(exc))
             return False

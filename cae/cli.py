@@ -354,8 +354,11 @@ def cmd_encode(args: argparse.Namespace) -> int:
     labels = np.concatenate([p[1] for p in parts[args.split]])
     split = split_rows(len(dataset.train_images), len(dataset.test_images)) \
         if args.split == "all" else np.full(len(images), args.split)
+    n_train = len(dataset.train_images)
+    files = {"train": dataset.files[:n_train], "test": dataset.files[n_train:],
+             "all": dataset.files}[args.split]
     codes = encode_images(ckpt.model, images)
-    write_codes(args.out, codes, labels, split)
+    write_codes(args.out, codes, labels, split, files)
     print(f"wrote {len(codes)} codes to {args.out}", file=sys.stderr)
     return 0
 

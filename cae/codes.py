@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+from collections.abc import Sequence
 
 from pathlib import Path
 
@@ -21,12 +23,15 @@ def split_rows(n_train: int, n_test: int) -> np.ndarray:
 
 
 def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray,
-                split: np.ndarray | None = None) -> Path:
+                split: np.ndarray | None = None, files: Sequence[str] = ()) -> Path:
     """Write to .csv (columns z1, z2, label), .npz (arrays ``codes``, ``labels``) or .npy (N x 3).
 
     ``split`` ("train" or "test" per row) says which set each row's image is from: a ``split``
     column in CSV, a ``split`` array in .npz, and a fourth .npy column, 1 for test (a file of
     both sets is otherwise one list of codes whose rows no longer say where they came from).
+    ``files`` (a folder of pictures: each row's picture) is a ``file`` column in CSV and a
+    ``files`` array in .npz, so an odd point can be traced to its picture; .npy holds numbers
+    only.
     The file is written beside the target and renamed into place, so a failed write never
     leaves a half-written file under the requested name.
     """
@@ -38,23 +43,31 @@ def write_codes(path: str | Path, codes: np.ndarray, labels: np.ndarray,
         split = np.asarray(split, dtype=str)
         if split.shape != (len(codes),) or not np.isin(split, SPLITS).all():
             raise ValueError(f"split must give 'train' or 'test' for each of the {len(codes)} rows")
+    if len(files) not in (0, len(codes)):
+        raise ValueError(f"files must name one picture for each of the {len(codes)} rows")
     tmp = path.with_name(f".{path.name}.tmp{suffix}")
     try:
         if suffix == ".csv":
             d = codes.shape[1]
             names = [f"z{i + 1}" for i in range(d)] + ["label"]
-            rows = np.empty((len(codes), d + 1 + (split is not None)), dtype=object)
-            rows[:, :d] = np.asarray(codes, np.float64)
-            rows[:, d] = np.asarray(labels).astype(np.int64)
+            columns = [[f"{v:.9g}" for v in column] for column in np.asarray(codes, np.float64).T]
+            columns.append([str(v) for v in np.asarray(labels).astype(np.int64)])
             if split is not None:
-                rows[:, d + 1] = split
                 names.append("split")
-            np.savetxt(tmp, rows, delimiter=",", header=",".join(names), comments="",
-                       fmt=["%.9g"] * d + ["%d"] + ["%s"] * (split is not None))
+                columns.append(list(split))
+            if len(files):
+                names.append("file")
+                columns.append(list(files))
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                out = csv.writer(f, lineterminator="\n")  # (quotes a name with a comma)
+                out.writerow(names)
+                out.writerows(zip(*columns))
         elif suffix == ".npz":
             arrays = {"codes": codes, "labels": labels}
             if split is not None:
                 arrays["split"] = split
+            if len(files):
+                arrays["files"] = np.asarray(files, dtype=str)
             np.savez(tmp, **arrays)
         else:
             columns = [codes, labels] + ([split == "test"] if split is not None else [])

@@ -110,6 +110,11 @@ class Dataset:
     class_names: tuple[str, ...] = DIGITS
     source: str = ""
     note: str = ""  # what the reading left out (unreadable pictures), said where it is loaded
+    files: tuple[str, ...] = ()  # a folder of pictures: each image's file, training then test
+
+    def test_files(self, n: int) -> tuple[str, ...]:
+        """The files of the first ``n`` test images, or () where the images have none."""
+        return self.files[len(self.train_images):][:n] if self.files else ()
 
     @property
     def image_size(self) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
 from .preprocess import FIELD, grey_levels, resize_area
@@ -197,7 +197,9 @@ def _read_all(folder: Path, pairs: list[tuple[Path, int]], field: int, progress:
         except (OSError, ValueError, Image.DecompressionBombWarning,
                 Image.DecompressionBombError) as exc:
             kept[i] = False
-            failed.append(f"{path.relative_to(folder)}: {exc}")
+            why = ("not a picture this app can read" if isinstance(exc, UnidentifiedImageError)
+                   else exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
+            failed.append(f"{path.relative_to(folder)}: {why}")
         if progress is not None and (i % step == 0 or i + 1 == total):
             progress(PICTURES, i + 1, total)
     if kept.any() and np.median(backgrounds[kept]) > 0.5:  # mostly dark on light
@@ -242,8 +244,9 @@ def load_picture_folder(folder: str | os.PathLike, name: str, field: int = FIELD
         if where is not None:
             _write_cache(where, key, images, kept, note)
     labels = np.array([label for _, label in pairs], np.int64)
+    files = tuple(str(path.relative_to(folder)) for (path, _), k in zip(pairs, kept) if k)
     both = images[kept]  # one array, train then test, as cae.data.load_folder keeps them
     n_train = int(kept[:n].sum())
     return Dataset(name=name, train_images=both[:n_train], train_labels=labels[:n][kept[:n]],
                    test_images=both[n_train:], test_labels=labels[n:][kept[n:]],
-                   class_names=names, source=str(folder), note=note)
+                   class_names=names, source=str(folder), note=note, files=files)

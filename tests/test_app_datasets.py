@@ -68,6 +68,13 @@ def test_a_folder_of_pictures_from_the_panel(window, tmp_path, qtbot, monkeypatc
     assert mark.isVisibleTo(window) and mark.text() == "⚠ unreadable pictures left out"
     assert "1 of the 421 pictures could not be read" in mark.toolTip()
     assert "broken.png" in mark.toolTip()
+    # The point under the pointer names its picture; exported codes name theirs.
+    window.explore._on_hover(3)
+    file = window.session.dataset.test_files(4)[3]
+    assert window.explore.hover_label.text() == f"label {file.split('/')[0]} · test image 3 · {file}"
+    assert window.files.export_codes(str(tmp_path / "codes.csv"))
+    lines = (tmp_path / "codes.csv").read_text().splitlines()
+    assert lines[0] == "z1,z2,label,file" and lines[4].endswith(f",{file}")
     window.session.load_data("folder", str(tmp_path / "tiny"))  # other data: the mark goes
     qtbot.waitUntil(lambda: window.session.dataset.name == "tiny", timeout=10000)
     assert not mark.isVisibleTo(window)

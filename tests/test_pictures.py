@@ -55,6 +55,10 @@ def test_a_folder_of_class_subfolders_is_a_dataset(tmp_path):
     for images, labels in ((ds.train_images, ds.train_labels), (ds.test_images, ds.test_labels)):
         for image, label in zip(images, labels):
             assert by_bytes[image.tobytes()] == ds.class_names[label]
+    # Each image names its picture, relative to the folder (the map and exports say it).
+    assert len(ds.files) == 42 and ds.test_files(2) == ds.files[36:38]
+    for image, file in zip(ds.all_images(), ds.files):
+        assert np.array_equal(written[tmp_path / "shapes" / file], image)
     again = D.load_dataset("auto", tmp_path / "shapes")  # the same split every time
     assert np.array_equal(again.test_images, ds.test_images)
     assert again.all_images() is again.train_images.base  # (one array: no second copy)
@@ -185,6 +189,22 @@ def test_the_cli_trains_on_a_picture_folder_and_says_what_was_left_out(tmp_path,
     assert main(["train", "--dataset", "folder", "--data", str(tmp_path / "cli"), "--epochs",
                  "1", "--batch-size", "8", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "note: 1 of the 29 pictures could not be read" in err and "bad.gif" in err
+    assert ("note: 1 of the 29 pictures could not be read and are left out (the first: "
+            f"{Path('a', 'bad.gif')}: not a picture this app can read)") in err
     assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "cli")]) == 0
     assert "knn5_accuracy" in capsys.readouterr().out
+    # The codes name their pictures: a file column, a files array.
+    import csv
+    for split, count in (("all", 28), ("test", 4)):
+        assert main(["encode", "--model", str(out), "--data", str(tmp_path / "cli"), "--split",
+                     split, "--out", str(tmp_path / f"{split}.csv")]) == 0
+        with open(tmp_path / f"{split}.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == count and all(
+            (tmp_path / "cli" / row["file"]).is_file() and row["file"].startswith(
+                ("a/", "b/")[int(row["label"])]) for row in rows)
+    assert main(["encode", "--model", str(out), "--data", str(tmp_path / "cli"), "--out",
+                 str(tmp_path / "codes.npz")]) == 0
+    with np.load(tmp_path / "codes.npz", allow_pickle=False) as npz:
+        assert npz["files"].tolist() == list(
+            D.load_dataset("folder", tmp_path / "cli").test_files(4))  # (--split test)
