@@ -185,4 +185,5 @@ class DrawController(QObject):
         names = ds.class_names
         winner = int(vote(labels[None], len(names))[0])
         panel.show_neighbours(ds.train_images[idx], [names[i] for i in labels],
-                              f"their vote: <b>{names[winner]}</b>")
+                              f"their vote: <b>{names[winner]}</b>",
+                              [ds.files[i] for i in idx] if ds.files else [])

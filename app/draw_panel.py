@@ -196,14 +196,20 @@ class DrawPanel(QWidget):
         self._set_result(text)
         return mse
 
-    def show_neighbours(self, images: np.ndarray | None, labels: list[str], vote: str) -> None:
+    def show_neighbours(self, images: np.ndarray | None, labels: list[str], vote: str,
+                        files: list[str] | None = None) -> None:
+        """The nearest training images and their labels; ``files`` (a folder of pictures)
+        name their pictures in the tooltips."""
         if images is None:
             for view, label in zip(self.neighbour_views, self.neighbour_labels):
                 view.set_image(None)
+                view.setToolTip("")
                 label.setText("…")
             self.vote_label.setText(vote)
             return
-        for view, label, image, name in zip(self.neighbour_views, self.neighbour_labels, images, labels):
+        for i, (view, label, image, name) in enumerate(zip(self.neighbour_views,
+                                                           self.neighbour_labels, images, labels)):
             view.set_image(image / 255.0)
+            view.setToolTip(files[i] if files else "")
             label.setText(name)
         self.vote_label.setText(vote)

@@ -75,6 +75,14 @@ def test_a_folder_of_pictures_from_the_panel(window, tmp_path, qtbot, monkeypatc
     assert window.files.export_codes(str(tmp_path / "codes.csv"))
     lines = (tmp_path / "codes.csv").read_text().splitlines()
     assert lines[0] == "z1,z2,label,file" and lines[4].endswith(f",{file}")
+    # The Draw tab's nearest training images name theirs in their tooltips.
+    from tests.test_app_draw import SEVEN, draw
+    window.draw_dock.raise_()
+    draw(qtbot, window.draw_panel.pad, SEVEN)
+    qtbot.waitUntil(lambda: window.draw.neighbours is not None, timeout=20000)
+    ds = window.session.dataset
+    assert [v.toolTip() for v in window.draw_panel.neighbour_views] == [
+        ds.files[i] for i in window.draw.neighbours]
     window.session.load_data("folder", str(tmp_path / "tiny"))  # other data: the mark goes
     qtbot.waitUntil(lambda: window.session.dataset.name == "tiny", timeout=10000)
     assert not mark.isVisibleTo(window)
