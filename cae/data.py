@@ -25,7 +25,8 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import DataError, DownloadError, IDXFormatError
-from .pictures import PICTURE_SUFFIXES, PICTURES, is_picture_folder, load_picture_folder
+from .pictures import (PICTURE_SUFFIXES, PICTURES, is_picture_folder, load_picture_folder,
+                       one_class_of)
 
 ENV_VAR = "CAE_EXPLORER_DATA"
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -382,10 +383,13 @@ def load_folder(folder: str | os.PathLike, spec: DatasetSpec | None = None,
             return load_picture_folder(folder, _folder_name(folder), progress=progress,
                                        cancel=cancel, cache=user_cache_dir() / "pictures")
         pictures = any(p.suffix.lower() in PICTURE_SUFFIXES for p in folder.rglob("*"))
+        hint = ""
+        if pictures:  # (a class's own folder, chosen for the dataset's: its parent is the one)
+            hint = (f"; it looks like one class of the dataset in {folder.parent}: choose that "
+                    "folder" if one_class_of(folder) else
+                    "; its pictures are in no subfolder (put each class's in its own: 0/, 1/, …)")
         raise DataError(f"{folder}: needs train-images, train-labels, t10k-images and t10k-labels "
-                        "IDX files (optionally .gz), or pictures in one subfolder per class" + (
-                            "; its pictures are in no subfolder (put each class's in its own: "
-                            "0/, 1/, …)" if pictures else ""))
+                        "IDX files (optionally .gz), or pictures in one subfolder per class" + hint)
     arrays = {}
     for role, path in files.items():
         arrays[role], md5 = read_idx(path)

@@ -58,6 +58,22 @@ def _classes(folder: Path) -> dict[str, list[Path]]:
     return {p.name: pictures for p in subfolders if (pictures := _pictures_in(p))}
 
 
+def one_class_of(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` looks like one class's folder of a picture dataset: its parent holds
+    other folders of pictures too.  (Only their own files are looked at: the parent may be a
+    home folder.)"""
+    def has_pictures(path: str) -> bool:
+        with contextlib.suppress(OSError), os.scandir(path) as entries:
+            return any(e.is_file() and Path(e.name).suffix.lower() in PICTURE_SUFFIXES
+                       for e in entries)
+        return False
+    parent = Path(folder).parent
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:
+        return sum(1 for e in entries if e.is_dir() and not e.name.startswith(".")
+                   and has_pictures(e.path)) > 1
+    return False
+
+
 def _split_folders(folder: Path) -> tuple[Path, Path] | None:
     """The ``train`` and ``test`` subfolders (any case), where both exist."""
     named = {p.name.lower(): p for p in folder.iterdir() if p.is_dir()}

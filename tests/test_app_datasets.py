@@ -1,4 +1,6 @@
 """Datasets: Fashion-MNIST's class names, any IDX folder, and the map following the model's data."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -71,7 +73,7 @@ def test_a_folder_of_pictures_from_the_panel(window, tmp_path, qtbot, monkeypatc
     # The point under the pointer names its picture; exported codes name theirs.
     window.explore._on_hover(3)
     file = window.session.dataset.test_files(4)[3]
-    assert window.explore.hover_label.text() == f"label {file.split('/')[0]} · test image 3 · {file}"
+    assert window.explore.hover_label.text() == f"label {Path(file).parts[0]} · test image 3 · {file}"
     assert window.files.export_codes(str(tmp_path / "codes.csv"))
     lines = (tmp_path / "codes.csv").read_text().splitlines()
     assert lines[0] == "z1,z2,label,file" and lines[4].endswith(f",{file}")

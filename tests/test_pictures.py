@@ -131,6 +131,10 @@ def test_too_few_pictures_or_none_in_subfolders_say_what_is_needed(tmp_path):
     write_pictures(tmp_path / "few", {"a": 3, "b": 2})
     with pytest.raises(DataError, match="no test pictures \\(each class needs at least 4"):
         D.load_dataset("folder", tmp_path / "few")
+    # One class's folder chosen for the dataset's: its parent is named.
+    with pytest.raises(DataError, match=f"it looks like one class of the dataset in "
+                       f"{tmp_path / 'few'}: choose that folder$"):
+        D.load_dataset("folder", tmp_path / "few" / "a")
 
 
 def test_a_huge_picture_is_refused_unread(tmp_path, monkeypatch):
