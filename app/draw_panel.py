@@ -135,7 +135,8 @@ class DrawPanel(QWidget):
     def open_image(self, path: str | None = None) -> bool:
         if path is None:
             path = file_dialogs.open_file(self, "Open an image of a digit",
-                                          "Images (*.png *.jpg *.jpeg *.bmp)")
+                                          "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff "
+                                          "*.webp)")
             if not path:
                 return False
         reader = QImageReader(path)
