@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -116,9 +117,15 @@ def read_picture(path: Path, field: int = FIELD) -> tuple[np.ndarray, float]:
     """One picture as a (field, field) grey image in [0, 1], squared with its background, and
     that background's grey (the median of its border).  Raises OSError or ValueError for a
     file that is no readable picture."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # (a named pipe would wait for a writer forever)
+        raise ValueError("not a regular file")
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
+        try:
+            im = Image.open(path)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ValueError(f"too large (over {MAX_PIXELS:,} pixels)") from None
+        with im:
             if im.width * im.height > MAX_PIXELS:
                 raise ValueError(f"{im.width:,} x {im.height:,} pixels is too large")
             im.draft("RGB", (4 * field, 4 * field))  # a JPEG decodes at a reduced scale
@@ -152,8 +159,12 @@ def _key(folder: Path, names: tuple[str, ...], pairs: list[tuple[Path, int]], n_
     change, the classes and the split.  A picture changed, added or removed changes it."""
     h = hashlib.sha256(f"{FORMAT}|{field}|{n_train}|{names}\n".encode())
     for path, label in pairs:
-        st = path.stat()
-        h.update(f"{path.relative_to(folder)}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        try:
+            st = path.stat()
+            changed = f"{st.st_size}|{st.st_mtime_ns}"
+        except OSError:  # (a dangling link: read, and left out, as any unreadable picture)
+            changed = "?"
+        h.update(f"{path.relative_to(folder)}|{label}|{changed}\n".encode())
     return h.hexdigest()
 
 
@@ -210,8 +221,7 @@ def _read_all(folder: Path, pairs: list[tuple[Path, int]], field: int, progress:
         try:
             image, backgrounds[i] = read_picture(path, field)
             images[i] = np.rint(image * 255)
-        except (OSError, ValueError, Image.DecompressionBombWarning,
-                Image.DecompressionBombError) as exc:
+        except (OSError, ValueError) as exc:
             kept[i] = False
             why = ("not a picture this app can read" if isinstance(exc, UnidentifiedImageError)
                    else exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))

@@ -116,10 +116,20 @@ def test_train_and_test_subfolders_are_the_split(tmp_path):
 def test_unreadable_pictures_are_left_out_and_said(tmp_path):
     write_pictures(tmp_path / "some", {"a": 7, "b": 7})
     (tmp_path / "some" / "a" / "broken.png").write_bytes(b"\x89PNG not really")
+    # A dangling link stopped the whole folder (its stat for the cache's key raised), and a
+    # named pipe hung it, waiting for a writer.
+    (tmp_path / "some" / "b" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(tmp_path / "some" / "b" / "pipe.png")
     ds = D.load_dataset("folder", tmp_path / "some")
     assert len(ds.train_images) + len(ds.test_images) == 14
-    assert ds.note.startswith("1 of the 15 pictures could not be read and are left out "
+    assert ds.note.startswith("3 of the 17 pictures could not be read and are left out "
                               f"(the first: {Path('a', 'broken.png')}: ")
+    with pytest.raises(FileNotFoundError):
+        P.read_picture(tmp_path / "some" / "b" / "gone.png")
+    with pytest.raises(ValueError, match="not a regular file"):
+        P.read_picture(tmp_path / "some" / "b" / "pipe.png")
+    for odd in ("gone.png", "pipe.png"):
+        (tmp_path / "some" / "b" / odd).unlink()
     for name in ("a", "b"):
         for p in (tmp_path / "some" / name).iterdir():
             p.write_bytes(b"")
@@ -142,6 +152,11 @@ def test_a_huge_picture_is_refused_unread(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "MAX_PIXELS", 28 * 28 - 1)
     with pytest.raises(DataError, match="28 x 28 pixels is too large"):
         D.load_dataset("folder", tmp_path / "big")
+    # One over PIL's own bomb limit is said in the same words, not as "could be decompression
+    # bomb DOS attack".
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ValueError, match="^too large \\(over 783 pixels\\)$"):
+        P.read_picture(next((tmp_path / "big" / "a").iterdir()))
 
 
 def test_the_reading_reports_progress_and_can_be_cancelled(tmp_path):
