@@ -120,9 +120,9 @@ def exec_window(app: QApplication, window: MainWindow) -> int:
     outlived the close's wait (a training step under way, which only ends with its batch):
     Qt aborts a process whose QThread is destroyed while it runs, which the normal exit does."""
     code = app.exec()
-    if window.threads_ended:
+    if not window.left_running:
         return code
-    print(f"{PROG}: a training step was still under way; it was abandoned", file=sys.stderr)
+    print(f"{PROG}: {window.left_running} was still under way; it was abandoned", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -42,7 +42,7 @@ class MainWindow(QMainWindow):
         self.session = Session(settings or QSettings("cae-explorer", "cae-explorer"), self)
         file_dialogs.remember_folders_in(self.session.settings)
         self.last_error = ""
-        self.threads_ended = True  # False after a close whose wait a thread outlived
+        self.left_running = ""  # after a close: what outlived its wait ("a training step"), if any
         self._error_box: QMessageBox | None = None
         self._build_ui()
         self.dock_layout = DockLayout(self, self.map)
@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
         s.metricsCleared.connect(self.metrics_panel.clear)
         s.data.progress.connect(self._on_data_progress)
         s.data.busyChanged.connect(self._on_data_busy)
-        self.cancel_button.clicked.connect(s.data.cancel)
+        self.cancel_button.clicked.connect(s.cancel_data_load)
         self.go_button.clicked.connect(self.explore.go_to_typed_z)
         self.explore.decoded.connect(lambda *_: self.draw.show_star_decode(self.decoded_view.image))
         self.map.pressed.connect(self._show_decoded_tab)
@@ -387,5 +387,5 @@ class MainWindow(QMainWindow):
         settings.setValue("windowState", self.saveState())
         settings.sync()
         self.explore.stop()
-        self.threads_ended = self.session.shutdown(1500)
+        self.left_running = self.session.shutdown(1500)
         super().closeEvent(event)

@@ -241,6 +241,16 @@ class Session(QObject):
         self.data_folder = folder
         self.data.load(name, folder, download)
 
+    def cancel_data_load(self) -> None:
+        """Cancel: the load's "loading …" (a message that stays) gives way to what is loaded
+        now (it had stayed after a Cancel, as if the load went on)."""
+        if not self.data.busy:
+            return
+        self.data.cancel()
+        self.status.emit("loading cancelled; " + (
+            f"{self.dataset.title} stays loaded" if self.dataset is not None
+            else "no data is loaded"), 8000)
+
     def known_folder(self, name: str) -> str | None:
         """The folder where dataset ``name`` was loaded from last time (still there), so a
         dataset found in a folder of the user's (``--data``, Choose data folder) is found again
@@ -539,13 +549,16 @@ class Session(QObject):
         return 0 <= self.epoch_index < self.now_index
 
     # =========================================================================== lifecycle
-    def shutdown(self, timeout_ms: int = 1500) -> bool:
-        """Stop training, downloads and encodes, and wait for them; True when every thread
-        ended in time.  A stop takes effect between batches, so one long step (a batch of
-        65,536 on a CPU) can outlast the wait: then :func:`app.main.exec_window` ends the
-        process without waiting for it."""
+    def shutdown(self, timeout_ms: int = 1500) -> str:
+        """Stop training, downloads and encodes, and wait for them; what outlived the wait
+        ("" when every thread ended in time).  A stop takes effect between batches, so one long
+        step (a batch of 65,536 on a CPU) can outlast it, as can a read the OS holds up (a file
+        on a stalled network share): then :func:`app.main.exec_window` ends the process without
+        waiting for it."""
         self.closing = True
         self.data.cancel()
         self.tasks.cancel()
         trained = self.training.shutdown(timeout_ms)
-        return self.runner.shutdown(timeout_ms) and trained
+        tasks = self.runner.shutdown(timeout_ms)
+        return ("" if trained and tasks else "a training step" if not trained
+                else "a background task (loading data, encoding or an export)")

@@ -177,6 +177,8 @@ def test_cancel_a_download(empty_window, server, tiny_folder, monkeypatch, qtbot
     qtbot.waitUntil(lambda: w.cancel_button.isVisible(), timeout=5000)
     w.cancel_button.click()
     assert not w.session.data.busy and not w.cancel_button.isVisible()
+    # ("downloading MNIST…", a message that stays, had stayed as if the download went on)
+    assert w.statusBar().currentMessage() == "loading cancelled; no data is loaded"
     qtbot.waitUntil(lambda: not w.session.runner.busy, timeout=3000)
     release_stalled()
     cache = D.user_cache_dir() / "mnist"

@@ -443,3 +443,16 @@ def test_a_model_whose_codes_overflow_says_so(session, tiny_folder, qtbot, tmp_p
     assert "the model's codes are not finite (infinite or NaN) for 64 of the 64 images" in \
         session.errors[-1]
     assert "ValueError" not in session.errors[-1]
+
+
+def test_shutdown_names_what_outlived_its_wait(session):
+    """A data load held up by the OS (a picture on a stalled share) outlived the close, and the
+    app said "a training step was still under way" with nothing training."""
+    import threading
+    release = threading.Event()
+    session.runner.submit(lambda cancel, report: release.wait(10))
+    try:
+        assert session.shutdown(100) == "a background task (loading data, encoding or an export)"
+    finally:
+        release.set()
+    assert session.runner.shutdown(5000)
