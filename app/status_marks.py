@@ -1,7 +1,7 @@
 """The status bar's lasting marks: a run training (or paused), the Timeline on a past epoch, a
-model of other data on the map, and pictures of the dataset that could not be read.  Each
-stays for as long as its state lasts (a passing message was lost to the first menu opened, or
-replaced at once by the next one)."""
+model of other data on the map, and what the data's reading found amiss (pictures it could not
+read, a class one split lacks).  Each stays for as long as its state lasts (a passing message
+was lost to the first menu opened, or replaced at once by the next one)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QObject
@@ -20,8 +20,8 @@ class StatusMarks(QObject):
         self.epoch = QLabel("")
         self.mismatch = QLabel("")
         self.mismatch.setStyleSheet("color: #B85400; font-weight: bold;")
-        self.left_out = QLabel("")
-        self.left_out.setStyleSheet("color: #B85400;")
+        self.data_notes = QLabel("")  # what the data's reading found amiss
+        self.data_notes.setStyleSheet("color: #B85400;")
         for label in self.labels:
             label.setVisible(False)
         s = session
@@ -31,7 +31,7 @@ class StatusMarks(QObject):
 
     @property
     def labels(self) -> tuple[QLabel, QLabel, QLabel, QLabel]:
-        return self.training, self.epoch, self.mismatch, self.left_out
+        return self.training, self.epoch, self.mismatch, self.data_notes
 
     def update(self) -> None:
         s, t = self.session, self.session.training
@@ -56,8 +56,9 @@ class StatusMarks(QObject):
             self.mismatch.setToolTip(
                 f"The map shows {ds.title} {ds.noun} through a model trained on {trained_on}: "
                 f"its codes and decodes mean little. Train for a model of this data, or open one.")
-        note = ds.note if ds is not None else ""
-        self.left_out.setVisible(bool(note))
-        if note:  # ("3 of the 70,000 pictures could not be read and are left out (the first: …)")
-            self.left_out.setText("⚠ unreadable pictures left out")
-            self.left_out.setToolTip(f"{ds.source}: {note}")
+        notes = ds.notes if ds is not None else ()
+        self.data_notes.setVisible(bool(notes))
+        if notes:  # ("3 of 70,000 pictures could not be read: left out (the first: …)")
+            self.data_notes.setText("⚠ " + (notes[0].split(" (")[0] if len(notes) == 1
+                                            else f"{len(notes)} notes on this data"))
+            self.data_notes.setToolTip(f"{ds.source}:\n" + "\n".join(notes))

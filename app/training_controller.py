@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 
 from cae.model_file import epochs_trained, step_points, stopped_mid_epoch
 from cae.train import Finished
@@ -221,8 +221,14 @@ class TrainingController(QObject):
     @Slot(object)
     def _on_dataset(self, dataset) -> None:
         """The choice shows the data in use: after a load, and after a failed one (which keeps
-        the previous data); any other IDX folder shows as the folder entry."""
+        the previous data); any other folder shows as the folder entry, by its name ("Folder:
+        shapes…": "Folder…" alone had not said which)."""
         if dataset is None:
             return
-        i = self.panel.dataset.findData(dataset.name)
-        self.panel.dataset.setCurrentIndex(i if i >= 0 else self.panel.dataset.findData("folder"))
+        combo = self.panel.dataset
+        i, folder = combo.findData(dataset.name), combo.findData("folder")
+        combo.setItemText(folder, "Folder…" if i >= 0 else f"Folder: {dataset.name}…")
+        combo.setItemData(folder, "Choose a folder of IDX files or of pictures" if i >= 0 else
+                          f"{dataset.source}; choose another folder",
+                          Qt.ItemDataRole.ToolTipRole)
+        combo.setCurrentIndex(i if i >= 0 else folder)

@@ -88,8 +88,8 @@ def _load_data(args: argparse.Namespace, bar: ProgressBar, trained_on: str | Non
     name = args.dataset if args.dataset != "auto" or args.data else own or "mnist"
     dataset = load_dataset(name, args.data, download=getattr(args, "download", False),
                            progress=progress)
-    if dataset.note:
-        bar.line(f"note: {dataset.note}")
+    for note in dataset.notes:
+        bar.line(f"note: {note}")
     note = mismatch_note(own, dataset)
     if note:
         bar.line(f"{note}: the figures describe a model on data it does not know")

@@ -89,8 +89,8 @@ def _dataset(args: argparse.Namespace) -> Dataset | None:
     from .data import load_dataset
 
     dataset = load_dataset(args.dataset, args.data)
-    if dataset.note:
-        print(f"note: {dataset.note}", file=sys.stderr)
+    for note in dataset.notes:
+        print(f"note: {note}", file=sys.stderr)
     return dataset
 
 

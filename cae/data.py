@@ -110,7 +110,8 @@ class Dataset:
     test_labels: np.ndarray
     class_names: tuple[str, ...] = DIGITS
     source: str = ""
-    note: str = ""  # what the reading left out (unreadable pictures), said where it is loaded
+    notes: tuple[str, ...] = ()  # what the reading found amiss (unreadable pictures), said
+    # where the data is loaded
     files: tuple[str, ...] = ()  # a folder of pictures: each image's file, training then test
 
     def test_files(self, n: int) -> tuple[str, ...]:

@@ -66,9 +66,9 @@ def test_a_folder_of_pictures_from_the_panel(window, tmp_path, qtbot, monkeypatc
     qtbot.waitUntil(lambda: len(window.map.codes) == 60, timeout=10000)  # a seventh of 420
     assert window.map.class_names == ("disc", "ring")
     assert said and said[-1] == ("reading pictures: 421 of 421", 1.0)
-    mark = window.marks.left_out  # (a passing message was replaced at once)
-    assert mark.isVisibleTo(window) and mark.text() == "⚠ unreadable pictures left out"
-    assert "1 of the 421 pictures could not be read" in mark.toolTip()
+    mark = window.marks.data_notes  # (a passing message was replaced at once)
+    assert mark.isVisibleTo(window) and mark.text() == "⚠ 1 of 421 pictures could not be read: left out"
+    assert "1 of 421 pictures could not be read: left out (the first: " in mark.toolTip()
     assert "broken.png" in mark.toolTip()
     # The point under the pointer names its picture; exported codes name theirs.
     window.explore._on_hover(3)
@@ -85,6 +85,17 @@ def test_a_folder_of_pictures_from_the_panel(window, tmp_path, qtbot, monkeypatc
     ds = window.session.dataset
     assert [v.toolTip() for v in window.draw_panel.neighbour_views] == [
         ds.files[i] for i in window.draw.neighbours]
+    write_pictures(tmp_path / "split" / "train", {"disc": 70, "ring": 70})  # three notes
+    write_pictures(tmp_path / "split" / "test", {"disc": 10, "star": 10})
+    (tmp_path / "split" / "test" / "disc" / "broken.png").write_bytes(b"")
+    window.session.load_data("folder", str(tmp_path / "split"))
+    qtbot.waitUntil(lambda: window.session.dataset.name == "split", timeout=20000)
+    assert mark.text() == "⚠ 3 notes on this data"
+    assert mark.toolTip().splitlines()[1:] == [
+        "1 of 161 pictures could not be read: left out (the first: "
+        f"{Path('test', 'disc', 'broken.png')}: not a picture this app can read)",
+        "no training pictures of star (their test pictures cannot be voted right)",
+        "no test pictures of ring"]
     window.session.load_data("folder", str(tmp_path / "tiny"))  # other data: the mark goes
     qtbot.waitUntil(lambda: window.session.dataset.name == "tiny", timeout=10000)
     assert not mark.isVisibleTo(window)

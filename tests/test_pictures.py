@@ -45,7 +45,7 @@ def test_a_folder_of_class_subfolders_is_a_dataset(tmp_path):
     (tmp_path / "shapes" / ".hidden").mkdir()
     Image.fromarray(scribble(9)).save(tmp_path / "shapes" / ".hidden" / "x.png")
     ds = D.load_dataset("folder", tmp_path / "shapes")
-    assert ds.name == "shapes" and ds.class_names == ("a", "b", "c") and ds.note == ""
+    assert ds.name == "shapes" and ds.class_names == ("a", "b", "c") and ds.notes == ()
     # A seventh of each class is kept for testing: 1 of a's 7, 2 of b's 14, 3 of c's 21.
     assert np.bincount(ds.test_labels).tolist() == [1, 2, 3]
     assert np.bincount(ds.train_labels).tolist() == [6, 12, 18]
@@ -108,9 +108,17 @@ def test_train_and_test_subfolders_are_the_split(tmp_path):
     write_pictures(tmp_path / "set" / "train", {"cat": 5, "dog": 4})
     write_pictures(tmp_path / "set" / "Test", {"dog": 2, "cat": 1})
     ds = D.load_dataset("folder", tmp_path / "set")
-    assert ds.class_names == ("cat", "dog")
+    assert ds.class_names == ("cat", "dog") and ds.notes == ()
     assert np.bincount(ds.train_labels).tolist() == [5, 4]
     assert np.bincount(ds.test_labels).tolist() == [1, 2]
+    # A class one split lacks is said: never trained on, its test pictures are all voted wrong
+    # (the 5-NN accuracy fell with nothing saying why).
+    write_pictures(tmp_path / "set" / "Test", {"hen": 2})
+    write_pictures(tmp_path / "set" / "train", {"owl": 3})
+    ds = D.load_dataset("folder", tmp_path / "set")
+    assert ds.class_names == ("cat", "dog", "hen", "owl")
+    assert ds.notes == ("no training pictures of hen (their test pictures cannot be voted right)",
+                        "no test pictures of owl")
 
 
 def test_unreadable_pictures_are_left_out_and_said(tmp_path):
@@ -122,8 +130,8 @@ def test_unreadable_pictures_are_left_out_and_said(tmp_path):
     os.mkfifo(tmp_path / "some" / "b" / "pipe.png")
     ds = D.load_dataset("folder", tmp_path / "some")
     assert len(ds.train_images) + len(ds.test_images) == 14
-    assert ds.note.startswith("3 of the 17 pictures could not be read and are left out "
-                              f"(the first: {Path('a', 'broken.png')}: ")
+    assert len(ds.notes) == 1 and ds.notes[0].startswith(
+        f"3 of 17 pictures could not be read: left out (the first: {Path('a', 'broken.png')}: ")
     with pytest.raises(FileNotFoundError):
         P.read_picture(tmp_path / "some" / "b" / "gone.png")
     with pytest.raises(ValueError, match="not a regular file"):
@@ -184,7 +192,7 @@ def test_a_second_load_reads_the_cache_until_the_folder_changes(tmp_path, monkey
     real, reads = P.read_picture, []
     monkeypatch.setattr(P, "read_picture", lambda *a: reads.append(a) or real(*a))
     second = D.load_dataset("folder", tmp_path / "c")
-    assert reads == [] and second.note == first.note  # nothing read: all from the cache
+    assert reads == [] and second.notes == first.notes  # nothing read: all from the cache
     for attr in ("train_images", "train_labels", "test_images", "test_labels", "class_names"):
         assert np.array_equal(getattr(first, attr), getattr(second, attr))
     path = next(iter(written))
@@ -208,7 +216,7 @@ def test_the_cli_trains_on_a_picture_folder_and_says_what_was_left_out(tmp_path,
     assert main(["train", "--dataset", "folder", "--data", str(tmp_path / "cli"), "--epochs",
                  "1", "--batch-size", "8", "--out", str(out)]) == 0
     err = capsys.readouterr().err
-    assert ("note: 1 of the 29 pictures could not be read and are left out (the first: "
+    assert ("note: 1 of 29 pictures could not be read: left out (the first: "
             f"{Path('a', 'bad.gif')}: not a picture this app can read)") in err
     assert main(["evaluate", "--model", str(out), "--data", str(tmp_path / "cli")]) == 0
     assert "knn5_accuracy" in capsys.readouterr().out
