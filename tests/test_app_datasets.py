@@ -65,6 +65,8 @@ def test_a_folder_of_pictures_from_the_panel(window, tmp_path, qtbot, monkeypatc
     qtbot.waitUntil(lambda: window.session.dataset.name == "shapes", timeout=20000)
     qtbot.waitUntil(lambda: len(window.map.codes) == 60, timeout=10000)  # a seventh of 420
     assert window.map.class_names == ("disc", "ring")
+    combo = window.training_panel.dataset  # ("Folder…" had not said which)
+    assert combo.currentText() == "Folder: shapes…" and combo.currentData() == "folder"
     assert said and said[-1] == ("reading pictures: 421 of 421", 1.0)
     mark = window.marks.data_notes  # (a passing message was replaced at once)
     assert mark.isVisibleTo(window) and mark.text() == "⚠ 1 of 421 pictures could not be read: left out"
