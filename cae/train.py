@@ -506,7 +506,12 @@ class Trainer:
                 run_loss += loss.detach() * len(idx)
                 epoch_loss += loss.detach() * len(idx)
                 run_count += len(idx)
-                if (step + 1) % cfg.report_every == 0 or step + 1 == steps_per_epoch:
+                # Every report_every steps, and at the epoch's end; a report that would leave
+                # under half of report_every to the end waits for it (one step of a partial
+                # batch, reported alone, had stood out of the curve as a spike).
+                left = steps_per_epoch - (step + 1)
+                if left == 0 or ((step + 1) % cfg.report_every == 0
+                                 and left >= cfg.report_every / 2):
                     mean = float(run_loss) / run_count  # the one host sync per report
                     if not math.isfinite(mean):
                         self._restore(last_good)

@@ -49,6 +49,17 @@ def test_run_yields_records_and_learns():
     assert trainer.epochs_done == 3 and not trainer.model.training
 
 
+@pytest.mark.parametrize("n, steps", [(84, [21]), (128, [20, 32])])
+def test_an_epoch_does_not_end_on_a_report_of_a_step_or_two(n, steps):
+    """21 steps an epoch (1,290 pictures in batches of 64) reported step 21 alone, one partial
+    batch, which stood out of the loss curve as a spike: a report leaving under half the
+    interval to the epoch's end waits for it.  At 32 steps, 20 and 32 are both reported."""
+    trainer = Trainer(make_dataset(n, 16), TrainConfig(epochs=1, batch_size=4, report_every=20,
+                                                       device="cpu", snapshot_size=8))
+    reported = [r.step for r in run_all(trainer) if isinstance(r, Progress)]
+    assert reported == steps
+
+
 def test_deterministic_on_cpu_for_a_seed():
     ds = make_dataset(128, 32)
     cfg = TrainConfig(epochs=1, batch_size=16, device="cpu", seed=7)
