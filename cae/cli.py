@@ -26,7 +26,7 @@ from .bundled import bundled_model_path, model_or_bundled
 from .checkpoint import SUFFIX, Checkpoint, load_checkpoint, save_checkpoint
 from .codes import CODE_FORMATS, split_rows, write_codes
 from .data import (DATASETS, CancelToken, Dataset, download_dataset, load_dataset, mismatch_note,
-                   progress_text)
+                   named_dataset_in, progress_text)
 from .errors import CAEError
 from .metrics import encode_images, evaluate
 from .model_file import StepLosses, model_file_contents
@@ -326,6 +326,10 @@ def _model_and_data(args: argparse.Namespace, bar: ProgressBar) -> tuple[str, Ch
     if args.model:
         ckpt = load_checkpoint(args.model)
         return args.model, ckpt, _load_data(args, bar, ckpt.metadata.get("dataset"))
+    if args.data and not (args.dataset in DATASETS or args.dataset == "auto"
+                          and named_dataset_in(args.data)):
+        # Said before the data is read (700 pictures were, first), as it will be after.
+        model_or_bundled(None, Path(args.data).name)
     dataset = _load_data(args, bar)
     path = model_or_bundled(None, dataset.name)
     return path, load_checkpoint(path), dataset
@@ -339,7 +343,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(ckpt.model, dataset,
                        progress=lambda f: bar.update(f, f"evaluating {100 * f:.0f}%"))
     bar.line("done")
-    print(json.dumps(metrics, indent=2) if args.full else compact_json(metrics_summary(metrics)))
+    # The classes by name, in the order of per_class_mse and the confusion matrix's rows.
+    doc = {"dataset": metrics["dataset"], "class_names": list(dataset.class_names),
+           **(metrics if args.full else metrics_summary(metrics))}
+    print(json.dumps(doc, indent=2) if args.full else compact_json(doc))
     return 0
 
 

@@ -190,13 +190,15 @@ def add_export_commands(sub: argparse._SubParsersAction) -> None:
 
     def data_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--data", metavar="DIR", help="folder with the four IDX files (test digits to use)"
+            "--data", metavar="DIR", help="a dataset's folder (its test images are used): the "
+            "four IDX files, or pictures in one subfolder per class"
         )
         p.add_argument(
             "--dataset",
             default="auto",
             choices=["auto", *DATASETS, "folder"],
-            help="auto (default): recognised by its checksums in --data, else any IDX folder",
+            help="auto (default): recognised by its checksums in --data, else any IDX or "
+            "picture folder",
         )
 
     p = sub.add_parser("animate", help="write the training timeline as an animated GIF or MP4")

@@ -323,6 +323,13 @@ def find_dataset(name: str = "mnist", data_dir: str | os.PathLike | None = None)
     return None
 
 
+def named_dataset_in(folder: str | os.PathLike) -> str | None:
+    """The named dataset whose four files ``folder`` holds (by their names: their checksums are
+    checked when they load), or None."""
+    return next((name for name, spec in DATASETS.items() if _folder_files(Path(folder), spec)),
+                None)
+
+
 def get_spec(name: str) -> DatasetSpec:
     """The spec of a named dataset, or a DataError listing the known names."""
     try:

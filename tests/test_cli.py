@@ -147,6 +147,8 @@ def test_evaluate_prints_compact_json_with_one_matrix_row_per_line(tmp_path, tin
                  "--data", str(tiny_folder)]) == 0
     out = capsys.readouterr().out
     doc = json.loads(out)
+    assert list(doc)[:2] == ["dataset", "class_names"]  # (the rows were bare numbers)
+    assert doc["class_names"] == [str(c) for c in range(len(doc["per_class_mse"]))]
     lines = out.splitlines()
     assert len(lines) == len(doc) + 2 + 1 + len(doc["knn5_confusion"])  # braces, matrix bracket
     rows = [json.loads(line.strip().rstrip(",")) for line in lines if line.startswith("    [")]

@@ -208,6 +208,19 @@ def test_a_second_load_reads_the_cache_until_the_folder_changes(tmp_path, monkey
     assert len(reads) == 30
 
 
+def test_the_cli_says_a_folder_has_no_bundled_model_before_reading_it(tmp_path, capsys,
+                                                                     monkeypatch):
+    """`cae evaluate --data DIR` without --model read all 700 pictures, then said there is no
+    bundled model for them."""
+    from cae.cli import main
+    write_pictures(tmp_path / "mine", {"a": 7, "b": 7})
+    monkeypatch.setattr(P, "read_picture", lambda *a: pytest.fail("read before the refusal"))
+    for dataset in ("auto", "folder"):
+        assert main(["evaluate", "--data", str(tmp_path / "mine"), "--dataset", dataset]) == 2
+        assert "no bundled model for mine data; name a model file with --model" in \
+            capsys.readouterr().err
+
+
 def test_the_cli_trains_on_a_picture_folder_and_says_what_was_left_out(tmp_path, capsys):
     from cae.cli import main
     write_pictures(tmp_path / "cli", {"a": 14, "b": 14})
