@@ -344,6 +344,12 @@ class Session(QObject):
     def _on_data_failed(self, message: str) -> None:
         self._data_failure = message
         if self._data_requested or (self.models.model is None and self.dataset is None):
+            name = self._data_name
+            if name in DATASETS and message.startswith(f"{name} was not found"):
+                # (it said only how to fetch it in a terminal)
+                message += (f"\n\nIn this window: Data ▸ Download {dataset_title(name)}. "
+                            + (f"{self.dataset.title} stays loaded." if self.dataset is not None
+                               else ""))
             self.error.emit("Dataset", message)
         else:  # a quiet search (at start-up, or for an opened model's data): only a hint
             self.status.emit(self._not_found_hint(message), 0)

@@ -132,6 +132,9 @@ def test_a_dataset_that_is_not_found_leaves_the_choice_on_the_data_in_use(window
     window.training._on_dataset_chosen("fashion-mnist")  # nowhere on this computer
     qtbot.waitUntil(lambda: bool(window.last_error), timeout=10000)
     assert "fashion-mnist was not found" in window.last_error
+    # The window's way to it, not only the terminal's.
+    assert window.last_error.endswith("\n\nIn this window: Data ▸ Download Fashion-MNIST. "
+                                      "tiny stays loaded.")
     assert combo.currentData() == "folder" and window.session.dataset.name == "tiny"
 
 
