@@ -160,12 +160,18 @@ def test_exporting_onto_a_full_disk_keeps_the_old_file(window, tmp_path, monkeyp
     assert window.files.export_codes(str(target))
     before = target.read_bytes()
 
-    def disk_full(path, *args, **kwargs):
-        with open(path, "w") as f:
-            f.write("partial")
-        raise OSError(28, "No space left on device")
+    class DiskFull:  # a CSV writer whose rows fill the disk part of the way
+        def __init__(self, f, **kwargs) -> None:
+            self.f = f
 
-    monkeypatch.setattr("cae.codes.np.savetxt", disk_full)
+        def writerow(self, row) -> None:
+            self.f.write("partial")
+
+        def writerows(self, rows) -> None:
+            self.f.flush()
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("cae.codes.csv.writer", DiskFull)
     assert not window.files.export_codes(str(target))
     assert "No space left" in window.last_error
     assert target.read_bytes() == before
