@@ -9,14 +9,13 @@ to a temporary file that is renamed into place, so a crash never leaves half a f
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import npz_cache
 from .data import user_cache_dir
 from .model import CAE
 from .train import fast_precision
@@ -95,35 +94,6 @@ def save_codes(model: str, data: str, codes: np.ndarray) -> Path | None:
     if codes.ndim != 2 or not np.isfinite(codes).all():
         raise ValueError(f"codes must be a finite (N, D) array (got shape {codes.shape})")
     path = _path(model, data)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, format=np.array(FORMAT), model_key=np.array(model),
-                     data_key=np.array(data), codes=codes)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _prune(path.parent, KEEP)
-    except OSError:
-        return None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-    return path
-
-
-def _prune(folder: Path, keep: int) -> None:
-    """Delete all but the ``keep`` most recently written cache files (another process may be
-    pruning too: a file already gone is fine)."""
-    dated = []
-    for p in folder.glob("*.npz"):
-        try:
-            dated.append((p.stat().st_mtime_ns, p))
-        except FileNotFoundError:
-            continue
-    for _, old in sorted(dated, reverse=True)[keep:]:
-        old.unlink(missing_ok=True)
+    written = npz_cache.write(path, KEEP, format=np.array(FORMAT), model_key=np.array(model),
+                              data_key=np.array(data), codes=codes)
+    return path if written else None

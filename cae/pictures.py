@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import os
 import stat
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import npz_cache
 from .errors import DataError
 from .preprocess import FIELD, grey_levels, resize_area
 
@@ -37,6 +37,7 @@ MAX_PICTURES = 2_000_000  # 1.5 GB of 28 x 28 images: more is not a folder this 
 MAX_PIXELS = 50_000_000  # a picture larger than this is refused unread (a decompression bomb)
 PICTURES = "pictures"  # the progress reports' name for this work: (PICTURES, done, total)
 FORMAT = "cae-pictures-1"  # bump when the meaning of a cached folder changes
+KEEP = 8  # folders cached (those opened least lately go first); 55 MB for 70,000 pictures
 
 Progress = Callable[[str, int, "int | None"], None] | None
 
@@ -189,22 +190,6 @@ def _read_cache(path: Path, key: str, total: int, field: int) -> tuple | None:
     return images, kept, note
 
 
-def _write_cache(path: Path, key: str, images: np.ndarray, kept: np.ndarray, note: str) -> None:
-    """Written whole or not at all (a temporary file renamed into place); a cache that cannot
-    be written only costs the next start its reading."""
-    tmp: Path | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as f:
-            tmp = Path(f.name)
-            np.savez(f, key=np.array(key), images=images, kept=kept, note=np.array(note))
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
 def _read_all(folder: Path, pairs: list[tuple[Path, int]], field: int, progress: Progress,
               cancel: CancelToken | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every picture as a uint8 image, light ink on dark, whether it could be read, and why
@@ -256,6 +241,7 @@ def load_picture_folder(folder: str | os.PathLike, name: str, field: int = FIELD
     cached = _read_cache(where, key, len(pairs), field) if where is not None else None
     if cached is not None:
         images, kept, note = cached
+        npz_cache.touch(where)  # (the folders opened least lately are pruned first)
     else:
         images, kept, failed = _read_all(folder, pairs, field, progress, cancel)
         for split, count, some in (("train", kept[:n].sum(), n), ("test", kept[n:].sum(),
@@ -268,7 +254,8 @@ def load_picture_folder(folder: str | os.PathLike, name: str, field: int = FIELD
         note = (f"{len(failed):,} of {len(pairs):,} pictures could not be read: left out (the "
                 f"first: {failed[0]})") if failed else ""
         if where is not None:
-            _write_cache(where, key, images, kept, note)
+            npz_cache.write(where, KEEP, key=np.array(key), images=images, kept=kept,
+                            note=np.array(note))
     labels = np.array([label for _, label in pairs], np.int64)
     files = tuple(str(path.relative_to(folder)) for (path, _), k in zip(pairs, kept) if k)
     both = images[kept]  # one array, train then test, as cae.data.load_folder keeps them

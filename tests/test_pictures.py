@@ -248,3 +248,23 @@ def test_the_cli_trains_on_a_picture_folder_and_says_what_was_left_out(tmp_path,
     with np.load(tmp_path / "codes.npz", allow_pickle=False) as npz:
         assert npz["files"].tolist() == list(
             D.load_dataset("folder", tmp_path / "cli").test_files(4))  # (--split test)
+
+
+def test_the_cache_keeps_the_folders_opened_last(tmp_path, monkeypatch):
+    """One file per folder, never pruned, would grow by 55 MB for each 70,000-picture folder
+    ever opened: the folders opened least lately go first."""
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(D, "user_cache_dir", lambda: cache)
+    monkeypatch.setattr(P, "KEEP", 2)
+    folders = [tmp_path / name for name in ("one", "two", "three")]
+    for folder in folders:
+        write_pictures(folder, {"a": 7, "b": 7})
+    entries = {}
+    for when, folder in enumerate(folders[:2]):
+        D.load_dataset("folder", folder)
+        entries[folder.name] = P._cache_file(cache / "pictures", folder)
+        os.utime(entries[folder.name], ns=(when * 10**9, when * 10**9))  # written in turn
+    D.load_dataset("folder", folders[0])  # opened again: "one" is now the latest used
+    D.load_dataset("folder", folders[2])
+    assert sorted(p.name for p in (cache / "pictures").iterdir()) == sorted(
+        P._cache_file(cache / "pictures", f).name for f in (folders[0], folders[2]))
