@@ -191,14 +191,16 @@ class FilesController(QObject):
         self.recent_menu.setEnabled(bool(entries) and not self.session.training.running)
 
     # --------------------------------------------------------------------------- data
-    def choose_data_folder(self, folder: str | None = None) -> None:
+    def choose_data_folder(self, folder: str | None = None) -> bool:
+        """Load the dataset in ``folder`` (asked for when None); whether a load started."""
         if folder is None:
             folder = file_dialogs.data_folder(
                 self.parent, "A dataset's folder: four IDX files, or pictures in one subfolder "
                 "per class")
             if not folder:
-                return
+                return False
         self.session.load_data("auto", folder)
+        return self.session.data.busy
 
     # --------------------------------------------------------------------------- exports
     def export_codes(self, path: str | None = None) -> bool:

@@ -23,6 +23,8 @@ WIDGET_KEYS: list[tuple[str, str, str]] = [  # (what it does: capitalised as the
     ("Draw", "Left-drag on the pad", "Draw (Open… reads a picture instead)"),
     ("Draw", "Esc or Delete", "Clear the drawing (Ctrl+Z brings it back)"),
     ("Stop question", "Esc", "Continue training"),
+    ("Window", "Drop a file or folder on it",
+     "Open a model (.safetensors), load a dataset's folder, or draw a picture on the pad"),
 ]
 
 

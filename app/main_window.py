@@ -30,6 +30,7 @@ from .layers import LayersController
 from .map_toolbar import MapToolbar
 from .metrics_panel import MetricsPanel
 from .session import Session
+from .drops import DropController
 from .status_marks import StatusMarks
 from .training_controller import TrainingController
 from .training_panel import TrainingPanel
@@ -58,6 +59,9 @@ class MainWindow(QMainWindow):
         self.training.choose_folder = self.files.choose_data_folder
         self.interpolation = InterpolationController(s, self.interp_panel, self.map)
         self.exports = ExportsController(s, self, self.map, self.toolbar)
+        self.drops = DropController(s, self, {"model": self.files.open_model,
+                                              "data": self.files.choose_data_folder,
+                                              "picture": self._open_picture})
         self._build_menus()
         self._connect()
         self._restore_settings()
@@ -291,6 +295,10 @@ class MainWindow(QMainWindow):
                                     else "Open model")
         self.files.rebuild_recent_menu()
         self._update_page()
+
+    def _open_picture(self, path: str) -> bool:
+        bring_forward(self.draw_dock)
+        return self.draw_panel.open_image(path)
 
     def _show_decoded_tab(self, on_star: bool) -> None:
         """A press on the map decodes: the Images tab comes forward to show it when another tab
