@@ -36,7 +36,7 @@ TEST_SHARE = 1 / 7
 MAX_PICTURES = 2_000_000  # 1.5 GB of 28 x 28 images: more is not a folder this app can show
 MAX_PIXELS = 50_000_000  # a picture larger than this is refused unread (a decompression bomb)
 PICTURES = "pictures"  # the progress reports' name for this work: (PICTURES, done, total)
-FORMAT = "cae-pictures-1"  # bump when the meaning of a cached folder changes
+FORMAT = "cae-pictures-2"  # bump when the meaning of a cached folder changes
 KEEP = 8  # folders cached (those opened least lately go first); 55 MB for 70,000 pictures
 
 Progress = Callable[[str, int, "int | None"], None] | None
@@ -175,19 +175,20 @@ def _cache_file(cache: Path, folder: Path) -> Path:
 
 
 def _read_cache(path: Path, key: str, total: int, field: int) -> tuple | None:
-    """(images, kept, note) cached under ``key``, or None: a file of another key, or damaged,
-    or of the wrong shape is not used.  Plain arrays, read without pickles: nothing runs."""
+    """(images, kept, the first picture left out and why) cached under ``key``, or None: a
+    file of another key, or damaged, or of the wrong shape is not used.  Plain arrays, read
+    without pickles: nothing runs."""
     try:
         with np.load(path, allow_pickle=False) as f:
             if str(f["key"]) != key:
                 return None
-            images, kept, note = f["images"], f["kept"], str(f["note"])
+            images, kept, first = f["images"], f["kept"], str(f["first_failure"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
         return None
     if (images.dtype != np.uint8 or images.shape != (total, field, field)
             or kept.dtype != bool or kept.shape != (total,)):
         return None
-    return images, kept, note
+    return images, kept, first
 
 
 def _read_all(folder: Path, pairs: list[tuple[Path, int]], field: int, progress: Progress,
@@ -240,7 +241,7 @@ def load_picture_folder(folder: str | os.PathLike, name: str, field: int = FIELD
     where = _cache_file(cache, folder) if cache is not None else None
     cached = _read_cache(where, key, len(pairs), field) if where is not None else None
     if cached is not None:
-        images, kept, note = cached
+        images, kept, first_failure = cached
         npz_cache.touch(where)  # (the folders opened least lately are pruned first)
     else:
         images, kept, failed = _read_all(folder, pairs, field, progress, cancel)
@@ -251,11 +252,13 @@ def load_picture_folder(folder: str | os.PathLike, name: str, field: int = FIELD
                     " (each class needs at least 4 pictures for a seventh of it to be kept for "
                     "testing)" if split == "test" else "")
                 raise DataError(f"{folder}: no {split} pictures{why}")
-        note = (f"{len(failed):,} of {len(pairs):,} pictures could not be read: left out (the "
-                f"first: {failed[0]})") if failed else ""
-        if where is not None:
+        first_failure = failed[0] if failed else ""
+        if where is not None:  # (what is said of them is worded here, not cached)
             npz_cache.write(where, KEEP, key=np.array(key), images=images, kept=kept,
-                            note=np.array(note))
+                            first_failure=np.array(first_failure))
+    left_out = int((~kept).sum())
+    note = (f"{left_out:,} of {len(pairs):,} pictures could not be read: left out (the first: "
+            f"{first_failure})") if left_out else ""
     labels = np.array([label for _, label in pairs], np.int64)
     files = tuple(str(path.relative_to(folder)) for (path, _), k in zip(pairs, kept) if k)
     both = images[kept]  # one array, train then test, as cae.data.load_folder keeps them
