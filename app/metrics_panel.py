@@ -95,10 +95,13 @@ class MetricsPanel(QWidget):
         self.table.setRowCount(n)
         self.table.setColumnCount(n)
         # Numbers head the rows and columns (the bars above pair each with its name; the
-        # headers' tooltips name it too), so ten columns fit the dock without scrolling.
+        # headers' tooltips name it too), so ten columns fit the dock without scrolling; names
+        # as short as numbers (letters A L O T X) head them themselves.
+        short = all(len(str(c)) <= 2 for c in class_names) and len(class_names) == n
         for i, name in enumerate(numbered):
-            for header, set_item in ((QTableWidgetItem(str(i)), self.table.setHorizontalHeaderItem),
-                                     (QTableWidgetItem(str(i)), self.table.setVerticalHeaderItem)):
+            text = str(class_names[i]) if short else str(i)
+            for header, set_item in ((QTableWidgetItem(text), self.table.setHorizontalHeaderItem),
+                                     (QTableWidgetItem(text), self.table.setVerticalHeaderItem)):
                 header.setToolTip(name)
                 set_item(i, header)
         row_totals = np.maximum(confusion.sum(axis=1, keepdims=True), 1)

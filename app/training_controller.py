@@ -46,7 +46,7 @@ class TrainingController(QObject):
         panel.stopRequested.connect(self.request_stop)
         panel.datasetChosen.connect(self._on_dataset_chosen)
         t.progress.connect(panel.show_progress)
-        t.pausedChanged.connect(panel.show_paused)
+        t.pausedChanged.connect(self._on_paused)
         t.epochEnded.connect(panel.show_epoch)
         t.runningChanged.connect(lambda _: self._update_enabled())
         session.data.busyChanged.connect(lambda _: self._update_enabled())
@@ -128,6 +128,22 @@ class TrainingController(QObject):
                           "previous model and are cleared", 10000)
         return True
 
+    def _step_now(self) -> tuple[int, int, int] | None:
+        """(epoch, step, steps per epoch) the run is at by its own count (the last report can
+        be 19 steps behind), once it has reported its steps per epoch."""
+        last = self.panel.last_step
+        if last is None:
+            return None
+        per = last[2]
+        done, step = divmod(self.session.training.steps_taken, per)
+        return (done, per, per) if step == 0 and done else (done + 1, step, per)
+
+    @Slot(bool)
+    def _on_paused(self, paused: bool) -> None:
+        """The bar says where the run paused, as the Stop question does (it said the last
+        report's step, 16 before the question's)."""
+        self.panel.show_paused(paused, self._step_now())
+
     @Slot()
     def request_stop(self) -> None:
         """Stop asks first, the run paused meanwhile: keep what it learnt, discard it, or go on
@@ -142,10 +158,8 @@ class TrainingController(QObject):
             return
         was_paused = t.paused
         t.pause()  # (it lands after the step under way)
-        # Where the run is, by its own count: the last report can be 19 steps behind.
-        per = last[2]
-        epochs_done, step = divmod(t.steps_taken, per)
-        where = _how_far(epochs_done, (epochs_done + 1, step, per))
+        now = self._step_now()
+        where = _how_far(now[0] - (now[1] < now[2]), now)  # (epochs done, where it is)
         choice = self.ask_stop(
             f"Stop training {where}? Keep the partly trained model (unsaved), discard it and go "
             f"back to {self.session.run.previous_model()}, or continue training?")

@@ -239,9 +239,10 @@ class TrainingPanel(QWidget):
         self.stopping = True  # (the reports still on their way leave it standing)
         self.progress.setFormat("stopping after the step under way…")
 
-    def show_paused(self, paused: bool) -> None:
+    def show_paused(self, paused: bool, at: tuple[int, int, int] | None = None) -> None:
         """Any pause (this button, the quit question): the button offers the way back, and the
-        bar says where the run stands, with no rate or time left while nothing runs."""
+        bar says where the run stands (``at``: (epoch, step, steps per epoch), else the last
+        report's), with no rate or time left while nothing runs."""
         self.pause_button.setText("Resume" if paused else "Pause")
         self._reports.clear()  # the pace is measured afresh: a pause is no slowness
         self.slowed.setVisible(False)
@@ -249,7 +250,7 @@ class TrainingPanel(QWidget):
             self.progress.setFormat("paused" if paused else "resuming…")
             self._count_start(not paused)  # a pause is not a slow start
             return
-        epoch, step, steps = self.last_step
+        epoch, step, steps = at or self.last_step
         self.progress.setFormat(f"paused: epoch {epoch}, step {step}/{steps}" if paused
                                 else f"epoch {epoch}, step {step}/{steps}  resuming…")
 
@@ -343,7 +344,8 @@ class TrainingPanel(QWidget):
         self.last_step = (p.epoch, p.step, p.steps_per_epoch)
         self._count_start(False)
         self.progress.setValue(int(1000 * p.global_step / max(p.total_steps, 1)))
-        if not self.stopping:
+        if not self.stopping and self.pause_button.text() == "Pause":  # (a report on its way
+            # when the run paused leaves the pause said)
             self.progress.setFormat(f"epoch {p.epoch}, step {p.step}/{p.steps_per_epoch}  "
                                     f"{p.images_per_s:,.0f} img/s  {format_eta(p.eta_s)} left")
         self.slowed.setVisible(self._slowed(p.global_step))

@@ -649,6 +649,33 @@ def test_the_stop_question_names_the_step_the_run_is_at(window, qtbot, monkeypat
     assert ended.args[0].steps == 27  # (the step under way when Stop was pressed)
 
 
+def test_the_bar_says_the_step_the_run_paused_at(window, qtbot, monkeypatch):
+    """Paused, the bar said the last report's step (120) under a Stop question naming the
+    run's own (136)."""
+    real, gate = Trainer._batch, threading.Event()
+
+    def batch(self, *args):
+        if self.global_step == 26:  # the run holds here, 6 steps past its last report
+            gate.wait(60)
+        return real(self, *args)
+    monkeypatch.setattr(Trainer, "_batch", batch)
+    set_settings(window, epochs=3, batch=8)  # 32 steps an epoch: reports at steps 20 and 32
+    t, panel = window.session.training, window.training_panel
+    with qtbot.waitSignal(window.session.run.ended, timeout=60000):
+        assert window.training.start()
+        try:
+            qtbot.waitUntil(lambda: t.trainer is not None and t.trainer.global_step == 26
+                            and panel.last_step is not None, timeout=60000)
+            qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+            said = panel.progress.format()
+            gate.set()
+            qtbot.wait(300)  # (reports already on their way leave it said)
+            assert said == panel.progress.format() == "paused: epoch 1, step 26/32"
+        finally:
+            gate.set()
+            t.stop()
+
+
 def test_stopping_stays_said_over_the_reports_still_on_their_way(window):
     from cae.train import Progress
     panel = window.training_panel

@@ -181,6 +181,14 @@ def test_the_confusion_matrix_of_ten_named_classes_fits_a_narrow_dock(qtbot):
     ticks = sorted(sum(panel.bars_plot.getPlotItem().getAxis("left")._tickLevels, []))
     assert ticks[3] == (3, "3 Dress") and len(ticks) == 10
     assert table.item(9, 9).text() == "892"
+    assert table.horizontalHeaderItem(0).text() == "0"  # (ten long names would not fit)
+    # Names as short as numbers head the rows and columns themselves (a letters folder's
+    # A L O T X had read 0-4, to be looked up in the bars).
+    panel.show_metrics({"test_mse": 0.03, "knn5_accuracy": 0.66, "n_test": 50, "n_train": 300,
+                        "per_class_mse": [0.02] * 5, "knn5_confusion": np.eye(5).tolist()},
+                       ("A", "L", "O", "T", "X"), "a model")
+    assert [table.horizontalHeaderItem(i).text() for i in range(5)] == list("ALOTX")
+    assert table.verticalHeaderItem(4).text() == "X"
 
 
 def drawn_names(axis) -> list[tuple[str, QRectF]]:
