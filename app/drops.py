@@ -52,7 +52,12 @@ class DropController(QObject):
             if not paths or dropped_kind(paths[0]) is None:
                 event.ignore()
                 return True
-            event.acceptProposedAction()
+            # A model or a folder cannot replace what a run trains: the drop is refused (the
+            # program it came from is told so), and the opening says why.
+            if self.session.training.running and dropped_kind(paths[0]) != "picture":
+                event.ignore()
+            else:
+                event.acceptProposedAction()
             # Opened once the drop has returned: a question (save the model first?) asked
             # inside it would hold the program the file came from until it is answered.
             QTimer.singleShot(0, lambda: self.open(paths))

@@ -272,6 +272,11 @@ class TrainingPanel(QWidget):
         self._count_start(starting)
         self.status.setText("")
         self.loss_plot.setVisible(False)
+        # (a run paused at its first report had been told the curve comes "when training starts")
+        every = TrainConfig.report_every
+        self.loss_hint.setText(f"The loss curve appears here after the run's first {2 * every} "
+                               f"steps (a point every {every})." if
+                               starting else "The loss curve appears here when training starts.")
         self.loss_hint.setVisible(True)
 
     def show_history(self, history: list, earlier: int = 0, step_losses: np.ndarray = NO_STEPS,

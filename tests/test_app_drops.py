@@ -87,3 +87,29 @@ def test_something_else_dropped_is_said(window, things, tmp_path, qtbot):
     assert not window.drops.open([tmp_path / "notes.txt"])
     assert window.last_error.endswith("notes.txt: drop a model (.safetensors), a dataset's "
                                       "folder or a picture")
+
+
+def test_a_model_or_folder_dropped_during_training_is_refused_to_its_sender(window, things,
+                                                                            qtbot):
+    """The window said why (a run trains), but told the program the drop came from that it
+    was taken."""
+    model, picture, folder = things
+    p = window.training_panel
+    p.epochs.setValue(200)
+    p.batch_size.setValue(8)
+    p.device.setCurrentIndex(p.device.findData("cpu"))
+    with qtbot.waitSignal(window.session.training.runningChanged, timeout=10000):
+        window.training.start()
+    try:
+        for path, taken in ((model, False), (folder, False), (picture, True)):
+            data = mime(path)
+            event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data,
+                               Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+            window.drops.eventFilter(window, event)
+            assert event.isAccepted() is taken, path
+            qtbot.wait(50)
+        assert "Stop training before" in window.last_error
+        assert window.session.models.path != model
+    finally:
+        window.session.training.stop()
+        qtbot.waitUntil(lambda: not window.session.training.running, timeout=20000)

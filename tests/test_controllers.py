@@ -347,6 +347,9 @@ def test_a_slow_start_counts_its_seconds_and_says_when_other_programs_crowd_the_
 
     panel.reset_curves()
     assert panel._start_clock.isActive()
+    # (paused at its first report, a run had been told the curve comes "when training starts")
+    assert panel.loss_hint.text() == ("The loss curve appears here after the run's first 40 "
+                                      "steps (a point every 20).")
     assert after(2) == "starting…"  # an ordinary start says nothing more
     assert after(10) == "starting… 12 s\nslowed: other programs are using the CPU"
     load[0] = 1.0
