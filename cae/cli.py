@@ -30,6 +30,7 @@ from .data import (DATASETS, CancelToken, Dataset, download_dataset, load_datase
 from .errors import CAEError
 from .metrics import encode_images, evaluate
 from .model_file import StepLosses, model_file_contents
+from .preprocess import dataset_framing
 from .timeline import Timeline
 from .train import (PRECISIONS, RECIPES, WEIGHT_INITS, EpochEnd, Finished, Progress, Snapshot,
                     TrainConfig, Trainer)
@@ -384,6 +385,24 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """What a dataset holds, before a run on it: its classes with their counts in each split,
+    the framing measured from its images (the one Draw uses), and what its reading found amiss
+    (a folder of pictures: unreadable ones, a class one split lacks)."""
+    dataset = _load_data(args, ProgressBar())
+    train = np.bincount(dataset.train_labels, minlength=len(dataset.class_names))
+    test = np.bincount(dataset.test_labels, minlength=len(dataset.class_names))
+    framing = dataset_framing(dataset)
+    print(readable_json({
+        "dataset": dataset.name, "source": dataset.source,
+        "image_size": dataset.image_size, "train": int(train.sum()), "test": int(test.sum()),
+        "classes": [{"name": name, "train": int(a), "test": int(b)}
+                    for name, a, b in zip(dataset.class_names, train, test)],
+        "framing": {"box": framing.box, "centre_of_mass": framing.centre_of_mass},
+        "notes": list(dataset.notes)}))
+    return 0
+
+
 def readable_json(value, indent: str = "") -> str:
     """JSON indented as ``indent=2`` writes it, except that a list or object that fits on a
     line of 120 characters stays on one (an epoch's history row, a confusion-matrix row)."""
@@ -510,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true",
                    help="every value (default: the long lists of numbers counted, not printed)")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("data", help="show what a dataset holds: classes and their counts per "
+                       "split, its framing, and what its reading found amiss (as JSON)")
+    data_args(p)
+    p.set_defaults(func=cmd_data)
     add_export_commands(sub)
     return parser
 

@@ -481,3 +481,11 @@ def test_evaluate_prints_strict_json_for_classes_without_test_images(tmp_path, c
         raise ValueError(f"not JSON: {constant}")
     printed = json.loads(capsys.readouterr().out, parse_constant=refuse)
     assert printed["per_class_mse"][0] > 0 and printed["per_class_mse"][1:] == [None] * 9
+
+
+def test_data_counts_an_idx_folders_classes(tiny_folder, capsys):
+    assert main(["data", "--dataset", "folder", "--data", str(tiny_folder)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["train"], info["test"]) == (256, 64) and info["notes"] == []
+    assert sum(c["train"] for c in info["classes"]) == 256
+    assert [c["name"] for c in info["classes"]] == [str(i) for i in range(10)]

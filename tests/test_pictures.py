@@ -268,3 +268,29 @@ def test_the_cache_keeps_the_folders_opened_last(tmp_path, monkeypatch):
     D.load_dataset("folder", folders[2])
     assert sorted(p.name for p in (cache / "pictures").iterdir()) == sorted(
         P._cache_file(cache / "pictures", f).name for f in (folders[0], folders[2]))
+
+
+def test_cae_data_says_what_a_folder_holds(tmp_path, capsys):
+    """Before a run: the classes with their counts per split, the framing Draw will use, and
+    what the reading found amiss."""
+    import json
+
+    from cae.cli import main
+    write_pictures(tmp_path / "set" / "train", {"cat": 5, "dog": 4})
+    write_pictures(tmp_path / "set" / "test", {"cat": 2, "hen": 1})
+    (tmp_path / "set" / "test" / "cat" / "broken.png").write_bytes(b"")
+    assert main(["data", "--data", str(tmp_path / "set")]) == 0
+    out, err = capsys.readouterr()
+    info = json.loads(out)
+    assert info["dataset"] == "set" and info["image_size"] == 28
+    assert (info["train"], info["test"]) == (9, 3)
+    assert info["classes"] == [{"name": "cat", "train": 5, "test": 2},
+                               {"name": "dog", "train": 4, "test": 0},
+                               {"name": "hen", "train": 0, "test": 1}]
+    assert set(info["framing"]) == {"box", "centre_of_mass"} and 0 < info["framing"]["box"] <= 28
+    assert info["notes"] == [
+        f"1 of 13 pictures could not be read: left out (the first: {Path('test', 'cat', 'broken.png')}: "
+        "not a picture this app can read)",
+        "no training pictures of hen (their test pictures cannot be voted right)",
+        "no test pictures of dog"]
+    assert "note: no test pictures of dog" in err
