@@ -131,3 +131,11 @@ def open_window(qtbot, settings, model_path, folder, points: int):
     qtbot.waitUntil(lambda: len(w.session.points) == points or bool(w.last_error), timeout=20000)
     assert not w.last_error
     return w
+
+
+def set_settings(window, epochs=2, batch=32):
+    """The Training dock set for a run of ``epochs`` in batches of ``batch``, on the CPU."""
+    p = window.training_panel
+    p.epochs.setValue(epochs)
+    p.batch_size.setValue(batch)
+    p.device.setCurrentIndex(p.device.findData("cpu"))

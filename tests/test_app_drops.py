@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from cae.checkpoint import save_checkpoint
 from cae.model import CAE
-from tests.helpers import write_dataset_folder
+from tests.helpers import set_settings, write_dataset_folder
 
 
 def mime(*paths: Path) -> QMimeData:
@@ -94,10 +94,7 @@ def test_a_model_or_folder_dropped_during_training_is_refused_to_its_sender(wind
     """The window said why (a run trains), but told the program the drop came from that it
     was taken."""
     model, picture, folder = things
-    p = window.training_panel
-    p.epochs.setValue(200)
-    p.batch_size.setValue(8)
-    p.device.setCurrentIndex(p.device.findData("cpu"))
+    set_settings(window, epochs=200, batch=8)
     with qtbot.waitSignal(window.session.training.runningChanged, timeout=10000):
         window.training.start()
     try:

@@ -13,16 +13,9 @@ from PySide6.QtCore import Qt
 
 import cae.train
 from cae.mosaic import grid_centres
-from tests.helpers import tile_at
+from tests.helpers import set_settings, tile_at
 from cae.model import CAE
 from cae.train import Trainer
-
-
-def set_settings(window, epochs=2, batch=32):
-    p = window.training_panel
-    p.epochs.setValue(epochs)
-    p.batch_size.setValue(batch)
-    p.device.setCurrentIndex(p.device.findData("cpu"))
 
 
 def test_training_runs_to_the_end_and_updates_everything(window, qtbot):
@@ -624,18 +617,27 @@ def test_stop_before_the_first_report_says_so_at_once_and_counts_the_steps(
     assert said in answered_questions[-1][1]  # the keep question
 
 
-def test_the_stop_question_names_the_step_the_run_is_at(window, qtbot, monkeypatch,
-                                                        answered_questions):
-    """The question named the last reported step, up to 19 behind the run (a report comes
-    every 20 steps)."""
+@pytest.fixture
+def held_at_step_26(window, monkeypatch):
+    """A run of 32 steps an epoch (reports at steps 20 and 32) that holds before its 27th
+    step, 6 steps past its last report, until the returned event is set."""
     real, gate = Trainer._batch, threading.Event()
 
     def batch(self, *args):
-        if self.global_step == 26:  # the run holds here, 6 steps past its last report
+        if self.global_step == 26:
             gate.wait(60)
         return real(self, *args)
     monkeypatch.setattr(Trainer, "_batch", batch)
-    set_settings(window, epochs=3, batch=8)  # 32 steps an epoch: reports at steps 20 and 32
+    set_settings(window, epochs=3, batch=8)
+    yield gate
+    gate.set()  # (a test that failed midway leaves no worker waiting)
+
+
+def test_the_stop_question_names_the_step_the_run_is_at(window, qtbot, held_at_step_26,
+                                                        answered_questions):
+    """The question named the last reported step, up to 19 behind the run (a report comes
+    every 20 steps)."""
+    gate = held_at_step_26
     t = window.session.training
     with qtbot.waitSignal(window.session.run.ended, timeout=60000) as ended:
         assert window.training.start()
@@ -649,17 +651,10 @@ def test_the_stop_question_names_the_step_the_run_is_at(window, qtbot, monkeypat
     assert ended.args[0].steps == 27  # (the step under way when Stop was pressed)
 
 
-def test_the_bar_says_the_step_the_run_paused_at(window, qtbot, monkeypatch):
+def test_the_bar_says_the_step_the_run_paused_at(window, qtbot, held_at_step_26):
     """Paused, the bar said the last report's step (120) under a Stop question naming the
     run's own (136)."""
-    real, gate = Trainer._batch, threading.Event()
-
-    def batch(self, *args):
-        if self.global_step == 26:  # the run holds here, 6 steps past its last report
-            gate.wait(60)
-        return real(self, *args)
-    monkeypatch.setattr(Trainer, "_batch", batch)
-    set_settings(window, epochs=3, batch=8)  # 32 steps an epoch: reports at steps 20 and 32
+    gate = held_at_step_26
     t, panel = window.session.training, window.training_panel
     with qtbot.waitSignal(window.session.run.ended, timeout=60000):
         assert window.training.start()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cae.train import Trainer
-from tests.test_app_training import set_settings
+from tests.helpers import set_settings
 
 QT_NOISE = ("propagateSizeHints",)  # the offscreen platform's own note, not ours
 
